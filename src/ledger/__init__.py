@@ -1,0 +1,1 @@
+"""ledger: an event-sourced order and entitlement ledger for digital goods."""

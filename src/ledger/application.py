@@ -1,0 +1,42 @@
+"""The eventsourcing application: one store, one global notification log."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application
+
+from ledger.config import Settings, resolve_cipher_key
+from ledger.domain.catalog import Catalog
+from ledger.domain.holders import Holder
+from ledger.domain.promotions import Coupon, FlashSale
+from ledger.domain.stock import Stock
+from ledger.vault import derive_key_b64
+
+
+class LedgerApp(Application):
+    name = "Ledger"
+    # Aggregates that every order touches grow long; snapshots keep cold loads short.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Stock: 500,
+        Holder: 200,
+        Coupon: 500,
+        FlashSale: 500,
+        Catalog: 200,
+    }
+
+
+def build_app(settings: Settings) -> tuple[LedgerApp, str]:
+    """The application and the master key it was built with."""
+    master_key, _ = resolve_cipher_key(settings)
+    env = settings.eventsourcing_env()
+    env.update(
+        {
+            "CIPHER_TOPIC": "eventsourcing.cipher:AESCipher",
+            "CIPHER_KEY": derive_key_b64(master_key, "event-payload"),
+            "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        }
+    )
+    if settings.aggregate_cache_size == 0:
+        del env["AGGREGATE_CACHE_MAXSIZE"]
+    return LedgerApp(env=env), master_key

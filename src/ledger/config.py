@@ -1,0 +1,86 @@
+"""Settings, from the environment (prefix LEDGER_) or passed in by tests."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty: SQLite under data_dir",
+    )
+    data_dir: Path = DEFAULT_DATA_DIR
+    cipher_key: str = Field(default="", description="base64 of 32 bytes; generated on first run if empty")
+    reservation_timeout_s: int = Field(default=900, gt=0)
+    max_unpaid_per_customer: int = Field(default=3, gt=0)
+    max_unpaid_per_ip: int = Field(default=10, gt=0)
+    max_unpaid_per_device: int = Field(default=5, gt=0)
+    max_quantity_per_order: int = Field(default=100, gt=0)
+    command_attempts: int = Field(default=40, gt=0, description="retries on version conflicts")
+    aggregate_cache_size: int = Field(default=20_000, ge=0)
+    postgres_pool_size: int = Field(default=10, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if url and urlparse(url).scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.sqlite'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return urlparse(self.effective_database_url).scheme in ("postgresql", "postgres")
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """Translate the database URL into the eventsourcing library's settings."""
+        url = urlparse(self.effective_database_url)
+        if not self.is_postgres:
+            path = unquote(url.path[1:] if url.path.startswith("/") and url.netloc == "" else url.path)
+            path = path or str(self.data_dir / "ledger.sqlite")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.postgres_pool_size),
+            # The library retries a pool timeout ten times; keep each wait short.
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        }
+
+
+def resolve_cipher_key(settings: Settings) -> tuple[str, Path | None]:
+    """The master key, and the file it was just generated into (None if it was given or existed)."""
+    if settings.cipher_key:
+        return settings.cipher_key, None
+    path = settings.data_dir / "cipher.key"
+    if path.exists():
+        return path.read_text().strip(), None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key, path

@@ -1,0 +1,171 @@
+"""What suppliers deliver: batches of card keys at a unit cost, and each key's life."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.context import Context
+from ledger.domain.errors import (
+    AlreadyRedeemed,
+    BatchAlreadyRecalled,
+    InvalidOrderState,
+    KeyNotDelivered,
+    KeyRevoked,
+    KeyVoided,
+    RedeemedKeyRefund,
+    WrongPlatform,
+)
+
+
+class Batch(LedgerAggregate):
+    class Received(LedgerAggregate.Created):
+        sku: str
+        supplier: str
+        unit_cost: Decimal
+        currency: str
+        key_ids: list[UUID]
+
+    class Recalled(LedgerAggregate.Event):
+        reason: str
+        voided_key_ids: list[UUID]
+
+        def apply(self, batch: Batch) -> None:
+            batch.recalled = True
+
+    def __init__(self, sku: str, supplier: str, unit_cost: Decimal, currency: str, key_ids: list[UUID]) -> None:
+        self.sku = sku
+        self.supplier = supplier
+        self.unit_cost = unit_cost
+        self.currency = currency
+        self.key_ids = list(key_ids)
+        self.recalled = False
+
+    @classmethod
+    def receive(
+        cls, ctx: Context, batch_id: UUID, sku: str, supplier: str, unit_cost: Decimal, currency: str,
+        key_ids: list[UUID],
+    ) -> Batch:
+        return cls._start(
+            cls.Received, batch_id, ctx, sku=sku, supplier=supplier, unit_cost=unit_cost,
+            currency=currency, key_ids=key_ids,
+        )
+
+    def recall(self, ctx: Context, reason: str, voided_key_ids: list[UUID]) -> None:
+        if self.recalled:
+            raise BatchAlreadyRecalled(f"batch {self.id} was already recalled", batch_id=str(self.id))
+        self._emit(self.Recalled, ctx, reason=reason, voided_key_ids=voided_key_ids)
+
+
+class KeyStatus(StrEnum):
+    IN_STOCK = "in_stock"  # available or reserved: the SKU's Stock knows which
+    DELIVERED = "delivered"
+    REDEEMED = "redeemed"
+    REVOKED = "revoked"
+    VOIDED = "voided"
+
+
+class Key(LedgerAggregate):
+    """One card key. Its id is derived from the keyed hash of its code; the code itself
+    is only ever held here as ciphertext, sealed by the application layer."""
+
+    class Registered(LedgerAggregate.Created):
+        batch_id: UUID
+        sku: str
+        supplier: str
+        unit_cost: Decimal
+        platform: str | None
+        code_hmac: str
+        sealed_code: str
+
+    class Delivered(LedgerAggregate.Event):
+        order_id: UUID
+
+        def apply(self, key: Key) -> None:
+            key.status = KeyStatus.DELIVERED
+            key.order_id = self.order_id
+
+    class Redeemed(LedgerAggregate.Event):
+        account_id: str
+        platform: str | None
+
+        def apply(self, key: Key) -> None:
+            key.status = KeyStatus.REDEEMED
+            key.redeemed_by = self.account_id
+
+    class Revoked(LedgerAggregate.Event):
+        order_id: UUID
+        reason: str
+        was_redeemed: bool
+        override: bool
+
+        def apply(self, key: Key) -> None:
+            key.status = KeyStatus.REVOKED
+
+    class Voided(LedgerAggregate.Event):
+        reason: str
+
+        def apply(self, key: Key) -> None:
+            key.status = KeyStatus.VOIDED
+
+    def __init__(
+        self, batch_id: UUID, sku: str, supplier: str, unit_cost: Decimal, platform: str | None,
+        code_hmac: str, sealed_code: str,
+    ) -> None:
+        self.batch_id = batch_id
+        self.sku = sku
+        self.supplier = supplier
+        self.unit_cost = unit_cost
+        self.platform = platform
+        self.code_hmac = code_hmac
+        self.sealed_code = sealed_code
+        self.status = KeyStatus.IN_STOCK
+        self.order_id: UUID | None = None
+        self.redeemed_by: str | None = None
+
+    @classmethod
+    def register(
+        cls, ctx: Context, key_id: UUID, batch_id: UUID, sku: str, supplier: str, unit_cost: Decimal,
+        platform: str | None, code_hmac: str, sealed_code: str,
+    ) -> Key:
+        return cls._start(
+            cls.Registered, key_id, ctx, batch_id=batch_id, sku=sku, supplier=supplier,
+            unit_cost=unit_cost, platform=platform, code_hmac=code_hmac, sealed_code=sealed_code,
+        )
+
+    def deliver(self, ctx: Context, order_id: UUID) -> None:
+        # A key leaves stock once, ever: delivery to a second order is a bug upstream.
+        if self.status != KeyStatus.IN_STOCK:
+            raise InvalidOrderState(f"key {self.id} is {self.status}, cannot be delivered")
+        self._emit(self.Delivered, ctx, order_id=order_id)
+
+    def redeem(self, ctx: Context, account_id: str, platform: str | None) -> None:
+        if self.status == KeyStatus.IN_STOCK:
+            raise KeyNotDelivered("this code has not been sold yet")
+        if self.status == KeyStatus.REDEEMED:
+            raise AlreadyRedeemed("this code was already redeemed")
+        if self.status == KeyStatus.REVOKED:
+            raise KeyRevoked("this code was revoked")
+        if self.status == KeyStatus.VOIDED:
+            raise KeyVoided("this code was voided by its supplier")
+        if self.platform and platform and platform != self.platform:
+            raise WrongPlatform(f"this code is for {self.platform}", platform=self.platform)
+        self._emit(self.Redeemed, ctx, account_id=account_id, platform=platform or self.platform)
+
+    def revoke(self, ctx: Context, order_id: UUID, reason: str, override: bool) -> None:
+        if self.status not in (KeyStatus.DELIVERED, KeyStatus.REDEEMED) or self.order_id != order_id:
+            raise InvalidOrderState(f"key {self.id} was not delivered to order {order_id}")
+        was_redeemed = self.status == KeyStatus.REDEEMED
+        if was_redeemed and not override:
+            raise RedeemedKeyRefund(
+                f"key {self.id} was already redeemed; refunding it needs an explicit override",
+                key_id=str(self.id),
+            )
+        self._emit(self.Revoked, ctx, order_id=order_id, reason=reason, was_redeemed=was_redeemed, override=override)
+
+    def void(self, ctx: Context, reason: str) -> None:
+        if self.status != KeyStatus.IN_STOCK:
+            raise InvalidOrderState(f"key {self.id} is {self.status}, only keys in stock can be voided")
+        self._emit(self.Voided, ctx, reason=reason)

@@ -1,0 +1,1 @@
+"""The application-service layer: every command enters the ledger here."""

@@ -1,0 +1,62 @@
+"""What every service shares: the app, the clock, the code vault and bounded retries."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from eventsourcing.persistence import IntegrityError
+
+from ledger.application import LedgerApp
+from ledger.config import Settings
+from ledger.domain.context import Context
+from ledger.domain.errors import Contention
+from ledger.domain.risk import RiskAssessor
+from ledger.service.unit_of_work import UnitOfWork
+from ledger.vault import CodeVault
+
+R = TypeVar("R")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServiceCore:
+    def __init__(
+        self,
+        app: LedgerApp,
+        settings: Settings,
+        vault: CodeVault,
+        clock: Clock = utc_now,
+        risk: RiskAssessor | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.vault = vault
+        self.clock = clock
+        self.risk = risk
+
+    def context(self, actor: str = "system", **kwargs: str | None) -> Context:
+        return Context(now=self.clock(), actor=actor, **kwargs)  # type: ignore[arg-type]
+
+    def _run(self, command: Callable[[UnitOfWork], R]) -> R:
+        """Run a command against fresh state, retrying when another writer got there first.
+
+        The command is a function of a new unit of work each attempt, so a retry
+        re-reads everything and re-checks every rule; it never replays stale decisions.
+        """
+        attempts = self.settings.command_attempts
+        for attempt in range(attempts):
+            try:
+                return command(UnitOfWork(self.app))
+            except IntegrityError:
+                if attempt + 1 == attempts:
+                    break
+                # Full jitter keeps racing writers from colliding in lockstep.
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+        raise Contention(f"gave up after {attempts} conflicting attempts; retry the request")

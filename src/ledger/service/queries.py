@@ -1,0 +1,112 @@
+"""Reads straight from the event store: current aggregates, delivered codes, timelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ledger.domain.catalog import Catalog, Product
+from ledger.domain.errors import UnknownCoupon, UnknownOrder, UnknownProduct
+from ledger.domain.holders import Holder, HolderKind
+from ledger.domain.ids import CATALOG_ID, coupon_id, holder_id, product_id, stock_id
+from ledger.domain.orders import Order
+from ledger.domain.promotions import Coupon
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Key
+from ledger.service.core import ServiceCore
+from ledger.service.unit_of_work import UnitOfWork
+
+# Never shown outside the key's own aggregate: the sealed code and its lookup hash.
+SECRET_FIELDS = frozenset({"sealed_code", "code_hmac"})
+
+
+@dataclass(frozen=True)
+class DeliveredKey:
+    key_id: UUID
+    code: str
+    status: str
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    timestamp: datetime
+    stream: str
+    stream_id: UUID
+    version: int
+    event: str
+    data: dict[str, Any]
+
+
+class QueryService(ServiceCore):
+    def _read(self) -> UnitOfWork:
+        return UnitOfWork(self.app)
+
+    def product(self, sku: str) -> Product:
+        return self._read().load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+
+    def products(self) -> list[Product]:
+        uow = self._read()
+        catalog = uow.find(Catalog, CATALOG_ID)
+        found = [uow.find(Product, product_id(sku)) for sku in (catalog.skus if catalog else [])]
+        return [p for p in found if p is not None]
+
+    def stock(self, sku: str) -> Stock:
+        return self._read().load(Stock, stock_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+
+    def order(self, order_id: UUID) -> Order:
+        return self._read().load(Order, order_id, UnknownOrder(f"no order {order_id}"))
+
+    def coupon(self, code: str) -> Coupon:
+        return self._read().load(Coupon, coupon_id(code), UnknownCoupon(f"no coupon {code}"))
+
+    def customer(self, customer_id: str) -> Holder | None:
+        return self._read().find(Holder, holder_id(HolderKind.CUSTOMER, customer_id))
+
+    def order_keys(self, order_id: UUID) -> list[DeliveredKey]:
+        """The codes delivered by an order, unsealed: for the buyer's storefront only."""
+        uow = self._read()
+        order = uow.load(Order, order_id, UnknownOrder(f"no order {order_id}"))
+        keys = []
+        for key_id in order.delivered:
+            key = uow.find(Key, key_id)
+            if key is not None:
+                keys.append(DeliveredKey(key.id, self.vault.unseal(key.sealed_code), key.status.value))
+        return keys
+
+    def history(self, ident: str) -> list[TimelineEntry]:
+        """The timeline of an order, key, batch (by id), a product (by SKU) or a customer."""
+        streams: list[UUID] = []
+        try:
+            streams.append(UUID(ident))
+        except ValueError:
+            pass
+        streams += [product_id(ident), stock_id(ident), holder_id(HolderKind.CUSTOMER, ident)]
+        entries: list[TimelineEntry] = []
+        for stream in streams:
+            entries += self._stream(stream)
+        customer = self.customer(ident)
+        if customer is not None:
+            for order_id in _orders_of(entries):
+                entries += self._stream(order_id)
+        return sorted(entries, key=lambda e: (e.timestamp, str(e.stream_id), e.version))
+
+    def _stream(self, stream_id: UUID) -> list[TimelineEntry]:
+        entries = []
+        for event in self.app.events.get(stream_id):
+            data = {k: v for k, v in event.__dict__.items() if k not in SECRET_FIELDS}
+            for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
+                data.pop(k, None)
+            qualname = type(event).__qualname__
+            stream, _, name = qualname.rpartition(".")
+            entries.append(TimelineEntry(event.timestamp, stream, stream_id, event.originator_version, name, data))
+        return entries
+
+
+def _orders_of(entries: list[TimelineEntry]) -> list[UUID]:
+    seen: dict[UUID, None] = {}
+    for entry in entries:
+        if entry.stream == "Holder" and "order_id" in entry.data:
+            seen[entry.data["order_id"]] = None
+    return list(seen)

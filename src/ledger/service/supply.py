@@ -1,0 +1,130 @@
+"""Batches in, recalls, and redemption by code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from ledger.domain.catalog import Product
+from ledger.domain.context import Context
+from ledger.domain.errors import (
+    ImportRejected,
+    LineError,
+    ProductRetired,
+    UnknownBatch,
+    UnknownCode,
+    UnknownProduct,
+)
+from ledger.domain.ids import key_id, product_id, stock_id
+from ledger.domain.money import parse_amount
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Batch, Key
+from ledger.keyfile import check_code
+from ledger.service import inputs
+from ledger.service.orders import OrderService
+from ledger.service.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Imported:
+    batch_id: UUID
+    key_ids: list[UUID]
+    position: int
+
+
+@dataclass(frozen=True)
+class Recalled:
+    batch_id: UUID
+    voided: int
+    cancelled_orders: list[UUID]
+    position: int
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    key_id: UUID
+    sku: str
+    position: int
+
+
+class SupplyService(OrderService):
+    def import_keys(
+        self, ctx: Context, *, sku: str, supplier: str, unit_cost: object, codes: list[tuple[int, str]],
+        line_errors: list[LineError] | None = None,
+    ) -> Imported:
+        """All or nothing: every bad, duplicate or already-stored line is reported, or all go in."""
+        inputs.text(supplier, "supplier")
+        batch_id = uuid4()
+
+        def command(uow: UnitOfWork) -> Imported:
+            product = uow.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+            if product.retired:
+                raise ProductRetired(f"product {sku} is retired", sku=sku)
+            cost = parse_amount(unit_cost, product.currency, "unit_cost")
+            errors = list(line_errors or [])
+            first_seen: dict[str, int] = {}
+            fingerprints: list[tuple[int, str, str]] = []
+            for line, code in codes:
+                problem = check_code(code)
+                if problem:
+                    errors.append(LineError(line, problem))
+                    continue
+                fingerprint = self.vault.fingerprint(code)
+                if fingerprint in first_seen:
+                    errors.append(LineError(line, f"duplicate of line {first_seen[fingerprint]}"))
+                    continue
+                first_seen[fingerprint] = line
+                if self.app.recorder.select_events(key_id(fingerprint), limit=1):
+                    errors.append(LineError(line, "code already imported"))
+                    continue
+                fingerprints.append((line, code, fingerprint))
+            if not fingerprints and not errors:
+                errors.append(LineError(1, "no codes given"))
+            if errors:
+                raise ImportRejected(sorted(errors, key=lambda e: e.line))
+            keys = [
+                Key.register(
+                    ctx, key_id(fingerprint), batch_id, sku, supplier, cost, product.platform, fingerprint,
+                    self.vault.seal(code),
+                )
+                for _, code, fingerprint in fingerprints
+            ]
+            key_ids = [k.id for k in keys]
+            batch = Batch.receive(ctx, batch_id, sku, supplier, cost, product.currency, key_ids)
+            stock = uow.load(Stock, stock_id(sku), UnknownProduct(f"no stock for {sku}", sku=sku))
+            stock.replenish(ctx, batch_id, key_ids)
+            uow.add(batch, *keys)
+            return Imported(batch_id, key_ids, uow.commit())
+
+        return self._run(command)
+
+    def recall_batch(self, ctx: Context, batch_id: UUID, reason: str) -> Recalled:
+        """Void every undelivered key of a batch; unpaid orders holding one are cancelled."""
+        inputs.text(reason, "reason")
+
+        def command(uow: UnitOfWork) -> Recalled:
+            batch = uow.load(Batch, batch_id, UnknownBatch(f"no batch {batch_id}"))
+            stock = uow.load(Stock, stock_id(batch.sku), UnknownProduct(f"no stock for {batch.sku}"))
+            affected = stock.orders_holding(batch.key_ids)
+            for order_id in affected:
+                self._close_reservation(uow, ctx, self._order(uow, order_id), "cancelled", "supplier_recall")
+            voided = stock.void(ctx, batch.id, batch.key_ids, reason)
+            for key in voided:
+                uow.load(Key, key, UnknownCode(f"no key {key}")).void(ctx, reason)
+            batch.recall(ctx, reason, voided)
+            return Recalled(batch.id, len(voided), affected, uow.commit())
+
+        return self._run(command)
+
+    def redeem(self, ctx: Context, *, code: str, account_id: str, platform: str | None = None) -> Redeemed:
+        inputs.text(account_id, "account_id")
+        if not isinstance(code, str) or check_code(code.strip()):
+            raise UnknownCode("no such code")
+        fingerprint = self.vault.fingerprint(code.strip())
+
+        def command(uow: UnitOfWork) -> Redeemed:
+            key = uow.load(Key, key_id(fingerprint), UnknownCode("no such code"))
+            key.redeem(ctx, account_id, platform)
+            return Redeemed(key.id, key.sku, uow.commit())
+
+        return self._run(command)

@@ -1,0 +1,45 @@
+"""Card-key codes at rest: sealed with AES-GCM, looked up by a keyed hash (HMAC).
+
+Both keys are derived from the one master key, each for its own purpose, so the
+event cipher, the code cipher and the lookup hash never share key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+from eventsourcing.cipher import AESCipher
+from eventsourcing.utils import Environment
+
+
+def derive_key(master_b64: str, purpose: str) -> bytes:
+    master = base64.b64decode(master_b64)
+    if len(master) not in (16, 24, 32):
+        raise ValueError("LEDGER_CIPHER_KEY must be base64 of 16, 24 or 32 bytes")
+    key = HKDF(master, 32, salt=b"ledger", hashmod=SHA256, context=purpose.encode())
+    assert isinstance(key, bytes)
+    return key
+
+
+def derive_key_b64(master_b64: str, purpose: str) -> str:
+    return base64.b64encode(derive_key(master_b64, purpose)).decode()
+
+
+class CodeVault:
+    def __init__(self, master_b64: str) -> None:
+        self._hmac_key = derive_key(master_b64, "card-code-hmac")
+        env = Environment(env={"CIPHER_KEY": derive_key_b64(master_b64, "card-code-seal")})
+        self._cipher = AESCipher(env)
+
+    def fingerprint(self, code: str) -> str:
+        return hmac.new(self._hmac_key, code.encode(), hashlib.sha256).hexdigest()
+
+    def seal(self, code: str) -> str:
+        return base64.b64encode(self._cipher.encrypt(code.encode())).decode()
+
+    def unseal(self, sealed: str) -> str:
+        return self._cipher.decrypt(base64.b64decode(sealed)).decode()
