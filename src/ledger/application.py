@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from uuid import UUID
 
 from eventsourcing.application import Application
 
@@ -14,7 +15,7 @@ from ledger.domain.stock import Stock
 from ledger.vault import derive_key_b64
 
 
-class LedgerApp(Application):
+class LedgerApp(Application[UUID]):
     name = "Ledger"
     # Aggregates that every order touches grow long; snapshots keep cold loads short.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {

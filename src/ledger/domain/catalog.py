@@ -27,7 +27,11 @@ class ProductKind(StrEnum):
 
 
 class Product(LedgerAggregate):
+    """A product (SKU): the template of an entitlement that is sold, with prices per channel."""
+
     class Defined(LedgerAggregate.Created):
+        """A product (SKU) was defined: an entitlement template with its list prices per channel."""
+
         sku: str
         name: str
         kind: str
@@ -41,6 +45,8 @@ class Product(LedgerAggregate):
         reservation_timeout_s: int | None
 
     class PriceChanged(LedgerAggregate.Event):
+        """The list price of one sales channel changed."""
+
         channel: str
         price: Decimal
 
@@ -48,6 +54,8 @@ class Product(LedgerAggregate):
             product.prices[self.channel] = self.price
 
     class FlashSaleScheduled(LedgerAggregate.Event):
+        """A flash sale was scheduled for this SKU (its caps live on the FlashSale)."""
+
         sale_id: str
         starts_at: datetime
         ends_at: datetime
@@ -56,6 +64,8 @@ class Product(LedgerAggregate):
             product.flash_sales[self.sale_id] = [self.starts_at, self.ends_at]
 
     class Retired(LedgerAggregate.Event):
+        """The product can no longer be ordered; delivered keys stay valid."""
+
         reason: str
 
         def apply(self, product: Product) -> None:
@@ -129,21 +139,27 @@ class Catalog(LedgerAggregate):
     """The one list of SKUs, coupons and flash sales: what exists, for listings and sweeps."""
 
     class Opened(LedgerAggregate.Created):
-        pass
+        """The catalogue was opened (first product or promotion)."""
 
     class ProductListed(LedgerAggregate.Event):
+        """A SKU was added to the catalogue."""
+
         sku: str
 
         def apply(self, catalog: Catalog) -> None:
             catalog.skus.append(self.sku)
 
     class CouponListed(LedgerAggregate.Event):
+        """A coupon code was added to the catalogue."""
+
         code: str
 
         def apply(self, catalog: Catalog) -> None:
             catalog.coupons.append(self.code)
 
     class FlashSaleListed(LedgerAggregate.Event):
+        """A flash sale was added to the catalogue."""
+
         sale_id: str
 
         def apply(self, catalog: Catalog) -> None:

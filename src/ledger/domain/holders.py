@@ -21,11 +21,17 @@ class HolderKind(StrEnum):
 
 
 class Holder(LedgerAggregate):
+    """A customer, IP or device: its unpaid reservations and the units it bought per SKU."""
+
     class Opened(LedgerAggregate.Created):
+        """A customer, IP or device was first seen."""
+
         kind: str
         value: str
 
     class ReservationHeld(LedgerAggregate.Event):
+        """It holds an unpaid reservation (counts against its caps)."""
+
         order_id: UUID
         sku: str
         units: int
@@ -35,6 +41,8 @@ class Holder(LedgerAggregate):
             holder._count(self.sku, self.units)
 
     class ReservationClosed(LedgerAggregate.Event):
+        """That reservation was paid, expired or cancelled."""
+
         order_id: UUID
         sku: str
         units: int

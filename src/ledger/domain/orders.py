@@ -28,7 +28,11 @@ class OrderStatus(StrEnum):
 
 
 class Order(LedgerAggregate):
+    """One customer order of one SKU, from placement to delivery, expiry, cancellation or refund."""
+
     class Placed(LedgerAggregate.Created):
+        """A customer placed an order: SKU, quantity, channel, price, discount, amount due."""
+
         customer_id: str
         sku: str
         quantity: int
@@ -44,6 +48,8 @@ class Order(LedgerAggregate):
         device_id: str | None
 
     class Rejected(LedgerAggregate.Event):
+        """The order was refused by a rule (out of stock, limit, coupon, risk), with evidence."""
+
         reason: str
         message: str
         evidence: dict[str, Any]
@@ -52,6 +58,8 @@ class Order(LedgerAggregate):
             order.status = OrderStatus.REJECTED
 
     class KeysReserved(LedgerAggregate.Event):
+        """Keys were reserved for the order until the deadline."""
+
         key_ids: list[UUID]
         until: datetime
 
@@ -61,6 +69,8 @@ class Order(LedgerAggregate):
             order.reserved_until = self.until
 
     class PaymentCaptured(LedgerAggregate.Event):
+        """The payment provider's money was captured for the order."""
+
         payment_reference: str
         amount: Decimal
         provider: str
@@ -70,6 +80,8 @@ class Order(LedgerAggregate):
             order.amount_paid += self.amount
 
     class PaymentRejected(LedgerAggregate.Event):
+        """A payment callback was refused (its amount did not match the amount due)."""
+
         payment_reference: str
         amount: Decimal
         provider: str
@@ -79,7 +91,8 @@ class Order(LedgerAggregate):
             order.rejected_payments += 1
 
     class KeysDelivered(LedgerAggregate.Event):
-        # Each key with its batch and unit cost: the cost at the time of sale.
+        """The paid order received its keys, each with its batch and unit cost: the cost at time of sale."""
+
         keys: list[dict[str, Any]]
         total_cost: Decimal
 
@@ -90,6 +103,8 @@ class Order(LedgerAggregate):
             order.cost = self.total_cost
 
     class Expired(LedgerAggregate.Event):
+        """The unpaid reservation lapsed and its keys were released."""
+
         released_key_ids: list[UUID]
 
         def apply(self, order: Order) -> None:
@@ -97,6 +112,8 @@ class Order(LedgerAggregate):
             order.reserved = []
 
     class Cancelled(LedgerAggregate.Event):
+        """The unpaid order was cancelled and its keys were released."""
+
         reason: str
         released_key_ids: list[UUID]
 
@@ -105,6 +122,8 @@ class Order(LedgerAggregate):
             order.reserved = []
 
     class Refunded(LedgerAggregate.Event):
+        """Money went back to the buyer; listed keys were revoked."""
+
         amount: Decimal
         reason: str
         revoked_key_ids: list[UUID]
@@ -230,6 +249,8 @@ class Payment(LedgerAggregate):
     """One provider payment, keyed by its reference: the idempotency record of a callback."""
 
     class Recorded(LedgerAggregate.Created):
+        """The outcome of one payment reference: delivered, refunded in full, or rejected."""
+
         reference: str
         order_id: UUID
         amount: Decimal

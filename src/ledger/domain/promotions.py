@@ -46,7 +46,11 @@ class _Uses(LedgerAggregate):
 
 
 class Coupon(_Uses):
+    """A coupon campaign: its discount, scope, window and caps, and its live uses."""
+
     class Created(LedgerAggregate.Created):
+        """A coupon campaign was created: discount, scope, window and caps."""
+
         code: str
         kind: str
         value: Decimal
@@ -59,6 +63,8 @@ class Coupon(_Uses):
         per_customer_cap: int | None
 
     class Used(LedgerAggregate.Event):
+        """An order used the coupon (the use is live until released)."""
+
         order_id: UUID
         customer_id: str
         discount: Decimal
@@ -67,6 +73,8 @@ class Coupon(_Uses):
             coupon._add_use(self.order_id, self.customer_id, 1)
 
     class UseReleased(LedgerAggregate.Event):
+        """The order expired or was cancelled: the use is given back."""
+
         order_id: UUID
         reason: str
 
@@ -134,7 +142,11 @@ class Coupon(_Uses):
 
 
 class FlashSale(_Uses):
+    """A flash sale of one SKU: special price inside a window, total and per-customer caps."""
+
     class Created(LedgerAggregate.Created):
+        """A flash sale was created: SKU, window, price, quantity, per-customer limit."""
+
         sale_id: str
         sku: str
         starts_at: datetime
@@ -144,6 +156,8 @@ class FlashSale(_Uses):
         per_customer_limit: int | None
 
     class Claimed(LedgerAggregate.Event):
+        """An order claimed units of the flash sale."""
+
         order_id: UUID
         customer_id: str
         units: int
@@ -152,6 +166,8 @@ class FlashSale(_Uses):
             sale._add_use(self.order_id, self.customer_id, self.units)
 
     class ClaimReleased(LedgerAggregate.Event):
+        """The order expired or was cancelled: the units are given back."""
+
         order_id: UUID
         reason: str
 

@@ -8,6 +8,7 @@ the commit and retries against fresh stock.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
@@ -16,11 +17,22 @@ from ledger.domain.errors import InvalidOrderState, OutOfStock
 from ledger.domain.ids import stock_id
 
 
+class Reservation(TypedDict):
+    keys: list[UUID]
+    until: datetime
+
+
 class Stock(LedgerAggregate):
+    """The key pool of one SKU: which keys are available and which orders hold which."""
+
     class Opened(LedgerAggregate.Created):
+        """The SKU's key pool was opened (with the product)."""
+
         sku: str
 
     class Replenished(LedgerAggregate.Event):
+        """Keys of a batch became available."""
+
         batch_id: UUID
         key_ids: list[UUID]
 
@@ -28,6 +40,8 @@ class Stock(LedgerAggregate):
             stock.available.extend(self.key_ids)
 
     class Reserved(LedgerAggregate.Event):
+        """Keys were reserved for an order until a deadline."""
+
         order_id: UUID
         key_ids: list[UUID]
         until: datetime
@@ -42,6 +56,8 @@ class Stock(LedgerAggregate):
             stock.reservations[str(self.order_id)] = {"keys": list(self.key_ids), "until": self.until}
 
     class Released(LedgerAggregate.Event):
+        """An unpaid order's reserved keys went back to stock (expired, cancelled, recalled)."""
+
         order_id: UUID
         key_ids: list[UUID]
         reason: str
@@ -52,6 +68,8 @@ class Stock(LedgerAggregate):
             stock.available[:0] = self.key_ids
 
     class Delivered(LedgerAggregate.Event):
+        """An order's reserved keys left stock for good."""
+
         order_id: UUID
         key_ids: list[UUID]
 
@@ -60,6 +78,8 @@ class Stock(LedgerAggregate):
             stock.delivered += len(self.key_ids)
 
     class Voided(LedgerAggregate.Event):
+        """Available keys were voided by a supplier recall."""
+
         batch_id: UUID
         key_ids: list[UUID]
         reason: str
@@ -72,7 +92,7 @@ class Stock(LedgerAggregate):
     def __init__(self, sku: str) -> None:
         self.sku = sku
         self.available: list[UUID] = []
-        self.reservations: dict[str, dict[str, object]] = {}
+        self.reservations: dict[str, Reservation] = {}
         self.delivered = 0
         self.voided = 0
 
@@ -86,14 +106,14 @@ class Stock(LedgerAggregate):
 
     def reserved_keys(self, order_id: UUID) -> list[UUID]:
         reservation = self.reservations.get(str(order_id))
-        return list(reservation["keys"]) if reservation else []  # type: ignore[call-overload]
+        return list(reservation["keys"]) if reservation else []
 
     def reservation_deadline(self, order_id: UUID) -> datetime | None:
         reservation = self.reservations.get(str(order_id))
-        return reservation["until"] if reservation else None  # type: ignore[return-value]
+        return reservation["until"] if reservation else None
 
     def expired_reservations(self, now: datetime) -> list[UUID]:
-        return [UUID(order) for order, r in self.reservations.items() if r["until"] <= now]  # type: ignore[operator]
+        return [UUID(order) for order, r in self.reservations.items() if r["until"] <= now]
 
     def replenish(self, ctx: Context, batch_id: UUID, key_ids: list[UUID]) -> None:
         self._emit(self.Replenished, ctx, batch_id=batch_id, key_ids=key_ids)
@@ -124,7 +144,7 @@ class Stock(LedgerAggregate):
 
     def orders_holding(self, key_ids: list[UUID]) -> list[UUID]:
         wanted = set(key_ids)
-        return [UUID(o) for o, r in self.reservations.items() if wanted.intersection(r["keys"])]  # type: ignore[call-overload]
+        return [UUID(o) for o, r in self.reservations.items() if wanted.intersection(r["keys"])]
 
     def void(self, ctx: Context, batch_id: UUID, key_ids: list[UUID], reason: str) -> list[UUID]:
         """Void those of `key_ids` that are available; reserved ones must be released first."""

@@ -21,7 +21,11 @@ from ledger.domain.errors import (
 
 
 class Batch(LedgerAggregate):
+    """A supplier batch: keys bought for one SKU at one unit cost."""
+
     class Received(LedgerAggregate.Created):
+        """A supplier batch arrived for a SKU at a unit cost, with the ids of its keys."""
+
         sku: str
         supplier: str
         unit_cost: Decimal
@@ -29,6 +33,8 @@ class Batch(LedgerAggregate):
         key_ids: list[UUID]
 
     class Recalled(LedgerAggregate.Event):
+        """The supplier recalled the batch; its undelivered keys were voided."""
+
         reason: str
         voided_key_ids: list[UUID]
 
@@ -72,6 +78,8 @@ class Key(LedgerAggregate):
     is only ever held here as ciphertext, sealed by the application layer."""
 
     class Registered(LedgerAggregate.Created):
+        """A key entered the ledger: its code sealed, its keyed hash kept for lookup."""
+
         batch_id: UUID
         sku: str
         supplier: str
@@ -81,6 +89,8 @@ class Key(LedgerAggregate):
         sealed_code: str
 
     class Delivered(LedgerAggregate.Event):
+        """The key was handed to the order that paid for it. Once, ever."""
+
         order_id: UUID
 
         def apply(self, key: Key) -> None:
@@ -88,6 +98,8 @@ class Key(LedgerAggregate):
             key.order_id = self.order_id
 
     class Redeemed(LedgerAggregate.Event):
+        """The buyer's account redeemed the key on a platform."""
+
         account_id: str
         platform: str | None
 
@@ -96,6 +108,8 @@ class Key(LedgerAggregate):
             key.redeemed_by = self.account_id
 
     class Revoked(LedgerAggregate.Event):
+        """A refund revoked the key; it never returns to stock."""
+
         order_id: UUID
         reason: str
         was_redeemed: bool
@@ -105,6 +119,8 @@ class Key(LedgerAggregate):
             key.status = KeyStatus.REVOKED
 
     class Voided(LedgerAggregate.Event):
+        """A supplier recall voided the key before it was sold."""
+
         reason: str
 
         def apply(self, key: Key) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from ledger.domain.base import LedgerAggregate
 from ledger.domain.catalog import Catalog, Product
 from ledger.domain.errors import UnknownCoupon, UnknownOrder, UnknownProduct
 from ledger.domain.holders import Holder, HolderKind
@@ -78,10 +80,8 @@ class QueryService(ServiceCore):
     def history(self, ident: str) -> list[TimelineEntry]:
         """The timeline of an order, key, batch (by id), a product (by SKU) or a customer."""
         streams: list[UUID] = []
-        try:
+        with contextlib.suppress(ValueError):
             streams.append(UUID(ident))
-        except ValueError:
-            pass
         streams += [product_id(ident), stock_id(ident), holder_id(HolderKind.CUSTOMER, ident)]
         entries: list[TimelineEntry] = []
         for stream in streams:
@@ -95,6 +95,7 @@ class QueryService(ServiceCore):
     def _stream(self, stream_id: UUID) -> list[TimelineEntry]:
         entries = []
         for event in self.app.events.get(stream_id):
+            assert isinstance(event, LedgerAggregate.Event)
             data = {k: v for k, v in event.__dict__.items() if k not in SECRET_FIELDS}
             for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
                 data.pop(k, None)

@@ -1,0 +1,7 @@
+"""Rewrite docs/events.md from the code."""
+
+from pathlib import Path
+
+from ledger.event_catalogue import render
+
+Path(__file__).resolve().parent.parent.joinpath("docs", "events.md").write_text(render())

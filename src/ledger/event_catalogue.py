@@ -1,0 +1,99 @@
+"""Generate docs/events.md from the aggregates themselves, so the catalogue cannot drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from types import ModuleType
+
+from ledger.domain import catalog, holders, orders, promotions, stock, supply
+from ledger.domain.base import LedgerAggregate
+
+MODULES: tuple[ModuleType, ...] = (catalog, supply, stock, orders, holders, promotions)
+_BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
+
+HEADER = """# Event catalogue
+
+Generated from the code by `python scripts/gen_events_doc.py`; a test fails when this
+file and the code disagree. Every event also carries `originator_id` (the aggregate id),
+`originator_version`, `timestamp` (occurred-at, from the command's clock) and `meta`
+(`actor`, `correlation_id`, `causation_id`, and `client_ip` / `device_id` when the command
+had them). Event payloads are encrypted at rest (AES-GCM); card-key codes are sealed a
+second time inside `Key.Registered.sealed_code`, so a decrypted event stream still holds
+no code in clear.
+"""
+
+
+def _aggregates() -> list[type[LedgerAggregate]]:
+    found: list[type[LedgerAggregate]] = []
+    for module in MODULES:
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(obj, LedgerAggregate)
+                and obj.__module__ == module.__name__
+                and not obj.__name__.startswith("_")
+            ):
+                found.append(obj)
+    return found
+
+
+def _events(aggregate: type[LedgerAggregate]) -> list[type[LedgerAggregate.Event]]:
+    """The events an aggregate declares (the library adds empty Event/Created bases to each)."""
+    events = []
+    for name, obj in vars(aggregate).items():
+        if not (inspect.isclass(obj) and issubclass(obj, LedgerAggregate.Event)) or name.startswith("_"):
+            continue
+        if _doc(obj):
+            events.append(obj)
+    return events
+
+
+def _doc(obj: type) -> str:
+    """The first line of the docstring written in the source.
+
+    The library re-creates event classes as dataclasses, whose generated __doc__ is
+    the signature; the written one sits on the class it was made from.
+    """
+    for klass in obj.__mro__:
+        if klass.__name__ != obj.__name__:
+            break
+        doc = klass.__dict__.get("__doc__") or ""
+        if doc.strip() and not doc.startswith(obj.__name__ + "("):
+            return inspect.cleandoc(doc).splitlines()[0]
+    return ""
+
+
+def _fields(event: type[LedgerAggregate.Event]) -> list[tuple[str, str]]:
+    hints = typing.get_type_hints(event)
+    return [
+        (f.name, _type_name(hints[f.name]))
+        for f in dataclasses.fields(event)  # type: ignore[arg-type]
+        if f.name not in _BASE_FIELDS
+    ]
+
+
+def _type_name(hint: object) -> str:
+    text = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+    return text or str(hint).replace("typing.", "").replace("decimal.", "").replace("uuid.", "").replace(
+        "datetime.", ""
+    )
+
+
+def render() -> str:
+    lines = [HEADER]
+    for aggregate in _aggregates():
+        lines.append(f"## {aggregate.__name__}\n")
+        doc = _doc(aggregate)
+        if doc:
+            lines.append(doc + "\n")
+        lines.append(f"Module `{aggregate.__module__}`.\n")
+        lines.append("| event | fields | meaning |")
+        lines.append("| --- | --- | --- |")
+        for event in _events(aggregate):
+            # A "|" inside a type would end the table cell.
+            fields = ", ".join(f"`{n}`: {t.replace('|', 'or')}" for n, t in _fields(event)) or "—"
+            meaning = _doc(event)
+            lines.append(f"| `{aggregate.__name__}.{event.__name__}` | {fields} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

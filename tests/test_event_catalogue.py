@@ -1,0 +1,23 @@
+from pathlib import Path
+
+from ledger.event_catalogue import render
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+
+
+def test_docs_events_md_matches_the_code() -> None:
+    """Regenerate with `python scripts/gen_events_doc.py` when this fails."""
+    assert DOC.read_text() == render()
+
+
+def test_catalogue_names_every_fact_the_ledger_promises() -> None:
+    text = render()
+    for event in (
+        "Product.Defined", "Product.PriceChanged", "Product.Retired", "Batch.Received", "Batch.Recalled",
+        "Key.Registered", "Key.Delivered", "Key.Redeemed", "Key.Revoked", "Key.Voided", "Stock.Reserved",
+        "Stock.Released", "Order.Placed", "Order.Rejected", "Order.KeysReserved", "Order.PaymentCaptured",
+        "Order.KeysDelivered", "Order.Expired", "Order.Cancelled", "Order.Refunded", "Coupon.Used",
+        "Coupon.UseReleased", "FlashSale.Claimed", "FlashSale.ClaimReleased",
+    ):
+        assert f"`{event}`" in text, event
+    assert "sealed_code" in text and "`code`: " not in text.split("## Key")[1].split("## Stock")[0]
