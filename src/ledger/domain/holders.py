@@ -64,7 +64,8 @@ class Holder(LedgerAggregate):
             holder._count(self.sku, self.units)
 
     def __init__(self, kind: str, value: str) -> None:
-        self.kind = HolderKind(kind)
+        # A plain str, not HolderKind: snapshots bring state back through JSON.
+        self.kind: str = HolderKind(kind).value
         self.value = value
         self.open_orders: dict[str, str] = {}
         self.units_by_sku: dict[str, int] = {}

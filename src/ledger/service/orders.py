@@ -165,10 +165,11 @@ class OrderService(CatalogService):
                 HolderKind.DEVICE: self.settings.max_unpaid_per_device,
             }
             for holder in holders:
-                if holder.unpaid >= caps[holder.kind]:
+                cap = caps[HolderKind(holder.kind)]
+                if holder.unpaid >= cap:
                     raise TooManyUnpaidReservations(
                         f"{holder.kind} already holds {holder.unpaid} unpaid reservations",
-                        subject=holder.kind.value, limit=caps[holder.kind],
+                        subject=str(holder.kind), limit=cap,
                     )
         limit = product.per_customer_limit
         if limit is not None and holders[0].units(sku) + quantity > limit:
