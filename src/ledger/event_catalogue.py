@@ -25,7 +25,7 @@ no code in clear.
 """
 
 
-def _aggregates() -> list[type[LedgerAggregate]]:
+def aggregates() -> list[type[LedgerAggregate]]:
     found: list[type[LedgerAggregate]] = []
     for module in MODULES:
         for _, obj in inspect.getmembers(module, inspect.isclass):
@@ -38,7 +38,7 @@ def _aggregates() -> list[type[LedgerAggregate]]:
     return found
 
 
-def _events(aggregate: type[LedgerAggregate]) -> list[type[LedgerAggregate.Event]]:
+def declared_events(aggregate: type[LedgerAggregate]) -> list[type[LedgerAggregate.Event]]:
     """The events an aggregate declares (the library adds empty Event/Created bases to each)."""
     events = []
     for name, obj in vars(aggregate).items():
@@ -82,7 +82,7 @@ def _type_name(hint: object) -> str:
 
 def render() -> str:
     lines = [HEADER]
-    for aggregate in _aggregates():
+    for aggregate in aggregates():
         lines.append(f"## {aggregate.__name__}\n")
         doc = _doc(aggregate)
         if doc:
@@ -90,7 +90,7 @@ def render() -> str:
         lines.append(f"Module `{aggregate.__module__}`.\n")
         lines.append("| event | fields | meaning |")
         lines.append("| --- | --- | --- |")
-        for event in _events(aggregate):
+        for event in declared_events(aggregate):
             # A "|" inside a type would end the table cell.
             fields = ", ".join(f"`{n}`: {t.replace('|', 'or')}" for n, t in _fields(event)) or "—"
             meaning = _doc(event)

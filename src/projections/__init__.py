@@ -1,0 +1,1 @@
+"""Read models derived from the ledger's events, updated exactly once, rebuildable from zero."""

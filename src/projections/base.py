@@ -1,0 +1,153 @@
+"""The base of every read model: tables, event handlers, and rows kept in memory
+between flushes so a batch of thousands of events costs one write per changed row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from eventsourcing.utils import get_topic
+
+from projections.store import ViewStore
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table: its name, its key columns and its other columns with SQL types."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def all_columns(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    def decode(self, values: tuple[Any, ...]) -> Row:
+        """A row as read back: money columns as Decimal whatever the store returned."""
+        row = dict(zip(self.all_columns, values, strict=True))
+        for column, kind in self.columns:
+            if kind.startswith("NUMERIC") and row[column] is not None:
+                row[column] = Decimal(str(row[column])).normalize() + 0
+        return row
+
+
+class Projection:
+    """Subclasses name their tables and define `on_<Aggregate>_<Event>(event, position)`."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self, store: ViewStore, version: int | None = None) -> None:
+        self.store = store
+        self.version = version if version is not None else store.active_version(self.name)
+        self._handlers = self._discover_handlers()
+        self.reset()
+
+    # ---- naming ----
+
+    @property
+    def tracking_name(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    def table(self, name: str) -> str:
+        return f"{self.name}_{name}_v{self.version}"
+
+    # ---- lifecycle ----
+
+    def reset(self) -> None:
+        """Forget everything held in memory (after a failed flush, or to reload)."""
+        self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in self.tables}
+        self.dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in self.tables}
+        self.appended: dict[str, list[Row]] = {t.name: [] for t in self.tables}
+
+    def create_tables(self, cursor: Any) -> None:
+        for t in self.tables:
+            columns = ", ".join(f"{c} {self._sql_type(kind)}" for c, kind in t.columns)
+            key = f", PRIMARY KEY ({', '.join(t.key)})" if t.key else ""
+            self.store.execute(cursor, f"CREATE TABLE IF NOT EXISTS {self.table(t.name)} ({columns}{key})")
+
+    def _sql_type(self, kind: str) -> str:
+        # SQLite's NUMERIC affinity would turn "0.10" into a float: keep money as exact text.
+        return kind if self.store.is_postgres or not kind.startswith("NUMERIC") else "TEXT"
+
+    def drop_tables(self, cursor: Any) -> None:
+        for t in self.tables:
+            self.store.execute(cursor, f"DROP TABLE IF EXISTS {self.table(t.name)}")
+
+    def load(self) -> None:
+        """Read keyed rows back into memory; append-only tables stay on disk."""
+        for t in self.tables:
+            if not t.key:
+                continue
+            for values in self.store.query(f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}"):
+                row = t.decode(values)
+                self.rows[t.name][tuple(row[k] for k in t.key)] = row
+
+    # ---- event handling ----
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def handle(self, event: Any, position: int) -> None:
+        self._handlers[get_topic(type(event))](event, position)
+
+    def _discover_handlers(self) -> dict[str, Callable[[Any, int], None]]:
+        from projections.events import EVENT_CLASSES
+
+        handlers = {}
+        for qualname, cls in EVENT_CLASSES.items():
+            method = getattr(self, "on_" + qualname.replace(".", "_"), None)
+            if method is not None:
+                handlers[get_topic(cls)] = method
+        return handlers
+
+    # ---- rows ----
+
+    def row(self, table: str, key: tuple[Any, ...], defaults: Row | None = None) -> Row:
+        """The row for `key`, created from `defaults` if new; marked dirty either way."""
+        rows = self.rows[table]
+        found = rows.get(key)
+        if found is None:
+            spec = self._spec(table)
+            found = {c: 0 for c in spec.all_columns}
+            found.update(dict(zip(spec.key, key, strict=True)))
+            found.update(defaults or {})
+            rows[key] = found
+        self.dirty[table].add(key)
+        return found
+
+    def peek(self, table: str, key: tuple[Any, ...]) -> Row | None:
+        return self.rows[table].get(key)
+
+    def append(self, table: str, row: Row) -> None:
+        self.appended[table].append(row)
+
+    def flush(self, cursor: Any) -> None:
+        for t in self.tables:
+            names = t.all_columns
+            if self.dirty[t.name]:
+                updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in t.key)
+                statement = (
+                    f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) "
+                    f"VALUES ({', '.join('?' for _ in names)}) "
+                    f"ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {updates}"
+                )
+                rows = self.rows[t.name]
+                self.store.executemany(cursor, statement, [[rows[k][c] for c in names] for k in self.dirty[t.name]])
+                self.dirty[t.name].clear()
+            if self.appended[t.name]:
+                statement = (
+                    f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) "
+                    f"VALUES ({', '.join('?' for _ in names)})"
+                )
+                self.store.executemany(cursor, statement, [[r[c] for c in names] for r in self.appended[t.name]])
+                self.appended[t.name].clear()
+
+    def _spec(self, table: str) -> Table:
+        return next(t for t in self.tables if t.name == table)

@@ -1,0 +1,146 @@
+"""Facts other read models look up: what each order and each key is, and each product's
+settings. Kept as a projection of its own (first in line), so lookups survive restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Projection, Row, Table
+
+TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+
+
+class Facts(Projection):
+    name = "facts"
+    tables = (
+        Table(
+            "orders",
+            ("order_id",),
+            (
+                ("order_id", TEXT), ("customer_id", TEXT), ("sku", TEXT), ("quantity", INT), ("channel", TEXT),
+                ("currency", TEXT), ("subtotal", MONEY), ("discount", MONEY), ("coupon_code", TEXT),
+                ("flash_sale_id", TEXT), ("client_ip", TEXT), ("device_id", TEXT), ("placed_at", TEXT),
+                ("status", TEXT),
+            ),
+        ),
+        Table(
+            "keys",
+            ("key_id",),
+            (
+                ("key_id", TEXT), ("sku", TEXT), ("batch_id", TEXT), ("supplier", TEXT), ("unit_cost", MONEY),
+                ("state", TEXT), ("order_id", TEXT),
+            ),
+        ),
+        Table(
+            "products",
+            ("sku",),
+            (("sku", TEXT), ("name", TEXT), ("kind", TEXT), ("currency", TEXT), ("low_stock_threshold", INT)),
+        ),
+    )
+
+    def load(self) -> None:
+        # Orders and keys grow without bound: they are fetched on demand, not all at start.
+        spec = self._spec("products")
+        self.rows["products"] = {}
+        for values in self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table('products')}"):
+            row = spec.decode(values)
+            self.rows["products"][(row["sku"],)] = row
+
+    def order(self, order_id: Any) -> Row | None:
+        return self._lookup("orders", str(order_id))
+
+    def key(self, key_id: Any) -> Row | None:
+        return self._lookup("keys", str(key_id))
+
+    def product(self, sku: str) -> Row | None:
+        return self.peek("products", (sku,))
+
+    def _lookup(self, table: str, ident: str) -> Row | None:
+        found = self.peek(table, (ident,))
+        if found is not None:
+            return found
+        spec = self._spec(table)
+        query = f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {spec.key[0]} = ?"
+        rows = self.store.query(query, (ident,))
+        if not rows:
+            return None
+        row = spec.decode(rows[0])
+        self.rows[table][(ident,)] = row
+        return row
+
+    def flush(self, cursor: Any) -> None:
+        super().flush(cursor)
+        # Finished orders are rarely looked up again; keep memory bounded.
+        if len(self.rows["orders"]) > 200_000:
+            self.rows["orders"] = {}
+        if len(self.rows["keys"]) > 500_000:
+            self.rows["keys"] = {}
+
+    # ---- handlers ----
+
+    def on_Product_Defined(self, e: Any, position: int) -> None:
+        self.row("products", (e.sku,), {"name": e.name, "kind": e.kind, "currency": e.currency,
+                                         "low_stock_threshold": e.low_stock_threshold})
+
+    def on_Order_Placed(self, e: Any, position: int) -> None:
+        self.row("orders", (str(e.originator_id),), {
+            "customer_id": e.customer_id, "sku": e.sku, "quantity": e.quantity, "channel": e.channel,
+            "currency": e.currency, "subtotal": e.subtotal, "discount": e.discount, "coupon_code": e.coupon_code,
+            "flash_sale_id": e.flash_sale_id, "client_ip": e.client_ip, "device_id": e.device_id,
+            "placed_at": e.timestamp.isoformat(), "status": "placed",
+        })
+
+    def _status(self, e: Any, status: str) -> None:
+        order = self.order(e.originator_id)
+        if order is not None:
+            order["status"] = status
+            self.dirty["orders"].add((order["order_id"],))
+
+    def on_Order_Rejected(self, e: Any, position: int) -> None:
+        self._status(e, "rejected")
+
+    def on_Order_KeysReserved(self, e: Any, position: int) -> None:
+        self._status(e, "reserved")
+
+    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+        self._status(e, "delivered")
+
+    def on_Order_Expired(self, e: Any, position: int) -> None:
+        self._status(e, "expired")
+
+    def on_Order_Cancelled(self, e: Any, position: int) -> None:
+        self._status(e, "cancelled")
+
+    def on_Key_Registered(self, e: Any, position: int) -> None:
+        self.row("keys", (str(e.originator_id),), {
+            "sku": e.sku, "batch_id": str(e.batch_id), "supplier": e.supplier, "unit_cost": e.unit_cost,
+            "state": "available", "order_id": None,
+        })
+
+    def _key_state(self, key_id: Any, state: str, order_id: Any = None) -> None:
+        key = self.key(key_id)
+        if key is not None:
+            key["state"] = state
+            if order_id is not None:
+                key["order_id"] = str(order_id)
+            self.dirty["keys"].add((key["key_id"],))
+
+    def on_Stock_Reserved(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._key_state(key_id, "reserved", e.order_id)
+
+    def on_Stock_Released(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._key_state(key_id, "available")
+
+    def on_Key_Delivered(self, e: Any, position: int) -> None:
+        self._key_state(e.originator_id, "delivered", e.order_id)
+
+    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+        self._key_state(e.originator_id, "redeemed")
+
+    def on_Key_Revoked(self, e: Any, position: int) -> None:
+        self._key_state(e.originator_id, "revoked")
+
+    def on_Key_Voided(self, e: Any, position: int) -> None:
+        self._key_state(e.originator_id, "voided")

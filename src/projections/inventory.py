@@ -1,0 +1,87 @@
+"""Inventory per SKU and per batch, with one low-stock alert per downward crossing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Projection, Table
+from projections.facts import Facts
+
+TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+STATES = ("available", "reserved", "delivered", "redeemed", "revoked", "voided")
+_COUNTS = tuple((s, INT) for s in STATES)
+
+
+class Inventory(Projection):
+    name = "inventory"
+    tables = (
+        Table("skus", ("sku",), (("sku", TEXT), *_COUNTS, ("low_stock", INT), ("threshold", INT))),
+        Table(
+            "batches",
+            ("batch_id",),
+            (("batch_id", TEXT), ("sku", TEXT), ("supplier", TEXT), ("unit_cost", MONEY), *_COUNTS),
+        ),
+        Table(
+            "alerts",
+            (),
+            (("sku", TEXT), ("available", INT), ("threshold", INT), ("position", INT), ("occurred_at", TEXT)),
+        ),
+    )
+
+    def __init__(self, store: Any, facts: Facts, version: int | None = None) -> None:
+        self.facts = facts
+        super().__init__(store, version)
+
+    def _move(self, key_id: Any, source: str | None, target: str, e: Any, position: int) -> None:
+        key = self.facts.key(key_id)
+        if key is None:
+            return
+        batch = self.row("batches", (key["batch_id"],))
+        sku = self.row("skus", (key["sku"],))
+        for row in (batch, sku):
+            if source:
+                row[source] -= 1
+            row[target] += 1
+        if source == "available":
+            self._check_low(sku, e, position)
+        elif target == "available" and sku["available"] > sku["threshold"]:
+            sku["low_stock"] = 0  # refilled above the threshold: the next crossing alerts again
+
+    def _check_low(self, sku: dict[str, Any], e: Any, position: int) -> None:
+        if not sku["low_stock"] and sku["available"] <= sku["threshold"]:
+            sku["low_stock"] = 1
+            self.append("alerts", {
+                "sku": sku["sku"], "available": sku["available"], "threshold": sku["threshold"],
+                "position": position, "occurred_at": e.timestamp.isoformat(),
+            })
+
+    def on_Product_Defined(self, e: Any, position: int) -> None:
+        self.row("skus", (e.sku,))["threshold"] = e.low_stock_threshold
+
+    def on_Batch_Received(self, e: Any, position: int) -> None:
+        self.row("batches", (str(e.originator_id),), {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
+
+    def on_Key_Registered(self, e: Any, position: int) -> None:
+        self._move(e.originator_id, None, "available", e, position)
+
+    def on_Stock_Reserved(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._move(key_id, "available", "reserved", e, position)
+
+    def on_Stock_Released(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._move(key_id, "reserved", "available", e, position)
+
+    def on_Stock_Delivered(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._move(key_id, "reserved", "delivered", e, position)
+
+    def on_Stock_Voided(self, e: Any, position: int) -> None:
+        for key_id in e.key_ids:
+            self._move(key_id, "available", "voided", e, position)
+
+    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+        self._move(e.originator_id, "delivered", "redeemed", e, position)
+
+    def on_Key_Revoked(self, e: Any, position: int) -> None:
+        self._move(e.originator_id, "redeemed" if e.was_redeemed else "delivered", "revoked", e, position)

@@ -1,0 +1,199 @@
+"""Reads the global notification log in order and feeds every projection, committing each
+batch's rows and each projection's new position in one transaction: a crash anywhere
+neither loses nor double-counts an event."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import Notification
+
+from ledger.application import LedgerApp
+from projections.base import Projection
+from projections.store import ViewStore
+
+log = logging.getLogger(__name__)
+
+STATUS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_status ("
+    " tracking_name TEXT PRIMARY KEY, position BIGINT NOT NULL, events_per_s DOUBLE PRECISION NOT NULL,"
+    " updated_at TEXT NOT NULL)"
+)
+# Errors after which the database may come back: reconnect and resume from tracking.
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError, ConnectionError)
+
+Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+class Runner:
+    def __init__(
+        self,
+        app: LedgerApp,
+        store: ViewStore,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 5000,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.positions: dict[str, int] = {}
+        self._changed = threading.Condition()
+        self._listener: Any = None
+        self.start()
+
+    # ---- state ----
+
+    def start(self) -> None:
+        """Create tables, read positions, load in-memory rows: also how we recover."""
+        with self.store.transaction() as cursor:
+            self.store.execute(cursor, STATUS_DDL)
+            for projection in self.projections:
+                projection.create_tables(cursor)
+        for projection in self.projections:
+            projection.reset()
+            projection.load()
+            self.positions[projection.tracking_name] = self.store.position(projection.tracking_name)
+
+    @property
+    def position(self) -> int:
+        """Every projection has processed every event up to here."""
+        return min(self.positions.values(), default=0)
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    # ---- processing ----
+
+    def run_once(self) -> int:
+        """Process one batch; return how many notifications it read."""
+        start = self.position + 1
+        notifications = self.app.recorder.select_notifications(start, self.batch_size)
+        if not notifications:
+            return 0
+        began = time.perf_counter()
+        self._apply(notifications)
+        last = notifications[-1].id
+        rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
+        try:
+            with self.store.transaction() as cursor:
+                for projection in self.projections:
+                    if last > self.positions[projection.tracking_name]:
+                        projection.flush(cursor)
+                        self.store.record_position(cursor, projection.tracking_name, last)
+                        self._record_status(cursor, projection.tracking_name, last, rate)
+        except BaseException:
+            # Memory holds rows that never committed: throw them away and reload.
+            self.start()
+            raise
+        for projection in self.projections:
+            self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
+        with self._changed:
+            self._changed.notify_all()
+        return len(notifications)
+
+    def _apply(self, notifications: Sequence[Notification]) -> None:
+        for notification in notifications:
+            event = None
+            for projection in self.projections:
+                if notification.topic not in projection.topics:
+                    continue
+                if notification.id <= self.positions[projection.tracking_name]:
+                    continue
+                if event is None:
+                    event = self.app.mapper.to_domain_event(notification)
+                projection.handle(event, notification.id)
+
+    def _record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
+        self.store.execute(
+            cursor,
+            "INSERT INTO projection_status (tracking_name, position, events_per_s, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tracking_name) DO UPDATE SET position = excluded.position, "
+            "events_per_s = excluded.events_per_s, updated_at = excluded.updated_at",
+            (name, position, rate, datetime.now(UTC).isoformat()),
+        )
+
+    def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
+        """Process until the head (or `until`) is reached; return events read."""
+        total = 0
+        target = until if until is not None else self.head()
+        while self.position < target:
+            read = self.run_once()
+            total += read
+            if progress is not None:
+                progress(self.position, target)
+            if read == 0:
+                break
+        return total
+
+    # ---- live ----
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Catch up, then follow the log; on a lost database, back off, reload and resume."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    self._wait_for_writes(stop)
+                backoff = 0.5
+            except TRANSIENT as error:
+                log.warning("projection runner lost the database (%s); retrying in %.1fs", error, backoff)
+                self._close_listener()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                try:
+                    self.start()
+                except TRANSIENT:
+                    continue
+
+    def _wait_for_writes(self, stop: threading.Event) -> None:
+        """PostgreSQL: wake on NOTIFY, with the poll as a safety net. SQLite: poll."""
+        if not self.store.is_postgres or not hasattr(self.app.recorder, "channel_name"):
+            stop.wait(self.poll_interval)
+            return
+        if self._listener is None:
+            self._listener = self._listen()
+        for _ in self._listener.notifies(timeout=self.poll_interval, stop_after=1):
+            break
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        env = self.app.env
+        connection = psycopg.connect(
+            dbname=env.get("POSTGRES_DBNAME"), host=env.get("POSTGRES_HOST"), port=env.get("POSTGRES_PORT"),
+            user=env.get("POSTGRES_USER"), password=env.get("POSTGRES_PASSWORD") or None, autocommit=True,
+            connect_timeout=5,
+        )
+        channel = self.app.recorder.channel_name  # type: ignore[attr-defined]
+        connection.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+        return connection
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every projection has processed `position` (read-your-writes)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.position < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        self._close_listener()

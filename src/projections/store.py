@@ -1,0 +1,81 @@
+"""Where read models live: their own tables beside the events (or in another database),
+with the positions they reached kept by the library's tracking recorder in the same
+transaction as their rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.utils import Environment
+
+from ledger.config import Settings
+
+# Money stays exact in SQLite as decimal text; PostgreSQL stores it as NUMERIC.
+sqlite3.register_adapter(Decimal, str)
+
+VERSIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_versions ("
+    " name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+)
+
+
+class ViewStore:
+    """A thin, dialect-aware wrapper: SQL is written with `?` placeholders and `{name}`
+    table names; upserts use `ON CONFLICT`, which SQLite and PostgreSQL both speak."""
+
+    def __init__(self, settings: Settings, database_url: str | None = None) -> None:
+        view_settings = settings.model_copy(update={"database_url": database_url or settings.database_url})
+        env = view_settings.eventsourcing_env()
+        self.is_postgres = view_settings.is_postgres
+        factory = InfrastructureFactory.construct(Environment("Projections", env))
+        self.tracking: TrackingRecorder = factory.tracking_recorder()
+        self._datastore: Any = getattr(self.tracking, "datastore")  # noqa: B009
+        with self.transaction() as cursor:
+            self.execute(cursor, VERSIONS_DDL)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self._datastore.transaction(commit=True) as cursor:
+            yield cursor
+
+    def sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self.is_postgres else statement
+
+    def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> Any:
+        cursor.execute(self.sql(statement), tuple(params))
+        return cursor
+
+    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            cursor.executemany(self.sql(statement), [tuple(r) for r in rows])
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.transaction() as cursor:
+            self.execute(cursor, statement, params)
+            return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+
+    def position(self, tracking_name: str) -> int:
+        return self.tracking.max_tracking_id(tracking_name) or 0
+
+    def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
+        self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
+
+    def active_version(self, name: str) -> int:
+        rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 1
+
+    def set_active_version(self, cursor: Any, name: str, version: int) -> None:
+        self.execute(
+            cursor,
+            "INSERT INTO projection_versions (name, version) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            (name, version),
+        )
+
+    def close(self) -> None:
+        self._datastore.close()
