@@ -149,5 +149,13 @@ class Projection:
                 self.store.executemany(cursor, statement, [[r[c] for c in names] for r in self.appended[t.name]])
                 self.appended[t.name].clear()
 
+    def dump(self) -> dict[str, list[Row]]:
+        """Every table's committed rows, sorted: the shape tests compare."""
+        out: dict[str, list[Row]] = {}
+        for t in self.tables:
+            rows = [t.decode(v) for v in self.store.query(f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}")]
+            out[t.name] = sorted(rows, key=lambda r: [str(r[c]) for c in t.all_columns])
+        return out
+
     def _spec(self, table: str) -> Table:
         return next(t for t in self.tables if t.name == table)

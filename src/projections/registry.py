@@ -1,0 +1,21 @@
+"""Which read models exist, in the order the runner feeds them (facts first)."""
+
+from __future__ import annotations
+
+from projections.base import Projection
+from projections.facts import Facts
+from projections.inventory import Inventory
+from projections.store import ViewStore
+
+
+def build_projections(store: ViewStore, names: list[str] | None = None) -> list[Projection]:
+    """Facts always comes first: the others look orders and keys up in it."""
+    facts = Facts(store)
+    available: dict[str, Projection] = {
+        "inventory": Inventory(store, facts),
+    }
+    chosen = names or list(available)
+    unknown = sorted(set(chosen) - set(available) - {"facts"})
+    if unknown:
+        raise ValueError(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(available)}")
+    return [facts, *(available[n] for n in chosen if n != "facts")]
