@@ -153,7 +153,8 @@ class Projection:
         """Every table's committed rows, sorted: the shape tests compare."""
         out: dict[str, list[Row]] = {}
         for t in self.tables:
-            rows = [t.decode(v) for v in self.store.query(f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}")]
+            query = f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}"
+            rows = [t.decode(values) for values in self.store.query(query)]
             out[t.name] = sorted(rows, key=lambda r: [str(r[c]) for c in t.all_columns])
         return out
 
