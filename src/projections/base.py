@@ -54,8 +54,8 @@ class Projection:
     def tracking_name(self) -> str:
         return f"{self.name}@v{self.version}"
 
-    def table(self, name: str) -> str:
-        return f"{self.name}_{name}_v{self.version}"
+    def table(self, name: str, version: int | None = None) -> str:
+        return f"{self.name}_{name}_v{self.version if version is None else version}"
 
     # ---- lifecycle ----
 
@@ -75,9 +75,9 @@ class Projection:
         # SQLite's NUMERIC affinity would turn "0.10" into a float: keep money as exact text.
         return kind if self.store.is_postgres or not kind.startswith("NUMERIC") else "TEXT"
 
-    def drop_tables(self, cursor: Any) -> None:
+    def drop_tables(self, cursor: Any, version: int | None = None) -> None:
         for t in self.tables:
-            self.store.execute(cursor, f"DROP TABLE IF EXISTS {self.table(t.name)}")
+            self.store.execute(cursor, f"DROP TABLE IF EXISTS {self.table(t.name, version)}")
 
     def load(self) -> None:
         """Read keyed rows back into memory; append-only tables stay on disk."""

@@ -8,11 +8,17 @@ from projections.inventory import Inventory
 from projections.store import ViewStore
 
 
-def build_projections(store: ViewStore, names: list[str] | None = None) -> list[Projection]:
-    """Facts always comes first: the others look orders and keys up in it."""
-    facts = Facts(store)
+def build_projections(
+    store: ViewStore, names: list[str] | None = None, versions: dict[str, int] | None = None
+) -> list[Projection]:
+    """Facts always comes first: the others look orders and keys up in it.
+
+    `versions` picks table versions (a rebuild's fresh ones); otherwise the active ones.
+    """
+    v = versions or {}
+    facts = Facts(store, v.get("facts"))
     available: dict[str, Projection] = {
-        "inventory": Inventory(store, facts),
+        "inventory": Inventory(store, facts, v.get("inventory")),
     }
     chosen = names or list(available)
     unknown = sorted(set(chosen) - set(available) - {"facts"})

@@ -37,14 +37,17 @@ class Runner:
         self,
         app: LedgerApp,
         store: ViewStore,
-        projections: Sequence[Projection],
+        projections: Sequence[Projection] | Callable[[], Sequence[Projection]],
         *,
         batch_size: int = 5000,
         poll_interval: float = 0.25,
     ) -> None:
+        """`projections` may be a factory: then the runner follows version swaps made by a
+        rebuild in another process, re-creating its projections at the new versions."""
         self.app = app
         self.store = store
-        self.projections = list(projections)
+        self._factory = projections if callable(projections) else None
+        self.projections = list(projections() if callable(projections) else projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = {}
@@ -74,6 +77,17 @@ class Runner:
         return self.app.recorder.max_notification_id() or 0
 
     # ---- processing ----
+
+    def follow_swaps(self) -> bool:
+        """Switch to versions a rebuild made active; True if anything changed."""
+        if self._factory is None:
+            return False
+        if all(self.store.active_version(p.name) == p.version for p in self.projections):
+            return False
+        self.projections = list(self._factory())
+        self.positions = {}
+        self.start()
+        return True
 
     def run_once(self) -> int:
         """Process one batch; return how many notifications it read."""
@@ -143,6 +157,7 @@ class Runner:
         backoff = 0.5
         while not stop.is_set():
             try:
+                self.follow_swaps()
                 if self.run_once() == 0:
                     self._wait_for_writes(stop)
                 backoff = 0.5
