@@ -1,0 +1,120 @@
+"""Analyst replay: fold the whole history, in order, into a report nobody planned for.
+
+A report is a small class: one `on_<Aggregate>_<Event>(event)` method per event type it
+cares about, and `rows()` for its result. Replay reads the notification log directly and
+never touches the live read models.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.util
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from ledger.application import LedgerApp
+from projections.events import EVENT_CLASSES
+
+
+class Report:
+    """Subclass me: define handlers `on_Order_Placed(self, event)` etc. and `rows()`."""
+
+    def rows(self) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError
+
+    def handlers(self) -> dict[str, Callable[[Any], None]]:
+        found = {}
+        for qualname, cls in EVENT_CLASSES.items():
+            method = getattr(self, "on_" + qualname.replace(".", "_"), None)
+            if method is not None:
+                found[get_topic(cls)] = method
+        return found
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    events_read: int
+    events_handled: int
+    last_position: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_read / self.seconds if self.seconds else 0.0
+
+
+def load_report(spec: str) -> type[Report]:
+    """`package.module:Class` or `path/to/file.py:Class`."""
+    target, _, class_name = spec.rpartition(":")
+    if not target or not class_name:
+        raise ValueError(f"report must be module:Class or path.py:Class, not {spec!r}")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise ValueError(f"no report file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"ledger_report_{path.stem}", path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    report = getattr(module, class_name, None)
+    if not (isinstance(report, type) and issubclass(report, Report)):
+        raise ValueError(f"{spec} is not a subclass of projections.replay.Report")
+    return report
+
+
+def replay(
+    app: LedgerApp,
+    report: Report,
+    *,
+    until_position: int | None = None,
+    until_time: datetime | None = None,
+    batch_size: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayResult:
+    """Feed every event up to a position or a time (inclusive) to the report, in log order."""
+    handlers = report.handlers()
+    head = app.recorder.max_notification_id() or 0
+    stop = min(head, until_position) if until_position is not None else head
+    began = time.perf_counter()
+    read = handled = last = 0
+    start = 1
+    while start <= stop:
+        notifications = app.recorder.select_notifications(start, batch_size, stop=stop)
+        if not notifications:
+            break
+        for notification in notifications:
+            handler = handlers.get(notification.topic)
+            if handler is not None:
+                event = app.mapper.to_domain_event(notification)
+                if until_time is None or getattr(event, "timestamp") <= until_time:  # noqa: B009
+                    handler(event)
+                    handled += 1
+        read += len(notifications)
+        last = notifications[-1].id
+        start = last + 1
+        if progress is not None:
+            progress(last, stop)
+    return ReplayResult(read, handled, last, time.perf_counter() - began)
+
+
+def write_csv(rows: Iterable[dict[str, Any]], out: Path) -> int:
+    """Write rows with the columns of the first row; return how many were written."""
+    count = 0
+    with out.open("w", newline="") as f:
+        writer: csv.DictWriter[str] | None = None
+        for row in rows:
+            if writer is None:
+                writer = csv.DictWriter(f, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+            count += 1
+    return count
