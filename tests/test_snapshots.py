@@ -39,7 +39,7 @@ def test_rules_hold_after_reopening_from_snapshots(make_ledger: LedgerFactory, c
     try:
         reopened.place_order(reopened.context(), customer_id="regular", sku="COINS-100", quantity=1)
         raise AssertionError("the unpaid-reservation cap must hold after a reopen")
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         assert type(error).__name__ == "TooManyUnpaidReservations", error
     clock.advance(hours=1)
     assert [c.order_id for c in reopened.expire_due(reopened.context())] == [held.order_id]

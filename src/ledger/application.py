@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.utils import Environment, EnvType
 
 from ledger.config import Settings, resolve_cipher_key
 from ledger.domain.catalog import Catalog
@@ -25,6 +26,14 @@ class LedgerApp(Application[UUID]):
         FlashSale: 500,
         Catalog: 200,
     }
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only what `Settings` built: the library would otherwise read os.environ, where a
+        key prefixed with this application's name ("LEDGER_") wins, so LEDGER_CIPHER_KEY,
+        our master key, would silently replace the derived event key."""
+        built = {"IS_SNAPSHOTTING_ENABLED": "y"}
+        built.update(env or {})
+        return Environment(name, built)
 
 
 def build_app(settings: Settings) -> tuple[LedgerApp, str]:

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
         default="",
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty: SQLite under data_dir",
     )
+    views_database_url: str = Field(default="", description="read models elsewhere; empty: beside the events")
     data_dir: Path = DEFAULT_DATA_DIR
     cipher_key: str = Field(default="", description="base64 of 32 bytes; generated on first run if empty")
     reservation_timeout_s: int = Field(default=900, gt=0)
@@ -32,7 +33,7 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(default=20_000, ge=0)
     postgres_pool_size: int = Field(default=10, gt=0)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "views_database_url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         if url and urlparse(url).scheme not in ("sqlite", "postgresql", "postgres"):

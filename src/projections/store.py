@@ -29,7 +29,8 @@ class ViewStore:
     table names; upserts use `ON CONFLICT`, which SQLite and PostgreSQL both speak."""
 
     def __init__(self, settings: Settings, database_url: str | None = None) -> None:
-        view_settings = settings.model_copy(update={"database_url": database_url or settings.database_url})
+        url = database_url or settings.views_database_url or settings.database_url
+        view_settings = settings.model_copy(update={"database_url": url})
         env = view_settings.eventsourcing_env()
         self.is_postgres = view_settings.is_postgres
         factory = InfrastructureFactory.construct(Environment("Projections", env))

@@ -1,0 +1,283 @@
+"""Write throughput: purchases per second through the ledger, against a plain-SQL baseline.
+
+A purchase is `place_order` then `capture_payment`, each by a distinct customer so that no
+purchase limit or unpaid-reservation cap gets in the way. The baseline inserts the same
+number of rows per purchase, split over the same number of transactions, with plain
+sqlite3 / psycopg and the same number of worker threads, into a table shaped like the
+library's stored-events table. Both run on a throwaway store that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+from ledger.config import Settings
+from ledger.service.ledger import Ledger, open_ledger
+
+SKU_PREFIX = "BENCH"
+
+
+@dataclass
+class SaveStats:
+    """Time spent inside `app.save` (encode, encrypt, insert, commit) across all threads."""
+
+    calls: int = 0
+    conflicts: int = 0
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class BenchResult:
+    store: str
+    workers: int
+    purchases: int
+    skus: int
+    rows_per_purchase: int
+    transactions_per_purchase: int
+    ledger_seconds: float
+    baseline_seconds: float
+    command_seconds: float  # summed over threads: time inside place_order + capture_payment
+    save: SaveStats
+    failed: int
+    avg_row_bytes: int
+
+    @property
+    def ledger_rate(self) -> float:
+        return (self.purchases - self.failed) / self.ledger_seconds
+
+    @property
+    def baseline_rate(self) -> float:
+        return self.purchases / self.baseline_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.ledger_rate / self.baseline_rate
+
+
+# ---- throwaway stores ----
+
+
+@contextmanager
+def throwaway_store(settings: Settings) -> Iterator[tuple[str, str]]:
+    """(database URL, description) of a fresh store; removed afterwards."""
+    if settings.is_postgres:
+        url = urlparse(settings.effective_database_url)
+        name = f"ledger_bench_{uuid.uuid4().hex[:12]}"
+        admin = urlunparse(url._replace(scheme="postgresql"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlunparse(url._replace(scheme="postgresql", path=f"/{name}")), f"PostgreSQL database {name}"
+        finally:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            path = Path(tmp) / "bench.sqlite"
+            yield f"sqlite:///{path}", f"SQLite file {path}"
+
+
+# ---- the ledger side ----
+
+
+def _ledger(url: str, workers: int, data_dir: Path) -> Ledger:
+    settings = Settings(
+        database_url=url,
+        data_dir=data_dir,
+        cipher_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        postgres_pool_size=max(2, workers + 2),
+    )
+    return open_ledger(settings)
+
+
+def _instrument(ledger: Ledger) -> SaveStats:
+    stats = SaveStats()
+    save = ledger.app.save
+
+    def timed_save(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = save(*args, **kwargs)
+            ok = True
+            return result
+        finally:
+            elapsed = time.perf_counter() - started
+            with stats.lock:
+                stats.calls += 1
+                stats.seconds += elapsed
+                stats.conflicts += not ok
+
+    ledger.app.save = timed_save  # type: ignore[method-assign]
+    return stats
+
+
+def _setup(ledger: Ledger, skus: int, keys_per_sku: int) -> None:
+    ctx = ledger.context("bench")
+    for n in range(skus):
+        sku = f"{SKU_PREFIX}-{n}"
+        ledger.define_product(ctx, sku=sku, name=f"Bench key {n}", face_value="10.00", currency="USD", price="9.00")
+        run = uuid.uuid4().hex[:8]
+        for start in range(0, keys_per_sku, 2000):
+            codes = [(i + 1, f"B{n}-{run}-{i:08d}") for i in range(start, min(keys_per_sku, start + 2000))]
+            ledger.import_keys(ctx, sku=sku, supplier="bench", unit_cost="5.00", codes=codes)
+
+
+def _purchase(ledger: Ledger, n: int, skus: int, tag: str) -> None:
+    ctx = ledger.context(f"customer:{tag}-{n}")
+    placed = ledger.place_order(ctx, customer_id=f"{tag}-{n}", sku=f"{SKU_PREFIX}-{n % skus}", quantity=1)
+    ledger.capture_payment(
+        ctx, placed.order_id, payment_reference=f"{tag}-pay-{n}", amount=str(placed.amount_due), provider="bench"
+    )
+
+
+def _run_threads(workers: int, count: int, job: Callable[[int], None]) -> tuple[float, int]:
+    """Wall time and number of failed jobs."""
+    failed = 0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(job, n) for n in range(count)]:
+            try:
+                future.result()
+            except Exception:
+                failed += 1
+    return time.perf_counter() - started, failed
+
+
+# ---- the baseline side ----
+
+_ROWS_SQL = "INSERT INTO stored_events (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)"
+
+
+def _rows(split: list[int], row_bytes: int) -> list[list[tuple[Any, ...]]]:
+    return [
+        [(uuid.uuid4(), 1, "bench:Event", os.urandom(row_bytes)) for _ in range(rows)]
+        for rows in split
+    ]
+
+
+def _baseline_sqlite(url: str, workers: int, purchases: int, split: list[int], row_bytes: int) -> float:
+    path = str(Path(url[len("sqlite:///"):]).with_name("baseline.sqlite"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "notification_id INTEGER PRIMARY KEY AUTOINCREMENT, UNIQUE (originator_id, originator_version))"
+        )
+    local = threading.local()
+
+    def job(_: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        for rows in _rows(split, row_bytes):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_ROWS_SQL, [(str(r[0]), *r[1:]) for r in rows])
+            conn.execute("COMMIT")
+
+    seconds, failed = _run_threads(workers, purchases, job)
+    if failed:
+        raise RuntimeError(f"{failed} baseline purchases failed")
+    return seconds
+
+
+def _baseline_postgres(url: str, workers: int, purchases: int, split: list[int], row_bytes: int) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE baseline_events (originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "topic text, state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+    local = threading.local()
+    connections: list[psycopg.Connection[Any]] = []
+    sql = _ROWS_SQL.replace("stored_events", "baseline_events").replace("?", "%s")
+
+    def job(_: int) -> None:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = psycopg.connect(url)
+            connections.append(conn)
+        for rows in _rows(split, row_bytes):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    try:
+        seconds, failed = _run_threads(workers, purchases, job)
+    finally:
+        for conn in connections:
+            conn.close()
+    if failed:
+        raise RuntimeError(f"{failed} baseline purchases failed")
+    return seconds
+
+
+# ---- both ----
+
+
+def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8) -> BenchResult:
+    with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        ledger = _ledger(url, workers, Path(tmp))
+        try:
+            _setup(ledger, skus, purchases // skus + 2)
+            # One warm-up purchase per SKU: counts the rows a purchase writes, and opens the pool.
+            head = ledger.app.recorder.max_notification_id() or 0
+            for n in range(skus):
+                _purchase(ledger, n, skus, "warm")
+            after = ledger.app.recorder.max_notification_id() or 0
+            rows_per_purchase = (after - head) // skus
+            sample = ledger.app.recorder.select_notifications(head + 1, rows_per_purchase)
+            avg_row_bytes = sum(len(n.state) for n in sample) // max(1, len(sample))
+            split = _split(sample, rows_per_purchase)
+            stats = _instrument(ledger)
+            command_seconds = 0.0
+            command_lock = threading.Lock()
+
+            def job(n: int) -> None:
+                nonlocal command_seconds
+                started = time.perf_counter()
+                try:
+                    _purchase(ledger, n, skus, "cust")
+                finally:
+                    with command_lock:
+                        command_seconds += time.perf_counter() - started
+
+            ledger_seconds, failed = _run_threads(workers, purchases, job)
+        finally:
+            ledger.close()
+        if settings.is_postgres:
+            baseline_seconds = _baseline_postgres(url, workers, purchases, split, avg_row_bytes)
+        else:
+            baseline_seconds = _baseline_sqlite(url, workers, purchases, split, avg_row_bytes)
+    return BenchResult(
+        store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
+        transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,
+        command_seconds=command_seconds, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
+    )
+
+
+def _split(sample: Any, rows: int) -> list[int]:
+    """Rows per transaction of one purchase: the placement's events, then the payment's.
+
+    The warm-up purchase's events are contiguous in the log: placement first (ends with
+    the Stock reservation), then the payment (starts with the order's PaymentCaptured).
+    """
+    for i, notification in enumerate(sample):
+        if notification.topic.endswith("Order.PaymentCaptured"):
+            return [i, rows - i]
+    return [rows]

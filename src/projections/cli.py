@@ -1,0 +1,157 @@
+"""`ledger project ...` and `ledger replay`: plugged into the `ledger` command through the
+`ledger.cli` entry point, so the core package never imports the read models."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ledger.application import LedgerApp, build_app
+from ledger.config import Settings
+from projections.rebuild import rebuild
+from projections.registry import build_projections
+from projections.replay import load_report, replay, write_csv
+from projections.runner import Runner
+from projections.status import projection_status
+from projections.store import ViewStore
+
+project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _opened() -> Iterator[tuple[LedgerApp, ViewStore]]:
+    try:
+        settings = Settings()
+        app, _ = build_app(settings)
+        store = ViewStore(settings)
+    except (ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    try:
+        yield app, store
+    finally:
+        store.close()
+        app.close()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar with events/s and ETA; yields the callback the runner calls."""
+    columns = (
+        TextColumn(label), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} events/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(label, total=None, rate="-")
+
+        def update(position: int, head: int) -> None:
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=position, total=head, rate=f"{speed:,.0f}" if speed else "-")
+
+        yield update
+
+
+@project.command("run")
+def run_command(
+    names: Annotated[list[str] | None, typer.Argument(help="read models to run (default: all)")] = None,
+    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
+    poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.25,
+) -> None:
+    """Keep read models up to date until stopped (Ctrl-C / SIGTERM); resumes where it stopped."""
+    with _opened() as (app, store):
+        try:
+            runner = Runner(app, store, lambda: build_projections(store, names), batch_size=batch_size,
+                            poll_interval=poll)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        out.print(f"projecting from position {runner.position} (head {runner.head()}); Ctrl-C stops")
+        runner.run_forever(stop)
+        runner.close()
+        out.print(f"stopped at position {runner.position}")
+
+
+@project.command("status")
+def status_command() -> None:
+    """Each read model's version, position, lag in events and seconds, and events/s."""
+    with _opened() as (app, store):
+        table = Table("read model", "version", "position", "head", "lag (events)", "lag (s)", "events/s")
+        for s in projection_status(app, store):
+            table.add_row(s.name, str(s.version), str(s.position), str(s.head), str(s.lag_events),
+                          f"{s.lag_seconds:.1f}", f"{s.events_per_s:,.0f}")
+        out.print(table)
+
+
+@project.command("rebuild")
+def rebuild_command(
+    names: Annotated[list[str] | None, typer.Argument(help="read models to rebuild")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="rebuild every read model")] = False,
+    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
+) -> None:
+    """Rebuild from zero into fresh tables while the old ones serve, then swap atomically."""
+    if not names and not all_:
+        raise _fail("name the read models to rebuild, or pass --all")
+    with _opened() as (app, store), _progress("rebuilding") as update:
+        try:
+            versions = rebuild(app, store, None if all_ else names, progress=update, batch_size=batch_size)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+    out.print("now serving: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
+
+
+def replay_command(
+    report: Annotated[str, typer.Argument(help="module:Class or path.py:Class (a projections.replay.Report)")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
+    until: Annotated[str | None, typer.Option(help="a position (integer) or an ISO time, inclusive")] = None,
+) -> None:
+    """Replay the history in order into a report and write its rows as CSV."""
+    until_position, until_time = _parse_until(until)
+    try:
+        instance = load_report(report)()
+    except (ValueError, ImportError, SyntaxError) as error:
+        raise _fail(f"{report}: {error}") from None
+    with _opened() as (app, _store), _progress("replaying") as update:
+        result = replay(app, instance, until_position=until_position, until_time=until_time, progress=update)
+    rows = write_csv(instance.rows(), out_file)
+    out.print(f"{result.events_read} events read up to position {result.last_position}, "
+              f"{result.events_handled} handled, {rows} rows written to {out_file}")
+    out.print(f"{result.events_per_s:,.0f} events/s")
+
+
+def _parse_until(until: str | None) -> tuple[int | None, datetime | None]:
+    if until is None:
+        return None, None
+    if until.isdigit():
+        return int(until), None
+    try:
+        moment = datetime.fromisoformat(until)
+    except ValueError:
+        raise _fail(f"--until {until!r} is neither a position nor an ISO date-time") from None
+    if moment.tzinfo is None:
+        raise _fail("--until needs a time zone, e.g. 2026-03-01T00:00:00+00:00")
+    return None, moment
+
+
+def register(app: typer.Typer, groups: dict[str, Any]) -> None:
+    """Entry point `ledger.cli`: add our commands to the `ledger` command."""
+    app.add_typer(project, name="project")
+    app.command("replay")(replay_command)

@@ -1,0 +1,109 @@
+"""`ledger demo` in a fresh directory: the store it leaves behind adds up, and a seed repeats."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from uuid import UUID
+
+from ledger.config import Settings
+from ledger.demo import iter_events, summarize
+from ledger.domain.orders import Order
+from ledger.domain.supply import Key
+from ledger.service.ledger import open_ledger
+
+ARGS = ["demo", "--seed", "3", "--orders", "300"]
+
+
+def _run_demo(cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["COLUMNS"] = "160"
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *ARGS], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _number(output: str, label: str) -> int:
+    match = re.search(rf"│ {re.escape(label)}\s+│\s+([\d,]+) │", output)
+    assert match, f"{label!r} not in output:\n{output}"
+    return int(match.group(1).replace(",", ""))
+
+
+def _check_store(data_dir: Path) -> dict[str, object]:
+    """Reopen the produced SQLite file with the generated key; verify from the events."""
+    assert (data_dir / "ledger.sqlite").exists()
+    key_file = data_dir / "cipher.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    ledger = open_ledger(Settings(data_dir=data_dir, database_url=""))
+    try:
+        summary = summarize(ledger)
+        orders_of_key: dict[UUID, set[UUID]] = defaultdict(set)
+        order_keys: dict[UUID, list[UUID]] = {}
+        quantity: dict[UUID, int] = {}
+        for event in iter_events(ledger):
+            if isinstance(event, Key.Delivered):
+                orders_of_key[event.originator_id].add(event.order_id)
+            elif isinstance(event, Order.Placed):
+                quantity[event.originator_id] = event.quantity
+            elif isinstance(event, Order.KeysDelivered):
+                assert event.originator_id not in order_keys, "an order was delivered twice"
+                order_keys[event.originator_id] = [k["key_id"] for k in event.keys]
+        # No key in two orders, and each order got exactly as many keys as it bought.
+        assert all(len(orders) == 1 for orders in orders_of_key.values())
+        for order_id, keys in order_keys.items():
+            assert len(keys) == quantity[order_id]
+            assert all(orders_of_key[k] == {order_id} for k in keys)
+        units = sum(quantity[o] for o in order_keys)
+        assert summary.units_sold == units == summary.keys_delivered == summary.distinct_keys_delivered
+        assert summary.units_sold == len(orders_of_key) > 0
+        assert summary.keys_in_two_orders == 0
+        # Every order ended somewhere: nothing is left reserved after the final sweep.
+        assert "reserved" not in summary.orders_by_status and "placed" not in summary.orders_by_status
+        assert sum(summary.orders_by_status.values()) == summary.orders
+        # The scalper met the limits.
+        assert summary.scalper_rejections.get("too-many-unpaid-reservations", 0) > 0
+        assert summary.scalper_rejections.get("purchase-limit-reached", 0) > 0
+        assert summary.keys_voided > 0 and summary.keys_redeemed > 0 and summary.keys_revoked > 0
+        assert summary.gross_profit == summary.revenue - summary.refunds - summary.cost_of_goods_sold
+        return summary.numbers()
+    finally:
+        ledger.close()
+
+
+def test_demo_adds_up_and_repeats_for_a_seed(tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    out1 = _run_demo(first)
+    out2 = _run_demo(second)
+    for out, cwd in ((out1, first), (out2, second)):
+        assert _number(out, "units sold") == _number(out, "keys delivered") == _number(out, "distinct keys delivered")
+        assert _number(out, "keys in two orders") == 0
+        assert str(cwd / "data" / "ledger.sqlite") in out
+        assert "cipher key: generated on this run" in out and str(cwd / "data" / "cipher.key") in out
+    summary1 = _check_store(first / "data")
+    summary2 = _check_store(second / "data")
+    assert summary1 == summary2
+
+    def table(out: str) -> list[str]:
+        return [line for line in out.splitlines() if line.startswith("│") and "demo summary" not in line]
+
+    assert table(out1) == table(out2)
+    assert _number(out1, "units sold") == summary1["units_sold"]
+
+
+def test_demo_refuses_a_store_that_is_not_empty(tmp_path: Path) -> None:
+    _run_demo(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *ARGS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 1
+    assert "error: the store at" in result.stderr and "--reset" in result.stderr
+    assert "Traceback" not in result.stderr
