@@ -105,3 +105,27 @@ def test_sigkill_mid_batch_then_restart_on_postgres(
     make_ledger: LedgerFactory, pg_url: str, clock: FakeClock, tmp_path: Path
 ) -> None:
     check(make_ledger(pg_url), clock, tmp_path)
+
+
+def test_a_failing_handler_leaves_nothing_half_applied(ledger: Ledger, clock: FakeClock) -> None:
+    """A handler that raises mid-batch must not leave that batch's rows in memory to be
+    counted twice when the runner goes on."""
+    make_history(ledger, clock, purchases=10)
+    store = ViewStore(ledger.settings)
+    runner = Runner(ledger.app, store, build_projections(store, ["inventory"]), batch_size=1000)
+    inventory = runner.projections[1]
+    original = inventory.on_Stock_Delivered  # type: ignore[attr-defined]
+    calls = {"n": 0}
+
+    def flaky(event: object, position: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+        original(event, position)
+
+    inventory._handlers = {t: (flaky if h == original else h) for t, h in inventory._handlers.items()}
+    with pytest.raises(RuntimeError):
+        runner.catch_up()
+    runner.catch_up()  # start() dropped the half-applied rows and reloaded the committed ones
+    clean = dumps(ledger, f"sqlite:///{ledger.settings.data_dir / 'clean.sqlite'}")
+    assert {p.name: p.dump() for p in runner.projections} == {k: clean[k] for k in ("facts", "inventory")}

@@ -53,6 +53,9 @@ def _parse_csv(text: str) -> tuple[list[tuple[int, str]], list[LineError]]:
     errors: list[LineError] = []
     for row in reader:
         number = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            errors.append(LineError(number, "empty line"))
+            continue
         if len(row) != len(header):
             errors.append(LineError(number, f"expected {len(header)} columns, found {len(row)}"))
             continue

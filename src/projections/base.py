@@ -115,7 +115,7 @@ class Projection:
         found = rows.get(key)
         if found is None:
             spec = self._spec(table)
-            found = {c: 0 for c in spec.all_columns}
+            found = {c: (None if kind == "TEXT" else 0) for c, kind in spec.columns}
             found.update(dict(zip(spec.key, key, strict=True)))
             found.update(defaults or {})
             rows[key] = found

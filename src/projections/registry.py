@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.facts import Facts
+from projections.fraud import Fraud
 from projections.inventory import Inventory
+from projections.journal import Journal
+from projections.profit import Profit
+from projections.sales import Sales
 from projections.store import ViewStore
 
 
@@ -19,6 +23,10 @@ def build_projections(
     facts = Facts(store, v.get("facts"))
     available: dict[str, Projection] = {
         "inventory": Inventory(store, facts, v.get("inventory")),
+        "fraud": Fraud(store, facts, v.get("fraud")),
+        "journal": Journal(store, facts, v.get("journal")),
+        "sales": Sales(store, facts, v.get("sales")),
+        "profit": Profit(store, facts, v.get("profit")),
     }
     chosen = names or list(available)
     unknown = sorted(set(chosen) - set(available) - {"facts"})

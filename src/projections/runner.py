@@ -89,17 +89,19 @@ class Runner:
         self.start()
         return True
 
-    def run_once(self) -> int:
-        """Process one batch; return how many notifications it read."""
+    def run_once(self, stop: int | None = None) -> int:
+        """Process one batch (never past `stop`); return how many notifications it read."""
         start = self.position + 1
-        notifications = self.app.recorder.select_notifications(start, self.batch_size)
+        if stop is not None and start > stop:
+            return 0
+        notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
         if not notifications:
             return 0
         began = time.perf_counter()
-        self._apply(notifications)
         last = notifications[-1].id
-        rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
         try:
+            self._apply(notifications)
+            rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
             with self.store.transaction() as cursor:
                 for projection in self.projections:
                     if last > self.positions[projection.tracking_name]:
@@ -107,7 +109,7 @@ class Runner:
                         self.store.record_position(cursor, projection.tracking_name, last)
                         self._record_status(cursor, projection.tracking_name, last, rate)
         except BaseException:
-            # Memory holds rows that never committed: throw them away and reload.
+            # Memory may hold rows of a batch that never committed: drop them and reload.
             self.start()
             raise
         for projection in self.projections:
@@ -142,7 +144,7 @@ class Runner:
         total = 0
         target = until if until is not None else self.head()
         while self.position < target:
-            read = self.run_once()
+            read = self.run_once(stop=target)
             total += read
             if progress is not None:
                 progress(self.position, target)

@@ -137,11 +137,14 @@ class OrderService(CatalogService):
                 )
                 keys = offer.stock.reserve(ctx, order_id, quantity, until)
             except OrderRejected as rejection:
+                # Only the refusal is recorded: holders first seen here, and anything the
+                # checks touched, stay unwritten.
                 order = Order.place(ctx, order_id, **fields, **_zero_prices())
                 order.reject(ctx, rejection.code, rejection.message, _evidence(rejection))
-                uow.add(order)
+                refusal = UnitOfWork(self.app)
+                refusal.add(order)
                 rejection.order_id = order_id
-                rejection.details["position"] = uow.commit()
+                rejection.details["position"] = refusal.commit()
                 raise
             order = Order.place(ctx, order_id, **fields, **_prices(offer))
             order.reserve(ctx, keys, until)
@@ -248,7 +251,8 @@ class OrderService(CatalogService):
                 return self._replay(recorded, order_id)
             order = self._order(uow, order_id)
             paid = parse_amount(amount, order.currency, "amount")
-            if paid != order.amount_due:
+            awaiting = order.status in (OrderStatus.RESERVED, OrderStatus.EXPIRED)
+            if awaiting and paid != order.amount_due:
                 return self._reject_payment(uow, ctx, order, payment_reference, paid, provider)
             order.capture(ctx, payment_reference, paid, provider)
             if order.status == OrderStatus.EXPIRED:
@@ -260,7 +264,8 @@ class OrderService(CatalogService):
                 # No goods can be given (cancelled, rejected, already paid, or stock gone
                 # after expiry): money is never kept without goods.
                 keys, outcome, reason = [], PaymentOutcome.REFUNDED, _NO_GOODS[order.status]
-                order.refund(ctx, paid, reason, [], override_redeemed=False, automatic=True)
+                if paid > 0:
+                    order.refund(ctx, paid, reason, [], override_redeemed=False, automatic=True)
             payment = Payment.record(
                 ctx, payment_id(payment_reference), payment_reference, order.id, paid, order.currency, provider,
                 outcome, keys, reason,

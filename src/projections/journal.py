@@ -1,0 +1,267 @@
+"""A double-entry journal of every financial event, with running balances per account and
+currency. The chart of accounts and the posting rules are documented in docs/journal.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from projections.base import Projection, Row, Table
+from projections.facts import Facts
+from projections.store import ViewStore
+
+TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+ZERO = Decimal(0)
+
+# The chart of accounts: name -> (type, what it holds). Debit-normal: asset, expense,
+# contra-revenue; credit-normal: liability, revenue.
+ASSET, LIABILITY, REVENUE, CONTRA_REVENUE, EXPENSE = "asset", "liability", "revenue", "contra-revenue", "expense"
+PAYMENT_CLEARING = "payment_clearing"
+INVENTORY = "inventory"
+SUPPLIER_PAYABLE = "supplier_payable"
+CUSTOMER_DEPOSITS = "customer_deposits"
+REVENUE_ACCOUNT = "revenue"
+DISCOUNTS = "discounts"
+REFUNDS = "refunds"
+COST_OF_GOODS_SOLD = "cost_of_goods_sold"
+WRITE_OFFS = "write_offs"
+ACCOUNTS: dict[str, tuple[str, str]] = {
+    PAYMENT_CLEARING: (ASSET, "money held by the payment provider for us"),
+    INVENTORY: (ASSET, "cost of keys in stock (available or reserved)"),
+    SUPPLIER_PAYABLE: (LIABILITY, "what we owe suppliers for keys received"),
+    CUSTOMER_DEPOSITS: (LIABILITY, "money captured for goods not yet delivered (or to be returned)"),
+    REVENUE_ACCOUNT: (REVENUE, "list value (subtotal) of delivered orders"),
+    DISCOUNTS: (CONTRA_REVENUE, "coupon discounts given on delivered orders"),
+    REFUNDS: (CONTRA_REVENUE, "money returned on delivered orders"),
+    COST_OF_GOODS_SOLD: (EXPENSE, "unit cost of delivered keys, at the cost of the time of sale"),
+    WRITE_OFFS: (EXPENSE, "cost of revoked keys and of keys voided by a supplier recall"),
+}
+
+Line = tuple[str, Decimal, Decimal]  # (account, debit, credit)
+
+
+def _money(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class UnbalancedEntry(Exception):
+    """A posting whose debits and credits differ: a bug in a posting rule, never data."""
+
+
+class Journal(Projection):
+    name = "journal"
+    tables = (
+        Table(
+            "entries",
+            (),
+            (
+                ("position", INT), ("entry_no", INT), ("event_type", TEXT), ("occurred_at", TEXT),
+                ("account", TEXT), ("currency", TEXT), ("debit", MONEY), ("credit", MONEY),
+                ("order_id", TEXT), ("batch_id", TEXT), ("key_id", TEXT),
+            ),
+        ),
+        Table(
+            "balances",
+            ("account", "currency"),
+            (("account", TEXT), ("currency", TEXT), ("debit", MONEY), ("credit", MONEY)),
+        ),
+    )
+
+    def __init__(self, store: ViewStore, facts: Facts, version: int | None = None) -> None:
+        self.facts = facts
+        super().__init__(store, version)
+
+    # ---- posting ----
+
+    def _post(
+        self,
+        e: Any,
+        position: int,
+        event_type: str,
+        currency: str,
+        lines: Sequence[Line],
+        *,
+        order_id: Any = None,
+        batch_id: Any = None,
+        key_id: Any = None,
+        first_no: int = 1,
+    ) -> int:
+        """Post one balanced set of lines (zero lines are skipped); return the next entry number."""
+        kept = [(account, debit, credit) for account, debit, credit in lines if debit or credit]
+        debits = sum((d for _, d, _ in kept), ZERO)
+        credits = sum((c for _, _, c in kept), ZERO)
+        if debits != credits:
+            raise UnbalancedEntry(f"{event_type} at {position}: debits {debits} != credits {credits}")
+        number = first_no
+        for account, debit, credit in kept:
+            self.append("entries", {
+                "position": position, "entry_no": number, "event_type": event_type,
+                "occurred_at": e.timestamp.isoformat(), "account": account, "currency": currency,
+                "debit": debit, "credit": credit,
+                "order_id": None if order_id is None else str(order_id),
+                "batch_id": None if batch_id is None else str(batch_id),
+                "key_id": None if key_id is None else str(key_id),
+            })
+            balance = self.row("balances", (account, currency), {"debit": ZERO, "credit": ZERO})
+            balance["debit"] += debit
+            balance["credit"] += credit
+            number += 1
+        return number
+
+    def _currency_of_order(self, order_id: Any) -> tuple[Row, str] | None:
+        order = self.facts.order(order_id)
+        if order is None:
+            return None
+        return order, str(order["currency"])
+
+    def _currency_of_sku(self, sku: str) -> str | None:
+        product = self.facts.product(sku)
+        return None if product is None else str(product["currency"])
+
+    # ---- supply ----
+
+    def on_Batch_Received(self, e: Any, position: int) -> None:
+        cost = _money(e.unit_cost) * len(e.key_ids)
+        self._post(
+            e, position, "Batch.Received", e.currency,
+            [(INVENTORY, cost, ZERO), (SUPPLIER_PAYABLE, ZERO, cost)],
+            batch_id=e.originator_id,
+        )
+
+    def on_Stock_Voided(self, e: Any, position: int) -> None:
+        """A recall: the voided keys' cost leaves inventory as a write-off, per currency."""
+        costs: dict[str, Decimal] = {}
+        for key_id in e.key_ids:
+            key = self.facts.key(key_id)
+            if key is None:
+                continue
+            currency = self._currency_of_sku(str(key["sku"]))
+            if currency is None:
+                continue
+            costs[currency] = costs.get(currency, ZERO) + _money(key["unit_cost"])
+        number = 1
+        for currency, cost in sorted(costs.items()):
+            number = self._post(
+                e, position, "Stock.Voided", currency, [(WRITE_OFFS, cost, ZERO), (INVENTORY, ZERO, cost)],
+                batch_id=e.batch_id, first_no=number,
+            )
+
+    def on_Key_Revoked(self, e: Any, position: int) -> None:
+        """A refund revoked a sold key: its cost moves from cost of goods sold to write-offs."""
+        key = self.facts.key(e.originator_id)
+        if key is None:
+            return
+        currency = self._currency_of_sku(str(key["sku"]))
+        if currency is None:
+            return
+        cost = _money(key["unit_cost"])
+        self._post(
+            e, position, "Key.Revoked", currency, [(WRITE_OFFS, cost, ZERO), (COST_OF_GOODS_SOLD, ZERO, cost)],
+            order_id=e.order_id, batch_id=key["batch_id"], key_id=e.originator_id,
+        )
+
+    # ---- orders ----
+
+    def on_Order_PaymentCaptured(self, e: Any, position: int) -> None:
+        found = self._currency_of_order(e.originator_id)
+        if found is None:
+            return
+        amount = _money(e.amount)
+        self._post(
+            e, position, "Order.PaymentCaptured", found[1],
+            [(PAYMENT_CLEARING, amount, ZERO), (CUSTOMER_DEPOSITS, ZERO, amount)],
+            order_id=e.originator_id,
+        )
+
+    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+        found = self._currency_of_order(e.originator_id)
+        if found is None:
+            return
+        order, currency = found
+        subtotal, discount = _money(order["subtotal"]), _money(order["discount"])
+        number = self._post(
+            e, position, "Order.KeysDelivered", currency,
+            [(CUSTOMER_DEPOSITS, subtotal - discount, ZERO), (DISCOUNTS, discount, ZERO),
+             (REVENUE_ACCOUNT, ZERO, subtotal)],
+            order_id=e.originator_id,
+        )
+        cost = sum((_money(k["unit_cost"]) for k in e.keys), ZERO)
+        self._post(
+            e, position, "Order.KeysDelivered", currency,
+            [(COST_OF_GOODS_SOLD, cost, ZERO), (INVENTORY, ZERO, cost)],
+            order_id=e.originator_id, first_no=number,
+        )
+
+    def on_Order_Refunded(self, e: Any, position: int) -> None:
+        """Automatic refunds return a payment that never bought goods (no-goods orders and
+        duplicate payments of delivered ones): they come out of the deposit, never revenue.
+        Manual refunds are of delivered orders only (nothing else is refundable)."""
+        found = self._currency_of_order(e.originator_id)
+        if found is None:
+            return
+        amount = _money(e.amount)
+        source = CUSTOMER_DEPOSITS if e.automatic else REFUNDS
+        self._post(
+            e, position, "Order.Refunded", found[1], [(source, amount, ZERO), (PAYMENT_CLEARING, ZERO, amount)],
+            order_id=e.originator_id,
+        )
+
+
+# ---- queries ----
+
+
+@dataclass(frozen=True)
+class TrialBalance:
+    """Rows of {account, currency, debit, credit, balance} (balance = debit - credit), and
+    whether debits equal credits in every currency."""
+
+    rows: list[dict[str, Any]]
+    balanced: bool
+    totals: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+
+    def balance(self, account: str, currency: str) -> Decimal:
+        for row in self.rows:
+            if row["account"] == account and row["currency"] == currency:
+                return Decimal(row["balance"])
+        return ZERO
+
+    def by_account(self) -> dict[tuple[str, str], Decimal]:
+        return {(r["account"], r["currency"]): r["balance"] for r in self.rows}
+
+
+def _trial(sums: Iterable[tuple[str, str, Decimal, Decimal]]) -> TrialBalance:
+    merged: dict[tuple[str, str], list[Decimal]] = {}
+    for account, currency, debit, credit in sums:
+        pair = merged.setdefault((account, currency), [ZERO, ZERO])
+        pair[0] += debit
+        pair[1] += credit
+    rows: list[dict[str, Any]] = []
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for (account, currency), (debit, credit) in sorted(merged.items()):
+        rows.append({
+            "account": account, "currency": currency, "debit": debit, "credit": credit, "balance": debit - credit,
+        })
+        d, c = totals.get(currency, (ZERO, ZERO))
+        totals[currency] = (d + debit, c + credit)
+    return TrialBalance(rows, all(d == c for d, c in totals.values()), totals)
+
+
+def trial_balance(store: ViewStore, projection: Journal) -> TrialBalance:
+    """The committed balances of every account in every currency (summed in Python: exact)."""
+    spec = projection._spec("balances")
+    values = store.query(f"SELECT {', '.join(spec.all_columns)} FROM {projection.table('balances')}")
+    rows = (spec.decode(v) for v in values)
+    return _trial((r["account"], r["currency"], _money(r["debit"]), _money(r["credit"])) for r in rows)
+
+
+def balances_as_of(store: ViewStore, projection: Journal, position: int) -> TrialBalance:
+    """Account balances as they stood once every event up to `position` was posted."""
+    spec = projection._spec("entries")
+    columns = ("account", "currency", "debit", "credit")
+    values = store.query(
+        f"SELECT {', '.join(columns)} FROM {projection.table('entries')} WHERE position <= ?", (position,)
+    )
+    decoded = (Table(spec.name, (), tuple(c for c in spec.columns if c[0] in columns)).decode(v) for v in values)
+    return _trial((r["account"], r["currency"], _money(r["debit"]), _money(r["credit"])) for r in decoded)

@@ -1,0 +1,394 @@
+"""The double-entry journal: hand-computed balances, always-balanced books (scripted and random
+histories), balances as of any position, batch-size independence, and SQLite == PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from ledger.config import Settings
+from ledger.domain.errors import AmountMismatch, DomainError
+from ledger.service.ledger import Ledger, open_ledger
+from projections.base import Projection
+from projections.journal import (
+    ACCOUNTS,
+    Journal,
+    TrialBalance,
+    balances_as_of,
+    trial_balance,
+)
+from projections.registry import build_projections
+from projections.runner import Runner
+from projections.store import ViewStore
+from tests.conftest import TEST_CIPHER_KEY, FakeClock, LedgerFactory
+
+D = Decimal
+START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def journal_runner(ledger: Ledger, url: str | None = None, batch_size: int = 5000) -> tuple[Runner, ViewStore, Journal]:
+    store = ViewStore(ledger.settings, url)
+    projections: list[Projection] = build_projections(store, ["journal"])
+    journal = projections[-1]
+    assert isinstance(journal, Journal)
+    return Runner(ledger.app, store, projections, batch_size=batch_size), store, journal
+
+
+def nonzero(tb: TrialBalance) -> dict[tuple[str, str], Decimal]:
+    return {k: v for k, v in tb.by_account().items() if v != 0}
+
+
+def assert_books_balance(tb: TrialBalance) -> None:
+    assert tb.balanced, tb.totals
+    for currency in {r["currency"] for r in tb.rows}:
+        assert sum((r["balance"] for r in tb.rows if r["currency"] == currency), D(0)) == 0
+    assert {r["account"] for r in tb.rows} <= set(ACCOUNTS)
+
+
+def codes(prefix: str, n: int) -> list[tuple[int, str]]:
+    return [(i + 1, f"{prefix}-{i:04d}") for i in range(n)]
+
+
+# ---- a scripted history, step by step ----
+
+
+def scripted_history(ledger: Ledger, clock: FakeClock) -> Iterator[str]:
+    """Yields after every command: the step's name. The hand-computed balances at the end
+    are in `test_hand_computed_balances`."""
+    c = ledger.context
+    ledger.define_product(c(), sku="GAME", name="Game", face_value="10", currency="EUR", price="10.00")
+    yield "define"
+    ledger.create_coupon(c(), code="SAVE2", kind="amount", value="2.00", currency="EUR", starts_at=START, ends_at=END)
+    yield "coupon"
+    batch = ledger.import_keys(c(), sku="GAME", supplier="acme", unit_cost="6.00", codes=codes("K", 4))
+    yield "import"
+    a = ledger.place_order(c(), customer_id="alice", sku="GAME", quantity=2, coupon_code="SAVE2")
+    assert (a.amount_due, a.currency) == (D("18.00"), "EUR")
+    yield "place A"
+    ledger.capture_payment(c(), a.order_id, payment_reference="pa-1", amount="18.00", provider="psp")
+    yield "pay A"
+    ledger.capture_payment(c(), a.order_id, payment_reference="pa-1", amount="18.00", provider="psp")
+    yield "replayed callback A"
+    dup = ledger.capture_payment(c(), a.order_id, payment_reference="pa-2", amount="18.00", provider="psp")
+    assert dup.outcome == "refunded"
+    yield "duplicate payment A"
+    b = ledger.place_order(c(), customer_id="bob", sku="GAME", quantity=1)
+    yield "place B"
+    ledger.cancel_order(c(), b.order_id)
+    yield "cancel B"
+    late = ledger.capture_payment(c(), b.order_id, payment_reference="pb-1", amount="10.00", provider="psp")
+    assert late.outcome == "refunded"
+    yield "pay after cancel B"
+    o = ledger.place_order(c(), customer_id="carol", sku="GAME", quantity=1)
+    yield "place C"
+    with pytest.raises(AmountMismatch):
+        ledger.capture_payment(c(), o.order_id, payment_reference="pc-0", amount="1.00", provider="psp")
+    yield "mismatched payment C"
+    clock.advance(hours=1)
+    assert [e.order_id for e in ledger.expire_due(c())] == [o.order_id]
+    yield "expire C"
+    paid = ledger.capture_payment(c(), o.order_id, payment_reference="pc-1", amount="10.00", provider="psp")
+    assert paid.outcome == "delivered"
+    yield "late payment C"
+    first, second = ledger.order_keys(a.order_id)
+    ledger.refund_order(c(), a.order_id, amount="5.00", reason="goodwill", key_ids=[first.key_id])
+    yield "partial refund A"
+    ledger.redeem(c(), code=second.code, account_id="alice-acct")
+    yield "redeem A"
+    ledger.refund_order(c(), a.order_id, amount="13.00", reason="chargeback", override_redeemed=True)
+    yield "full refund A"
+    recalled = ledger.recall_batch(c(), batch.batch_id, "supplier recall")
+    assert recalled.voided == 1
+    yield "recall"
+
+
+def test_hand_computed_balances(ledger: Ledger, clock: FakeClock) -> None:
+    for _ in scripted_history(ledger, clock):
+        pass
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    tb = trial_balance(store, journal)
+    assert_books_balance(tb)
+    eur = {account: balance for (account, currency), balance in tb.by_account().items() if currency == "EUR"}
+    # payments 18 + 18 + 10 + 10 in; duplicate 18, after-cancel 10, refunds 5 + 13 out
+    assert eur["payment_clearing"] == D("10")
+    assert eur["customer_deposits"] == 0  # never money kept without goods
+    assert eur["revenue"] == D("-30")  # subtotals 20 (A) + 10 (C)
+    assert eur["discounts"] == D("2")
+    assert eur["refunds"] == D("18")
+    assert eur["inventory"] == 0  # 4 x 6 in; 3 sold, 1 voided
+    assert eur["supplier_payable"] == D("-24")
+    assert eur["cost_of_goods_sold"] == D("6")  # C's key only: A's two keys were revoked
+    assert eur["write_offs"] == D("18")  # 2 revoked + 1 voided
+    assert {c for _, c in tb.by_account()} == {"EUR"}
+
+
+def test_entries_balance_per_event(ledger: Ledger, clock: FakeClock) -> None:
+    for _ in scripted_history(ledger, clock):
+        pass
+    runner, _, journal = journal_runner(ledger)
+    runner.catch_up()
+    entries = journal.dump()["entries"]
+    by_event: dict[int, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_event.setdefault(entry["position"], []).append(entry)
+    assert by_event
+    for position, lines in by_event.items():
+        assert sum((e["debit"] for e in lines), D(0)) == sum((e["credit"] for e in lines), D(0)), position
+        assert sorted(e["entry_no"] for e in lines) == list(range(1, len(lines) + 1))
+        assert len({e["currency"] for e in lines}) == 1
+        assert all((e["debit"] == 0) != (e["credit"] == 0) for e in lines)
+    types = {e["event_type"] for e in entries}
+    assert types == {
+        "Batch.Received", "Order.PaymentCaptured", "Order.KeysDelivered", "Order.Refunded", "Key.Revoked",
+        "Stock.Voided",
+    }
+    # automatic refunds (duplicate / after-cancel) come out of deposits, manual ones are contra-revenue
+    refunds = [e for e in entries if e["event_type"] == "Order.Refunded" and e["debit"]]
+    assert sorted((e["account"], e["debit"]) for e in refunds) == [
+        ("customer_deposits", D("10")), ("customer_deposits", D("18")), ("refunds", D("5")), ("refunds", D("13")),
+    ]
+
+
+def test_balanced_after_every_step(ledger: Ledger, clock: FakeClock) -> None:
+    runner, store, journal = journal_runner(ledger)
+    steps = 0
+    for step in scripted_history(ledger, clock):
+        runner.catch_up()
+        tb = trial_balance(store, journal)
+        assert_books_balance(tb)
+        assert tb.balance("customer_deposits", "EUR") == 0, step
+        assert balances_as_of(store, journal, runner.position).by_account() == tb.by_account(), step
+        steps += 1
+    assert steps == 18
+
+
+def test_balances_as_of_equal_a_runner_stopped_there(ledger: Ledger, make_ledger: LedgerFactory,
+                                                     clock: FakeClock, tmp_path: Path) -> None:
+    positions = []
+    for _ in scripted_history(ledger, clock):
+        positions.append(ledger.app.recorder.max_notification_id() or 0)
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    stopped, stopped_store, stopped_journal = journal_runner(ledger, f"sqlite:///{tmp_path / 'v.sqlite'}")
+    compared = 0
+    for position in sorted(set(positions)):
+        stopped.catch_up(until=position)
+        assert stopped.position == position
+        expected = trial_balance(stopped_store, stopped_journal)
+        assert balances_as_of(store, journal, position).by_account() == expected.by_account(), position
+        compared += 1
+    assert compared >= 15
+    assert balances_as_of(store, journal, 0).rows == []
+
+
+def test_catch_up_until_stops_at_until(ledger: Ledger, clock: FakeClock) -> None:
+    for _ in scripted_history(ledger, clock):
+        pass
+    runner, _, _ = journal_runner(ledger)
+    runner.catch_up(until=5)
+    assert runner.position == 5
+
+
+def test_small_batches_equal_one_big_batch(ledger: Ledger, clock: FakeClock, tmp_path: Path) -> None:
+    for _ in scripted_history(ledger, clock):
+        pass
+    big, big_store, big_journal = journal_runner(ledger, f"sqlite:///{tmp_path / 'big.sqlite'}")
+    small, small_store, small_journal = journal_runner(ledger, f"sqlite:///{tmp_path / 'small.sqlite'}", 3)
+    big.catch_up()
+    small.catch_up()
+    assert small.position == big.position
+    assert small_journal.dump() == big_journal.dump()
+    assert trial_balance(small_store, small_journal) == trial_balance(big_store, big_journal)
+    # and a restarted runner (balances reloaded from disk) keeps adding to them correctly
+    restarted, _, restarted_journal = journal_runner(ledger, f"sqlite:///{tmp_path / 'small.sqlite'}", 3)
+    ledger.import_keys(ledger.context(), sku="GAME", supplier="acme", unit_cost="1.10", codes=codes("R", 3))
+    restarted.catch_up()
+    big.catch_up()
+    assert restarted_journal.dump() == big_journal.dump()
+
+
+def _comparable(journal: Journal, store: ViewStore) -> tuple[Any, ...]:
+    entries = sorted(
+        (e["event_type"], e["entry_no"], e["account"], e["currency"], e["debit"], e["credit"])
+        for e in journal.dump()["entries"]
+    )
+    return entries, trial_balance(store, journal).rows
+
+
+@pytest.mark.postgres
+def test_postgres_equals_sqlite(ledger: Ledger, make_ledger: LedgerFactory, pg_url: str, clock: FakeClock) -> None:
+    results = []
+    for each in (ledger, make_ledger(pg_url)):
+        for _ in scripted_history(each, clock):
+            pass
+        runner, store, journal = journal_runner(each)
+        assert store.is_postgres == (each is not ledger)
+        runner.catch_up()
+        tb = trial_balance(store, journal)
+        assert_books_balance(tb)
+        assert all(isinstance(r["balance"], Decimal) for r in tb.rows)
+        assert balances_as_of(store, journal, runner.position).by_account() == tb.by_account()
+        results.append(_comparable(journal, store))
+    assert results[0] == results[1]
+
+
+# ---- random histories ----
+
+SKUS = {"EUR": ("EGAME", "4.99", "EUR10"), "USD": ("UGAME", "7.50", "USD5")}
+Op = tuple[Any, ...]
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("import"), st.sampled_from(sorted(SKUS)), st.integers(1, 3),
+                  st.sampled_from(["0.10", "1.25", "3.33"])),
+        st.tuples(st.just("place"), st.sampled_from(sorted(SKUS)), st.integers(1, 2), st.booleans(),
+                  st.integers(0, 2)),
+        st.tuples(st.just("buy"), st.sampled_from(sorted(SKUS)), st.integers(1, 2), st.booleans(), st.integers(0, 5)),
+        st.tuples(st.just("pay"), st.integers(0, 3), st.sampled_from(["exact", "replay", "duplicate", "wrong"])),
+        st.tuples(st.just("pay"), st.integers(0, 3), st.just("exact")),
+        st.tuples(st.just("pay"), st.just(0), st.just("exact")),
+        st.tuples(st.just("cancel"), st.integers(0, 3)),
+        st.tuples(st.just("refund"), st.integers(0, 3), st.sampled_from(["full", "part", "part-key"]),
+                  st.booleans()),
+        st.tuples(st.just("redeem"), st.integers(0, 3)),
+        st.tuples(st.just("recall"), st.integers(0, 3)),
+        st.tuples(st.just("expire"), st.integers(5, 30)),
+    ),
+    min_size=8,
+    max_size=20,
+)
+
+
+def _apply(ledger: Ledger, clock: FakeClock, op: Op, orders: list[UUID], batches: list[UUID],
+           counter: Callable[[], int]) -> None:
+    c = ledger.context
+    kind = op[0]
+    if kind == "import":
+        _, currency, n, cost = op
+        sku = SKUS[currency][0]
+        batches.append(ledger.import_keys(c(), sku=sku, supplier="s", unit_cost=cost,
+                                          codes=codes(f"{sku}-{counter()}", n)).batch_id)
+    elif kind in ("place", "buy"):
+        _, currency, quantity, coupon, customer = op
+        sku, _, code = SKUS[currency]
+        try:
+            placed = ledger.place_order(c(), customer_id=f"cust{customer}", sku=sku, quantity=quantity,
+                                        coupon_code=code if coupon else None)
+        except DomainError as rejected:  # rejected orders are recorded too: pay them later
+            order_id = getattr(rejected, "order_id", None)
+            if order_id is not None:
+                orders.append(order_id)
+            return
+        orders.append(placed.order_id)
+        if kind == "buy":
+            ledger.capture_payment(c(), placed.order_id, payment_reference=f"{placed.order_id}-1",
+                                   amount=str(placed.amount_due), provider="p")
+    elif kind == "expire":
+        clock.advance(minutes=op[1])
+        ledger.expire_due(c())
+    elif kind == "recall":
+        if op[1] < len(batches) - 1:  # keep the latest batch, or most histories run out of stock
+            ledger.recall_batch(c(), batches[op[1]], "recall")
+    elif orders:
+        order_id = orders[-1 - op[1] % len(orders)]  # counted from the latest order
+        order = ledger.order(order_id)
+        if kind == "pay":
+            mode = op[2]
+            due = order.amount_due + (D("1") if mode == "wrong" else 0)
+            reference = f"{order_id}-1" if mode in ("exact", "replay") else f"{order_id}-{counter()}"
+            ledger.capture_payment(c(), order_id, payment_reference=reference, amount=str(due), provider="p")
+        elif kind == "cancel":
+            ledger.cancel_order(c(), order_id)
+        elif kind == "refund":
+            mode, override = op[2], op[3]
+            live = [k for k in order.delivered if k not in order.revoked]
+            if mode == "full":
+                ledger.refund_order(c(), order_id, amount=str(order.refundable), reason="r",
+                                    override_redeemed=override)
+            else:
+                amount = min(order.refundable, D("1.00"))
+                keys = live[:1] if mode == "part-key" else []
+                ledger.refund_order(c(), order_id, amount=str(amount), reason="r", key_ids=keys,
+                                    override_redeemed=override)
+        elif kind == "redeem":
+            for key in ledger.order_keys(order_id):
+                if key.status == "delivered":
+                    ledger.redeem(c(), code=key.code, account_id="acct")
+                    break
+
+
+def _key_costs(store: ViewStore, runner: Runner) -> dict[tuple[str, str], Decimal]:
+    """Cost of keys per (state group, currency), from the facts read model."""
+    facts = runner.projections[0]
+    rows = store.query(
+        f"SELECT k.state, k.unit_cost, p.currency FROM {facts.table('keys')} k "
+        f"JOIN {facts.table('products')} p ON p.sku = k.sku"
+    )
+    groups = {"available": "stock", "reserved": "stock", "delivered": "sold", "redeemed": "sold",
+              "revoked": "lost", "voided": "lost"}
+    out: dict[tuple[str, str], Decimal] = {}
+    for state, cost, currency in rows:
+        key = (groups[state], currency)
+        out[key] = out.get(key, D(0)) + D(str(cost))
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops)
+def test_random_histories_always_balance(history: list[Op]) -> None:
+    clock = FakeClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = open_ledger(
+            Settings(database_url=f"sqlite:///{tmp}/l.sqlite", data_dir=Path(tmp), cipher_key=TEST_CIPHER_KEY),
+            clock=clock,
+        )
+        try:
+            c = ledger.context
+            batches: list[UUID] = []
+            for currency, (sku, price, _) in SKUS.items():
+                ledger.define_product(c(), sku=sku, name=sku, face_value=price, currency=currency, price=price)
+                batches.append(ledger.import_keys(c(), sku=sku, supplier="s", unit_cost="2.01",
+                                                  codes=codes(f"{sku}-start", 3)).batch_id)
+            ledger.create_coupon(c(), code="EUR10", kind="percent", value="10", currency="EUR", starts_at=START,
+                                 ends_at=END)
+            ledger.create_coupon(c(), code="USD5", kind="amount", value="5.00", currency="USD",
+                                 min_spend="5.00", starts_at=START, ends_at=END)
+            runner, store, journal = journal_runner(ledger)
+            orders: list[UUID] = []
+            count = iter(range(10**6))
+            for op in history:
+                with contextlib.suppress(DomainError):
+                    _apply(ledger, clock, op, orders, batches, lambda: next(count))
+                runner.catch_up()
+                tb = trial_balance(store, journal)
+                assert_books_balance(tb)
+            # The journal agrees with the aggregates and the key states:
+            costs = _key_costs(store, runner)
+            for currency in SKUS:
+                sku_orders = [o for o in map(ledger.order, orders) if o.currency == currency]
+                held = sum((o.amount_paid - o.amount_refunded for o in sku_orders), D(0))
+                assert tb.balance("payment_clearing", currency) == held
+                assert tb.balance("customer_deposits", currency) == 0
+                assert tb.balance("inventory", currency) == costs.get(("stock", currency), 0)
+                assert tb.balance("cost_of_goods_sold", currency) == costs.get(("sold", currency), 0)
+                assert tb.balance("write_offs", currency) == costs.get(("lost", currency), 0)
+                delivered = [o for o in sku_orders if o.delivered]
+                assert -tb.balance("revenue", currency) == sum((o.subtotal for o in delivered), D(0))
+                assert tb.balance("discounts", currency) == sum((o.discount for o in delivered), D(0))
+            for event_type in sorted({e["event_type"] for e in journal.dump()["entries"]}):
+                event(event_type)
+            # ... and the entries replay to the same balances
+            assert balances_as_of(store, journal, runner.position).by_account() == tb.by_account()
+            store.close()
+        finally:
+            ledger.close()
