@@ -26,8 +26,10 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
+from eventsourcing.persistence import IntegrityError
 
 from ledger.config import Settings
+from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger, open_ledger
 
 SKU_PREFIX = "BENCH"
@@ -148,6 +150,30 @@ def _purchase(ledger: Ledger, n: int, skus: int, tag: str) -> None:
     )
 
 
+def _purchase_batch(ledger: Ledger, chunk: int, size: int, skus: int, tag: str) -> None:
+    """`size` purchases of one SKU in one transaction; a conflicting writer re-runs it whole.
+
+    A batch can fail two ways when another batch of the same SKU committed first: the
+    version check at commit (IntegrityError), or earlier, when a stale stock hands out a
+    key that a fresh read shows as sold (the batch is discarded). Both mean: run it again.
+    """
+    sku = f"{SKU_PREFIX}-{chunk % skus}"
+    for attempt in range(20):
+        try:
+            with ledger.batch():
+                for i in range(size):
+                    n = chunk * size + i
+                    ctx = ledger.context(f"customer:{tag}-{n}")
+                    customer, reference = f"{tag}-{n}-{attempt}", f"{tag}-pay-{n}-{attempt}"
+                    placed = ledger.place_order(ctx, customer_id=customer, sku=sku, quantity=1)
+                    ledger.capture_payment(ctx, placed.order_id, payment_reference=reference,
+                                           amount=str(placed.amount_due), provider="bench")
+            return
+        except (IntegrityError, RuntimeError, DomainError):
+            time.sleep(0.001 * (attempt + 1))
+    raise RuntimeError(f"batch {chunk} kept conflicting")
+
+
 def _run_threads(workers: int, count: int, job: Callable[[int], None]) -> tuple[float, int]:
     """Wall time and number of failed jobs."""
     failed = 0
@@ -230,7 +256,10 @@ def _baseline_postgres(url: str, workers: int, purchases: int, split: list[int],
 # ---- both ----
 
 
-def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8) -> BenchResult:
+def bench_write(
+    settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8, batch: int = 1
+) -> BenchResult:
+    """`batch` > 1: each worker commits that many purchases per transaction (Ledger.batch)."""
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, workers, Path(tmp))
         try:
@@ -252,20 +281,25 @@ def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, sku
                 nonlocal command_seconds
                 started = time.perf_counter()
                 try:
-                    _purchase(ledger, n, skus, "cust")
+                    if batch > 1:
+                        _purchase_batch(ledger, n, batch, skus, "cust")
+                    else:
+                        _purchase(ledger, n, skus, "cust")
                 finally:
                     with command_lock:
                         command_seconds += time.perf_counter() - started
 
-            ledger_seconds, failed = _run_threads(workers, purchases, job)
+            ledger_seconds, failed = _run_threads(workers, purchases // batch, job)
+            failed *= batch
         finally:
             ledger.close()
-        if settings.is_postgres:
-            baseline_seconds = _baseline_postgres(url, workers, purchases, split, avg_row_bytes)
-        else:
-            baseline_seconds = _baseline_sqlite(url, workers, purchases, split, avg_row_bytes)
+        if batch > 1:  # the baseline commits the same rows per transaction as the ledger does
+            split = [rows_per_purchase * batch]
+        baseline = _baseline_postgres if settings.is_postgres else _baseline_sqlite
+        baseline_seconds = baseline(url, workers, purchases // batch, split, avg_row_bytes)
     return BenchResult(
-        store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
+        store=where, workers=workers, purchases=purchases // batch * batch, skus=skus,
+        rows_per_purchase=rows_per_purchase,
         transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,
         command_seconds=command_seconds, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
     )

@@ -271,13 +271,14 @@ def bench_write(
     workers: Annotated[int, typer.Option(min=1, help="writer threads")] = 8,
     purchases: Annotated[int, typer.Option(min=1, help="purchases to time (place + pay)")] = 2000,
     skus: Annotated[int, typer.Option(min=1, help="products the purchases spread over (1 = one hot SKU)")] = 8,
+    batch: Annotated[int, typer.Option(min=1, help="purchases per transaction (1: one per command)")] = 1,
 ) -> None:
     """Purchases per second through the ledger vs a plain-SQL baseline writing the same rows."""
     from ledger.bench import bench_write as run
 
     settings = load_settings()
     try:
-        result = run(settings, workers=workers, purchases=purchases, skus=skus)
+        result = run(settings, workers=workers, purchases=purchases, skus=skus, batch=batch)
     except DomainError as e:
         raise fail(e.message) from None
     save = result.save

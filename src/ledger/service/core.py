@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -40,9 +42,32 @@ class ServiceCore:
         self.vault = vault
         self.clock = clock
         self.risk = risk
+        self._batch = threading.local()
 
     def context(self, actor: str = "system", **kwargs: str | None) -> Context:
         return Context(now=self.clock(), actor=actor, **kwargs)  # type: ignore[arg-type]
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run this thread's commands in one transaction: each reads what the earlier ones
+        wrote (no round trips), and all commit together at the end, under one table lock.
+
+        All or nothing: any exception inside the batch, or a conflicting writer at the
+        commit, discards the whole batch. Positions returned inside are 0 (not yet known).
+        For bulk loads and the write benchmark; interactive callers use single commands.
+        """
+        if getattr(self._batch, "uow", None) is not None:
+            raise RuntimeError("batches do not nest")
+        self._batch.uow = UnitOfWork(self.app, deferred=True)
+        self._batch.failed = None
+        try:
+            yield
+            if self._batch.failed is not None:
+                # A command failed half-way: its changes may sit in the shared unit of work.
+                raise RuntimeError("batch discarded: a command in it failed") from self._batch.failed
+            self._batch.uow.flush()
+        finally:
+            self._batch.uow = None
 
     def _run(self, command: Callable[[UnitOfWork], R]) -> R:
         """Run a command against fresh state, retrying when another writer got there first.
@@ -50,6 +75,13 @@ class ServiceCore:
         The command is a function of a new unit of work each attempt, so a retry
         re-reads everything and re-checks every rule; it never replays stale decisions.
         """
+        batched = getattr(self._batch, "uow", None)
+        if batched is not None:
+            try:
+                return command(batched)
+            except BaseException as error:
+                self._batch.failed = error
+                raise
         attempts = self.settings.command_attempts
         for attempt in range(attempts):
             try:

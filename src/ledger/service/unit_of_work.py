@@ -16,9 +16,11 @@ T = TypeVar("T", bound=LedgerAggregate)
 
 
 class UnitOfWork:
-    def __init__(self, app: LedgerApp) -> None:
+    def __init__(self, app: LedgerApp, *, deferred: bool = False) -> None:
+        """`deferred`: commit() only marks a command done; `flush()` writes them all."""
         self._app = app
         self._seen: dict[UUID, LedgerAggregate] = {}
+        self.deferred = deferred
 
     def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
         if aggregate_id in self._seen:
@@ -45,7 +47,15 @@ class UnitOfWork:
                 self._seen[aggregate.id] = aggregate
 
     def commit(self) -> int:
-        """Save every touched aggregate with pending events; return the last log position."""
+        """Save every touched aggregate with pending events; return the last log position.
+
+        Deferred (inside a batch): nothing is written yet and the position is unknown (0).
+        """
+        if self.deferred:
+            return 0
+        return self.flush()
+
+    def flush(self) -> int:
         dirty = [a for a in self._seen.values() if a.pending_events]
         if not dirty:
             return self._app.recorder.max_notification_id() or 0

@@ -1,0 +1,204 @@
+"""Profit per day, SKU, supplier and batch: revenue, discounts, refunds, cost of goods,
+write-offs, profit and margin.
+
+Rules (see docs/read-models.md):
+
+* A delivered order (`Order.KeysDelivered`) is apportioned to its keys, in the event's key
+  order: each key gets subtotal / quantity of revenue and discount / quantity of discount,
+  cut down to the currency's minor units; the rounding remainder goes to the first key, so
+  the keys of an order always add up to the order's figures exactly. Each key's
+  `cost_of_goods` is the unit cost the event recorded (the cost at time of sale). Rows are
+  keyed by the UTC day of the delivery and the key's batch (with its SKU and supplier).
+* A sales refund (`Order.Refunded`, not automatic, of a delivered order) is apportioned the
+  same way over *all* the order's delivered keys -- whichever keys it revoked -- on the
+  refund's day. Automatic refunds (payments that never bought goods, duplicate payments
+  included) and refunds of never-delivered orders are not in this model, as in `sales`.
+* A key voided by a supplier recall (`Key.Voided`; `Stock.Voided` names the same keys and
+  is ignored so each key is written off once) is a write-off of its unit cost (from facts)
+  on the day of the recall.
+* A revoked key (`Key.Revoked`) has its cost moved from `cost_of_goods` to `write_offs` on
+  the day of the revocation (its cost at time of sale), so each key's cost counts once.
+* profit = revenue - discounts - refunds - cost_of_goods - write_offs;
+  margin = profit / (revenue - discounts - refunds), rounded half-up to 4 places, NULL
+  when that denominator is 0 (a day with only write-offs, say). Both are recomputed from
+  the row's totals, never accumulated.
+* `keys_sold` counts delivered keys; `keys_written_off` counts voided and revoked keys.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
+
+from ledger.domain.money import minor_units
+from projections.base import Projection, Row, Table
+from projections.facts import Facts
+from projections.sales import money, utc_day
+from projections.store import ViewStore
+
+TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+ZERO = Decimal(0)
+MARGIN_PLACES = Decimal("0.0001")
+_MONEY_COLUMNS = ("revenue", "discounts", "refunds", "cost_of_goods", "write_offs", "profit")
+_KEY_CACHE_LIMIT = 200_000
+
+
+def apportion(total: Decimal, parts: int, currency: str) -> list[Decimal]:
+    """Split `total` into `parts` shares in the currency's minor units; the first share takes
+    the rounding remainder, so the shares always add up to `total` exactly."""
+    if parts <= 0:
+        return []
+    quantum = Decimal(1).scaleb(-minor_units(currency))
+    share = (total / parts).quantize(quantum, rounding=ROUND_DOWN)
+    return [total - share * (parts - 1), *([share] * (parts - 1))]
+
+
+class Profit(Projection):
+    name = "profit"
+    tables = (
+        Table(
+            "daily",
+            ("day", "sku", "supplier", "batch_id"),
+            (
+                ("day", TEXT), ("sku", TEXT), ("supplier", TEXT), ("batch_id", TEXT), ("currency", TEXT),
+                ("keys_sold", INT), ("keys_written_off", INT), ("revenue", MONEY), ("discounts", MONEY),
+                ("refunds", MONEY), ("cost_of_goods", MONEY), ("write_offs", MONEY), ("profit", MONEY),
+                ("margin", MONEY),
+            ),
+        ),
+        # Working state: the keys each order was delivered, in delivery order, with the cost
+        # at time of sale. Refunds and revocations are apportioned / reclassified from it.
+        Table(
+            "order_keys",
+            ("order_id", "key_id"),
+            (
+                ("order_id", TEXT), ("key_id", TEXT), ("seq", INT), ("sku", TEXT), ("batch_id", TEXT),
+                ("supplier", TEXT), ("unit_cost", MONEY),
+            ),
+        ),
+    )
+
+    def __init__(self, store: ViewStore, facts: Facts, version: int | None = None) -> None:
+        self.facts = facts
+        super().__init__(store, version)
+
+    # ---- lifecycle: order keys are fetched on demand, like facts' orders ----
+
+    def reset(self) -> None:
+        super().reset()
+        self._order_keys: dict[str, list[Row]] = {}
+
+    def load(self) -> None:
+        spec = self._spec("daily")
+        for values in self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table('daily')}"):
+            row = spec.decode(values)
+            self.rows["daily"][tuple(row[k] for k in spec.key)] = row
+
+    def flush(self, cursor: Any) -> None:
+        super().flush(cursor)
+        if len(self.rows["order_keys"]) > _KEY_CACHE_LIMIT:
+            self.rows["order_keys"] = {}
+            self._order_keys = {}
+
+    def order_keys(self, order_id: str) -> list[Row]:
+        """The keys delivered to an order, in delivery order ([] if none)."""
+        found = self._order_keys.get(order_id)
+        if found is not None:
+            return found
+        spec = self._spec("order_keys")
+        rows = [
+            spec.decode(values)
+            for values in self.store.query(
+                f"SELECT {', '.join(spec.all_columns)} FROM {self.table('order_keys')} WHERE order_id = ?",
+                (order_id,),
+            )
+        ]
+        rows.sort(key=lambda r: int(r["seq"]))
+        for row in rows:
+            self.rows["order_keys"][(row["order_id"], row["key_id"])] = row
+        self._order_keys[order_id] = rows
+        return rows
+
+    # ---- rows ----
+
+    def _daily(self, e: Any, sku: str, supplier: str, batch_id: str, currency: str) -> Row:
+        return self.row(
+            "daily", (utc_day(e), sku, supplier, batch_id),
+            {"currency": currency, "margin": None, **{c: ZERO for c in _MONEY_COLUMNS}},
+        )
+
+    @staticmethod
+    def _settle(row: Row) -> None:
+        net_revenue = row["revenue"] - row["discounts"] - row["refunds"]
+        row["profit"] = net_revenue - row["cost_of_goods"] - row["write_offs"]
+        row["margin"] = (
+            None if net_revenue == 0 else (row["profit"] / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
+        )
+
+    def _currency(self, sku: str, order: Row | None = None) -> str:
+        if order is not None:
+            return str(order["currency"])
+        product = self.facts.product(sku)
+        return str(product["currency"]) if product is not None else ""
+
+    # ---- handlers ----
+
+    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+        order_id = str(e.originator_id)
+        order = self.facts.order(order_id)
+        if order is None or not e.keys:
+            return
+        currency = str(order["currency"])
+        revenue = apportion(money(order["subtotal"]), len(e.keys), currency)
+        discounts = apportion(money(order["discount"]), len(e.keys), currency)
+        delivered: list[Row] = []
+        for seq, key in enumerate(e.keys):
+            sku, supplier, batch_id = str(order["sku"]), str(key["supplier"]), str(key["batch_id"])
+            unit_cost = money(key["unit_cost"])
+            row = self._daily(e, sku, supplier, batch_id, currency)
+            row["keys_sold"] += 1
+            row["revenue"] += revenue[seq]
+            row["discounts"] += discounts[seq]
+            row["cost_of_goods"] += unit_cost
+            self._settle(row)
+            delivered.append(self.row("order_keys", (order_id, str(key["key_id"])), {
+                "seq": seq, "sku": sku, "batch_id": batch_id, "supplier": supplier, "unit_cost": unit_cost,
+            }))
+        self._order_keys[order_id] = delivered
+
+    def on_Order_Refunded(self, e: Any, position: int) -> None:
+        order = self.facts.order(e.originator_id)
+        if e.automatic or order is None or order["status"] != "delivered":
+            return
+        keys = self.order_keys(str(e.originator_id))
+        currency = str(order["currency"])
+        for key, share in zip(keys, apportion(money(e.amount), len(keys), currency), strict=True):
+            row = self._daily(e, str(key["sku"]), str(key["supplier"]), str(key["batch_id"]), currency)
+            row["refunds"] += share
+            self._settle(row)
+
+    def on_Key_Revoked(self, e: Any, position: int) -> None:
+        key_id = str(e.originator_id)
+        sold = next((k for k in self.order_keys(str(e.order_id)) if k["key_id"] == key_id), None)
+        if sold is None:
+            # Not found in this order's deliveries (should not happen): fall back to the key's facts.
+            sold = self.facts.key(key_id)
+            if sold is None:
+                return
+        sku = str(sold["sku"])
+        row = self._daily(e, sku, str(sold["supplier"]), str(sold["batch_id"]), self._currency(sku))
+        cost = money(sold["unit_cost"])
+        row["keys_written_off"] += 1
+        row["cost_of_goods"] -= cost
+        row["write_offs"] += cost
+        self._settle(row)
+
+    def on_Key_Voided(self, e: Any, position: int) -> None:
+        key = self.facts.key(e.originator_id)
+        if key is None:
+            return
+        sku = str(key["sku"])
+        row = self._daily(e, sku, str(key["supplier"]), str(key["batch_id"]), self._currency(sku))
+        row["keys_written_off"] += 1
+        row["write_offs"] += money(key["unit_cost"])
+        self._settle(row)

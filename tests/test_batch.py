@@ -1,0 +1,40 @@
+"""Batches: many commands, one transaction, all or nothing."""
+
+import pytest
+
+from ledger.domain.errors import OutOfStock
+from ledger.service.ledger import Ledger
+
+
+def setup(ledger: Ledger, keys: int) -> None:
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku="EBOOK", name="E-book", face_value="3", currency="USD", price="2.50")
+    ledger.import_keys(admin, sku="EBOOK", supplier="s", unit_cost="1.00", codes=[(i, f"E-{i}") for i in range(keys)])
+
+
+def test_a_batch_commits_every_command_together(ledger: Ledger) -> None:
+    setup(ledger, 10)
+    before = ledger.app.recorder.max_notification_id()
+    with ledger.batch():
+        for n in range(5):
+            placed = ledger.place_order(ledger.context(), customer_id=f"c{n}", sku="EBOOK", quantity=1)
+            assert placed.position == 0  # not written yet
+            ledger.capture_payment(ledger.context(), placed.order_id, payment_reference=f"p{n}", amount="2.50",
+                                   provider="psp")
+            assert ledger.app.recorder.max_notification_id() == before
+    assert ledger.stock("EBOOK").delivered == 5
+    assert len({k for o in ledger.history("EBOOK") if o.event == "Delivered" for k in o.data["key_ids"]}) == 5
+
+
+def test_a_failed_command_discards_the_whole_batch(ledger: Ledger) -> None:
+    setup(ledger, 2)
+    before = ledger.app.recorder.max_notification_id()
+    with pytest.raises(RuntimeError, match="batch discarded"), ledger.batch():
+        ledger.place_order(ledger.context(), customer_id="a", sku="EBOOK", quantity=2)
+        try:
+            ledger.place_order(ledger.context(), customer_id="b", sku="EBOOK", quantity=1)
+        except OutOfStock:
+            pass  # caught by the caller: the batch is still void
+    # only b's refusal record (written on its own) reached the store; a's reservation did not
+    assert ledger.app.recorder.max_notification_id() == before + 2
+    assert len(ledger.stock("EBOOK").available) == 2
