@@ -310,7 +310,7 @@ class OrderService(CatalogService):
                 holder.late_purchase(ctx, order.id, order.sku, order.quantity)
         if coupon is not None:
             coupon.use(ctx, order.id, order.customer_id, order.discount)
-        if offer.sale is not None:
+        if offer.sale is not None and order.flash_sale_id:  # only an order sold at the sale price claims it
             offer.sale.claim(ctx, order.id, order.customer_id, order.quantity)
 
     def _deliver(self, uow: UnitOfWork, ctx: Context, order: Order) -> list[UUID]:
