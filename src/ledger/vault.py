@@ -10,9 +10,9 @@ import base64
 import hashlib
 import hmac
 
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
-from eventsourcing.cipher import AESCipher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 
@@ -20,9 +20,7 @@ def derive_key(master_b64: str, purpose: str) -> bytes:
     master = base64.b64decode(master_b64)
     if len(master) not in (16, 24, 32):
         raise ValueError("LEDGER_CIPHER_KEY must be base64 of 16, 24 or 32 bytes")
-    key = HKDF(master, 32, salt=b"ledger", hashmod=SHA256, context=purpose.encode())
-    assert isinstance(key, bytes)
-    return key
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"ledger", info=purpose.encode()).derive(master)
 
 
 def derive_key_b64(master_b64: str, purpose: str) -> str:

@@ -151,7 +151,23 @@ def _parse_until(until: str | None) -> tuple[int | None, datetime | None]:
     return None, moment
 
 
+def bench_replay_command(
+    events: Annotated[int, typer.Option(min=1, help="events to seed and replay")] = 200_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = 5000,
+) -> None:
+    """Rebuild all read models from N events vs a raw read of the same log (throwaway store)."""
+    from projections.bench import bench_replay
+
+    result = bench_replay(Settings(), events=events, batch_size=batch_size)
+    out.print(f"store: {result.store} (dropped); {result.events} events seeded in {result.seed_seconds:.1f} s",
+              markup=False, highlight=False, soft_wrap=True)
+    out.print(f"read models: {result.rebuild_rate:,.0f} events/s".replace(",", ""))
+    out.print(f"raw read: {result.raw_rate:,.0f} events/s".replace(",", ""))
+    out.print(f"ratio {result.ratio:.2f}")
+
+
 def register(app: typer.Typer, groups: dict[str, Any]) -> None:
     """Entry point `ledger.cli`: add our commands to the `ledger` command."""
     app.add_typer(project, name="project")
     app.command("replay")(replay_command)
+    groups["bench"].command("replay")(bench_replay_command)
