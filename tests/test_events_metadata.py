@@ -166,3 +166,13 @@ def test_every_stored_event_timestamp_matches_a_clock_reading(ledger: Ledger, cl
 def test_context_requires_an_aware_time(clock: FakeClock) -> None:
     with pytest.raises(ValueError):
         Context(now=clock.now.replace(tzinfo=None))
+
+
+def test_client_ip_and_device_given_to_place_order_reach_the_metadata(ledger: Ledger) -> None:
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku="META-1", name="m", face_value="1", currency="USD", price="1.00")
+    ledger.import_keys(admin, sku="META-1", supplier="s", unit_cost="0.50", codes=[(1, "META-CODE-1")])
+    placed = ledger.place_order(ledger.context("storefront"), customer_id="c", sku="META-1", quantity=1,
+                                client_ip="203.0.113.7", device_id="dev-9")
+    for event in ledger.app.events.get(placed.order_id):
+        assert event.meta["client_ip"] == "203.0.113.7" and event.meta["device_id"] == "dev-9"  # type: ignore[attr-defined]

@@ -255,3 +255,17 @@ def test_cost_at_time_of_sale_is_not_changed_by_later_batches(ledger: Ledger) ->
     order = ledger.order(placed.order_id)
     assert order.cost == Decimal("6.00")
     assert order.amount_paid == Decimal("10.00")
+
+
+def test_a_late_payment_for_a_retired_product_is_refunded_not_delivered(ledger: Ledger, clock: FakeClock) -> None:
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku="OLD-1", name="old", face_value="1", currency="USD", price="1.00")
+    ledger.import_keys(admin, sku="OLD-1", supplier="s", unit_cost="0.50", codes=[(1, "OLD-CODE-1")])
+    placed = ledger.place_order(ledger.context(), customer_id="c", sku="OLD-1", quantity=1)
+    clock.advance(hours=1)
+    ledger.expire_due(ledger.context())
+    ledger.retire_product(admin, "OLD-1", "discontinued")
+    result = ledger.capture_payment(ledger.context(), placed.order_id, payment_reference="late", amount="1.00",
+                                    provider="psp")
+    assert result.outcome == "refunded" and result.key_ids == []
+    assert ledger.order(placed.order_id).amount_refunded == Decimal("1.00")

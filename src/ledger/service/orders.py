@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -116,6 +116,7 @@ class OrderService(CatalogService):
         coupon_code = normalise_coupon_code(inputs.text(coupon_code, "coupon_code", required=False)) or None
         client_ip = inputs.optional_text(client_ip or ctx.client_ip, "client_ip")
         device_id = inputs.optional_text(device_id or ctx.device_id, "device_id")
+        ctx = replace(ctx, client_ip=client_ip, device_id=device_id)  # into every event's metadata
         order_id = uuid4()
 
         def command(uow: UnitOfWork) -> Placed:
@@ -156,7 +157,7 @@ class OrderService(CatalogService):
 
     def _offer(
         self, uow: UnitOfWork, ctx: Context, product: Product, order_id: UUID, fields: dict[str, Any],
-        coupon: Coupon | None, *, check_unpaid: bool,
+        coupon: Coupon | None, *, check_unpaid: bool, use_sale: bool = True,
     ) -> _Offer:
         """Price the order and check every limit; raise the first rule that says no."""
         sku, quantity, customer = fields["sku"], fields["quantity"], fields["customer_id"]
@@ -182,7 +183,7 @@ class OrderService(CatalogService):
             )
         unit_price = product.price_for(fields["channel"])
         sale = None
-        sale_id = product.active_flash_sale(ctx.now)
+        sale_id = product.active_flash_sale(ctx.now) if use_sale else None
         if sale_id is not None:
             sale = uow.find(FlashSale, flash_sale_id(sale_id))
             if sale is not None and sale.units_left >= quantity:
@@ -297,8 +298,12 @@ class OrderService(CatalogService):
             "customer_id": order.customer_id, "sku": order.sku, "quantity": order.quantity,
             "channel": order.channel, "client_ip": order.client_ip, "device_id": order.device_id,
         }
+        if product.retired:
+            return  # no new sales of a retired product: the payment is refunded
         try:
-            offer = self._offer(uow, ctx, product, order.id, fields, coupon, check_unpaid=False)
+            offer = self._offer(
+                uow, ctx, product, order.id, fields, coupon, check_unpaid=False, use_sale=bool(order.flash_sale_id)
+            )
             if order.flash_sale_id and (offer.sale is None or offer.sale.sale_id != order.flash_sale_id):
                 return  # the sale price it was sold at is gone
             keys = offer.stock.reserve(ctx, order.id, order.quantity, ctx.now)
