@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI routes over the ledger's commands and the read models."""

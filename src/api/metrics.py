@@ -1,0 +1,44 @@
+"""Prometheus metrics: requests and their latency, events written, projection lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from api.services import Services
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("ledger_http_requests_total", "HTTP requests", ["method", "route", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("ledger_http_request_seconds", "HTTP request latency", ["method", "route"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.events = Gauge("ledger_events_written", "position of the newest event in the store",
+                            registry=self.registry)
+        self.lag = Gauge("ledger_projection_lag_events", "events a read model has still to process",
+                         ["projection"], registry=self.registry)
+
+    def install(self, app: FastAPI) -> None:
+        @app.middleware("http")
+        async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.latency.labels(request.method, path).observe(time.perf_counter() - started)
+            self.requests.labels(request.method, path, str(response.status_code)).inc()
+            return response
+
+    def render(self, services: Services) -> Response:
+        head = services.ledger.app.recorder.max_notification_id() or 0
+        self.events.set(head)
+        for name in ("facts", "inventory", "sales", "profit", "fraud", "journal"):
+            self.lag.labels(name).set(max(0, head - services.store.position(services.view(name).tracking_name)))
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

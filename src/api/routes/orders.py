@@ -1,0 +1,105 @@
+"""Orders: placement, the payment callback, status, keys (the one route that shows codes),
+cancellation and refunds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, rate_limited, require
+from api.models import (
+    CancelIn,
+    KeyOut,
+    KeysOut,
+    OrderChangeOut,
+    OrderIn,
+    OrderOut,
+    OrderView,
+    PaymentIn,
+    PaymentOut,
+    RefundIn,
+    TimelineEvent,
+)
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+Storefront = Annotated[Caller, Depends(require("storefront"))]
+Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def _json(model: OrderOut | PaymentOut | OrderChangeOut, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)
+
+
+@router.post("", status_code=201, response_model=OrderOut, dependencies=[Depends(rate_limited)])
+def place_order(body: OrderIn, request: Request, svc: ServicesDep, caller: Storefront,
+                idempotency_key: IdempotencyKey = None) -> Response:
+    def run() -> Response:
+        ctx = caller.context(svc, request)
+        placed = svc.ledger.place_order(ctx, **body.model_dump())
+        return _json(OrderOut(order_id=placed.order_id, status=placed.status, amount_due=placed.amount_due,
+                              currency=placed.currency, reserved_until=placed.reserved_until,
+                              position=placed.position), 201)
+
+    return idempotent(svc, caller, idempotency_key, "POST /v1/orders", body.model_dump(), run)
+
+
+@router.post("/{order_id}/payments", response_model=PaymentOut)
+def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: ServicesDep, caller: Storefront,
+                    idempotency_key: IdempotencyKey = None) -> Response:
+    def run() -> Response:
+        result = svc.ledger.capture_payment(caller.context(svc, request), order_id, **body.model_dump())
+        return _json(PaymentOut(order_id=result.order_id, payment_reference=result.payment_reference,
+                                outcome=result.outcome, amount=result.amount, key_ids=result.key_ids,
+                                reason=result.reason, replayed=result.replayed, position=result.position))
+
+    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/payments", body.model_dump(), run)
+
+
+@router.get("/{order_id}", response_model=OrderView)
+def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView:
+    order = svc.ledger.order(order_id)
+    timeline = [TimelineEvent(at=e.timestamp, stream=e.stream, event=e.event, version=e.version)
+                for e in svc.ledger.history(str(order_id))]
+    return OrderView(
+        order_id=order.id, status=str(order.status), customer_id=order.customer_id, sku=order.sku,
+        quantity=order.quantity, channel=order.channel, currency=order.currency, unit_price=order.unit_price,
+        discount=order.discount, amount_due=order.amount_due, amount_paid=order.amount_paid,
+        amount_refunded=order.amount_refunded, reserved_until=order.reserved_until,
+        key_ids=order.delivered or order.reserved, timeline=timeline,
+        position=svc.ledger.app.recorder.max_notification_id() or 0,
+    )
+
+
+@router.get("/{order_id}/keys", response_model=KeysOut)
+def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends(require("storefront"))]) -> KeysOut:
+    """The delivered codes: the only route that ever returns a code."""
+    keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.order_keys(order_id)]
+    return KeysOut(keys=keys, position=svc.ledger.app.recorder.max_notification_id() or 0)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderChangeOut)
+def cancel_order(order_id: UUID, request: Request, svc: ServicesDep, caller: Admin, body: CancelIn | None = None,
+                 idempotency_key: IdempotencyKey = None) -> Response:
+    body = body or CancelIn()
+
+    def run() -> Response:
+        change = svc.ledger.cancel_order(caller.context(svc, request), order_id, body.reason)
+        return _json(OrderChangeOut(order_id=change.order_id, status=change.status, position=change.position,
+                                    released_key_ids=change.released_key_ids, revoked_key_ids=[]))
+
+    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/cancel", body.model_dump(), run)
+
+
+@router.post("/{order_id}/refunds", response_model=OrderChangeOut)
+def refund_order(order_id: UUID, body: RefundIn, request: Request, svc: ServicesDep, caller: Admin,
+                 idempotency_key: IdempotencyKey = None) -> Response:
+    def run() -> Response:
+        change = svc.ledger.refund_order(caller.context(svc, request), order_id, **body.model_dump())
+        return _json(OrderChangeOut(order_id=change.order_id, status=change.status, position=change.position,
+                                    released_key_ids=[], revoked_key_ids=change.revoked_key_ids))
+
+    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/refunds",
+                      body.model_dump(mode="json"), run)

@@ -1,0 +1,100 @@
+"""What every route needs, built once per process: the ledger, the read models, tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.settings import ApiSettings
+from ledger.config import Settings
+from ledger.service.ledger import Ledger, open_ledger
+from projections.base import Projection
+from projections.registry import build_projections
+from projections.store import ViewStore
+
+TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
+IDEMPOTENCY_DDL = (
+    "CREATE TABLE IF NOT EXISTS api_idempotency (principal TEXT NOT NULL, idem_key TEXT NOT NULL, route TEXT NOT NULL,"
+    " body_hash TEXT NOT NULL, status INTEGER NOT NULL, response TEXT, PRIMARY KEY (principal, idem_key))"
+)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Services:
+    settings: Settings
+    api: ApiSettings
+    ledger: Ledger
+    store: ViewStore
+    env_tokens: dict[str, str]
+    _views: dict[str, Projection] = field(default_factory=dict)
+    _views_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
+        settings = settings or Settings()
+        api = api or ApiSettings()
+        ledger = open_ledger(settings, **ledger_kwargs)
+        store = ViewStore(settings)
+        with store.transaction() as cursor:
+            store.execute(cursor, TOKENS_DDL)
+            store.execute(cursor, IDEMPOTENCY_DDL)
+        # Tables exist before the first read, even if the runner has not started yet.
+        for projection in build_projections(store):
+            with store.transaction() as cursor:
+                projection.create_tables(cursor)
+        return cls(settings, api, ledger, store, api.token_roles())
+
+    # ---- tokens ----
+
+    def role_of(self, token: str) -> str | None:
+        role = self.env_tokens.get(token)
+        if role is not None:
+            return role
+        rows = self.store.query("SELECT role FROM api_tokens WHERE token_hash = ?", (token_hash(token),))
+        return str(rows[0][0]) if rows else None
+
+    def create_token(self, role: str) -> str:
+        token = secrets.token_urlsafe(32)
+        with self.store.transaction() as cursor:
+            self.store.execute(
+                cursor, "INSERT INTO api_tokens (token_hash, role, created_at) VALUES (?, ?, ?)",
+                (token_hash(token), role, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            )
+        return token
+
+    # ---- read models ----
+
+    def view(self, name: str) -> Projection:
+        """The read model at its active version (a rebuild's swap is followed)."""
+        with self._views_lock:
+            current = self._views.get(name)
+            if current is None or self.store.active_version(name) != current.version:
+                self._views = {p.name: p for p in build_projections(self.store)}
+            return self._views[name]
+
+    def positions(self, names: tuple[str, ...]) -> int:
+        """The position every named read model has reached."""
+        return min(self.store.position(self.view(n).tracking_name) for n in names)
+
+    def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
+        """Poll until the read models reach `position`; their position, or None on timeout."""
+        deadline = time.monotonic() + self.api.read_wait_s
+        while True:
+            reached = self.positions(names)
+            if reached >= position:
+                return reached
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.store.close()
+        self.ledger.close()

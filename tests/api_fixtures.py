@@ -1,0 +1,40 @@
+"""Fixtures for API tests: an app over a temp SQLite store with a token per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from api.settings import ROLES, ApiSettings
+from ledger.config import Settings
+from tests.conftest import TEST_CIPHER_KEY, FakeClock
+
+TOKENS = {role: f"{role}-token" for role in ROLES}
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+def open_services(url: str, data_dir: Path, clock: FakeClock | None = None, **api: object) -> Services:
+    settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY)
+    api_settings = ApiSettings(api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
+    return Services.open(settings, api_settings, **({"clock": clock} if clock else {}))
+
+
+@pytest.fixture
+def api_services(tmp_path: Path) -> Iterator[Services]:
+    services = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def client(api_services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(api_services, background=True), raise_server_exceptions=False) as test_client:
+        yield test_client
