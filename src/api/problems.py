@@ -28,6 +28,12 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+HTTP_CODES = {
+    401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed", 409: "conflict",
+    413: "request-too-large", 429: "rate-limited", 503: "not-yet-consistent",
+}
+
+
 def _safe(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool | None) else str(value)
 
@@ -61,8 +67,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
-        code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                409: "conflict", 413: "request-too-large", 429: "rate-limited", 503: "not-yet-consistent"}.get(error.status_code, "http-error")
+        code = HTTP_CODES.get(error.status_code, "http-error")
         extra = dict(error.headers or {})
         return problem(error.status_code, code, code.replace("-", " ").capitalize(), str(error.detail),
                        retry_after=extra.get("Retry-After"))
