@@ -97,7 +97,7 @@ def demo(
     reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store first")] = False,
 ) -> None:
     """Seed a realistic store on a simulated clock and print what it adds up to."""
-    from ledger.demo import SimClock, run_demo, store_is_empty, summarize
+    from ledger.demo import DEMO_RISK, SimClock, run_demo, store_is_empty, summarize
 
     settings = load_settings()
     if reset and not settings.is_postgres:
@@ -116,7 +116,8 @@ def demo(
             console=out, transient=False,
         ) as progress:
             task = progress.add_task("orders", total=orders)
-            run = run_demo(ledger, clock, seed, orders, lambda n: progress.advance(task, n))
+            risk = DEMO_RISK[0]() if DEMO_RISK else None
+            run = run_demo(ledger, clock, seed, orders, lambda n: progress.advance(task, n), risk)
         elapsed = time.perf_counter() - started
         summary = summarize(ledger, run.scalper_ids)
     _print_summary(summary, seed, orders, elapsed)

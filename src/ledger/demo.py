@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.domain.errors import DomainError, OrderRejected, RedeemedKeyRefund
@@ -344,8 +344,28 @@ class _Driver:
             self.ledger.recall_batch(self.ctx("supply"), self.run.recalled_batch, "supplier reported leaked codes")
 
 
-def run_demo(ledger: Ledger, clock: SimClock, seed: int, orders: int, tick: Callable[[int], None]) -> DemoRun:
-    """Drive the ledger; `tick(n)` is called as orders go through (for a progress bar)."""
+class DemoRisk(Protocol):
+    """Order-time risk for the demo, supplied by a plugin (the fraud read model lives
+    outside this package): `arm` turns it on, `refresh` brings its view up to date."""
+
+    def arm(self, ledger: Ledger) -> None: ...
+
+    def refresh(self) -> None: ...
+
+
+# Plugins append a factory here (see projections.cli.register); the demo uses the first.
+DEMO_RISK: list[Callable[[], DemoRisk]] = []
+
+
+def run_demo(
+    ledger: Ledger, clock: SimClock, seed: int, orders: int, tick: Callable[[int], None],
+    risk: DemoRisk | None = None,
+) -> DemoRun:
+    """Drive the ledger; `tick(n)` is called as orders go through (for a progress bar).
+
+    With `risk`, the first scalper burst runs unchecked, then risk is armed: later bursts
+    meet the fraud read model at order time, which is what the demo is there to show.
+    """
     rng = random.Random(seed)
     run = DemoRun()
     driver = _Driver(ledger, clock, rng, run)
@@ -358,11 +378,17 @@ def run_demo(ledger: Ledger, clock: SimClock, seed: int, orders: int, tick: Call
         driver.one_order(customers)
         driver.after_sale()
         if i in scalper_at:
+            if risk is not None and i > min(scalper_at):
+                risk.refresh()
             driver.scalper_burst(12)
+            if risk is not None and i == min(scalper_at):
+                risk.arm(ledger)
         if i == recall_at:
             driver.recall()
         if i % SWEEP_EVERY == SWEEP_EVERY - 1:
             driver.sweep()
+            if risk is not None:
+                risk.refresh()
             driver.settle_late()
         tick(1)
     # Close the day: let every reservation lapse, take the last late payments, sweep again.

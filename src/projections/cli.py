@@ -171,3 +171,26 @@ def register(app: typer.Typer, groups: dict[str, Any]) -> None:
     app.add_typer(project, name="project")
     app.command("replay")(replay_command)
     groups["bench"].command("replay")(bench_replay_command)
+    from ledger.demo import DEMO_RISK
+
+    DEMO_RISK.append(FraudDemoRisk)
+
+
+class FraudDemoRisk:
+    """The demo's risk check: the fraud read model, kept current as the demo runs."""
+
+    def __init__(self, threshold: int = 30) -> None:
+        self.threshold = threshold
+        self.runner: Runner | None = None
+
+    def arm(self, ledger: Any) -> None:
+        from projections.risk import FraudRiskAssessor
+
+        store = ViewStore(ledger.settings)
+        self.runner = Runner(ledger.app, store, build_projections(store, ["fraud"]))
+        self.refresh()
+        ledger.risk = FraudRiskAssessor(store, self.threshold)
+
+    def refresh(self) -> None:
+        if self.runner is not None:
+            self.runner.catch_up()
