@@ -466,4 +466,15 @@ def _zero_prices() -> dict[str, Any]:
 
 
 def _evidence(rejection: OrderRejected) -> dict[str, Any]:
-    return {k: v if isinstance(v, int | float | str | bool | None) else str(v) for k, v in rejection.details.items()}
+    """The rule's details as JSON-able data: scalars, and lists and dicts of them."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, int | float | str | bool | None):
+            return value
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return str(value)
+
+    return {k: plain(v) for k, v in rejection.details.items()}
