@@ -464,7 +464,7 @@ def test_scalper_rejected_at_order_time(loose: Ledger, codes: Codes, store: View
         [rejection] = [e for e in guarded.app.events.get(order_id) if isinstance(e, Order.Rejected)]
         assert rejection.reason == "risk-rejected"
         assert rejection.evidence["rule"] == "velocity"
-        assert "customer:scalper" in rejection.evidence["evidence"]
+        assert rejection.evidence["evidence"]["subject"] == "customer:scalper"
         # The scalper's alias on the same device is caught by the device's score.
         with pytest.raises(RiskRejected):
             place(guarded, "scalper-alias", "192.0.2.250", "dev-scalper")
