@@ -64,6 +64,10 @@ class Projection:
         self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in self.tables}
         self.dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in self.tables}
         self.appended: dict[str, list[Row]] = {t.name: [] for t in self.tables}
+        # A table is "complete" while every row it holds is also in memory (it was empty when
+        # we started and nothing was evicted since): then a miss needs no query.
+        self.complete: dict[str, bool] = {t.name: False for t in self.tables}
+        self.absent: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in self.tables}
 
     def create_tables(self, cursor: Any) -> None:
         for t in self.tables:
@@ -79,11 +83,38 @@ class Projection:
         for t in self.tables:
             self.store.execute(cursor, f"DROP TABLE IF EXISTS {self.table(t.name, version)}")
 
+    def check_complete(self) -> None:
+        """Mark the keyed tables that are empty on disk: lookups in them never need a query."""
+        for t in self.tables:
+            if t.key:
+                self.complete[t.name] = not self.store.query(f"SELECT 1 FROM {self.table(t.name)} LIMIT 1")
+
+    def evict(self, table: str) -> None:
+        """Drop a table's rows from memory (after a flush): from now on misses query the store."""
+        self.rows[table] = {}
+        self.complete[table] = False
+
+    def fetch(self, table: str, key: tuple[Any, ...]) -> Row | None:
+        """The row for `key` from memory, else from the store (not marked dirty), else None."""
+        found = self.rows[table].get(key)
+        if found is not None or self.complete[table] or key in self.absent[table]:
+            return found
+        spec = self._spec(table)
+        where = " AND ".join(f"{k} = ?" for k in spec.key)
+        rows = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {where}", key)
+        if not rows:
+            self.absent[table].add(key)
+            return None
+        row = spec.decode(rows[0])
+        self.rows[table][key] = row
+        return row
+
     def load(self) -> None:
         """Read keyed rows back into memory; append-only tables stay on disk."""
         for t in self.tables:
             if not t.key:
                 continue
+            self.complete[t.name] = True  # everything on disk is about to be in memory
             for values in self.store.query(f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}"):
                 row = t.decode(values)
                 self.rows[t.name][tuple(row[k] for k in t.key)] = row
@@ -114,6 +145,7 @@ class Projection:
         rows = self.rows[table]
         found = rows.get(key)
         if found is None:
+            self.absent[table].discard(key)
             spec = self._spec(table)
             found = {c: (None if kind == "TEXT" else 0) for c, kind in spec.columns}
             found.update(dict(zip(spec.key, key, strict=True)))

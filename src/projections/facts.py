@@ -40,7 +40,9 @@ class Facts(Projection):
 
     def load(self) -> None:
         # Orders and keys grow without bound: they are fetched on demand, not all at start.
+        self.check_complete()
         spec = self._spec("products")
+        self.complete["products"] = True
         self.rows["products"] = {}
         for values in self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table('products')}"):
             row = spec.decode(values)
@@ -56,25 +58,15 @@ class Facts(Projection):
         return self.peek("products", (sku,))
 
     def _lookup(self, table: str, ident: str) -> Row | None:
-        found = self.peek(table, (ident,))
-        if found is not None:
-            return found
-        spec = self._spec(table)
-        query = f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {spec.key[0]} = ?"
-        rows = self.store.query(query, (ident,))
-        if not rows:
-            return None
-        row = spec.decode(rows[0])
-        self.rows[table][(ident,)] = row
-        return row
+        return self.fetch(table, (ident,))
 
     def flush(self, cursor: Any) -> None:
         super().flush(cursor)
         # Finished orders are rarely looked up again; keep memory bounded.
         if len(self.rows["orders"]) > 200_000:
-            self.rows["orders"] = {}
+            self.evict("orders")
         if len(self.rows["keys"]) > 500_000:
-            self.rows["keys"] = {}
+            self.evict("keys")
 
     # ---- handlers ----
 

@@ -143,19 +143,10 @@ class Fraud(Projection):
 
     def load(self) -> None:
         """Nothing up front: rows come from the store the first time an event needs them."""
+        self.check_complete()
 
     def _find(self, table: str, key: tuple[Any, ...]) -> Row | None:
-        found = self.peek(table, key)
-        if found is not None:
-            return found
-        spec = self._spec(table)
-        where = " AND ".join(f"{k} = ?" for k in spec.key)
-        rows = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {where}", key)
-        if not rows:
-            return None
-        row = spec.decode(rows[0])
-        self.rows[table][key] = row
-        return row
+        return self.fetch(table, key)
 
     def _fetch(self, table: str, key: tuple[Any, ...], defaults: Row | None = None) -> Row:
         """The row for `key` (memory, then store, else new from `defaults`), marked dirty."""
@@ -166,7 +157,7 @@ class Fraud(Projection):
         super().flush(cursor)
         for t in self.tables:
             if t.key and len(self.rows[t.name]) > _CACHE_LIMIT:
-                self.rows[t.name] = {}  # all committed with this transaction; refetched on demand
+                self.evict(t.name)  # all committed with this transaction; refetched on demand
 
     # ---- the counting core ----
 
