@@ -18,14 +18,17 @@ TYPE_BASE = "https://ledger.example/problems/"
 
 
 def problem(
-    status: int, code: str, title: str, detail: str = "", retry_after: Any = None, **extra: Any
+    status: int, code: str, title: str, detail: str = "", retry_after: Any = None,
+    headers: dict[str, str] | None = None, **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": TYPE_BASE + code, "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = dict(headers or {})
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
 HTTP_CODES = {
@@ -39,7 +42,8 @@ def _safe(value: Any) -> Any:
 
 
 def domain_problem(error: DomainError) -> JSONResponse:
-    extra: dict[str, Any] = {k: _safe(v) for k, v in error.details.items()}
+    extra: dict[str, Any] = {k: _safe(v) for k, v in error.details.items()
+                             if k not in ("type", "title", "status", "detail", "code", "retry_after", "headers")}
     if isinstance(error, InvalidInput):
         extra["errors"] = [{"field": error.field, "message": error.message}]
     if isinstance(error, ImportRejected):
@@ -68,9 +72,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(error.status_code, "http-error")
-        extra = dict(error.headers or {})
         return problem(error.status_code, code, code.replace("-", " ").capitalize(), str(error.detail),
-                       retry_after=extra.get("Retry-After"))
+                       headers=dict(error.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

@@ -165,21 +165,26 @@ class Projection:
             names = t.all_columns
             if self.dirty[t.name]:
                 updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in t.key)
-                statement = (
-                    f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) "
-                    f"VALUES ({', '.join('?' for _ in names)}) "
-                    f"ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {updates}"
-                )
                 rows = self.rows[t.name]
-                self.store.executemany(cursor, statement, [[rows[k][c] for c in names] for k in self.dirty[t.name]])
+                self._insert(cursor, t, [[rows[k][c] for c in names] for k in self.dirty[t.name]],
+                             f" ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {updates}")
                 self.dirty[t.name].clear()
             if self.appended[t.name]:
-                statement = (
-                    f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) "
-                    f"VALUES ({', '.join('?' for _ in names)})"
-                )
-                self.store.executemany(cursor, statement, [[r[c] for c in names] for r in self.appended[t.name]])
+                self._insert(cursor, t, [[r[c] for c in names] for r in self.appended[t.name]], "")
                 self.appended[t.name].clear()
+
+    def _insert(self, cursor: Any, t: Table, values: list[list[Any]], suffix: str) -> None:
+        """Many rows per statement: one round trip per chunk instead of per row."""
+        names = t.all_columns
+        per_chunk = max(1, 30_000 // len(names))  # under SQLite's limit of bound variables
+        row_marks = "(" + ", ".join("?" for _ in names) + ")"
+        for start in range(0, len(values), per_chunk):
+            chunk = values[start : start + per_chunk]
+            statement = (
+                f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) VALUES "
+                + ", ".join(row_marks for _ in chunk) + suffix
+            )
+            self.store.execute(cursor, statement, [v for row in chunk for v in row])
 
     def dump(self) -> dict[str, list[Row]]:
         """Every table's committed rows, sorted: the shape tests compare."""

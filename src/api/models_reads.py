@@ -1,0 +1,174 @@
+"""Response bodies of the read routes: inventory, reports, books, fraud, audit, projections.
+
+Money travels as decimal strings (`Money`), never floats. Nothing here ever holds a code."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.models import Money, Positioned
+
+# ---- inventory ----
+
+
+class StockCounts(BaseModel):
+    available: int
+    reserved: int
+    delivered: int
+    redeemed: int
+    revoked: int
+    voided: int
+
+
+class BatchStock(StockCounts):
+    batch_id: str
+    supplier: str | None
+    unit_cost: Money | None
+
+
+class SkuStock(StockCounts):
+    sku: str
+    low_stock: bool
+    threshold: int
+    batches: list[BatchStock] | None = Field(default=None, description="with ?by=batch only")
+
+
+class InventoryOut(Positioned):
+    items: list[SkuStock]
+
+
+class SkuInventoryOut(Positioned, SkuStock):
+    pass
+
+
+# ---- reports ----
+
+
+class ReportOut(Positioned):
+    report: str
+    date_from: date | None = Field(serialization_alias="from")
+    date_to: date | None = Field(serialization_alias="to")
+    group_by: list[str]
+    rows: list[dict[str, Any]] = Field(description="the group's dimensions, currency and summed measures")
+
+
+# ---- books ----
+
+
+class AccountBalance(BaseModel):
+    account: str
+    type: str
+    currency: str
+    debit: Money
+    credit: Money
+    balance: Money = Field(description="debit - credit")
+
+
+class CurrencyTotal(BaseModel):
+    currency: str
+    debit: Money
+    credit: Money
+    balanced: bool
+
+
+class TrialBalanceOut(Positioned):
+    as_of: int | None
+    balanced: bool
+    accounts: list[AccountBalance]
+    totals: list[CurrencyTotal]
+
+
+class JournalEntry(BaseModel):
+    position: int
+    entry_no: int
+    event_type: str
+    occurred_at: datetime
+    currency: str
+    debit: Money
+    credit: Money
+    order_id: str | None
+    batch_id: str | None
+    key_id: str | None
+
+
+class AccountOut(Positioned):
+    account: str
+    type: str
+    description: str
+    balances: list[AccountBalance]
+    entries: list[JournalEntry]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
+# ---- fraud ----
+
+
+class FraudAlert(BaseModel):
+    rule: str
+    subject_kind: str
+    subject_id: str
+    score: int
+    count: int
+    positions: list[int]
+    position: int
+    occurred_at: datetime
+
+
+class AlertsOut(Positioned):
+    alerts: list[FraudAlert]
+    next_since: int | None = Field(description="pass as `since` for the next page; null on the last page")
+
+
+class SubjectOut(Positioned):
+    subject_kind: str
+    subject_id: str
+    alerted: bool
+    score: int
+    alerts: int
+    top_rule: str | None
+    rule_scores: dict[str, int]
+    last_position: int | None
+    updated_at: datetime | None
+    recent_alerts: list[FraudAlert]
+
+
+# ---- audit ----
+
+
+class AuditEvent(BaseModel):
+    position: int | None = Field(description="the event's log position (null where the store does not say)")
+    type: str = Field(examples=["Order.Placed"])
+    stream_id: str
+    version: int
+    timestamp: datetime
+    data: dict[str, Any] = Field(description="the event's fields with meta; sealed codes and code hashes removed")
+
+
+class AuditFeedOut(Positioned):
+    events: list[AuditEvent]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last page")
+
+
+class AuditStreamOut(Positioned):
+    stream_id: str
+    events: list[AuditEvent]
+
+
+# ---- projections ----
+
+
+class ProjectionOut(BaseModel):
+    name: str
+    version: int
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    events_per_s: float
+
+
+class ProjectionsOut(Positioned):
+    projections: list[ProjectionOut]

@@ -1,0 +1,96 @@
+"""The audit trail: every event of the log as a feed paged by position, and one aggregate's stream.
+
+Events are decoded (decrypted) and their sealed codes and code hashes are removed, at any depth."""
+
+from __future__ import annotations
+
+import enum
+import time
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from api.deps import Caller, MinPosition, ServicesDep, require
+from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
+from api.routes.reads import invalid
+from api.services import Services
+from ledger.service.queries import SECRET_FIELDS
+from projections.events import EVENT_CLASSES
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
+Finance = Annotated[Caller, Depends(require("finance"))]
+MAX_LIMIT = 1000
+_HEADER_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+TYPE_PATTERN = r"^[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*(,[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*)*$"
+
+
+def scrub(value: Any) -> Any:
+    """JSON-ready, with every secret field dropped wherever it sits."""
+    if isinstance(value, dict):
+        return {str(k): scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return scrub(value.value)
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def to_audit(event: Any, position: int | None) -> AuditEvent:
+    data = {k: v for k, v in vars(event).items() if k not in _HEADER_FIELDS}
+    return AuditEvent(position=position, type=type(event).__qualname__, stream_id=str(event.originator_id),
+                      version=event.originator_version, timestamp=event.timestamp, data=scrub(data))
+
+
+def _head(svc: Services, min_position: int | None) -> int:
+    """The log's head; waits (bounded) for a write at `min_position` to be visible, else 503."""
+    deadline = time.monotonic() + svc.api.read_wait_s
+    while True:
+        head = svc.ledger.app.recorder.max_notification_id() or 0
+        if min_position is None or head >= min_position:
+            return head
+        if time.monotonic() >= deadline:
+            raise HTTPException(503, f"the log has not reached position {min_position}", headers={"Retry-After": "1"})
+        time.sleep(0.02)
+
+
+@router.get("/events", response_model=AuditFeedOut)
+def events(
+    svc: ServicesDep, caller: Auditor,
+    after: Annotated[int, Query(ge=0, description="events at positions after this one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    event_type: Annotated[str | None, Query(alias="type", max_length=2000, pattern=TYPE_PATTERN,
+                                            description="comma list such as Order.Placed,Order.Refunded")] = None,
+    min_position: MinPosition = None,
+) -> AuditFeedOut:
+    """The complete history in log order; follow `next_after` until it is null."""
+    topics: list[str] = []
+    for name in (event_type.split(",") if event_type else []):
+        cls = EVENT_CLASSES.get(name)
+        if cls is None:
+            raise invalid("type", f"unknown event type {name}")
+        topics.append(get_topic(cls))
+    head = _head(svc, min_position)
+    app = svc.ledger.app
+    found = app.recorder.select_notifications(after + 1, limit, stop=head, topics=topics) if head > after else []
+    items = [to_audit(app.mapper.to_domain_event(n), n.id) for n in found]
+    return AuditFeedOut(position=head, events=items,
+                        next_after=found[-1].id if len(found) == limit and found[-1].id < head else None)
+
+
+@router.get("/streams/{stream_id}", response_model=AuditStreamOut)
+def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
+    """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
+    head = _head(svc, min_position)
+    found = list(svc.ledger.app.events.get(stream_id))
+    if not found:
+        raise HTTPException(404, f"no events for stream {stream_id}")
+    return AuditStreamOut(position=head, stream_id=str(stream_id), events=[to_audit(e, None) for e in found])

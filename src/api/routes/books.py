@@ -1,0 +1,99 @@
+"""The double-entry books: the trial balance (now or as of a position) and one account's entries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
+from api.routes.reads import select_rows
+from projections.journal import ACCOUNTS, Journal, TrialBalance, balances_as_of, trial_balance
+
+router = APIRouter(prefix="/v1/ledger", tags=["books"])
+Finance = Annotated[Caller, Depends(require("finance"))]
+VIEWS = ("journal",)
+ZERO = Decimal(0)
+
+
+def _journal(svc: ServicesDep) -> Journal:
+    journal = svc.view("journal")
+    assert isinstance(journal, Journal)
+    return journal
+
+
+def _balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[AccountBalance]:
+    """Every account of the chart in every currency the books hold (zero where nothing was posted)."""
+    found = {(r["account"], r["currency"]): r for r in tb.rows}
+    currencies = sorted({c for _, c in found} | set(tb.totals))
+    names = accounts or sorted(set(ACCOUNTS) | {a for a, _ in found})
+    out = []
+    for account in names:
+        for currency in currencies:
+            row: dict[str, Any] = found.get((account, currency)) or {"debit": ZERO, "credit": ZERO, "balance": ZERO}
+            out.append(AccountBalance(account=account, type=ACCOUNTS.get(account, ("unknown", ""))[0],
+                                      currency=currency, debit=row["debit"], credit=row["credit"],
+                                      balance=row["balance"]))
+    return out
+
+
+@router.get("/trial-balance", response_model=TrialBalanceOut)
+def trial(
+    svc: ServicesDep, caller: Finance,
+    as_of: Annotated[int | None, Query(ge=0, description="balances once every event up to this position "
+                                       "was posted")] = None,
+    min_position: MinPosition = None,
+) -> TrialBalanceOut:
+    """Every account's debits, credits and balance per currency; `balanced` when debits equal credits."""
+    wanted = min_position
+    if as_of is not None:  # the journal must have posted up to as_of (or the log's head, if as_of is beyond it)
+        head = svc.ledger.app.recorder.max_notification_id() or 0
+        wanted = max(min_position or 0, min(as_of, head))
+    position = read_position(svc, VIEWS, wanted)
+    journal = _journal(svc)
+    tb = trial_balance(svc.store, journal) if as_of is None else balances_as_of(svc.store, journal, as_of)
+    return TrialBalanceOut(
+        position=position if as_of is None else min(as_of, position), as_of=as_of, balanced=tb.balanced,
+        accounts=_balances(tb),
+        totals=[CurrencyTotal(currency=c, debit=d, credit=k, balanced=d == k)
+                for c, (d, k) in sorted(tb.totals.items())],
+    )
+
+
+@router.get("/accounts/{account}", response_model=AccountOut)
+def account(
+    svc: ServicesDep, caller: Finance,
+    account: Annotated[str, Path(max_length=100)],
+    after: Annotated[int, Query(ge=0, description="entries at positions after this one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    min_position: MinPosition = None,
+) -> AccountOut:
+    """The account's journal entries in log order (paged by position) and its balance per currency."""
+    if account not in ACCOUNTS:
+        raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)}")
+    position = read_position(svc, VIEWS, min_position)
+    rows = select_rows(svc, "journal", "entries", "account = ? AND position > ? AND position <= ?",
+                       (account, after, position), order="position, entry_no", limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if more and rows:
+        # Never split one event's entries over two pages: the next page starts after a position.
+        last = rows[-1]["position"]
+        rows += select_rows(svc, "journal", "entries", "account = ? AND position = ? AND entry_no > ?",
+                            (account, last, rows[-1]["entry_no"]), order="entry_no")
+    journal = _journal(svc)
+    tb = trial_balance(svc.store, journal)
+    balances = [b for b in _balances(tb, [account]) if (b.account, b.currency) in tb.by_account()]
+    kind, description = ACCOUNTS[account]
+    return AccountOut(
+        position=position, account=account, type=kind, description=description, balances=balances,
+        entries=[
+            JournalEntry(position=r["position"], entry_no=r["entry_no"], event_type=r["event_type"],
+                         occurred_at=r["occurred_at"], currency=r["currency"], debit=r["debit"], credit=r["credit"],
+                         order_id=r["order_id"], batch_id=r["batch_id"], key_id=r["key_id"])
+            for r in rows
+        ],
+        next_after=rows[-1]["position"] if more and rows else None,
+    )

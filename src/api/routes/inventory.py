@@ -1,0 +1,55 @@
+"""Inventory per SKU (and per batch): counts by key state and the low-stock flag."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
+from api.routes.reads import select_rows
+from projections.base import Row
+from projections.inventory import STATES
+
+router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
+Reader = Annotated[Caller, Depends(require("storefront", "analyst"))]
+By = Annotated[Literal["sku", "batch"], Query(description="`batch` adds each SKU's batches")]
+VIEWS = ("inventory",)
+
+
+def _counts(row: Row) -> dict[str, int]:
+    return {s: int(row[s] or 0) for s in STATES}
+
+
+def _batch(row: Row) -> BatchStock:
+    return BatchStock(batch_id=row["batch_id"], supplier=row["supplier"], unit_cost=row["unit_cost"], **_counts(row))
+
+
+def _sku(row: Row, batches: list[Row] | None) -> SkuStock:
+    return SkuStock(
+        sku=row["sku"], low_stock=bool(row["low_stock"]), threshold=int(row["threshold"] or 0),
+        batches=None if batches is None else [_batch(b) for b in batches if b["sku"] == row["sku"]],
+        **_counts(row),
+    )
+
+
+@router.get("", response_model=InventoryOut, response_model_exclude_none=True)
+def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: MinPosition = None) -> InventoryOut:
+    """Every SKU's keys by state."""
+    position = read_position(svc, VIEWS, min_position)
+    skus = select_rows(svc, "inventory", "skus", order="sku")
+    batches = select_rows(svc, "inventory", "batches", order="sku, batch_id") if by == "batch" else None
+    return InventoryOut(position=position, items=[_sku(r, batches) for r in skus])
+
+
+@router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True)
+def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
+                  min_position: MinPosition = None) -> SkuInventoryOut:
+    """One SKU's keys by state; 404 if the read models have never seen it."""
+    position = read_position(svc, VIEWS, min_position)
+    rows = select_rows(svc, "inventory", "skus", "sku = ?", (sku,))
+    if not rows:
+        raise HTTPException(404, f"no inventory for SKU {sku}")
+    batches = select_rows(svc, "inventory", "batches", "sku = ?", (sku,), order="batch_id") if by == "batch" else None
+    return SkuInventoryOut(position=position, **_sku(rows[0], batches).model_dump())

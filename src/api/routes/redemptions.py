@@ -1,0 +1,29 @@
+"""Redemption of a delivered code by the platform or a partner."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, rate_limited, require
+from api.models_catalog import RedemptionIn, RedemptionOut
+
+router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+Redeemer = Annotated[Caller, Depends(require("storefront", "partner"))]
+
+
+@router.post("", response_model=RedemptionOut, dependencies=[Depends(rate_limited)])
+def redeem(body: RedemptionIn, request: Request, svc: ServicesDep, caller: Redeemer,
+           idempotency_key: IdempotencyKey = None) -> Response:
+    """Refusals have their own problem types: unknown-code, key-not-delivered, already-redeemed,
+    key-revoked, key-voided, wrong-platform. The code is never echoed."""
+
+    def run() -> Response:
+        redeemed = svc.ledger.redeem(caller.context(svc, request), **body.model_dump())
+        out = RedemptionOut(key_id=redeemed.key_id, sku=redeemed.sku, position=redeemed.position)
+        return JSONResponse(out.model_dump(mode="json"))
+
+    # The idempotency record keeps a hash of the body, never the code itself.
+    return idempotent(svc, caller, idempotency_key, "POST /v1/redemptions", body.model_dump(), run)
