@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import random
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.config import Settings, resolve_cipher_key
@@ -49,4 +53,20 @@ def build_app(settings: Settings) -> tuple[LedgerApp, str]:
     )
     if settings.aggregate_cache_size == 0:
         del env["AGGREGATE_CACHE_MAXSIZE"]
-    return LedgerApp(env=env), master_key
+    return with_startup_retries(lambda: LedgerApp(env=env)), master_key
+
+
+T = TypeVar("T")
+
+
+def with_startup_retries(build: Callable[[], T], attempts: int = 8) -> T:
+    """Several processes starting at once race on CREATE TABLE IF NOT EXISTS in PostgreSQL
+    ("tuple concurrently updated"); whoever loses just tries again."""
+    for attempt in range(attempts):
+        try:
+            return build()
+        except PersistenceError:
+            if attempt + 1 == attempts:
+                raise
+            time.sleep(0.05 * (attempt + 1) + random.uniform(0, 0.05))
+    raise AssertionError("unreachable")

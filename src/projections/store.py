@@ -13,6 +13,7 @@ from typing import Any
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
 from eventsourcing.utils import Environment
 
+from ledger.application import with_startup_retries
 from ledger.config import Settings
 
 # Money stays exact in SQLite as decimal text; PostgreSQL stores it as NUMERIC.
@@ -34,7 +35,7 @@ class ViewStore:
         env = view_settings.eventsourcing_env()
         self.is_postgres = view_settings.is_postgres
         factory = InfrastructureFactory.construct(Environment("Projections", env))
-        self.tracking: TrackingRecorder = factory.tracking_recorder()
+        self.tracking: TrackingRecorder = with_startup_retries(factory.tracking_recorder)
         self._datastore: Any = getattr(self.tracking, "datastore")  # noqa: B009
         with self.transaction() as cursor:
             self.execute(cursor, VERSIONS_DDL)

@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.application import LedgerApp
 from ledger.config import Settings
 from ledger.domain.context import Context
-from ledger.domain.errors import Contention
+from ledger.domain.errors import Contention, DomainError
 from ledger.domain.risk import RiskAssessor
 from ledger.service.unit_of_work import UnitOfWork
 from ledger.vault import CodeVault
@@ -84,11 +84,16 @@ class ServiceCore:
                 raise
         attempts = self.settings.command_attempts
         for attempt in range(attempts):
+            uow = UnitOfWork(self.app)
             try:
-                return command(UnitOfWork(self.app))
+                return command(uow)
             except IntegrityError:
                 if attempt + 1 == attempts:
                     break
-                # Full jitter keeps racing writers from colliding in lockstep.
-                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            except DomainError:
+                # A refusal read from state another writer has since moved on is a conflict too.
+                if attempt + 1 == attempts or not uow.stale():
+                    raise
+            # Full jitter keeps racing writers from colliding in lockstep.
+            time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
         raise Contention(f"gave up after {attempts} conflicting attempts; retry the request")

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+from eventsourcing.persistence import IntegrityError
+
 from ledger.domain.catalog import Catalog, Product
 from ledger.domain.context import Context
 from ledger.domain.errors import (
@@ -138,6 +140,10 @@ class OrderService(CatalogService):
                 )
                 keys = offer.stock.reserve(ctx, order_id, quantity, until)
             except OrderRejected as rejection:
+                if not uow.deferred and uow.stale():
+                    # Decided on state another writer has since changed: decide again, and
+                    # record nothing, rather than keep a refusal fresh state might not make.
+                    raise IntegrityError("order refused on stale state") from rejection
                 # Only the refusal is recorded: holders first seen here, and anything the
                 # checks touched, stay unwritten.
                 order = Order.place(ctx, order_id, **fields, **_zero_prices())
@@ -146,6 +152,7 @@ class OrderService(CatalogService):
                 refusal.add(order)
                 rejection.order_id = order_id
                 rejection.details["position"] = refusal.commit()
+                uow.flushed = True  # the refusal is written: final, never retried
                 raise
             order = Order.place(ctx, order_id, **fields, **_prices(offer))
             order.reserve(ctx, keys, until)

@@ -20,7 +20,9 @@ class UnitOfWork:
         """`deferred`: commit() only marks a command done; `flush()` writes them all."""
         self._app = app
         self._seen: dict[UUID, LedgerAggregate] = {}
+        self._read: dict[UUID, int | None] = {}  # the version each aggregate was read at; None: absent
         self.deferred = deferred
+        self.flushed = False
 
     def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
         if aggregate_id in self._seen:
@@ -29,8 +31,10 @@ class UnitOfWork:
             try:
                 found = self._app.repository.get(aggregate_id)
             except AggregateNotFoundError:
+                self._read[aggregate_id] = None
                 return None
             self._seen[aggregate_id] = found
+            self._read[aggregate_id] = found.version
         if not isinstance(found, cls):
             return None
         return found
@@ -60,4 +64,16 @@ class UnitOfWork:
         if not dirty:
             return self._app.recorder.max_notification_id() or 0
         recordings = self._app.save(*dirty)
+        self.flushed = True
         return max(r.notification.id for r in recordings)
+
+    def stale(self) -> bool:
+        """Whether another writer has changed anything this unit read, before it wrote anything.
+
+        Reads of different aggregates are not one snapshot: a rule can see an order still
+        reserved and its stock already delivered, and say no where fresh state says replay.
+        """
+        if self.flushed:
+            return False
+        recorder = self._app.recorder
+        return any(recorder.select_events(i, gt=v, limit=1) for i, v in self._read.items())
