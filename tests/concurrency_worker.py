@@ -60,7 +60,8 @@ def process_main(
     """Entry point of one spawned process: its own ledger on the shared database and a real clock.
 
     All processes open their ledgers at once (the library's CREATE TABLE IF NOT EXISTS races are
-    retried by `build_app`); `opening` is unused, kept for the call's shape. `start` is a barrier (all processes open first, then race); results go on `results` as one list.
+    retried by `build_app`); `opening` is unused, kept for the call's shape. `start` is a barrier
+    (all processes open first, then race); results go on `results` as one list.
     """
     try:
         with tempfile.TemporaryDirectory() as data_dir:
