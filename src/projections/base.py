@@ -129,14 +129,9 @@ class Projection:
         self._handlers[get_topic(type(event))](event, position)
 
     def _discover_handlers(self) -> dict[str, Callable[[Any, int], None]]:
-        from projections.events import EVENT_CLASSES
+        from projections.events import handlers_of
 
-        handlers = {}
-        for qualname, cls in EVENT_CLASSES.items():
-            method = getattr(self, "on_" + qualname.replace(".", "_"), None)
-            if method is not None:
-                handlers[get_topic(cls)] = method
-        return handlers
+        return handlers_of(self)
 
     # ---- rows ----
 

@@ -17,10 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from ledger.application import LedgerApp
-from projections.events import EVENT_CLASSES
+from projections.events import handlers_of
 
 
 class Report:
@@ -30,12 +28,7 @@ class Report:
         raise NotImplementedError
 
     def handlers(self) -> dict[str, Callable[[Any], None]]:
-        found = {}
-        for qualname, cls in EVENT_CLASSES.items():
-            method = getattr(self, "on_" + qualname.replace(".", "_"), None)
-            if method is not None:
-                found[get_topic(cls)] = method
-        return found
+        return handlers_of(self)
 
 
 @dataclass(frozen=True)
