@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
 from ledger.application import LedgerApp
@@ -26,8 +27,12 @@ STATUS_DDL = (
     " tracking_name TEXT PRIMARY KEY, position BIGINT NOT NULL, events_per_s DOUBLE PRECISION NOT NULL,"
     " updated_at TEXT NOT NULL)"
 )
-# Errors after which the database may come back: reconnect and resume from tracking.
-TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError, ConnectionError)
+# Errors after which the database may come back: reconnect and resume from tracking. The
+# library re-raises driver errors as its own OperationalError / InterfaceError.
+TRANSIENT = (
+    psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError, ConnectionError,
+    es_persistence.OperationalError, es_persistence.InterfaceError,
+)
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 
