@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,9 +14,23 @@ from pathlib import Path
 from ledger.bench import _ledger, throwaway_store
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
+from ledger.service.core import utc_now
 from ledger.service.ledger import Ledger
 from projections.rebuild import rebuild
+from projections.registry import build_projections
+from projections.runner import Runner
 from projections.store import ViewStore
+
+
+@dataclass(frozen=True)
+class LagSample:
+    """Projection lag while writers keep writing: seconds the oldest unprocessed event waited."""
+
+    seconds: float
+    purchases: int
+    p50: float
+    p99: float
+    worst: float
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,7 @@ class ReplayBench:
     seed_seconds: float
     raw_seconds: float
     rebuild_seconds: float
+    lag: LagSample | None = None
 
     @property
     def raw_rate(self) -> float:
@@ -74,7 +90,58 @@ def seed(ledger: Ledger, events: int, rng: random.Random) -> None:
         ledger.expire_due(ledger.context("sweeper"))
 
 
-def bench_replay(settings: Settings, events: int = 200_000, batch_size: int = 5000) -> ReplayBench:
+def measure_lag(ledger: Ledger, store: ViewStore, seconds: float, writers: int = 2) -> LagSample:
+    """Writers place and pay orders on the real clock for `seconds` while a live runner follows;
+    every 50 ms, sample how long the oldest event not yet projected has been waiting."""
+    ledger.clock = utc_now
+    stop, done = threading.Event(), threading.Event()
+    runner = Runner(ledger.app, store, lambda: build_projections(store), poll_interval=0.05)
+    runner.catch_up()
+    follower = threading.Thread(target=runner.run_forever, args=(done,), daemon=True)
+    follower.start()
+    count = [0]
+    lock = threading.Lock()
+
+    def write(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            ctx = ledger.context("storefront")
+            try:
+                placed = ledger.place_order(ctx, customer_id=f"lag-{worker}-{n}", sku=f"SKU-{n % 6}", quantity=1)
+                ledger.capture_payment(ctx, placed.order_id, payment_reference=f"lag-{worker}-{n}",
+                                       amount=placed.amount_due, provider="bench")
+            except DomainError:
+                continue
+            with lock:
+                count[0] += 1
+
+    threads = [threading.Thread(target=write, args=(w,), daemon=True) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    samples: list[float] = []
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        time.sleep(0.05)
+        pending = ledger.app.recorder.select_notifications(runner.position + 1, 1)
+        if pending:
+            written: datetime = getattr(ledger.app.mapper.to_domain_event(pending[0]), "timestamp")  # noqa: B009
+            samples.append(max(0.0, (utc_now() - written).total_seconds()))
+        else:
+            samples.append(0.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    done.set()
+    follower.join(timeout=10)
+    runner.close()
+    samples.sort()
+    return LagSample(seconds, count[0], samples[len(samples) // 2], samples[int(len(samples) * 0.99)], samples[-1])
+
+
+def bench_replay(
+    settings: Settings, events: int = 200_000, batch_size: int = 5000, lag_seconds: float = 10.0
+) -> ReplayBench:
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, 2, Path(tmp))
         try:
@@ -99,7 +166,8 @@ def bench_replay(settings: Settings, events: int = 200_000, batch_size: int = 50
             began = time.perf_counter()
             rebuild(ledger.app, store, None, batch_size=batch_size)
             rebuilt = time.perf_counter() - began
+            lag = measure_lag(ledger, store, lag_seconds) if lag_seconds > 0 else None
             store.close()
         finally:
             ledger.close()
-    return ReplayBench(where, total, seeded, raw, rebuilt)
+    return ReplayBench(where, total, seeded, raw, rebuilt, lag)

@@ -154,16 +154,22 @@ def _parse_until(until: str | None) -> tuple[int | None, datetime | None]:
 def bench_replay_command(
     events: Annotated[int, typer.Option(min=1, help="events to seed and replay")] = 200_000,
     batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = 5000,
+    lag_seconds: Annotated[float, typer.Option(min=0, help="seconds of live writes to sample lag (0: skip)")] = 10.0,
 ) -> None:
-    """Rebuild all read models from N events vs a raw read of the same log (throwaway store)."""
+    """Rebuild all read models from N events vs a raw read of the same log (throwaway store),
+    then the live projection lag while writers keep writing."""
     from projections.bench import bench_replay
 
-    result = bench_replay(Settings(), events=events, batch_size=batch_size)
+    result = bench_replay(Settings(), events=events, batch_size=batch_size, lag_seconds=lag_seconds)
     out.print(f"store: {result.store} (dropped); {result.events} events seeded in {result.seed_seconds:.1f} s",
               markup=False, highlight=False, soft_wrap=True)
     out.print(f"read models: {result.rebuild_rate:,.0f} events/s".replace(",", ""))
     out.print(f"raw read: {result.raw_rate:,.0f} events/s".replace(",", ""))
     out.print(f"ratio {result.ratio:.2f}")
+    if result.lag is not None:
+        lag = result.lag
+        out.print(f"lag under {lag.purchases / lag.seconds:.0f} purchases/s for {lag.seconds:.0f} s: "
+                  f"p50 {lag.p50:.3f} s, p99 {lag.p99:.3f} s, worst {lag.worst:.3f} s")
 
 
 def register(app: typer.Typer, groups: dict[str, Any]) -> None:
