@@ -1,7 +1,12 @@
 """Problem details keep what clients rely on: auth challenges and the field at fault."""
 
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
+from api.services import Services
+from ledger.domain.errors import Contention
 from tests.api_fixtures import auth
 
 
@@ -17,3 +22,29 @@ def test_oversized_bodies_are_refused_before_parsing(client: TestClient) -> None
     response = client.post("/v1/orders", json=big, headers=auth("storefront"))
     assert response.status_code == 413
     assert response.json()["type"].endswith("/request-too-large")
+
+
+def test_a_temporary_failure_is_not_replayed_under_its_idempotency_key(
+    client: TestClient, api_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 (contention) must leave the key free, so that the retry really runs."""
+    ledger = api_services.ledger
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku="TEMP-1", name="t", face_value="1", currency="USD", price="1.00")
+    ledger.import_keys(admin, sku="TEMP-1", supplier="s", unit_cost="0.50", codes=[(1, "TEMP-CODE-1")])
+    real = ledger.place_order
+    calls: list[int] = []
+
+    def busy_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Contention("gave up after 40 conflicting attempts; retry the request")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "place_order", busy_once)
+    body = {"customer_id": "temp", "sku": "TEMP-1", "quantity": 1}
+    headers = auth("storefront") | {"Idempotency-Key": "temp-key"}
+    first = client.post("/v1/orders", json=body, headers=headers)
+    assert first.status_code == 503 and first.headers["retry-after"] == "1"
+    second = client.post("/v1/orders", json=body, headers=headers)
+    assert second.status_code == 201 and len(calls) == 2

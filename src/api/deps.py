@@ -99,9 +99,13 @@ def idempotent(
             response = run()
         except DomainError as error:  # a refusal is an answer too: a retry gets the same one
             response = domain_problem(error)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Temporary(response)  # "try again" is not an answer to keep
+    except _Temporary as temporary:
+        _release(svc, principal, key)
+        return temporary.response
     except BaseException:
-        with store.transaction() as cursor:  # let a retry run it again
-            store.execute(cursor, "DELETE FROM api_idempotency WHERE principal = ? AND idem_key = ?", (principal, key))
+        _release(svc, principal, key)  # let a retry run it again
         raise
     with store.transaction() as cursor:
         store.execute(
@@ -109,6 +113,16 @@ def idempotent(
             (response.status_code, bytes(response.body).decode(), principal, key),
         )
     return response
+
+
+class _Temporary(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _release(svc: Services, principal: str, key: str) -> None:
+    with svc.store.transaction() as cursor:
+        svc.store.execute(cursor, "DELETE FROM api_idempotency WHERE principal = ? AND idem_key = ?", (principal, key))
 
 
 def _stored(svc: Services, principal: str, key: str, route: str, body_hash: str) -> Response:
