@@ -43,6 +43,18 @@ class ServiceCore:
         self.clock = clock
         self.risk = risk
         self._batch = threading.local()
+        self._sku_locks: dict[str, threading.RLock] = {}
+        self._sku_locks_guard = threading.Lock()
+
+    def sku_lock(self, sku: str) -> threading.RLock:
+        """Commands that change one SKU's stock queue here within this process: on a hot
+        SKU (a flash sale) that beats colliding on the Stock version and retrying. Across
+        processes the version check still decides."""
+        with self._sku_locks_guard:
+            lock = self._sku_locks.get(sku)
+            if lock is None:
+                lock = self._sku_locks[sku] = threading.RLock()
+            return lock
 
     def context(self, actor: str = "system", **kwargs: str | None) -> Context:
         return Context(now=self.clock(), actor=actor, **kwargs)  # type: ignore[arg-type]

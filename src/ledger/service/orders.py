@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -160,7 +161,8 @@ class OrderService(CatalogService):
             uow.add(order)
             return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, uow.commit())
 
-        return self._run(command)
+        with self.sku_lock(sku):
+            return self._run(command)
 
     def _offer(
         self, uow: UnitOfWork, ctx: Context, product: Product, order_id: UUID, fields: dict[str, Any],
@@ -281,7 +283,8 @@ class OrderService(CatalogService):
             uow.add(payment)
             return PaymentResult(order.id, payment_reference, outcome.value, paid, keys, reason, uow.commit())
 
-        return self._run(command)
+        with self._order_lock(order_id):
+            return self._run(command)
 
     def _reject_payment(
         self, uow: UnitOfWork, ctx: Context, order: Order, reference: str, paid: Decimal, provider: str
@@ -355,7 +358,8 @@ class OrderService(CatalogService):
             released = self._close_reservation(uow, ctx, order, "cancelled", reason)
             return OrderChange(order.id, order.status.value, uow.commit(), released_key_ids=released)
 
-        return self._run(command)
+        with self._order_lock(order_id):
+            return self._run(command)
 
     def expire_order(self, ctx: Context, order_id: UUID) -> OrderChange | None:
         """Expire one order if its deadline has passed; None when there was nothing to do."""
@@ -367,7 +371,8 @@ class OrderService(CatalogService):
             released = self._close_reservation(uow, ctx, order, "expired", "reservation_deadline")
             return OrderChange(order.id, order.status.value, uow.commit(), released_key_ids=released)
 
-        return self._run(command)
+        with self._order_lock(order_id):
+            return self._run(command)
 
     def expire_due(self, ctx: Context) -> list[OrderChange]:
         """Expire every reservation whose deadline has passed (the sweeper's one call)."""
@@ -441,6 +446,11 @@ class OrderService(CatalogService):
             payment.order_id, payment.reference, payment.outcome.value, payment.amount, payment.key_ids,
             payment.reason, position, replayed=True,
         )
+
+    def _order_lock(self, order_id: UUID) -> AbstractContextManager[object]:
+        """The lock of the SKU an order touches (nothing to lock if there is no such order)."""
+        order = UnitOfWork(self.app).find(Order, order_id)
+        return self.sku_lock(order.sku) if order is not None else nullcontext()
 
     def _order(self, uow: UnitOfWork, order_id: UUID) -> Order:
         return uow.load(Order, order_id, UnknownOrder(f"no order {order_id}", order_id=str(order_id)))

@@ -96,7 +96,8 @@ class SupplyService(OrderService):
             uow.add(batch, *keys)
             return Imported(batch_id, key_ids, uow.commit())
 
-        return self._run(command)
+        with self.sku_lock(sku):
+            return self._run(command)
 
     def recall_batch(self, ctx: Context, batch_id: UUID, reason: str) -> Recalled:
         """Void every undelivered key of a batch; unpaid orders holding one are cancelled."""
