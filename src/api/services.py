@@ -36,6 +36,7 @@ class Services:
     env_tokens: dict[str, str]
     _views: dict[str, Projection] = field(default_factory=dict)
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
+    _views_checked: float = 0.0
 
     @classmethod
     def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
@@ -73,11 +74,17 @@ class Services:
     # ---- read models ----
 
     def view(self, name: str) -> Projection:
-        """The read model at its active version (a rebuild's swap is followed)."""
+        """The read model at its active version. A rebuild's swap is followed within a second:
+        checking the version on every read would double the round trips of a read."""
         with self._views_lock:
             current = self._views.get(name)
-            if current is None or self.store.active_version(name) != current.version:
+            now = time.monotonic()
+            if current is None or (
+                now - self._views_checked > 1.0 and self.store.active_version(name) != current.version
+            ):
                 self._views = {p.name: p for p in build_projections(self.store)}
+            if now - self._views_checked > 1.0:
+                self._views_checked = now
             return self._views[name]
 
     def positions(self, names: tuple[str, ...]) -> int:
