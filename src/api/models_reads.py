@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.models import Money, Positioned
+from projections.status import ProjectionStatus
 
 # ---- inventory ----
 
@@ -160,15 +161,5 @@ class AuditStreamOut(Positioned):
 # ---- projections ----
 
 
-class ProjectionOut(BaseModel):
-    name: str
-    version: int
-    position: int
-    head: int
-    lag_events: int
-    lag_seconds: float
-    events_per_s: float
-
-
 class ProjectionsOut(Positioned):
-    projections: list[ProjectionOut]
+    projections: list[ProjectionStatus]  # the runner's own record, served as is

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
-from api.models_reads import ProjectionOut, ProjectionsOut
+from api.models_reads import ProjectionsOut
 from api.services import Services
 from projections.base import Row
 from projections.registry import build_projections
@@ -65,9 +65,5 @@ def projections(svc: ServicesDep, caller: Admin, min_position: MinPosition = Non
     found = projection_status(svc.ledger.app, svc.store)
     return ProjectionsOut(
         position=min((s.position for s in found), default=0),
-        projections=[
-            ProjectionOut(name=s.name, version=s.version, position=s.position, head=s.head, lag_events=s.lag_events,
-                          lag_seconds=s.lag_seconds, events_per_s=s.events_per_s)
-            for s in found
-        ],
+        projections=found,
     )
