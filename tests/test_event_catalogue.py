@@ -21,3 +21,11 @@ def test_catalogue_names_every_fact_the_ledger_promises() -> None:
     ):
         assert f"`{event}`" in text, event
     assert "sealed_code" in text and "`code`: " not in text.split("## Key")[1].split("## Stock")[0]
+
+
+def test_every_declared_event_says_what_it_means() -> None:
+    """An event without a docstring would show an empty meaning in the catalogue."""
+    from ledger.event_catalogue import _doc, aggregates, declared_events
+
+    undocumented = [f"{a.__name__}.{e.__name__}" for a in aggregates() for e in declared_events(a) if not _doc(e)]
+    assert undocumented == []

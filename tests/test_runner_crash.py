@@ -123,7 +123,7 @@ def test_a_failing_handler_leaves_nothing_half_applied(ledger: Ledger, clock: Fa
             raise RuntimeError("boom")
         original(event, position)
 
-    inventory._handlers = {t: (flaky if h == original else h) for t, h in inventory._handlers.items()}
+    inventory.handlers = {t: (flaky if h == original else h) for t, h in inventory.handlers.items()}
     with pytest.raises(RuntimeError):
         runner.catch_up()
     runner.catch_up()  # start() dropped the half-applied rows and reloaded the committed ones

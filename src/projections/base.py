@@ -13,6 +13,12 @@ from eventsourcing.utils import get_topic
 from projections.store import ViewStore
 
 Row = dict[str, Any]
+TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+
+
+def money(value: Any) -> Decimal:
+    """A money value as Decimal, whatever the store or the event gave back."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class Projection:
     def __init__(self, store: ViewStore, version: int | None = None) -> None:
         self.store = store
         self.version = version if version is not None else store.active_version(self.name)
-        self._handlers = self._discover_handlers()
+        self.handlers = self._discover_handlers()
+        self.topics = frozenset(self.handlers)  # read for every event: built once
         self.reset()
 
     # ---- naming ----
@@ -121,12 +128,8 @@ class Projection:
 
     # ---- event handling ----
 
-    @property
-    def topics(self) -> frozenset[str]:
-        return frozenset(self._handlers)
-
     def handle(self, event: Any, position: int) -> None:
-        self._handlers[get_topic(type(event))](event, position)
+        self.handlers[get_topic(type(event))](event, position)
 
     def _discover_handlers(self) -> dict[str, Callable[[Any, int], None]]:
         from projections.events import handlers_of
@@ -139,6 +142,8 @@ class Projection:
         """The row for `key`, created from `defaults` if new; marked dirty either way."""
         rows = self.rows[table]
         found = rows.get(key)
+        if found is None and not self.complete[table]:
+            found = self.fetch(table, key)  # stored, but not in memory: never overwrite it with zeros
         if found is None:
             self.absent[table].discard(key)
             spec = self._spec(table)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import Projection, Row, Table
-
-TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table
 
 
 class Facts(Projection):

@@ -15,11 +15,9 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from projections.base import Projection, Row, Table
+from projections.base import INT, TEXT, Projection, Row, Table
 from projections.facts import Facts
 from projections.store import ViewStore
-
-TEXT, INT = "TEXT", "BIGINT"
 
 VELOCITY = "velocity"
 MANY_CUSTOMERS = "many-customers"
@@ -148,10 +146,6 @@ class Fraud(Projection):
     def _find(self, table: str, key: tuple[Any, ...]) -> Row | None:
         return self.fetch(table, key)
 
-    def _fetch(self, table: str, key: tuple[Any, ...], defaults: Row | None = None) -> Row:
-        """The row for `key` (memory, then store, else new from `defaults`), marked dirty."""
-        self._find(table, key)
-        return self.row(table, key, defaults)
 
     def flush(self, cursor: Any) -> None:
         super().flush(cursor)
@@ -169,7 +163,7 @@ class Fraud(Projection):
             "rule": rule, "subject_kind": kind, "subject_id": subject, "score": score, "count": count,
             "positions": _json(positions), "position": position, "occurred_at": e.timestamp.isoformat(),
         })
-        row = self._fetch("subjects", (kind, subject), {"top_rule": None, "rule_scores": "{}"})
+        row = self.row("subjects", (kind, subject), {"top_rule": None, "rule_scores": "{}"})
         scores: dict[str, int] = json.loads(row["rule_scores"] or "{}")
         scores[rule] = scores.get(rule, 0) + score
         row["rule_scores"] = _json(dict(sorted(scores.items())))
@@ -189,7 +183,7 @@ class Fraud(Projection):
 
         The alert's positions are `proof` if given, else the events counted since the last alert.
         """
-        row = self._fetch("counters", (rule, kind, subject), {"pending": "[]"})
+        row = self.row("counters", (rule, kind, subject), {"pending": "[]"})
         row["count"] += 1
         pending: list[int] = json.loads(row["pending"] or "[]")
         pending.append(position)
@@ -212,7 +206,7 @@ class Fraud(Projection):
         limit = self.rules.velocity_max_orders
         now = _micros(e.timestamp)
         horizon = now - self.rules.velocity_window_s * 1_000_000
-        row = self._fetch("windows", (VELOCITY, kind, subject), {"entries": "[]"})
+        row = self.row("windows", (VELOCITY, kind, subject), {"entries": "[]"})
         entries = [pair for pair in json.loads(row["entries"] or "[]") if pair[0] > horizon]
         entries.append([now, position])
         row["entries"] = _json(entries)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.base import Projection, Table
+from projections.base import INT, MONEY, TEXT, Projection, Table
 from projections.facts import Facts
 
-TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
 STATES = ("available", "reserved", "delivered", "redeemed", "revoked", "voided")
 _COUNTS = tuple((s, INT) for s in STATES)
 

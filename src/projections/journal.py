@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from projections.base import Projection, Row, Table
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
 from projections.facts import Facts
 from projections.store import ViewStore
 
-TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
 ZERO = Decimal(0)
 
 # The chart of accounts: name -> (type, what it holds). Debit-normal: asset, expense,
@@ -40,10 +39,6 @@ ACCOUNTS: dict[str, tuple[str, str]] = {
 }
 
 Line = tuple[str, Decimal, Decimal]  # (account, debit, credit)
-
-
-def _money(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 class UnbalancedEntry(Exception):
@@ -123,7 +118,7 @@ class Journal(Projection):
     # ---- supply ----
 
     def on_Batch_Received(self, e: Any, position: int) -> None:
-        cost = _money(e.unit_cost) * len(e.key_ids)
+        cost = money(e.unit_cost) * len(e.key_ids)
         self._post(
             e, position, "Batch.Received", e.currency,
             [(INVENTORY, cost, ZERO), (SUPPLIER_PAYABLE, ZERO, cost)],
@@ -140,7 +135,7 @@ class Journal(Projection):
             currency = self._currency_of_sku(str(key["sku"]))
             if currency is None:
                 continue
-            costs[currency] = costs.get(currency, ZERO) + _money(key["unit_cost"])
+            costs[currency] = costs.get(currency, ZERO) + money(key["unit_cost"])
         number = 1
         for currency, cost in sorted(costs.items()):
             number = self._post(
@@ -156,7 +151,7 @@ class Journal(Projection):
         currency = self._currency_of_sku(str(key["sku"]))
         if currency is None:
             return
-        cost = _money(key["unit_cost"])
+        cost = money(key["unit_cost"])
         self._post(
             e, position, "Key.Revoked", currency, [(WRITE_OFFS, cost, ZERO), (COST_OF_GOODS_SOLD, ZERO, cost)],
             order_id=e.order_id, batch_id=key["batch_id"], key_id=e.originator_id,
@@ -168,7 +163,7 @@ class Journal(Projection):
         found = self._currency_of_order(e.originator_id)
         if found is None:
             return
-        amount = _money(e.amount)
+        amount = money(e.amount)
         self._post(
             e, position, "Order.PaymentCaptured", found[1],
             [(PAYMENT_CLEARING, amount, ZERO), (CUSTOMER_DEPOSITS, ZERO, amount)],
@@ -180,14 +175,14 @@ class Journal(Projection):
         if found is None:
             return
         order, currency = found
-        subtotal, discount = _money(order["subtotal"]), _money(order["discount"])
+        subtotal, discount = money(order["subtotal"]), money(order["discount"])
         number = self._post(
             e, position, "Order.KeysDelivered", currency,
             [(CUSTOMER_DEPOSITS, subtotal - discount, ZERO), (DISCOUNTS, discount, ZERO),
              (REVENUE_ACCOUNT, ZERO, subtotal)],
             order_id=e.originator_id,
         )
-        cost = sum((_money(k["unit_cost"]) for k in e.keys), ZERO)
+        cost = sum((money(k["unit_cost"]) for k in e.keys), ZERO)
         self._post(
             e, position, "Order.KeysDelivered", currency,
             [(COST_OF_GOODS_SOLD, cost, ZERO), (INVENTORY, ZERO, cost)],
@@ -201,7 +196,7 @@ class Journal(Projection):
         found = self._currency_of_order(e.originator_id)
         if found is None:
             return
-        amount = _money(e.amount)
+        amount = money(e.amount)
         source = CUSTOMER_DEPOSITS if e.automatic else REFUNDS
         self._post(
             e, position, "Order.Refunded", found[1], [(source, amount, ZERO), (PAYMENT_CLEARING, ZERO, amount)],
@@ -253,7 +248,7 @@ def trial_balance(store: ViewStore, projection: Journal) -> TrialBalance:
     spec = projection._spec("balances")
     values = store.query(f"SELECT {', '.join(spec.all_columns)} FROM {projection.table('balances')}")
     rows = (spec.decode(v) for v in values)
-    return _trial((r["account"], r["currency"], _money(r["debit"]), _money(r["credit"])) for r in rows)
+    return _trial((r["account"], r["currency"], money(r["debit"]), money(r["credit"])) for r in rows)
 
 
 def balances_as_of(store: ViewStore, projection: Journal, position: int) -> TrialBalance:
@@ -264,4 +259,4 @@ def balances_as_of(store: ViewStore, projection: Journal, position: int) -> Tria
         f"SELECT {', '.join(columns)} FROM {projection.table('entries')} WHERE position <= ?", (position,)
     )
     decoded = (Table(spec.name, (), tuple(c for c in spec.columns if c[0] in columns)).decode(v) for v in values)
-    return _trial((r["account"], r["currency"], _money(r["debit"]), _money(r["credit"])) for r in decoded)
+    return _trial((r["account"], r["currency"], money(r["debit"]), money(r["credit"])) for r in decoded)

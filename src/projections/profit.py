@@ -31,12 +31,11 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ledger.domain.money import minor_units
-from projections.base import Projection, Row, Table
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
 from projections.facts import Facts
-from projections.sales import money, utc_day
+from projections.sales import utc_day
 from projections.store import ViewStore
 
-TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
 ZERO = Decimal(0)
 MARGIN_PLACES = Decimal("0.0001")
 _MONEY_COLUMNS = ("revenue", "discounts", "refunds", "cost_of_goods", "write_offs", "profit")

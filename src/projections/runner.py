@@ -56,7 +56,7 @@ class Runner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = {}
-        self._changed = threading.Condition()
+        self._swaps_checked = 0.0
         self._listener: Any = None
         self.start()
 
@@ -85,9 +85,11 @@ class Runner:
 
     def follow_swaps(self) -> bool:
         """Switch to versions a rebuild made active; True if anything changed."""
-        if self._factory is None:
+        if self._factory is None or time.monotonic() - self._swaps_checked < 1.0:
             return False
-        if all(self.store.active_version(p.name) == p.version for p in self.projections):
+        self._swaps_checked = time.monotonic()
+        active = self.store.active_versions()
+        if all(active.get(p.name, 1) == p.version for p in self.projections):
             return False
         self.projections = list(self._factory())
         self.positions = {}
@@ -119,21 +121,18 @@ class Runner:
             raise
         for projection in self.projections:
             self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
-        with self._changed:
-            self._changed.notify_all()
         return len(notifications)
 
     def _apply(self, notifications: Sequence[Notification]) -> None:
         for notification in notifications:
             event = None
             for projection in self.projections:
-                if notification.topic not in projection.topics:
-                    continue
-                if notification.id <= self.positions[projection.tracking_name]:
+                handler = projection.handlers.get(notification.topic)
+                if handler is None or notification.id <= self.positions[projection.tracking_name]:
                     continue
                 if event is None:
                     event = self.app.mapper.to_domain_event(notification)
-                projection.handle(event, notification.id)
+                handler(event, notification.id)
 
     def _record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
         self.store.execute(
@@ -205,17 +204,6 @@ class Runner:
                 self._listener.close()
             finally:
                 self._listener = None
-
-    def wait_for(self, position: int, timeout: float) -> bool:
-        """Block until every projection has processed `position` (read-your-writes)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
-        return True
 
     def close(self) -> None:
         self._close_listener()

@@ -25,11 +25,10 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
-from projections.base import Projection, Row, Table
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
 from projections.facts import Facts
 from projections.store import ViewStore
 
-TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
 ZERO = Decimal(0)
 _MONEY_COLUMNS = ("gross", "discounts", "refunds", "net", "returned_payments")
 
@@ -44,10 +43,6 @@ def promotion_of(order: Row) -> str:
     sale = order.get("flash_sale_id") or ""
     flash = f"flash:{sale}" if sale else ""
     return "+".join(p for p in (coupon, flash) if p)
-
-
-def money(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
 class Sales(Projection):

@@ -82,6 +82,11 @@ class ViewStore:
         rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 1
 
+    def active_versions(self) -> dict[str, int]:
+        """Every read model's active version in one query (absent: version 1)."""
+        rows = self.query("SELECT name, version FROM projection_versions")
+        return {str(name): int(version) for name, version in rows}
+
     def set_active_version(self, cursor: Any, name: str, version: int) -> None:
         self.execute(
             cursor,
