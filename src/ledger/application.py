@@ -35,7 +35,9 @@ class LedgerApp(Application[UUID]):
         """Only what `Settings` built: the library would otherwise read os.environ, where a
         key prefixed with this application's name ("LEDGER_") wins, so LEDGER_CIPHER_KEY,
         our master key, would silently replace the derived event key."""
-        built = {"IS_SNAPSHOTTING_ENABLED": "y"}
+        built = dict(type(self).env)
+        if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
+            built["IS_SNAPSHOTTING_ENABLED"] = "y"  # as the library's own construct_env does
         built.update(env or {})
         return Environment(name, built)
 

@@ -84,12 +84,8 @@ SPRING_SKUS = ("VID-1M", "MUS-3M", "EBOOK-10")
 class DemoRun:
     """What the simulation did; for the record only, the summary is read from the store."""
 
-    orders_attempted: int = 0
-    commands: int = 0
-    cipher_key_path: str = ""
     recalled_batch: UUID | None = None
     scalper_ids: tuple[str, ...] = (SCALPER, *SCALPER_ALIASES)
-    errors: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -208,25 +204,19 @@ class _Driver:
                 self.ctx(f"provider:{provider}"), order_id, payment_reference=reference, amount=str(amount),
                 provider=provider,
             )
-        except DomainError as e:
-            self.run.errors[e.code] += 1
-            return None
-        finally:
-            self.run.commands += 1
+        except DomainError:
+            return None  # refused: the store records why
         return reference
 
     def place(self, customer: str, ip: str, device: str, sku: str, quantity: int, coupon: str | None) -> Any:
-        self.run.orders_attempted += 1
-        self.run.commands += 1
         try:
             return self.ledger.place_order(
                 self.ctx(f"customer:{customer}", client_ip=ip, device_id=device), customer_id=customer, sku=sku,
                 quantity=quantity, channel="app" if self.rng.random() < 0.3 else "default", coupon_code=coupon,
                 client_ip=ip, device_id=device,
             )
-        except OrderRejected as e:
-            self.run.errors[e.code] += 1
-            return None
+        except OrderRejected:
+            return None  # refused: the store records why
 
     def one_order(self, customers: int) -> None:
         rng = self.rng
@@ -251,7 +241,6 @@ class _Driver:
             if reference is not None:
                 self.delivered.append((placed.order_id, customer, spec.sku))
                 if rng.random() < 0.03:  # the provider calls back twice
-                    self.run.commands += 1
                     self.ledger.capture_payment(
                         self.ctx("provider:cardpay"), placed.order_id, payment_reference=reference,
                         amount=str(placed.amount_due), provider="cardpay",
@@ -259,17 +248,15 @@ class _Driver:
                 elif rng.random() < 0.01:  # the customer pays twice, under another reference
                     self.pay(placed.order_id, placed.amount_due, customer, provider="wallet")
         elif fate < 0.83:
-            self.run.commands += 1
             self.ledger.cancel_order(self.ctx(f"customer:{customer}"), placed.order_id)
         elif fate < 0.86:
-            self.run.commands += 1
             try:
                 self.ledger.capture_payment(
                     self.ctx("provider:cardpay"), placed.order_id, payment_reference=f"bad-{placed.order_id.hex[:12]}",
                     amount=str(placed.amount_due + Decimal("1.00")), provider="cardpay",
                 )
-            except DomainError as e:
-                self.run.errors[e.code] += 1
+            except DomainError:
+                pass  # refused: the store records why
             self.unpaid.append(_Pending(placed.order_id, customer, placed.amount_due, placed.reserved_until))
         elif fate < 0.89:
             # Paid after the deadline: some get fresh keys, some are refunded automatically.
@@ -288,7 +275,6 @@ class _Driver:
         if order.status != OrderStatus.DELIVERED:
             return
         if rng.random() < 0.08:
-            self.run.commands += 1
             try:
                 self.ledger.refund_order(
                     self.ctx("support"), order_id, amount=str(order.refundable), reason="customer_request"
@@ -303,12 +289,11 @@ class _Driver:
         platform = self.ledger.product(order.sku).platform
         for key in self.ledger.order_keys(order_id):
             if key.status == "delivered":
-                self.run.commands += 1
                 try:
                     self.ledger.redeem(self.ctx(f"customer:{customer}"), code=key.code, account_id=customer,
                                        platform=platform)
-                except DomainError as e:
-                    self.run.errors[e.code] += 1
+                except DomainError:
+                    pass  # refused: the store records why
                 break
 
     def settle_late(self) -> None:
@@ -320,7 +305,6 @@ class _Driver:
                 self.delivered.append((p.order_id, p.customer, ""))
 
     def sweep(self) -> int:
-        self.run.commands += 1
         return len(self.ledger.expire_due(self.ctx("sweeper")))
 
     def scalper_burst(self, rounds: int) -> None:
@@ -340,7 +324,6 @@ class _Driver:
 
     def recall(self) -> None:
         if self.run.recalled_batch is not None:
-            self.run.commands += 1
             self.ledger.recall_batch(self.ctx("supply"), self.run.recalled_batch, "supplier reported leaked codes")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
@@ -44,6 +45,7 @@ class ServiceCore:
         self.risk = risk
         self._batch = threading.local()
         self._sku_locks: dict[str, threading.RLock] = {}
+        self._order_skus: dict[UUID, str] = {}
         self._sku_locks_guard = threading.Lock()
 
     def sku_lock(self, sku: str) -> threading.RLock:

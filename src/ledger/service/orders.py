@@ -9,8 +9,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.persistence import IntegrityError
-
 from ledger.domain.catalog import Catalog, Product
 from ledger.domain.context import Context
 from ledger.domain.errors import (
@@ -122,47 +120,45 @@ class OrderService(CatalogService):
         ctx = replace(ctx, client_ip=client_ip, device_id=device_id)  # into every event's metadata
         order_id = uuid4()
 
+        fields: dict[str, Any] = {
+            "customer_id": customer_id, "sku": sku, "quantity": quantity, "channel": channel,
+            "coupon_code": coupon_code, "client_ip": client_ip, "device_id": device_id,
+        }
+
         def command(uow: UnitOfWork) -> Placed:
             product = uow.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
             product.check_sellable()
+            fields["currency"] = product.currency
             coupon = None
             if coupon_code:
                 coupon = uow.load(Coupon, coupon_id(coupon_code), UnknownCoupon(f"no coupon {coupon_code}"))
-            fields: dict[str, Any] = {
-                "customer_id": customer_id, "sku": sku, "quantity": quantity, "channel": channel,
-                "currency": product.currency, "coupon_code": coupon_code, "client_ip": client_ip,
-                "device_id": device_id,
-            }
-            try:
-                offer = self._offer(uow, ctx, product, order_id, fields, coupon, check_unpaid=True)
-                self._assess_risk(fields, offer)
-                until = ctx.now + timedelta(
-                    seconds=product.reservation_timeout_s or self.settings.reservation_timeout_s
-                )
-                keys = offer.stock.reserve(ctx, order_id, quantity, until)
-            except OrderRejected as rejection:
-                if not uow.deferred and uow.stale():
-                    # Decided on state another writer has since changed: decide again, and
-                    # record nothing, rather than keep a refusal fresh state might not make.
-                    raise IntegrityError("order refused on stale state") from rejection
-                # Only the refusal is recorded: holders first seen here, and anything the
-                # checks touched, stay unwritten.
-                order = Order.place(ctx, order_id, **fields, **_zero_prices())
-                order.reject(ctx, rejection.code, rejection.message, _evidence(rejection))
-                refusal = UnitOfWork(self.app)
-                refusal.add(order)
-                rejection.order_id = order_id
-                rejection.details["position"] = refusal.commit()
-                uow.flushed = True  # the refusal is written: final, never retried
-                raise
+            offer = self._offer(uow, ctx, product, order_id, fields, coupon, check_unpaid=True)
+            self._assess_risk(fields, offer)
+            until = ctx.now + timedelta(seconds=product.reservation_timeout_s or self.settings.reservation_timeout_s)
+            keys = offer.stock.reserve(ctx, order_id, quantity, until)
             order = Order.place(ctx, order_id, **fields, **_prices(offer))
             order.reserve(ctx, keys, until)
             self._claim(ctx, offer, order)
             uow.add(order)
+            self._remember_sku(order_id, sku)
             return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, uow.commit())
 
         with self.sku_lock(sku):
-            return self._run(command)
+            try:
+                return self._run(command)  # a refusal made on stale state is retried in there
+            except OrderRejected as rejection:
+                rejection.order_id = order_id
+                rejection.details["position"] = self._record_refusal(ctx, order_id, fields, rejection)
+                raise
+
+    def _record_refusal(self, ctx: Context, order_id: UUID, fields: dict[str, Any], rejection: OrderRejected) -> int:
+        """Only the refusal is written: the holders first seen by the checks, and anything
+        else they touched, stay unwritten."""
+        order = Order.place(ctx, order_id, **fields, **_zero_prices())
+        order.reject(ctx, rejection.code, rejection.message, _evidence(rejection))
+        refusal = UnitOfWork(self.app)
+        refusal.add(order)
+        return refusal.commit()
 
     def _offer(
         self, uow: UnitOfWork, ctx: Context, product: Product, order_id: UUID, fields: dict[str, Any],
@@ -182,7 +178,7 @@ class OrderService(CatalogService):
                 if holder.unpaid >= cap:
                     raise TooManyUnpaidReservations(
                         f"{holder.kind} already holds {holder.unpaid} unpaid reservations",
-                        subject=str(holder.kind), limit=cap,
+                        subject=holder.kind, limit=cap,
                     )
         limit = product.per_customer_limit
         if limit is not None and holders[0].units(sku) + quantity > limit:
@@ -325,7 +321,7 @@ class OrderService(CatalogService):
                 holder.late_purchase(ctx, order.id, order.sku, order.quantity)
         if coupon is not None:
             coupon.use(ctx, order.id, order.customer_id, order.discount)
-        if offer.sale is not None and order.flash_sale_id:  # only an order sold at the sale price claims it
+        if offer.sale is not None:  # use_sale above: only an order sold at the sale price has one
             offer.sale.claim(ctx, order.id, order.customer_id, order.quantity)
 
     def _deliver(self, uow: UnitOfWork, ctx: Context, order: Order) -> list[UUID]:
@@ -381,6 +377,7 @@ class OrderService(CatalogService):
         for sku in catalog.skus if catalog else []:
             stock = UnitOfWork(self.app).find(Stock, stock_id(sku))
             for order_id in stock.expired_reservations(ctx.now) if stock else []:
+                self._remember_sku(order_id, sku)
                 change = self.expire_order(ctx, order_id)
                 if change is not None:
                     expired.append(change)
@@ -448,9 +445,21 @@ class OrderService(CatalogService):
         )
 
     def _order_lock(self, order_id: UUID) -> AbstractContextManager[object]:
-        """The lock of the SKU an order touches (nothing to lock if there is no such order)."""
-        order = UnitOfWork(self.app).find(Order, order_id)
-        return self.sku_lock(order.sku) if order is not None else nullcontext()
+        """The lock of the SKU an order touches (nothing to lock if there is no such order).
+        An order's SKU never changes, so it is remembered rather than loaded again."""
+        sku = self._order_skus.get(order_id)
+        if sku is None:
+            order = UnitOfWork(self.app).find(Order, order_id)
+            if order is None:
+                return nullcontext()
+            sku = self._remember_sku(order_id, order.sku)
+        return self.sku_lock(sku)
+
+    def _remember_sku(self, order_id: UUID, sku: str) -> str:
+        if len(self._order_skus) >= 100_000:
+            self._order_skus.clear()
+        self._order_skus[order_id] = sku
+        return sku
 
     def _order(self, uow: UnitOfWork, order_id: UUID) -> Order:
         return uow.load(Order, order_id, UnknownOrder(f"no order {order_id}", order_id=str(order_id)))
