@@ -24,6 +24,17 @@ def test_oversized_bodies_are_refused_before_parsing(client: TestClient) -> None
     assert response.json()["type"].endswith("/request-too-large")
 
 
+def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives(client: TestClient) -> None:
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 65_536  # 2.5 MiB in all, no Content-Length
+
+    headers = auth("storefront") | {"content-type": "application/json"}
+    response = client.post("/v1/orders", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    assert response.json()["type"].endswith("/request-too-large")
+
+
 def test_a_temporary_failure_is_not_replayed_under_its_idempotency_key(
     client: TestClient, api_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:

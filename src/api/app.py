@@ -2,17 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.background import Background
 from api.metrics import Metrics
 from api.routes import ROUTERS
 from api.services import Services
+from projections.registry import PROJECTION_NAMES
+
+
+class BodyLimit:
+    """Refuse bodies over LEDGER_MAX_REQUEST_BYTES with 413: at once when Content-Length says
+    so, else as the bytes arrive, so a chunked body is never buffered whole first."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = scope["app"].state.services.api.max_request_bytes
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _too_large(limit)(scope, receive, send)
+            return
+        received, answered = 0, False
+
+        async def counted() -> Message:
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Answer now, then tell the app the client left: it stops reading, and
+                # whatever it tries to send after that is dropped below.
+                await _too_large(limit)(scope, receive, send)
+                answered = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def unless_answered(message: Message) -> None:
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, unless_answered)
+
+
+def _too_large(limit: int) -> Response:
+    return problems.problem(413, "request-too-large", "Request too large", f"at most {limit} bytes")
 
 
 def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
@@ -40,17 +85,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     metrics.install(app)
     app.state.metrics = metrics
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        limit = request.app.state.services.api.max_request_bytes
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return problems.problem(413, "request-too-large", "Request too large", f"at most {limit} bytes")
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()  # chunked: read it, bounded by the same limit
-            if len(body) > limit:
-                return problems.problem(413, "request-too-large", "Request too large", f"at most {limit} bytes")
-        return await call_next(request)
+    app.add_middleware(BodyLimit)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -64,7 +99,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         svc: Services = request.app.state.services
         try:
             head = svc.ledger.app.recorder.max_notification_id() or 0
-            lag = head - svc.positions(("facts", "inventory", "sales", "profit", "fraud", "journal"))
+            lag = head - svc.positions(PROJECTION_NAMES)
         except Exception as error:
             return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
         ready = lag <= svc.api.ready_max_lag_events

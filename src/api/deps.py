@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.problems import domain_problem
-from api.services import Services
+from api.problems import PROBLEM, domain_problem
+from api.services import Services, token_hash
 from ledger.domain.context import Context
 from ledger.domain.errors import DomainError
 
@@ -48,12 +48,13 @@ def require(*roles: str) -> Callable[..., Caller]:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        role = svc.role_of(token.strip())
+        token = token.strip()
+        role = svc.role_of(token)
         if role is None:
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
         if role not in allowed:
             raise HTTPException(403, f"role {role} may not call this route")
-        return Caller(role, hashlib.sha256(token.encode()).hexdigest()[:12])
+        return Caller(role, token_hash(token)[:12])
 
     return check
 
@@ -99,14 +100,12 @@ def idempotent(
             response = run()
         except DomainError as error:  # a refusal is an answer too: a retry gets the same one
             response = domain_problem(error)
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Temporary(response)  # "try again" is not an answer to keep
-    except _Temporary as temporary:
-        _release(svc, principal, key)
-        return temporary.response
     except BaseException:
         _release(svc, principal, key)  # let a retry run it again
         raise
+    if response.status_code >= 500 or response.status_code == 429:
+        _release(svc, principal, key)  # "try again" is not an answer to keep
+        return response
     with store.transaction() as cursor:
         store.execute(
             cursor, "UPDATE api_idempotency SET status = ?, response = ? WHERE principal = ? AND idem_key = ?",
@@ -135,8 +134,9 @@ def _stored(svc: Services, principal: str, key: str, route: str, body_hash: str)
         if rows and (rows[0][0] != route or rows[0][1] != body_hash):
             raise HTTPException(409, "this Idempotency-Key was used with another request")
         if rows and rows[0][2]:
-            return JSONResponse(json.loads(rows[0][3]), status_code=int(rows[0][2]),
-                                headers={"Idempotent-Replayed": "true"})
+            status = int(rows[0][2])
+            return JSONResponse(json.loads(rows[0][3]), status_code=status, headers={"Idempotent-Replayed": "true"},
+                                media_type=PROBLEM if status >= 400 else None)
         if not rows or time.monotonic() > deadline:
             raise HTTPException(409, "a request with this Idempotency-Key is still in progress")
         time.sleep(0.02)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.services import Services
+from projections.registry import PROJECTION_NAMES
 
 
 class Metrics:
@@ -39,6 +40,6 @@ class Metrics:
     def render(self, services: Services) -> Response:
         head = services.ledger.app.recorder.max_notification_id() or 0
         self.events.set(head)
-        for name in ("facts", "inventory", "sales", "profit", "fraud", "journal"):
+        for name in PROJECTION_NAMES:
             self.lag.labels(name).set(max(0, head - services.store.position(services.view(name).tracking_name)))
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

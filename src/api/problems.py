@@ -66,8 +66,8 @@ def install(app: FastAPI) -> None:
             {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "message": e["msg"]}
             for e in error.errors()
         ]
-        first = errors[0]["field"] if errors else "body"
-        return problem(422, "invalid-input", "InvalidInput", f"{first}: {errors[0]['message']}", errors=errors)
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return problem(422, "invalid-input", "InvalidInput", f"{first['field']}: {first['message']}", errors=errors)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, error: HTTPException) -> JSONResponse:

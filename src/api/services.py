@@ -13,7 +13,7 @@ from api.settings import ApiSettings
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
 from projections.base import Projection
-from projections.registry import build_projections
+from projections.registry import PROJECTION_NAMES, build_projections
 from projections.store import ViewStore
 
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
@@ -37,6 +37,7 @@ class Services:
     _views: dict[str, Projection] = field(default_factory=dict)
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
     _views_checked: float = 0.0
+    _stored_tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
@@ -59,8 +60,13 @@ class Services:
         role = self.env_tokens.get(token)
         if role is not None:
             return role
-        rows = self.store.query("SELECT role FROM api_tokens WHERE token_hash = ?", (token_hash(token),))
-        return str(rows[0][0]) if rows else None
+        digest = token_hash(token)
+        role = self._stored_tokens.get(digest)  # tokens are never changed: a found one is kept
+        if role is None:
+            rows = self.store.query("SELECT role FROM api_tokens WHERE token_hash = ?", (digest,))
+            if rows:
+                role = self._stored_tokens[digest] = str(rows[0][0])
+        return role
 
     def create_token(self, role: str) -> str:
         token = secrets.token_urlsafe(32)
@@ -74,17 +80,16 @@ class Services:
     # ---- read models ----
 
     def view(self, name: str) -> Projection:
-        """The read model at its active version. A rebuild's swap is followed within a second:
-        checking the version on every read would double the round trips of a read."""
+        """The read model at its active version. Every read model's swap is followed within a
+        second, with one query for all versions rather than one per read."""
         with self._views_lock:
-            current = self._views.get(name)
             now = time.monotonic()
-            if current is None or (
-                now - self._views_checked > 1.0 and self.store.active_version(name) != current.version
-            ):
-                self._views = {p.name: p for p in build_projections(self.store)}
-            if now - self._views_checked > 1.0:
+            if not self._views or now - self._views_checked > 1.0:
                 self._views_checked = now
+                active = self.store.active_versions()
+                if any(active.get(n, 1) != p.version for n, p in self._views.items()) or not self._views:
+                    versions = {n: active.get(n, 1) for n in PROJECTION_NAMES}
+                    self._views = {p.name: p for p in build_projections(self.store, versions=versions)}
             return self._views[name]
 
     def positions(self, names: tuple[str, ...]) -> int:

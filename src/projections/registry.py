@@ -11,6 +11,9 @@ from projections.profit import Profit
 from projections.sales import Sales
 from projections.store import ViewStore
 
+# Every read model, in the order the runner feeds them.
+PROJECTION_NAMES = ("facts", "inventory", "fraud", "journal", "sales", "profit")
+
 
 def build_projections(
     store: ViewStore, names: list[str] | None = None, versions: dict[str, int] | None = None

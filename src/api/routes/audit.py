@@ -18,14 +18,13 @@ from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.routes.reads import invalid
 from api.services import Services
-from ledger.service.queries import SECRET_FIELDS
+from ledger.service.queries import SECRET_FIELDS, event_data
 from projections.events import EVENT_CLASSES
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
 Finance = Annotated[Caller, Depends(require("finance"))]
 MAX_LIMIT = 1000
-_HEADER_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
 TYPE_PATTERN = r"^[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*(,[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*)*$"
 
 
@@ -45,7 +44,7 @@ def scrub(value: Any) -> Any:
 
 
 def to_audit(event: Any, position: int | None) -> AuditEvent:
-    data = {k: v for k, v in vars(event).items() if k not in _HEADER_FIELDS}
+    data = event_data(event)
     return AuditEvent(position=position, type=type(event).__qualname__, stream_id=str(event.originator_id),
                       version=event.originator_version, timestamp=event.timestamp, data=scrub(data))
 

@@ -62,7 +62,7 @@ def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: Serv
 def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView:
     order = svc.ledger.order(order_id)
     timeline = [TimelineEvent(at=e.timestamp, stream=e.stream, event=e.event, version=e.version)
-                for e in svc.ledger.history(str(order_id))]
+                for e in svc.ledger.stream(order_id)]
     return OrderView(
         order_id=order.id, status=str(order.status), customer_id=order.customer_id, sku=order.sku,
         quantity=order.quantity, channel=order.channel, currency=order.currency, unit_price=order.unit_price,

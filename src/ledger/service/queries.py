@@ -22,6 +22,7 @@ from ledger.service.unit_of_work import UnitOfWork
 
 # Never shown outside the key's own aggregate: the sealed code and its lookup hash.
 SECRET_FIELDS = frozenset({"sealed_code", "code_hmac"})
+ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
 @dataclass(frozen=True)
@@ -85,24 +86,28 @@ class QueryService(ServiceCore):
         streams += [product_id(ident), stock_id(ident), holder_id(HolderKind.CUSTOMER, ident)]
         entries: list[TimelineEntry] = []
         for stream in streams:
-            entries += self._stream(stream)
+            entries += self.stream(stream)
         customer = self.customer(ident)
         if customer is not None:
             for order_id in _orders_of(entries):
-                entries += self._stream(order_id)
+                entries += self.stream(order_id)
         return sorted(entries, key=lambda e: (e.timestamp, str(e.stream_id), e.version))
 
-    def _stream(self, stream_id: UUID) -> list[TimelineEntry]:
+    def stream(self, stream_id: UUID) -> list[TimelineEntry]:
+        """Every event of one aggregate, oldest first."""
         entries = []
         for event in self.app.events.get(stream_id):
             assert isinstance(event, LedgerAggregate.Event)
-            data = {k: v for k, v in event.__dict__.items() if k not in SECRET_FIELDS}
-            for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
-                data.pop(k, None)
-            qualname = type(event).__qualname__
-            stream, _, name = qualname.rpartition(".")
-            entries.append(TimelineEntry(event.timestamp, stream, stream_id, event.originator_version, name, data))
+            stream, _, name = type(event).__qualname__.rpartition(".")
+            entries.append(
+                TimelineEntry(event.timestamp, stream, stream_id, event.originator_version, name, event_data(event))
+            )
         return entries
+
+
+def event_data(event: object) -> dict[str, Any]:
+    """An event's own fields: without the envelope (id, version, time, topic) and without secrets."""
+    return {k: v for k, v in vars(event).items() if k not in SECRET_FIELDS and k not in ENVELOPE_FIELDS}
 
 
 def _orders_of(entries: list[TimelineEntry]) -> list[UUID]:
