@@ -7,9 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger.demo import iter_events
+from ledger.results import Imported, PaymentResult, Placed
 from ledger.service.ledger import Ledger
-from ledger.service.orders import PaymentResult, Placed
-from ledger.service.supply import Imported
 
 _serial = count(1)
 

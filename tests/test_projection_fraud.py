@@ -18,8 +18,8 @@ from ledger.domain.errors import AmountMismatch, RiskRejected
 from ledger.domain.ids import key_id
 from ledger.domain.orders import Order
 from ledger.domain.risk import OrderFacts
+from ledger.results import Placed
 from ledger.service.ledger import Ledger, open_ledger
-from ledger.service.orders import Placed
 from projections.fraud import Fraud, FraudRules, alerts, subject
 from projections.registry import build_projections
 from projections.risk import FraudRiskAssessor

@@ -22,8 +22,8 @@ from ledger.domain.errors import (
 )
 from ledger.domain.orders import Order
 from ledger.domain.supply import Key
+from ledger.results import OrderChange
 from ledger.service.ledger import Ledger
-from ledger.service.orders import OrderChange
 from tests.helpers import buy, delivered_codes, fresh_codes, head, import_batch, place, stocked_product
 
 

@@ -51,7 +51,6 @@ from ledger.domain.orders import Order, OrderStatus, Payment, PaymentOutcome
 from ledger.domain.promotions import FlashSale
 from ledger.domain.supply import Batch, Key, KeyStatus
 from ledger.service.ledger import Ledger
-from ledger.service.unit_of_work import UnitOfWork
 from tests.conftest import FakeClock, LedgerFactory
 
 # Statuses under which an order still counts against caps and promotions.
@@ -188,7 +187,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(b=st.integers(0, 99))
     def recall(self, b: int) -> None:
         batch_id = self.pick(self.batches, b)
-        batch = UnitOfWork(self.L.app).load(Batch, batch_id, AssertionError("batch missing"))
+        batch = self.L.load(Batch, batch_id, AssertionError("batch missing"))
         result = self.call((BatchAlreadyRecalled,), self.L.recall_batch, self.ctx("admin"), batch_id, "leaked")
         assert isinstance(result, BatchAlreadyRecalled) == batch.recalled
         stock = self.L.stock(batch.sku)
@@ -414,11 +413,11 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         keys = sorted(self.codes)
         if mode == "delivered":
-            uow = UnitOfWork(self.L.app)
+            uow = self.L
             sold = [kid for kid in keys if uow.load(Key, kid, AssertionError()).status != KeyStatus.IN_STOCK]
             keys = sold or keys
         key_id = self.pick(keys, k)
-        key = UnitOfWork(self.L.app).load(Key, key_id, AssertionError("key missing"))
+        key = self.L.load(Key, key_id, AssertionError("key missing"))
         expected = {
             KeyStatus.IN_STOCK: KeyNotDelivered, KeyStatus.REDEEMED: AlreadyRedeemed, KeyStatus.REVOKED: KeyRevoked,
             KeyStatus.VOIDED: KeyVoided, KeyStatus.DELIVERED: None,
@@ -436,7 +435,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def keys_are_accounted_for(self) -> None:
-        uow = UnitOfWork(self.L.app)
+        uow = self.L
         orders = {oid: uow.load(Order, oid, AssertionError("order missing")) for oid in self.orders}
         for sku, imported in self.imported.items():
             stock = self.L.stock(sku)
@@ -498,7 +497,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def caps_hold(self) -> None:
-        uow = UnitOfWork(self.L.app)
+        uow = self.L
         orders = [uow.load(Order, oid, AssertionError()) for oid in self.orders]
         for code, (total, per_customer) in self.coupons.items():
             coupon = self.L.coupon(code)
@@ -535,7 +534,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def payments_deliver_once(self) -> None:
-        uow = UnitOfWork(self.L.app)
+        uow = self.L
         for reference, (order_id, first) in self.payments.items():
             payment = uow.load(Payment, payment_id(reference), AssertionError("payment not recorded"))
             assert payment.order_id == order_id

@@ -18,6 +18,9 @@ if TYPE_CHECKING:  # fastapi and uvicorn (the `api` extra) load only when a comm
     import uvicorn
     from fastapi import FastAPI
 
+    from api.services import Services
+    from ledger.writer.remote import CommandServer
+
 out = Console()
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -62,6 +65,25 @@ def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
                         captured.clear()
 
     return QuietServer(config)
+
+
+def _serve_writer(services: Services) -> CommandServer:
+    """The one writer stays in this process; the workers reach it over a local socket whose
+    address and secret they inherit through the environment."""
+    import os
+    import secrets
+    import tempfile
+
+    from ledger.writer.remote import CommandServer
+    from ledger.writer.writer import Writer
+
+    writer = services.ledger.writer
+    assert isinstance(writer, Writer)
+    address = os.path.join(tempfile.mkdtemp(prefix="ledger-"), "writer.sock")
+    authkey = secrets.token_hex(32)
+    server = CommandServer(writer, address, authkey.encode())
+    os.environ["LEDGER_WRITER_ADDRESS"], os.environ["LEDGER_WRITER_AUTHKEY"] = address, authkey
+    return server
 
 
 def worker_app() -> FastAPI:
@@ -126,10 +148,12 @@ def serve(
             return
         background = Background(services)
         background.start()
+        commands = _serve_writer(services)
         try:
             uvicorn.run("api.cli:worker_app", factory=True, host=host, port=port, workers=workers,
                         log_level=log_level)
         finally:
+            commands.close()
             background.close()
     finally:
         services.close()

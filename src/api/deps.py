@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from api.problems import PROBLEM, domain_problem
+from api.problems import domain_problem
 from api.services import Services, token_hash
 from ledger.domain.context import Context
 from ledger.domain.errors import DomainError
+from ledger.writer.outcomes import Idempotency, IdempotencyKeyReused
 
 
 @dataclass(frozen=True)
@@ -79,67 +80,24 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 def idempotent(
     svc: Services, caller: Caller, key: str | None, route: str, body: Any, run: Callable[[], Response]
 ) -> Response:
-    """A retry with the same key and body returns the stored response; another body is a 409."""
+    """A retry with the same key and body returns the stored answer; another body is a 409.
+
+    The answer is stored by the ledger's writer in the same transaction as the command's
+    events, so a crash at any moment leaves either both or neither: never a key "in
+    progress". Refusals are answers too; a temporary failure (503) is not."""
     if not key:
         return run()
-    body_hash = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
-    principal = f"{caller.role}:{caller.token_id}"
-    store = svc.store
-    with store.transaction() as cursor:
-        store.execute(
-            cursor,
-            "INSERT INTO api_idempotency (principal, idem_key, route, body_hash, status, response) "
-            "VALUES (?, ?, ?, ?, 0, NULL) ON CONFLICT (principal, idem_key) DO NOTHING RETURNING idem_key",
-            (principal, key, route, body_hash),
-        )
-        claimed = cursor.fetchone() is not None
-    if not claimed:
-        return _stored(svc, principal, key, route, body_hash)
-    try:
+    fingerprint = hashlib.sha256(json.dumps([route, body], sort_keys=True, default=str).encode()).hexdigest()
+    with svc.ledger.idempotent(Idempotency(f"{caller.role}:{caller.token_id}", key, fingerprint)) as request:
         try:
             response = run()
+        except IdempotencyKeyReused:
+            raise HTTPException(409, "this Idempotency-Key was used with another request") from None
         except DomainError as error:  # a refusal is an answer too: a retry gets the same one
             response = domain_problem(error)
-    except BaseException:
-        _release(svc, principal, key)  # let a retry run it again
-        raise
-    if response.status_code >= 500 or response.status_code == 429:
-        _release(svc, principal, key)  # "try again" is not an answer to keep
-        return response
-    with store.transaction() as cursor:
-        store.execute(
-            cursor, "UPDATE api_idempotency SET status = ?, response = ? WHERE principal = ? AND idem_key = ?",
-            (response.status_code, bytes(response.body).decode(), principal, key),
-        )
+    if request.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
-
-
-class _Temporary(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def _release(svc: Services, principal: str, key: str) -> None:
-    with svc.store.transaction() as cursor:
-        svc.store.execute(cursor, "DELETE FROM api_idempotency WHERE principal = ? AND idem_key = ?", (principal, key))
-
-
-def _stored(svc: Services, principal: str, key: str, route: str, body_hash: str) -> Response:
-    deadline = time.monotonic() + 10
-    while True:
-        rows = svc.store.query(
-            "SELECT route, body_hash, status, response FROM api_idempotency WHERE principal = ? AND idem_key = ?",
-            (principal, key),
-        )
-        if rows and (rows[0][0] != route or rows[0][1] != body_hash):
-            raise HTTPException(409, "this Idempotency-Key was used with another request")
-        if rows and rows[0][2]:
-            status = int(rows[0][2])
-            return JSONResponse(json.loads(rows[0][3]), status_code=status, headers={"Idempotent-Replayed": "true"},
-                                media_type=PROBLEM if status >= 400 else None)
-        if not rows or time.monotonic() > deadline:
-            raise HTTPException(409, "a request with this Idempotency-Key is still in progress")
-        time.sleep(0.02)
 
 
 class RateLimiter:

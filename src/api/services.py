@@ -17,10 +17,6 @@ from projections.registry import PROJECTION_NAMES, build_projections
 from projections.store import ViewStore
 
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
-IDEMPOTENCY_DDL = (
-    "CREATE TABLE IF NOT EXISTS api_idempotency (principal TEXT NOT NULL, idem_key TEXT NOT NULL, route TEXT NOT NULL,"
-    " body_hash TEXT NOT NULL, status INTEGER NOT NULL, response TEXT, PRIMARY KEY (principal, idem_key))"
-)
 
 
 def token_hash(token: str) -> str:
@@ -47,7 +43,6 @@ class Services:
         store = ViewStore(settings)
         with store.transaction() as cursor:
             store.execute(cursor, TOKENS_DDL)
-            store.execute(cursor, IDEMPOTENCY_DDL)
         # Tables exist before the first read, even if the runner has not started yet.
         for projection in build_projections(store):
             with store.transaction() as cursor:

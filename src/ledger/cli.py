@@ -25,8 +25,7 @@ from rich.table import Table
 from ledger.config import Settings, resolve_cipher_key
 from ledger.domain.errors import DomainError, ImportRejected
 from ledger.keyfile import parse_codes
-from ledger.service.core import Clock, utc_now
-from ledger.service.ledger import Ledger, open_ledger
+from ledger.service.ledger import Clock, Ledger, open_ledger, utc_now
 
 app = typer.Typer(
     name="ledger",

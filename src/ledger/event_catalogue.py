@@ -7,10 +7,10 @@ import inspect
 import typing
 from types import ModuleType
 
-from ledger.domain import catalog, holders, orders, promotions, stock, supply
+from ledger.domain import answers, catalog, holders, orders, promotions, stock, supply
 from ledger.domain.base import LedgerAggregate
 
-MODULES: tuple[ModuleType, ...] = (catalog, supply, stock, orders, holders, promotions)
+MODULES: tuple[ModuleType, ...] = (catalog, supply, stock, orders, holders, promotions, answers)
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
 
 HEADER = """# Event catalogue

@@ -14,8 +14,7 @@ from pathlib import Path
 from ledger.bench import _ledger, throwaway_store
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
-from ledger.service.core import utc_now
-from ledger.service.ledger import Ledger
+from ledger.service.ledger import Ledger, utc_now
 from projections.rebuild import rebuild
 from projections.registry import build_projections
 from projections.runner import Runner

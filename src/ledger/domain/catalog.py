@@ -101,7 +101,7 @@ class Product(LedgerAggregate):
 
     @classmethod
     def define(cls, ctx: Context, **fields: Any) -> Product:
-        """Fields are validated by the service (`ledger.service.inputs`) before they get here."""
+        """Fields are validated by the service (`ledger.handlers.inputs`) before they get here."""
         return cls._start(cls.Defined, product_id(fields["sku"]), ctx, **fields)
 
     def price_for(self, channel: str) -> Decimal:

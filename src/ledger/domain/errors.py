@@ -18,6 +18,10 @@ class DomainError(Exception):
         self.message = message
         self.details = details
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its state, whatever its constructor takes (it crosses to HTTP workers)."""
+        return _rebuild, (type(self), self.args, self.__dict__)
+
 
 class InvalidInput(DomainError):
     code = "invalid-input"
@@ -201,3 +205,10 @@ class ImportRejected(DomainError):
 
 class BatchAlreadyRecalled(DomainError):
     code = "batch-already-recalled"
+
+
+def _rebuild(cls: type[DomainError], args: tuple[Any, ...], state: dict[str, Any]) -> DomainError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -2,13 +2,20 @@
 
 All reservations of one SKU go through one aggregate version, so two orders can
 never take the same key: a concurrent writer that loaded the same version loses
-the commit and retries against fresh stock.
+the commit and re-decides against fresh stock.
+
+The pool does not list every key it holds. A batch's keys are listed once, in the
+batch (`Batch.key_ids`); the stock keeps a *lot* per batch — the batch and how far
+into its list the SKU has sold — so a SKU with a million keys costs the same per
+purchase, per snapshot and per copy as one with a thousand. Keys given back by an
+unpaid order are listed one by one (they are few) and go first in line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
@@ -16,14 +23,20 @@ from ledger.domain.context import Context
 from ledger.domain.errors import InvalidOrderState, OutOfStock
 from ledger.domain.ids import stock_id
 
+# The keys of a batch, in the order they were imported (`Batch.key_ids`).
+KeysOf = Callable[[UUID], Sequence[UUID]]
+
 
 class Reservation(TypedDict):
     keys: list[UUID]
+    batches: list[UUID | None]  # each key's batch; None only for keys reserved before lots existed
     until: datetime
 
 
 class Stock(LedgerAggregate):
     """The key pool of one SKU: which keys are available and which orders hold which."""
+
+    class_version = 2
 
     class Opened(LedgerAggregate.Created):
         """The SKU's key pool was opened (with the product)."""
@@ -37,7 +50,7 @@ class Stock(LedgerAggregate):
         key_ids: list[UUID]
 
         def apply(self, stock: Stock) -> None:
-            stock.available.extend(self.key_ids)
+            stock.lots.append([self.batch_id, 0, len(self.key_ids)])
 
     class Reserved(LedgerAggregate.Event):
         """Keys were reserved for an order until a deadline."""
@@ -47,13 +60,9 @@ class Stock(LedgerAggregate):
         until: datetime
 
         def apply(self, stock: Stock) -> None:
-            n = len(self.key_ids)
-            if stock.available[:n] == self.key_ids:  # the usual case: first in line
-                del stock.available[:n]
-            else:
-                taken = set(self.key_ids)
-                stock.available = [k for k in stock.available if k not in taken]
-            stock.reservations[str(self.order_id)] = {"keys": list(self.key_ids), "until": self.until}
+            stock.reservations[str(self.order_id)] = {
+                "keys": list(self.key_ids), "batches": stock._take(len(self.key_ids)), "until": self.until,
+            }
 
     class Released(LedgerAggregate.Event):
         """An unpaid order's reserved keys went back to stock (expired, cancelled, recalled)."""
@@ -63,9 +72,9 @@ class Stock(LedgerAggregate):
         reason: str
 
         def apply(self, stock: Stock) -> None:
-            del stock.reservations[str(self.order_id)]
+            reservation = stock.reservations.pop(str(self.order_id))
             # Released keys were never shown to anyone: they go back first in line.
-            stock.available[:0] = self.key_ids
+            stock.released[:0] = [[k, b] for k, b in zip(reservation["keys"], reservation["batches"], strict=True)]
 
     class Delivered(LedgerAggregate.Event):
         """An order's reserved keys left stock for good."""
@@ -86,27 +95,54 @@ class Stock(LedgerAggregate):
 
         def apply(self, stock: Stock) -> None:
             gone = set(self.key_ids)
-            stock.available = [k for k in stock.available if k not in gone]
+            stock.released = [entry for entry in stock.released if entry[0] not in gone]
+            stock.lots = [lot for lot in stock.lots if lot[0] != self.batch_id]
             stock.voided += len(self.key_ids)
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
-        self.available: list[UUID] = []
+        self.released: list[list[Any]] = []  # [key id, batch id | None], first in line
+        self.lots: list[list[Any]] = []  # [batch id, next index, end index], in import order
         self.reservations: dict[str, Reservation] = {}
         self.delivered = 0
         self.voided = 0
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots from before lots listed every available key: keep them, in order."""
+        state["released"] = [[k, None] for k in state.pop("available")]
+        state["lots"] = []
+        for reservation in state["reservations"].values():
+            reservation["batches"] = [None] * len(reservation["keys"])
 
     @classmethod
     def open(cls, ctx: Context, sku: str) -> Stock:
         return cls._start(cls.Opened, stock_id(sku), ctx, sku=sku)
 
+    # ---- what it holds ----
+
+    @property
+    def available_count(self) -> int:
+        return len(self.released) + sum(int(end) - int(start) for _, start, end in self.lots)
+
+    def available_keys(self, keys_of: KeysOf) -> list[UUID]:
+        """Every available key in the order they would be reserved (for reports and tests)."""
+        keys = [k for k, _ in self.released]
+        for batch_id, start, end in self.lots:
+            keys.extend(keys_of(batch_id)[start:end])
+        return keys
+
     @property
     def reserved_count(self) -> int:
-        return sum(len(self.reserved_keys(UUID(o))) for o in self.reservations)
+        return sum(len(r["keys"]) for r in self.reservations.values())
 
     def reserved_keys(self, order_id: UUID) -> list[UUID]:
         reservation = self.reservations.get(str(order_id))
         return list(reservation["keys"]) if reservation else []
+
+    def reserved_batches(self, order_id: UUID) -> list[UUID | None]:
+        reservation = self.reservations.get(str(order_id))
+        return list(reservation["batches"]) if reservation else []
 
     def reservation_deadline(self, order_id: UUID) -> datetime | None:
         reservation = self.reservations.get(str(order_id))
@@ -115,17 +151,26 @@ class Stock(LedgerAggregate):
     def expired_reservations(self, now: datetime) -> list[UUID]:
         return [UUID(order) for order, r in self.reservations.items() if r["until"] <= now]
 
+    def orders_holding(self, key_ids: list[UUID]) -> list[UUID]:
+        wanted = set(key_ids)
+        return [UUID(o) for o, r in self.reservations.items() if wanted.intersection(r["keys"])]
+
+    # ---- commands ----
+
     def replenish(self, ctx: Context, batch_id: UUID, key_ids: list[UUID]) -> None:
         self._emit(self.Replenished, ctx, batch_id=batch_id, key_ids=key_ids)
 
-    def reserve(self, ctx: Context, order_id: UUID, quantity: int, until: datetime) -> list[UUID]:
+    def reserve(self, ctx: Context, order_id: UUID, quantity: int, until: datetime, keys_of: KeysOf) -> list[UUID]:
         if str(order_id) in self.reservations:
             raise InvalidOrderState(f"order {order_id} already holds a reservation")
-        if quantity > len(self.available):
-            raise OutOfStock(
-                f"only {len(self.available)} left of {self.sku}", sku=self.sku, available=len(self.available)
-            )
-        keys = self.available[:quantity]
+        available = self.available_count
+        if quantity > available:
+            raise OutOfStock(f"only {available} left of {self.sku}", sku=self.sku, available=available)
+        keys = [k for k, _ in self.released[:quantity]]
+        for batch_id, start, end in self.lots:
+            if len(keys) == quantity:
+                break
+            keys.extend(keys_of(batch_id)[start:min(end, start + quantity - len(keys))])
         self._emit(self.Reserved, ctx, order_id=order_id, key_ids=keys, until=until)
         return keys
 
@@ -142,14 +187,27 @@ class Stock(LedgerAggregate):
         self._emit(self.Delivered, ctx, order_id=order_id, key_ids=keys)
         return keys
 
-    def orders_holding(self, key_ids: list[UUID]) -> list[UUID]:
-        wanted = set(key_ids)
-        return [UUID(o) for o, r in self.reservations.items() if wanted.intersection(r["keys"])]
-
     def void(self, ctx: Context, batch_id: UUID, key_ids: list[UUID], reason: str) -> list[UUID]:
-        """Void those of `key_ids` that are available; reserved ones must be released first."""
-        present = set(self.available)
-        voided = [k for k in key_ids if k in present]
+        """Void the batch's keys that are available (`key_ids`: the batch's keys, in import
+        order); reserved ones must be released first."""
+        wanted = set(key_ids)
+        voided = [k for k, _ in self.released if k in wanted]
+        for lot_batch, start, end in self.lots:
+            if lot_batch == batch_id:
+                voided.extend(key_ids[start:end])
         if voided:
             self._emit(self.Voided, ctx, batch_id=batch_id, key_ids=voided, reason=reason)
         return voided
+
+    def _take(self, n: int) -> list[UUID | None]:
+        """Take `n` keys off the front of the line; return each one's batch."""
+        batches: list[UUID | None] = [b for _, b in self.released[:n]]
+        del self.released[:n]
+        while len(batches) < n:
+            lot = self.lots[0]
+            taken = min(n - len(batches), lot[2] - lot[1])
+            batches.extend([lot[0]] * taken)
+            lot[1] += taken
+            if lot[1] == lot[2]:
+                self.lots.pop(0)
+        return batches

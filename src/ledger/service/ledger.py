@@ -1,20 +1,232 @@
-"""The one entry point to the ledger's commands and queries."""
+"""The one entry point to the ledger's commands and queries.
+
+Every write becomes a command (`ledger.commands`) and goes to the store's one writer
+(`ledger.writer`), which decides it against its memory and group-commits it; the methods
+here only build the command and wait for its answer. Reads come straight from the store.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ledger import commands as c
 from ledger.application import build_app
 from ledger.config import Settings
+from ledger.domain.answers import Answer, answer_id
+from ledger.domain.catalog import DEFAULT_CHANNEL, Catalog
+from ledger.domain.context import Context
+from ledger.domain.ids import CATALOG_ID, stock_id
 from ledger.domain.risk import RiskAssessor
-from ledger.service.core import Clock, utc_now
-from ledger.service.queries import QueryService
-from ledger.service.supply import SupplyService
+from ledger.domain.stock import Stock
+from ledger.handlers import handle
+from ledger.positions import position_of
+from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Result, Written
+from ledger.service.queries import Reads
 from ledger.vault import CodeVault
+from ledger.writer.model import WriteModel
+from ledger.writer.outcomes import Done, Idempotency, replay
+from ledger.writer.remote import RemoteWriter
+from ledger.writer.session import Session
+from ledger.writer.writer import Writer
+
+Clock = Callable[[], datetime]
+R = TypeVar("R")
 
 
-class Ledger(SupplyService, QueryService):
+@dataclass
+class IdempotentRequest:
+    """A request named by an idempotency key: its first command is answered under the key."""
+
+    idempotency: Idempotency
+    used: bool = False
+    replayed: bool = False
+
+
+_REQUEST: ContextVar[IdempotentRequest | None] = ContextVar("idempotent_request", default=None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger(Reads):
     """Catalog, supply, orders and queries over one event store."""
 
+    def __init__(
+        self, app: Any, settings: Settings, vault: CodeVault, clock: Clock = utc_now, risk: RiskAssessor | None = None,
+    ) -> None:
+        super().__init__(app, vault)
+        self.settings = settings
+        self.clock = clock
+        self.writer: Writer | RemoteWriter
+        if settings.writer_address:  # an HTTP worker of `ledger serve`: the writer is in the serving process
+            self.writer = RemoteWriter(settings.writer_address, settings.writer_authkey.encode())
+        else:
+            self.writer = Writer(app, settings, vault, risk)
+        self._local = threading.local()
+
+    @property
+    def risk(self) -> RiskAssessor | None:
+        return self.writer.risk
+
+    @risk.setter
+    def risk(self, assessor: RiskAssessor | None) -> None:
+        self.writer.risk = assessor
+
+    def context(self, actor: str = "system", **kwargs: str | None) -> Context:
+        return Context(now=self.clock(), actor=actor, **kwargs)  # type: ignore[arg-type]
+
+    # ---- running commands ----
+
+    def execute(self, command: c.Command, idempotency: Idempotency | None = None) -> Done:
+        """Run one command; its answer (or the one given before under the same idempotency key)."""
+        if getattr(self._local, "batch", None) is not None:
+            return Done(self._in_batch(command))
+        request = _REQUEST.get()
+        if idempotency is None and request is not None and not request.used:
+            request.used, idempotency = True, request.idempotency
+        done = self._answer_given(idempotency) if idempotency is not None else None
+        if done is None:
+            done = self.writer.execute(command, idempotency)
+        if request is not None and idempotency is request.idempotency:
+            request.replayed = done.replayed
+        return done
+
+    def _answer_given(self, idempotency: Idempotency) -> Done | None:
+        """The answer stored under this key before, if any (read here, not in the writer)."""
+        given = self.find(Answer, answer_id(idempotency.scope, idempotency.key))
+        return replay(given, idempotency, position_of(self.app, given.id, 1)) if given is not None else None
+
+    @contextmanager
+    def idempotent(self, idempotency: Idempotency) -> Iterator[IdempotentRequest]:
+        """Within this block, the first command is answered under `idempotency`: a retry gets
+        the stored answer, written in the same transaction as the command's events."""
+        request = IdempotentRequest(idempotency)
+        token = _REQUEST.set(request)
+        try:
+            yield request
+        finally:
+            _REQUEST.reset(token)
+
+    def _run(self, command: c.Command, kind: type[R]) -> R:
+        value = self.execute(command).get()
+        assert isinstance(value, kind)
+        return value
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run this thread's commands in one transaction, all or nothing, beside the writer.
+
+        Each command reads what the earlier ones wrote; all commit together at the end.
+        Any exception inside discards the whole batch. Positions returned inside are 0.
+        The writer is told to read what the batch wrote again (and the store's version
+        check fences the two). For bulk loads; interactive callers use single commands.
+        """
+        if getattr(self._local, "batch", None) is not None:
+            raise RuntimeError("batches do not nest")
+        model = WriteModel(self.app, max_size=2**62)
+        self._local.batch, self._local.events, self._local.failed = model, [], None
+        try:
+            yield
+            if self._local.failed is not None:
+                raise RuntimeError("batch discarded: a command in it failed") from self._local.failed
+            dirty = model.dirty()
+            for aggregate in dirty:
+                aggregate._pending_events.clear()  # saved below, in command order
+            if self._local.events:
+                self.app.commit(self._local.events, dirty)
+                self.writer.forget(a.id for a in dirty)
+        finally:
+            self._local.batch = self._local.events = None
+
+    def _in_batch(self, command: c.Command) -> Result:
+        session = Session(self._local.batch, self.settings, self.vault, self.risk, trust_misses=False)
+        try:
+            value = handle(command, session)
+        except BaseException as error:
+            self._local.failed = error
+            if session.kept:  # a refusal's record is written on its own: risk needs to see it
+                self.app.commit(session.new_events(), [])
+                session.rollback()
+            raise
+        self._local.events += session.new_events()
+        return value
+
+    # ---- catalogue and promotions ----
+
+    def define_product(self, ctx: Context, **fields: Any) -> Written:
+        return self._run(c.DefineProduct(ctx=ctx, **fields), Written)
+
+    def change_price(self, ctx: Context, sku: str, price: object, channel: str = DEFAULT_CHANNEL) -> Written:
+        return self._run(c.ChangePrice(ctx=ctx, sku=sku, price=price, channel=channel), Written)
+
+    def retire_product(self, ctx: Context, sku: str, reason: str = "") -> Written:
+        return self._run(c.RetireProduct(ctx=ctx, sku=sku, reason=reason), Written)
+
+    def create_coupon(self, ctx: Context, **fields: Any) -> Written:
+        return self._run(c.CreateCoupon(ctx=ctx, **fields), Written)
+
+    def create_flash_sale(self, ctx: Context, **fields: Any) -> Written:
+        return self._run(c.CreateFlashSale(ctx=ctx, **fields), Written)
+
+    # ---- orders ----
+
+    def place_order(self, ctx: Context, **fields: Any) -> Placed:
+        return self._run(c.PlaceOrder(ctx=ctx, **fields), Placed)
+
+    def capture_payment(
+        self, ctx: Context, order_id: UUID, *, payment_reference: str, amount: object, provider: str
+    ) -> PaymentResult:
+        command = c.CapturePayment(ctx=ctx, order_id=order_id, payment_reference=payment_reference, amount=amount,
+                                   provider=provider)
+        return self._run(command, PaymentResult)
+
+    def cancel_order(self, ctx: Context, order_id: UUID, reason: str = "cancelled_by_customer") -> OrderChange:
+        return self._run(c.CancelOrder(ctx=ctx, order_id=order_id, reason=reason), OrderChange)
+
+    def expire_order(self, ctx: Context, order_id: UUID) -> OrderChange | None:
+        value = self.execute(c.ExpireOrder(ctx=ctx, order_id=order_id)).get()
+        assert value is None or isinstance(value, OrderChange)
+        return value
+
+    def expire_due(self, ctx: Context) -> list[OrderChange]:
+        """Expire every reservation whose deadline has passed (the sweeper's one call): all
+        due orders are handed to the writer at once, so they commit together."""
+        catalog = self.find(Catalog, CATALOG_ID)
+        due = []
+        for sku in catalog.skus if catalog else []:
+            stock = self.find(Stock, stock_id(sku))
+            due += stock.expired_reservations(ctx.now) if stock else []
+        expiries: list[c.Command] = [c.ExpireOrder(ctx=ctx, order_id=o) for o in due]
+        if getattr(self._local, "batch", None) is not None:
+            answers = [self.execute(command) for command in expiries]
+        else:
+            answers = self.writer.execute_all(expiries)
+        return [v for v in (a.get() for a in answers) if isinstance(v, OrderChange)]
+
+    def refund_order(self, ctx: Context, order_id: UUID, **fields: Any) -> OrderChange:
+        return self._run(c.RefundOrder(ctx=ctx, order_id=order_id, **fields), OrderChange)
+
+    # ---- supply ----
+
+    def import_keys(self, ctx: Context, **fields: Any) -> Imported:
+        return self._run(c.ImportKeys(ctx=ctx, **fields), Imported)
+
+    def recall_batch(self, ctx: Context, batch_id: UUID, reason: str) -> Recalled:
+        return self._run(c.RecallBatch(ctx=ctx, batch_id=batch_id, reason=reason), Recalled)
+
+    def redeem(self, ctx: Context, **fields: Any) -> Redeemed:
+        return self._run(c.Redeem(ctx=ctx, **fields), Redeemed)
+
     def close(self) -> None:
+        self.writer.close()
         self.app.close()
 
 

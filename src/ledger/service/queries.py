@@ -1,24 +1,32 @@
-"""Reads straight from the event store: current aggregates, delivered codes, timelines."""
+"""Reads straight from the event store: current aggregates, delivered codes, timelines.
+
+Reads never go through the writer: once a command has answered, its transaction has
+committed, so the store already holds what it wrote."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+
+from ledger.application import LedgerApp
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.catalog import Catalog, Product
-from ledger.domain.errors import UnknownCoupon, UnknownOrder, UnknownProduct
+from ledger.domain.errors import NotFound, UnknownCoupon, UnknownOrder, UnknownProduct
 from ledger.domain.holders import Holder, HolderKind
 from ledger.domain.ids import CATALOG_ID, coupon_id, holder_id, product_id, stock_id
 from ledger.domain.orders import Order
 from ledger.domain.promotions import Coupon
 from ledger.domain.stock import Stock
-from ledger.domain.supply import Key
-from ledger.service.core import ServiceCore
-from ledger.service.unit_of_work import UnitOfWork
+from ledger.domain.supply import Batch, Key
+from ledger.vault import CodeVault
+
+T = TypeVar("T", bound=LedgerAggregate)
 
 # Never shown outside the key's own aggregate: the sealed code and its lookup hash.
 SECRET_FIELDS = frozenset({"sealed_code", "code_hmac"})
@@ -42,38 +50,66 @@ class TimelineEntry:
     data: dict[str, Any]
 
 
-class QueryService(ServiceCore):
-    def _read(self) -> UnitOfWork:
-        return UnitOfWork(self.app)
+class StockView:
+    """A SKU's stock with its available keys listed (the aggregate keeps lots, not lists)."""
+
+    def __init__(self, stock: Stock, available: list[UUID]) -> None:
+        self.stock = stock
+        self.available = available
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stock, name)
+
+
+class Reads:
+    def __init__(self, app: LedgerApp, vault: CodeVault) -> None:
+        self.app = app
+        self.vault = vault
+
+    def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        try:
+            found: LedgerAggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, cls) else None
+
+    def load(self, cls: type[T], aggregate_id: UUID, missing: NotFound) -> T:
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise missing
+        return found
 
     def product(self, sku: str) -> Product:
-        return self._read().load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+        return self.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
 
     def products(self) -> list[Product]:
-        uow = self._read()
-        catalog = uow.find(Catalog, CATALOG_ID)
-        found = [uow.find(Product, product_id(sku)) for sku in (catalog.skus if catalog else [])]
+        catalog = self.find(Catalog, CATALOG_ID)
+        found = [self.find(Product, product_id(sku)) for sku in (catalog.skus if catalog else [])]
         return [p for p in found if p is not None]
 
-    def stock(self, sku: str) -> Stock:
-        return self._read().load(Stock, stock_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+    def stock(self, sku: str) -> StockView:
+        stock = self.load(Stock, stock_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
+        return StockView(stock, stock.available_keys(self._batch_keys))
+
+    def _batch_keys(self, batch_id: UUID) -> Sequence[UUID]:
+        batch = self.find(Batch, batch_id)
+        return batch.key_ids if batch else []
 
     def order(self, order_id: UUID) -> Order:
-        return self._read().load(Order, order_id, UnknownOrder(f"no order {order_id}"))
+        return self.load(Order, order_id, UnknownOrder(f"no order {order_id}"))
 
     def coupon(self, code: str) -> Coupon:
-        return self._read().load(Coupon, coupon_id(code), UnknownCoupon(f"no coupon {code}"))
+        return self.load(Coupon, coupon_id(code), UnknownCoupon(f"no coupon {code}"))
 
     def customer(self, customer_id: str) -> Holder | None:
-        return self._read().find(Holder, holder_id(HolderKind.CUSTOMER, customer_id))
+        return self.find(Holder, holder_id(HolderKind.CUSTOMER, customer_id))
 
     def order_keys(self, order_id: UUID) -> list[DeliveredKey]:
         """The codes delivered by an order, unsealed: for the buyer's storefront only."""
-        uow = self._read()
-        order = uow.load(Order, order_id, UnknownOrder(f"no order {order_id}"))
+        order = self.order(order_id)
         keys = []
         for key_id in order.delivered:
-            key = uow.find(Key, key_id)
+            key = self.find(Key, key_id)
             if key is not None:
                 keys.append(DeliveredKey(key.id, self.vault.unseal(key.sealed_code), key.status.value))
         return keys

@@ -1,0 +1,33 @@
+"""One handler per command: `HANDLERS[type(command)](command, session) -> result`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger import commands as c
+from ledger.handlers import catalog, orders, supply
+from ledger.results import Result
+from ledger.writer.session import Session
+
+Handler = Callable[[Any, Session], Result]
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.DefineProduct: catalog.define_product,
+    c.ChangePrice: catalog.change_price,
+    c.RetireProduct: catalog.retire_product,
+    c.CreateCoupon: catalog.create_coupon,
+    c.CreateFlashSale: catalog.create_flash_sale,
+    c.PlaceOrder: orders.place_order,
+    c.CapturePayment: orders.capture_payment,
+    c.CancelOrder: orders.cancel_order,
+    c.ExpireOrder: orders.expire_order,
+    c.RefundOrder: orders.refund_order,
+    c.ImportKeys: supply.import_keys,
+    c.RecallBatch: supply.recall_batch,
+    c.Redeem: supply.redeem,
+}
+
+
+def handle(command: c.Command, session: Session) -> Result:
+    return HANDLERS[type(command)](command, session)

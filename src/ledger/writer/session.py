@@ -1,0 +1,119 @@
+"""One command's view of the writer's memory, and how its changes are undone.
+
+A handler loads and creates aggregates through its session and calls domain methods on
+them; the events stay pending in the writer's memory until the batch commits. If the
+command fails, `rollback()` puts every aggregate it touched back as it was before the
+command — the other commands of the batch keep what they did.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from ledger.config import Settings
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.errors import NotFound
+from ledger.domain.risk import RiskAssessor
+from ledger.vault import CodeVault
+from ledger.writer.model import WriteModel
+
+T = TypeVar("T", bound=LedgerAggregate)
+_CREATED = -1
+
+
+class Session:
+    def __init__(
+        self, model: WriteModel, settings: Settings, vault: CodeVault, risk: RiskAssessor | None,
+        *, trust_misses: bool = True,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.vault = vault
+        self.risk = risk
+        self.trust_misses = trust_misses
+        self.kept = False  # the command's refusal is recorded: commit its events though it raises
+        self._before: dict[UUID, int] = {}  # pending events of each touched aggregate before this command
+        self._versions: dict[UUID, int] = {}  # and the version committed in the store
+        self.events: list[Any] = []  # events without a loaded aggregate (see `record`)
+        self.seen: set[UUID] = set()  # every aggregate it touched, even if undone since
+
+    @property
+    def recorder(self) -> Any:
+        return self.model.app.recorder
+
+    # ---- reading ----
+
+    def find(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        return self._found(cls, self.model.get(aggregate_id))
+
+    def find_claim(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        """Like `find`, for ids whose creation is their claim (a payment reference, an
+        idempotency key): a miss in memory is not read from the store unless the writer
+        is re-running a batch that a conflict stopped."""
+        return self._found(cls, self.model.get(aggregate_id, read_misses=not self.trust_misses))
+
+    def load(self, cls: type[T], aggregate_id: UUID, missing: NotFound) -> T:
+        found = self.find(cls, aggregate_id)
+        if found is None:
+            raise missing
+        return found
+
+    def cached(self, cls: type[T], aggregate_id: UUID) -> T | None:
+        return self._found(cls, self.model.cached(aggregate_id))
+
+    def _found(self, cls: type[T], aggregate: LedgerAggregate | None) -> T | None:
+        if aggregate is None:
+            return None
+        self._touch(aggregate)
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _touch(self, aggregate: LedgerAggregate) -> None:
+        self.seen.add(aggregate.id)
+        if aggregate.id not in self._before:
+            pending = len(aggregate.pending_events)
+            self._before[aggregate.id] = pending
+            self._versions[aggregate.id] = aggregate.version - pending
+
+    # ---- writing ----
+
+    def add(self, *aggregates: LedgerAggregate | None) -> None:
+        """New aggregates this command created."""
+        for aggregate in aggregates:
+            if aggregate is None:
+                continue
+            self.seen.add(aggregate.id)
+            if aggregate.id not in self._before:
+                self._before[aggregate.id] = _CREATED
+                self._versions[aggregate.id] = 0
+            self.model.put(aggregate)
+
+    def record(self, event: Any) -> None:
+        """An event for an aggregate this writer need not load (see `Key.delivery`)."""
+        self.events.append(event)
+
+    def keep(self) -> None:
+        self.kept = True
+
+    def new_events(self) -> list[Any]:
+        """What this command wrote: each aggregate's events in the order it first touched
+        them (as a unit of work has always saved them), then the stand-alone events."""
+        found: list[Any] = []
+        for aggregate_id, before in self._before.items():
+            aggregate = self.model.cached(aggregate_id)
+            if aggregate is not None:
+                found += aggregate.pending_events[max(before, 0):]
+        return found + self.events
+
+    def rollback(self) -> None:
+        """Undo every change this command made to the writer's memory."""
+        for aggregate_id, before in self._before.items():
+            if before == _CREATED:
+                self.model.drop(aggregate_id)
+                continue
+            aggregate = self.model.cached(aggregate_id)
+            if aggregate is not None and len(aggregate.pending_events) != before:
+                self.model.restore(aggregate_id, aggregate.pending_events[:before], self._versions[aggregate_id])
+        self._before.clear()
+        self._versions.clear()
+        self.events.clear()
