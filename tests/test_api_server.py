@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ import pytest
 
 from api.settings import ROLES
 from tests.conftest import TEST_CIPHER_KEY
+from tests.served import Served
 
 pytestmark = pytest.mark.postgres
 
@@ -36,26 +36,8 @@ def auth(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Served:
-    def __init__(self, process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-        self.process, self.base_url, self.log = process, base_url, log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
 @pytest.fixture
 def server(pg_url: str, tmp_path: Path) -> Iterator[Served]:
-    port = free_port()
     env = {
         **os.environ,
         "LEDGER_DATABASE_URL": pg_url,
@@ -64,30 +46,12 @@ def server(pg_url: str, tmp_path: Path) -> Iterator[Served]:
         "LEDGER_DATA_DIR": str(tmp_path),
         "LEDGER_POSTGRES_POOL_SIZE": "12",
     }
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from ledger.cli import main; main()", "serve", "--port", str(port),
-             "--log-level", "warning"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    served = Served(process, f"http://127.0.0.1:{port}", log)
+    served = Served(env, tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"ledger serve exited with {process.returncode}:\n{served.output()}"
-            try:
-                if httpx.get(f"{served.base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"no /healthz within 60 s:\n{served.output()}"
-            time.sleep(0.05)
+        served.start()
         yield served
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        served.stop()
 
 
 def routes(client: httpx.Client) -> set[str]:
@@ -201,6 +165,7 @@ def test_flash_sale_over_http_sells_each_key_once(server: Served, pg_url: str, t
     assert balanced
 
     began = time.monotonic()
+    assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     try:
         code = server.process.wait(timeout=10)

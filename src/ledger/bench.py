@@ -1,10 +1,12 @@
 """Write throughput: purchases per second through the ledger, against a plain-SQL baseline.
 
 A purchase is `place_order` then `capture_payment`, each by a distinct customer so that no
-purchase limit or unpaid-reservation cap gets in the way. The baseline inserts the same
-number of rows per purchase, split over the same number of transactions, with plain
-sqlite3 / psycopg and the same number of worker threads, into a table shaped like the
-library's stored-events table. Both run on a throwaway store that is removed afterwards.
+purchase limit or unpaid-reservation cap gets in the way; client threads hand them to the
+one writer, which group-commits what queues. The baseline inserts the same number of rows
+per purchase as a plain-driver application would — one transaction for the placement,
+one for the payment — with plain sqlite3 / psycopg and the same number of client
+threads, into a table shaped like the library's stored-events table. Both run on a
+throwaway store that is removed afterwards.
 """
 
 from __future__ import annotations
@@ -26,18 +28,17 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
-from eventsourcing.persistence import IntegrityError
 
 from ledger.config import Settings
-from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger, open_ledger
+from ledger.writer.writer import Writer
 
 SKU_PREFIX = "BENCH"
 
 
 @dataclass
 class SaveStats:
-    """Time spent inside `app.save` (encode, encrypt, insert, commit) across all threads."""
+    """Time the writer spent committing (encode, encrypt, insert, commit)."""
 
     calls: int = 0
     conflicts: int = 0
@@ -59,6 +60,7 @@ class BenchResult:
     save: SaveStats
     failed: int
     avg_row_bytes: int
+    batch_sizes: list[int] = field(default_factory=list)  # commands per transaction the writer formed
 
     @property
     def ledger_rate(self) -> float:
@@ -111,7 +113,7 @@ def _ledger(url: str, workers: int, data_dir: Path) -> Ledger:
 
 def _instrument(ledger: Ledger) -> SaveStats:
     stats = SaveStats()
-    save = ledger.app.save
+    save = ledger.app.commit
 
     def timed_save(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -127,7 +129,7 @@ def _instrument(ledger: Ledger) -> SaveStats:
                 stats.seconds += elapsed
                 stats.conflicts += not ok
 
-    ledger.app.save = timed_save  # type: ignore[method-assign]
+    ledger.app.commit = timed_save  # type: ignore[method-assign]
     return stats
 
 
@@ -148,30 +150,6 @@ def _purchase(ledger: Ledger, n: int, skus: int, tag: str) -> None:
     ledger.capture_payment(
         ctx, placed.order_id, payment_reference=f"{tag}-pay-{n}", amount=str(placed.amount_due), provider="bench"
     )
-
-
-def _purchase_batch(ledger: Ledger, chunk: int, size: int, skus: int, tag: str) -> None:
-    """`size` purchases of one SKU in one transaction; a conflicting writer re-runs it whole.
-
-    A batch can fail two ways when another batch of the same SKU committed first: the
-    version check at commit (IntegrityError), or earlier, when a stale stock hands out a
-    key that a fresh read shows as sold (the batch is discarded). Both mean: run it again.
-    """
-    sku = f"{SKU_PREFIX}-{chunk % skus}"
-    for attempt in range(20):
-        try:
-            with ledger.batch():
-                for i in range(size):
-                    n = chunk * size + i
-                    ctx = ledger.context(f"customer:{tag}-{n}")
-                    customer, reference = f"{tag}-{n}-{attempt}", f"{tag}-pay-{n}-{attempt}"
-                    placed = ledger.place_order(ctx, customer_id=customer, sku=sku, quantity=1)
-                    ledger.capture_payment(ctx, placed.order_id, payment_reference=reference,
-                                           amount=str(placed.amount_due), provider="bench")
-            return
-        except (IntegrityError, RuntimeError, DomainError):
-            time.sleep(0.001 * (attempt + 1))
-    raise RuntimeError(f"batch {chunk} kept conflicting")
 
 
 def _run_threads(workers: int, count: int, job: Callable[[int], None]) -> tuple[float, int]:
@@ -256,10 +234,7 @@ def _baseline_postgres(url: str, workers: int, purchases: int, split: list[int],
 # ---- both ----
 
 
-def bench_write(
-    settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8, batch: int = 1
-) -> BenchResult:
-    """`batch` > 1: each worker commits that many purchases per transaction (Ledger.batch)."""
+def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8) -> BenchResult:
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, workers, Path(tmp))
         try:
@@ -274,6 +249,9 @@ def bench_write(
             avg_row_bytes = sum(len(n.state) for n in sample) // max(1, len(sample))
             split = _split(sample, rows_per_purchase)
             stats = _instrument(ledger)
+            writer = ledger.writer
+            assert isinstance(writer, Writer)  # in this process
+            formed = len(writer.batch_sizes)
             command_seconds = 0.0
             command_lock = threading.Lock()
 
@@ -281,27 +259,22 @@ def bench_write(
                 nonlocal command_seconds
                 started = time.perf_counter()
                 try:
-                    if batch > 1:
-                        _purchase_batch(ledger, n, batch, skus, "cust")
-                    else:
-                        _purchase(ledger, n, skus, "cust")
+                    _purchase(ledger, n, skus, "cust")
                 finally:
                     with command_lock:
                         command_seconds += time.perf_counter() - started
 
-            ledger_seconds, failed = _run_threads(workers, purchases // batch, job)
-            failed *= batch
+            ledger_seconds, failed = _run_threads(workers, purchases, job)
+            batch_sizes = list(writer.batch_sizes)[formed:]
         finally:
             ledger.close()
-        if batch > 1:  # the baseline commits the same rows per transaction as the ledger does
-            split = [rows_per_purchase * batch]
         baseline = _baseline_postgres if settings.is_postgres else _baseline_sqlite
-        baseline_seconds = baseline(url, workers, purchases // batch, split, avg_row_bytes)
+        baseline_seconds = baseline(url, workers, purchases, split, avg_row_bytes)
     return BenchResult(
-        store=where, workers=workers, purchases=purchases // batch * batch, skus=skus,
-        rows_per_purchase=rows_per_purchase,
+        store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
         transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,
         command_seconds=command_seconds, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
+        batch_sizes=batch_sizes,
     )
 
 

@@ -268,27 +268,26 @@ app.add_typer(bench_app, name="bench")
 
 @bench_app.command("write")
 def bench_write(
-    workers: Annotated[int, typer.Option(min=1, help="writer threads")] = 8,
+    workers: Annotated[int, typer.Option(min=1, help="client threads handing purchases to the writer")] = 8,
     purchases: Annotated[int, typer.Option(min=1, help="purchases to time (place + pay)")] = 2000,
     skus: Annotated[int, typer.Option(min=1, help="products the purchases spread over (1 = one hot SKU)")] = 8,
-    batch: Annotated[int, typer.Option(min=1, help="purchases per transaction (1: one per command)")] = 1,
 ) -> None:
     """Purchases per second through the ledger vs a plain-SQL baseline writing the same rows."""
     from ledger.bench import bench_write as run
 
     settings = load_settings()
     try:
-        result = run(settings, workers=workers, purchases=purchases, skus=skus, batch=batch)
+        result = run(settings, workers=workers, purchases=purchases, skus=skus)
     except DomainError as e:
         raise fail(e.message) from None
-    save = result.save
+    save, sizes = result.save, sorted(result.batch_sizes) or [0]
     info = (
-        f"store: {result.store} (dropped); {result.workers} workers, {result.purchases} purchases over "
-        f"{result.skus} SKU(s); {result.rows_per_purchase} rows per purchase in "
-        f"{result.transactions_per_purchase} transactions (~{result.avg_row_bytes} bytes each)\n"
-        f"ledger: {result.ledger_seconds:.2f} s wall, {result.failed} failed; save(): {save.calls} calls, "
-        f"{save.conflicts} version conflicts retried, {save.seconds:.2f} s summed over threads "
-        f"= {100 * save.seconds / max(result.command_seconds, 1e-9):.0f}% of command time"
+        f"store: {result.store} (dropped); {result.workers} client threads, {result.purchases} purchases over "
+        f"{result.skus} SKU(s); {result.rows_per_purchase} rows per purchase (~{result.avg_row_bytes} bytes each)\n"
+        f"ledger: {result.ledger_seconds:.2f} s wall, {result.failed} failed; {save.calls} commits "
+        f"({save.seconds:.2f} s, {100 * save.seconds / max(result.ledger_seconds, 1e-9):.0f}% of wall time); "
+        f"commands per commit: p50 {sizes[len(sizes) // 2]}, max {sizes[-1]}\n"
+        f"baseline: plain driver, {result.transactions_per_purchase} transactions per purchase"
     )
     out.print(info, markup=False, highlight=False, soft_wrap=True)
     out.print(f"ledger: {result.ledger_rate:.0f} purchases/s", markup=False, highlight=False)
