@@ -12,6 +12,7 @@ throwaway store that is removed afterwards.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
 import sqlite3
@@ -133,14 +134,14 @@ def _instrument(ledger: Ledger) -> SaveStats:
     return stats
 
 
-def _setup(ledger: Ledger, skus: int, keys_per_sku: int) -> None:
+def _setup(ledger: Ledger, skus: int, keys_per_sku: int, chunk: int = 2000) -> None:
     ctx = ledger.context("bench")
     for n in range(skus):
         sku = f"{SKU_PREFIX}-{n}"
         ledger.define_product(ctx, sku=sku, name=f"Bench key {n}", face_value="10.00", currency="USD", price="9.00")
         run = uuid.uuid4().hex[:8]
-        for start in range(0, keys_per_sku, 2000):
-            codes = [(i + 1, f"B{n}-{run}-{i:08d}") for i in range(start, min(keys_per_sku, start + 2000))]
+        for start in range(0, keys_per_sku, chunk):
+            codes = [(i + 1, f"B{n}-{run}-{i:08d}") for i in range(start, min(keys_per_sku, start + chunk))]
             ledger.import_keys(ctx, sku=sku, supplier="bench", unit_cost="5.00", codes=codes)
 
 
@@ -288,3 +289,57 @@ def _split(sample: Any, rows: int) -> list[int]:
         if notification.topic.endswith("Order.PaymentCaptured"):
             return [i, rows - i]
     return [rows]
+
+
+# ---- growth: does a purchase cost more when the stock and the log are large? ----
+
+
+@dataclass
+class GrowthResult:
+    store: str
+    rates: dict[int, float]  # keys in stock -> purchases/s
+    events: dict[int, int]  # keys in stock -> events stored before the timed purchases
+    batch_sizes: dict[int, list[int]]
+
+    @property
+    def ratio(self) -> float:
+        small, large = min(self.rates), max(self.rates)
+        return self.rates[large] / self.rates[small]
+
+
+IMPORT_CHUNK = 5_000  # codes per supplier batch while seeding
+
+
+def _buy_one(ledger: Ledger, n: int) -> None:
+    _purchase(ledger, n, 1, "cust")
+
+
+def bench_growth(
+    settings: Settings, sizes: tuple[int, ...] = (1_000, 1_000_000), purchases: int = 1_000, workers: int = 8,
+    say: Callable[[str], None] = print,
+) -> GrowthResult:
+    """Purchases/s from one SKU holding each of `sizes` keys, each on a fresh store that holds
+    one event per key already (the imports), with `workers` client threads."""
+    result = GrowthResult("", {}, {}, {})
+    for keys in sizes:
+        with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            result.store = where.split(" ")[0]
+            ledger = _ledger(url, workers, Path(tmp))
+            try:
+                began = time.perf_counter()
+                _setup(ledger, 1, keys, chunk=IMPORT_CHUNK)
+                result.events[keys] = ledger.app.recorder.max_notification_id() or 0
+                say(f"{keys:,} keys imported in {time.perf_counter() - began:.1f} s "
+                    f"({result.events[keys]:,} events stored)")
+                _purchase(ledger, 0, 1, "warm")
+                writer = ledger.writer
+                assert isinstance(writer, Writer)
+                formed = len(writer.batch_sizes)
+                seconds, failed = _run_threads(workers, purchases, functools.partial(_buy_one, ledger))
+                if failed:
+                    raise RuntimeError(f"{failed} purchases failed")
+                result.rates[keys] = purchases / seconds
+                result.batch_sizes[keys] = list(writer.batch_sizes)[formed:]
+            finally:
+                ledger.close()
+    return result

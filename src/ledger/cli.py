@@ -295,6 +295,27 @@ def bench_write(
     out.print(f"ratio {result.ratio:.2f}", markup=False, highlight=False)
 
 
+@bench_app.command("growth")
+def bench_growth(
+    keys: Annotated[int, typer.Option(min=1, help="keys in stock for the large case")] = 1_000_000,
+    small: Annotated[int, typer.Option(min=1, help="keys in stock for the small case")] = 1_000,
+    purchases: Annotated[int, typer.Option(min=1, help="purchases to time in each case")] = 1_000,
+    workers: Annotated[int, typer.Option(min=1, help="client threads")] = 8,
+) -> None:
+    """Purchases per second from a SKU of SMALL keys and of KEYS keys (one event stored per key)."""
+    from ledger.bench import bench_growth as run
+
+    def say(line: str) -> None:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    result = run(load_settings(), sizes=(small, keys), purchases=purchases, workers=workers, say=say)
+    for size, rate in result.rates.items():
+        sizes = sorted(result.batch_sizes[size]) or [0]
+        say(f"{result.store}, {size:,} keys, {result.events[size]:,} events stored: {rate:.0f} purchases/s "
+            f"(commands per commit p50 {sizes[len(sizes) // 2]}, max {sizes[-1]})")
+    say(f"ratio {result.ratio:.2f} (large / small)")
+
+
 def load_plugins() -> None:
     """Commands of the other packages (read models, API) join through the `ledger.cli`
     entry point group, so this package never imports them."""
