@@ -39,7 +39,10 @@ class LedgerApp(Application[UUID]):
         does not look like a failed write: the events are stored, and snapshots are only a
         shortcut for cold loads, taken again at the next interval."""
         processing: ProcessingEvent[UUID] = ProcessingEvent()
-        processing.collect_events(*events, *aggregates)
+        # Filled directly: collect_events() checks each event against a runtime Protocol,
+        # which cost ~7 % of the writer's time.
+        processing.events = list(events)
+        processing.aggregates = {a.id: a for a in aggregates}
         recordings = self._record(processing)
         try:
             self._take_snapshots(processing)

@@ -20,8 +20,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,11 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg
 
+from ledger.commands import CapturePayment, PlaceOrder
 from ledger.config import Settings
+from ledger.results import Placed
 from ledger.service.ledger import Ledger, open_ledger
+from ledger.writer.outcomes import Done
 from ledger.writer.writer import Writer
 
 SKU_PREFIX = "BENCH"
@@ -57,7 +61,7 @@ class BenchResult:
     transactions_per_purchase: int
     ledger_seconds: float
     baseline_seconds: float
-    command_seconds: float  # summed over threads: time inside place_order + capture_payment
+    in_flight: int  # purchases each client thread keeps going at once
     save: SaveStats
     failed: int
     avg_row_bytes: int
@@ -153,6 +157,39 @@ def _purchase(ledger: Ledger, n: int, skus: int, tag: str) -> None:
     )
 
 
+def _pipelined_client(ledger: Ledger, writer: Writer, ns: list[int], skus: int, in_flight: int) -> int:
+    """One client thread that keeps up to `in_flight` purchases going at once, as an async
+    HTTP client or a pool of storefront requests would: each placement's answer releases its
+    payment, each payment's answer the next placement. The number of purchases that failed."""
+    pending: deque[tuple[int, bool, Future[Done]]] = deque()
+    todo = iter(ns)
+    failed = 0
+
+    def place(n: int | None) -> None:
+        if n is not None:
+            command = PlaceOrder(ctx=ledger.context(f"customer:cust-{n}"), customer_id=f"cust-{n}",
+                                 sku=f"{SKU_PREFIX}-{n % skus}", quantity=1)
+            pending.append((n, True, writer.submit(command)))
+
+    for _ in range(in_flight):
+        place(next(todo, None))
+    while pending:
+        n, placing, future = pending.popleft()
+        done = future.result()
+        if done.error is not None:
+            failed += 1
+            place(next(todo, None))
+        elif placing:
+            placed = done.value
+            assert isinstance(placed, Placed)
+            pay = CapturePayment(ctx=ledger.context(f"customer:cust-{n}"), order_id=placed.order_id,
+                                 payment_reference=f"cust-pay-{n}", amount=str(placed.amount_due), provider="bench")
+            pending.append((n, False, writer.submit(pay)))
+        else:
+            place(next(todo, None))
+    return failed
+
+
 def _run_threads(workers: int, count: int, job: Callable[[int], None]) -> tuple[float, int]:
     """Wall time and number of failed jobs."""
     failed = 0
@@ -235,7 +272,9 @@ def _baseline_postgres(url: str, workers: int, purchases: int, split: list[int],
 # ---- both ----
 
 
-def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8) -> BenchResult:
+def bench_write(
+    settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8, in_flight: int = 1
+) -> BenchResult:
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, workers, Path(tmp))
         try:
@@ -253,19 +292,11 @@ def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, sku
             writer = ledger.writer
             assert isinstance(writer, Writer)  # in this process
             formed = len(writer.batch_sizes)
-            command_seconds = 0.0
-            command_lock = threading.Lock()
-
-            def job(n: int) -> None:
-                nonlocal command_seconds
-                started = time.perf_counter()
-                try:
-                    _purchase(ledger, n, skus, "cust")
-                finally:
-                    with command_lock:
-                        command_seconds += time.perf_counter() - started
-
-            ledger_seconds, failed = _run_threads(workers, purchases, job)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                shares = [list(range(w, purchases, workers)) for w in range(workers)]
+                failed = sum(pool.map(lambda ns: _pipelined_client(ledger, writer, ns, skus, in_flight), shares))
+            ledger_seconds = time.perf_counter() - started
             batch_sizes = list(writer.batch_sizes)[formed:]
         finally:
             ledger.close()
@@ -274,7 +305,7 @@ def bench_write(settings: Settings, workers: int = 8, purchases: int = 2000, sku
     return BenchResult(
         store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
         transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,
-        command_seconds=command_seconds, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
+        in_flight=in_flight, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
         batch_sizes=batch_sizes,
     )
 

@@ -271,18 +271,20 @@ def bench_write(
     workers: Annotated[int, typer.Option(min=1, help="client threads handing purchases to the writer")] = 8,
     purchases: Annotated[int, typer.Option(min=1, help="purchases to time (place + pay)")] = 2000,
     skus: Annotated[int, typer.Option(min=1, help="products the purchases spread over (1 = one hot SKU)")] = 8,
+    in_flight: Annotated[int, typer.Option(min=1, help="purchases each client keeps going at once")] = 1,
 ) -> None:
     """Purchases per second through the ledger vs a plain-SQL baseline writing the same rows."""
     from ledger.bench import bench_write as run
 
     settings = load_settings()
     try:
-        result = run(settings, workers=workers, purchases=purchases, skus=skus)
+        result = run(settings, workers=workers, purchases=purchases, skus=skus, in_flight=in_flight)
     except DomainError as e:
         raise fail(e.message) from None
     save, sizes = result.save, sorted(result.batch_sizes) or [0]
     info = (
-        f"store: {result.store} (dropped); {result.workers} client threads, {result.purchases} purchases over "
+        f"store: {result.store} (dropped); {result.workers} client threads with {result.in_flight} purchase(s) in "
+        f"flight each, {result.purchases} purchases over "
         f"{result.skus} SKU(s); {result.rows_per_purchase} rows per purchase (~{result.avg_row_bytes} bytes each)\n"
         f"ledger: {result.ledger_seconds:.2f} s wall, {result.failed} failed; {save.calls} commits "
         f"({save.seconds:.2f} s, {100 * save.seconds / max(result.ledger_seconds, 1e-9):.0f}% of wall time); "

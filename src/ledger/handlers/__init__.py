@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from ledger import commands as c
 from ledger.handlers import catalog, orders, supply
@@ -31,3 +32,15 @@ HANDLERS: dict[type[c.Command], Handler] = {
 
 def handle(command: c.Command, session: Session) -> Result:
     return HANDLERS[type(command)](command, session)
+
+
+# The aggregates a command will read that the writer is unlikely to hold: read ahead on the
+# caller's thread, many at once, so the one writer thread does not wait on the store.
+READ_AHEAD: dict[type[c.Command], Callable[[Any], list[UUID]]] = {
+    c.PlaceOrder: orders.holder_ids,
+}
+
+
+def read_ahead(command: c.Command) -> list[UUID]:
+    wanted = READ_AHEAD.get(type(command))
+    return wanted(command) if wanted is not None else []

@@ -132,7 +132,7 @@ def assess_risk(uow: Session, wanted: Wanted, offer: Offer) -> None:
 def holders_of(uow: Session, ctx: Context, wanted: Wanted) -> list[Holder]:
     """The customer first, then the IP and the device when the request named them."""
     holders = []
-    for kind, value in _holder_keys(wanted.customer_id, wanted.client_ip, wanted.device_id):
+    for kind, value in holder_keys(wanted.customer_id, wanted.client_ip, wanted.device_id):
         holder = uow.find(Holder, holder_id(kind, value))
         if holder is None:
             holder = Holder.open(ctx, kind, value)
@@ -143,11 +143,11 @@ def holders_of(uow: Session, ctx: Context, wanted: Wanted) -> list[Holder]:
 
 def order_holders(uow: Session, order: Order) -> list[Holder]:
     found = [uow.find(Holder, holder_id(kind, value))
-             for kind, value in _holder_keys(order.customer_id, order.client_ip, order.device_id)]
+             for kind, value in holder_keys(order.customer_id, order.client_ip, order.device_id)]
     return [h for h in found if h is not None]
 
 
-def _holder_keys(customer: str, client_ip: str | None, device_id: str | None) -> list[tuple[HolderKind, str]]:
+def holder_keys(customer: str, client_ip: str | None, device_id: str | None) -> list[tuple[HolderKind, str]]:
     wanted = [(HolderKind.CUSTOMER, customer), (HolderKind.IP, client_ip), (HolderKind.DEVICE, device_id)]
     return [(kind, value) for kind, value in wanted if value]
 

@@ -24,7 +24,15 @@ from ledger.domain.errors import (
     UnknownProduct,
 )
 from ledger.domain.holders import HolderKind
-from ledger.domain.ids import coupon_id, flash_sale_id, normalise_coupon_code, payment_id, product_id, stock_id
+from ledger.domain.ids import (
+    coupon_id,
+    flash_sale_id,
+    holder_id,
+    normalise_coupon_code,
+    payment_id,
+    product_id,
+    stock_id,
+)
 from ledger.domain.money import parse_amount
 from ledger.domain.orders import Order, OrderStatus, Payment, PaymentOutcome
 from ledger.domain.promotions import Coupon, FlashSale
@@ -36,6 +44,7 @@ from ledger.handlers.offers import (
     assess_risk,
     claim,
     evidence,
+    holder_keys,
     make_offer,
     order_holders,
     placed_fields,
@@ -69,6 +78,12 @@ def load_order(uow: Session, order_id: UUID) -> Order:
 
 
 # ---- placing ----
+
+
+def holder_ids(cmd: PlaceOrder) -> list[UUID]:
+    """The customer, IP and device an order would count against (read ahead by the writer)."""
+    keys = holder_keys(cmd.customer_id, cmd.client_ip or cmd.ctx.client_ip, cmd.device_id or cmd.ctx.device_id)
+    return [holder_id(kind, value) for kind, value in keys]
 
 
 def place_order(cmd: PlaceOrder, uow: Session) -> Placed:

@@ -44,6 +44,12 @@ class WriteModel:
             self._held.move_to_end(aggregate_id)
         return None if held is _ABSENT else held  # type: ignore[return-value]
 
+    def offer(self, aggregate_id: UUID, aggregate: LedgerAggregate | None) -> None:
+        """What a caller read ahead (`None`: not in the store), unless this writer holds newer.
+        If it was stale after all, the commit's version check says so."""
+        if aggregate_id not in self._held:
+            self._held[aggregate_id] = _ABSENT if aggregate is None else aggregate
+
     def cached(self, aggregate_id: UUID) -> LedgerAggregate | None:
         held = self._held.get(aggregate_id)
         return None if held is None or held is _ABSENT else held  # type: ignore[no-any-return]

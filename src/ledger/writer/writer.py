@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from ledger.application import LedgerApp
@@ -38,7 +39,7 @@ from ledger.config import Settings
 from ledger.domain.answers import Answer, answer_id
 from ledger.domain.errors import Contention, DomainError
 from ledger.domain.risk import RiskAssessor
-from ledger.handlers import handle
+from ledger.handlers import handle, read_ahead
 from ledger.positions import position_of
 from ledger.results import Result
 from ledger.vault import CodeVault
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 class _Item:
     command: Command
     idempotency: Idempotency | None
+    ahead: dict[UUID, Any] = field(default_factory=dict)  # read by the caller: aggregate, or None if absent
     future: Future[Done] = field(default_factory=Future)
 
 
@@ -99,9 +101,20 @@ class Writer:
     def submit(self, command: Command, idempotency: Idempotency | None = None) -> Future[Done]:
         if self._closed:
             raise RuntimeError("the writer is closed")
-        item = _Item(command, idempotency)
+        item = _Item(command, idempotency, self._read_ahead(command))
         self._queue.put(item)
         return item.future
+
+    def _read_ahead(self, command: Command) -> dict[UUID, Any]:
+        """On the caller's thread: what the command will read and this writer may not hold."""
+        ahead: dict[UUID, Any] = {}
+        for aggregate_id in read_ahead(command):
+            if self.model.cached(aggregate_id) is None:
+                try:
+                    ahead[aggregate_id] = self.app.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    ahead[aggregate_id] = None
+        return ahead
 
     def execute(self, command: Command, idempotency: Idempotency | None = None) -> Done:
         return self.submit(command, idempotency).result()
@@ -225,6 +238,9 @@ class Writer:
     def _decide(self, item: _Item, session: Session) -> _Staged:
         idempotency = item.idempotency
         staged = _Staged(item)
+        if session.trust_misses:  # not when re-running after a conflict: read ahead may be what was stale
+            for aggregate_id, aggregate in item.ahead.items():
+                self.model.offer(aggregate_id, aggregate)
         if idempotency is not None:
             given = session.find_claim(Answer, answer_id(idempotency.scope, idempotency.key))
             if given is not None:
