@@ -197,14 +197,14 @@ def serving(command: list[str], env: dict[str, str], port: int, log_dir: Path, n
         server.stop()
 
 
-def ledger_serve_command(port: int) -> list[str]:
+def ledger_serve_command(port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-c", "from ledger.cli import main; main()", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning"]
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
 
 
-def baseline_command(port: int) -> list[str]:
+def baseline_command(port: int, workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "api.bench:baseline_app", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning"]
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
 
 
 # ---- the client side ----
@@ -368,13 +368,14 @@ def _statuses(phase: Phase) -> str:
 
 
 def run_bench_api(settings: Settings, *, clients: int, keys: int, attempts: int, reads: int,
-                  say: Callable[[str], None]) -> bool:
+                  say: Callable[[str], None], workers: int = 1) -> bool:
     """Run the benchmark, print the figures; True if exactly `keys` keys were sold."""
     with throwaway_store(settings) as (url, description), tempfile.TemporaryDirectory(prefix="ledger-api-") as tmp:
         data_dir = Path(tmp)
         cipher_key = base64.b64encode(secrets.token_bytes(32)).decode()
         storefront = secrets.token_urlsafe(24)
-        say(f"store: {description}; {clients} clients, {keys:,} keys, {attempts:,} attempts, {reads:,} reads")
+        say(f"store: {description}; {clients} clients, {keys:,} keys, {attempts:,} attempts, {reads:,} reads, "
+            f"{workers} worker process(es) for both servers")
         began = time.perf_counter()
         _seed(url, data_dir, cipher_key, keys)
         say(f"seeded {SKU} with {keys:,} keys in {time.perf_counter() - began:.1f} s")
@@ -386,7 +387,7 @@ def run_bench_api(settings: Settings, *, clients: int, keys: int, attempts: int,
         auth = {"Authorization": f"Bearer {storefront}"}
         port = free_port()
         sale = Sale()
-        with serving(ledger_serve_command(port), env, port, data_dir, "ledger-serve") as server:
+        with serving(ledger_serve_command(port, workers), env, port, data_dir, "ledger-serve") as server:
             try:
                 flash = drive("flash sale, ledger API (place + pay)", server.base_url, auth, attempts, clients,
                               sale.attempt)
@@ -404,7 +405,7 @@ def run_bench_api(settings: Settings, *, clients: int, keys: int, attempts: int,
         if code != 0:
             say(f"warning: `ledger serve` exited with {code} on SIGTERM:\n{server.tail()}")
         port = free_port()
-        with serving(baseline_command(port), {BASELINE_URL_ENV: url}, port, data_dir, "baseline") as server:
+        with serving(baseline_command(port, workers), {BASELINE_URL_ENV: url}, port, data_dir, "baseline") as server:
             bare_writes = drive("flash sale, bare FastAPI (INSERT ... RETURNING)", server.base_url, {}, attempts,
                                 clients, _baseline_writes(keys))
             written = sum(int(v) for k, v in bare_writes.statuses.items() if k == "201")

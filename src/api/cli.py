@@ -189,6 +189,7 @@ def bench_api(
     keys: Annotated[int, typer.Option(min=1, help="keys on sale (one SKU)")] = 1000,
     attempts: Annotated[int, typer.Option(min=1, help="order attempts in the flash sale")] = 5_000,
     reads: Annotated[int | None, typer.Option(min=1, help="inventory reads (default: as many as attempts)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes of both servers")] = 1,
 ) -> None:
     """A flash sale over HTTP against a real `ledger serve` on a throwaway store, beside a bare
     FastAPI route doing one database round trip, served the same way."""
@@ -198,7 +199,7 @@ def bench_api(
     settings = load_settings()
     try:
         ok = run_bench_api(settings, clients=clients, keys=keys, attempts=attempts,
-                           reads=attempts if reads is None else reads, say=_say)
+                           reads=attempts if reads is None else reads, say=_say, workers=workers)
     except RuntimeError as error:
         raise _fail(str(error)) from None
     if not ok:

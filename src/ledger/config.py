@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     max_unpaid_per_device: int = Field(default=5, gt=0)
     max_quantity_per_order: int = Field(default=100, gt=0)
     command_attempts: int = Field(default=40, gt=0, description="retries on version conflicts")
-    aggregate_cache_size: int = Field(default=0, ge=0, description="library read cache; the writer has its own")
+    aggregate_cache_size: int = Field(default=20_000, ge=0, description="the read cache of queries")
     writer_memory: int = Field(default=200_000, gt=0, description="aggregates the writer keeps in memory")
     writer_max_batch: int = Field(default=500, gt=0, description="commands committed together at most")
     writer_address: str = Field(default="", description="set by `ledger serve`: its workers' way to the writer")
