@@ -9,9 +9,32 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+
+from api.settings import ROLES
+
+TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}  # one per role, for every served test
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+def serve_env(pg_url: str, data_dir: Path, pool_size: int) -> dict[str, str]:
+    """The environment of a `ledger serve` on a test database, with `TOKENS`."""
+    from tests.conftest import TEST_CIPHER_KEY
+
+    return {
+        **os.environ,
+        "LEDGER_DATABASE_URL": pg_url,
+        "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY,
+        "LEDGER_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
+        "LEDGER_DATA_DIR": str(data_dir),
+        "LEDGER_POSTGRES_POOL_SIZE": str(pool_size),
+    }
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@ concurrent clients sells every key exactly once, the read models agree, and SIGT
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -19,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import ROLES
 from tests.conftest import TEST_CIPHER_KEY
-from tests.served import Served
+from tests.served import Served, auth, serve_env
 
 pytestmark = pytest.mark.postgres
 
@@ -29,23 +27,9 @@ N_KEYS = 40
 CLIENTS = 16
 ATTEMPTS = 150
 SKU = "FLASH-T1"
-TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}
-
-
-def auth(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[role]}"}
-
-
 @pytest.fixture
 def server(pg_url: str, tmp_path: Path) -> Iterator[Served]:
-    env = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": pg_url,
-        "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY,
-        "LEDGER_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
-        "LEDGER_DATA_DIR": str(tmp_path),
-        "LEDGER_POSTGRES_POOL_SIZE": "12",
-    }
+    env = serve_env(pg_url, tmp_path, pool_size=12)
     served = Served(env, tmp_path / "serve.log")
     try:
         served.start()

@@ -8,7 +8,6 @@ is ever "in progress"; every placed order is reachable; no code is delivered twi
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -22,13 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import ROLES
 from ledger.config import Settings
 from ledger.domain.orders import Order
 from ledger.domain.supply import Key
 from ledger.service.ledger import open_ledger
 from tests.conftest import TEST_CIPHER_KEY
-from tests.served import Served
+from tests.served import Served, auth, serve_env
 
 pytestmark = pytest.mark.postgres
 
@@ -37,23 +35,9 @@ KEYS = 40
 CUSTOMERS = 60
 CLIENTS = 8
 KILLS = 3
-TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}
-
-
-def auth(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKENS[role]}"}
-
-
 @pytest.fixture
 def served(pg_url: str, tmp_path: Path) -> Iterator[Served]:
-    env = {
-        **os.environ,
-        "LEDGER_DATABASE_URL": pg_url,
-        "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY,
-        "LEDGER_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
-        "LEDGER_DATA_DIR": str(tmp_path),
-        "LEDGER_POSTGRES_POOL_SIZE": "6",
-    }
+    env = serve_env(pg_url, tmp_path, pool_size=6)
     server = Served(env, tmp_path / "serve.log", workers=2)
     try:
         server.start()
