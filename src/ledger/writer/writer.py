@@ -140,7 +140,14 @@ class Writer:
         while True:
             batch, stop = self._gather()
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                except Exception as error:  # a bug here must not leave callers waiting forever
+                    log.exception("the writer failed a batch")
+                    self.model.evict([a.id for a in self.model.dirty()])
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(error)
                 self.model.trim()
             if stop:
                 return
