@@ -8,7 +8,6 @@ from uuid import UUID, uuid4
 from ledger.domain.catalog import Product
 from ledger.domain.context import Context
 from ledger.domain.errors import (
-    ImportRejected,
     LineError,
     ProductRetired,
     UnknownBatch,
@@ -19,6 +18,7 @@ from ledger.domain.ids import key_id, product_id, stock_id
 from ledger.domain.money import parse_amount
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
+from ledger.imports import ImportProgress, import_codes
 from ledger.keyfile import check_code
 from ledger.service import inputs
 from ledger.service.orders import OrderService
@@ -50,51 +50,28 @@ class Redeemed:
 class SupplyService(OrderService):
     def import_keys(
         self, ctx: Context, *, sku: str, supplier: str, unit_cost: object, codes: list[tuple[int, str]],
-        line_errors: list[LineError] | None = None,
+        line_errors: list[LineError] | None = None, progress: ImportProgress | None = None,
     ) -> Imported:
-        """All or nothing: every bad, duplicate or already-stored line is reported, or all go in."""
+        """All or nothing: every bad, duplicate or already-stored line is reported, or all go in.
+
+        Written in one transaction of its own by `ledger.imports` (streamed, any size), so
+        not inside `Ledger.batch()`."""
         inputs.text(supplier, "supplier")
         batch_id = uuid4()
 
         def command(uow: UnitOfWork) -> Imported:
+            if uow.deferred:
+                raise RuntimeError("an import writes its own transaction: run it outside Ledger.batch()")
             product = uow.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
             if product.retired:
                 raise ProductRetired(f"product {sku} is retired", sku=sku)
             cost = parse_amount(unit_cost, product.currency, "unit_cost")
-            errors = list(line_errors or [])
-            first_seen: dict[str, int] = {}
-            fingerprints: list[tuple[int, str, str]] = []
-            for line, code in codes:
-                problem = check_code(code)
-                if problem:
-                    errors.append(LineError(line, problem))
-                    continue
-                fingerprint = self.vault.fingerprint(code)
-                if fingerprint in first_seen:
-                    errors.append(LineError(line, f"duplicate of line {first_seen[fingerprint]}"))
-                    continue
-                first_seen[fingerprint] = line
-                if self.app.recorder.select_events(key_id(fingerprint), limit=1):
-                    errors.append(LineError(line, "code already imported"))
-                    continue
-                fingerprints.append((line, code, fingerprint))
-            if not fingerprints and not errors:
-                errors.append(LineError(1, "no codes given"))
-            if errors:
-                raise ImportRejected(sorted(errors, key=lambda e: e.line))
-            keys = [
-                Key.register(
-                    ctx, key_id(fingerprint), batch_id, sku, supplier, cost, product.platform, fingerprint,
-                    self.vault.seal(code),
-                )
-                for _, code, fingerprint in fingerprints
-            ]
-            key_ids = [k.id for k in keys]
-            batch = Batch.receive(ctx, batch_id, sku, supplier, cost, product.currency, key_ids)
             stock = uow.load(Stock, stock_id(sku), UnknownProduct(f"no stock for {sku}", sku=sku))
-            stock.replenish(ctx, batch_id, key_ids)
-            uow.add(batch, *keys)
-            return Imported(batch_id, key_ids, uow.commit())
+            done = import_codes(
+                self.app, self.vault, ctx, product=product, stock=stock, supplier=supplier, cost=cost, codes=codes,
+                line_errors=line_errors or [], progress=progress, batch_id=batch_id,
+            )
+            return Imported(done.batch_id, done.key_ids, done.position)
 
         with self.sku_lock(sku):
             return self._run(command)
