@@ -64,11 +64,13 @@ def test_codes_import_on_sqlite_all_or_nothing(ledger: Ledger) -> None:
     _all_or_nothing(ledger, 5_000, bad_line=4_999)
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgres"])
-def test_duplicates_in_the_file_and_in_the_store_are_reported_by_line(
-    store: str, make_ledger: LedgerFactory, request: pytest.FixtureRequest
-) -> None:
-    ledger = make_ledger(request.getfixturevalue("pg_url") if store == "postgres" else None)
+@pytest.fixture(params=["sqlite", "postgres"])
+def either_ledger(make_ledger: LedgerFactory, request: pytest.FixtureRequest) -> Ledger:
+    return make_ledger(request.getfixturevalue("pg_url") if request.param == "postgres" else None)
+
+
+def test_duplicates_in_the_file_and_in_the_store_are_reported_by_line(either_ledger: Ledger) -> None:
+    ledger = either_ledger
     stored = stocked_product(ledger, keys=2)
     before = head(ledger)
     new = fresh_codes(3, "DUP")
@@ -145,11 +147,8 @@ def test_an_import_event_is_what_key_register_would_have_written(ledger: Ledger)
     assert ledger.vault.unseal(built.sealed_code) == code
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgres"])
-def test_a_failure_mid_stream_or_a_taken_id_at_the_end_writes_nothing(
-    store: str, make_ledger: LedgerFactory, request: pytest.FixtureRequest
-) -> None:
-    ledger = make_ledger(request.getfixturevalue("pg_url") if store == "postgres" else None)
+def test_a_failure_mid_stream_or_a_taken_id_at_the_end_writes_nothing(either_ledger: Ledger) -> None:
+    ledger = either_ledger
     stored = stocked_product(ledger, keys=1)
     before = head(ledger)
     codes = fresh_codes(2_000, "MID")
