@@ -329,8 +329,11 @@ def bench_import(
         f"~{result.avg_row_bytes} bytes per stored event; peak RSS of this process {result.peak_rss_mib:.0f} MiB",
         markup=False, highlight=False, soft_wrap=True,
     )
-    out.print(f"ledger: {result.ledger_rate:,.0f} keys/s ({result.ledger_seconds:.2f} s: read, check, write)",
-              markup=False, highlight=False)
+    out.print(
+        f"ledger: {result.ledger_rate:,.0f} keys/s ({result.ledger_seconds:.2f} s: read, check, write; "
+        f"{result.ledger_cpu_seconds:.2f} s of this process's CPU = {result.codes / result.ledger_cpu_seconds:,.0f} "
+        "keys per CPU second)", markup=False, highlight=False, soft_wrap=True,
+    )
     out.print(f"baseline: {result.baseline_rate:,.0f} rows/s ({result.baseline_seconds:.2f} s: one bulk insert)",
               markup=False, highlight=False)
     out.print(f"ratio {result.ratio:.2f}", markup=False, highlight=False)
