@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -200,3 +201,13 @@ def test_a_bulk_append_holds_the_log_lock_so_a_concurrent_save_commits_after_it(
     last = append_new_events(pg_ledger.app, slow())
     thread.join(10)
     assert other == [last + 1]
+
+
+def test_bench_import_prints_both_rates_and_the_ratio(tmp_path: Path) -> None:
+    env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(app, ["bench", "import", "--codes", "300"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "300 codes, one file, one transaction" in result.stdout
+    assert re.search(r"^ledger: [\d,]+ keys/s \(", result.stdout, re.M)
+    assert re.search(r"^baseline: [\d,]+ rows/s \(", result.stdout, re.M)
+    assert re.search(r"^ratio \d+\.\d+$", result.stdout, re.M)
