@@ -16,6 +16,7 @@ from uuid import UUID
 from ledger.domain.catalog import DEFAULT_CHANNEL, ProductKind
 from ledger.domain.context import Context
 from ledger.domain.errors import LineError
+from ledger.imports import ImportProgress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +143,7 @@ class ImportKeys(Command):
     unit_cost: object
     codes: list[tuple[int, str]] = field(repr=False)  # secrets: never in a repr or a log
     line_errors: list[LineError] | None = None
+    progress: ImportProgress | None = field(default=None, repr=False, compare=False)  # a CLI's bars
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from uuid import uuid4
-
 from ledger.commands import ImportKeys, RecallBatch, Redeem
-from ledger.domain.errors import ImportRejected, LineError, ProductRetired, UnknownBatch, UnknownCode, UnknownProduct
+from ledger.domain.errors import ProductRetired, UnknownBatch, UnknownCode, UnknownProduct
 from ledger.domain.ids import key_id, stock_id
 from ledger.domain.money import parse_amount
 from ledger.domain.stock import Stock
@@ -13,55 +11,33 @@ from ledger.domain.supply import Batch, Key
 from ledger.handlers import inputs
 from ledger.handlers.catalog import load_product
 from ledger.handlers.orders import close_reservation, load_order
+from ledger.imports import import_codes
 from ledger.keyfile import check_code
 from ledger.results import Imported, Recalled, Redeemed
 from ledger.writer.session import Session
 
 
 def import_keys(cmd: ImportKeys, uow: Session) -> Imported:
-    """All or nothing: every bad, duplicate or already-stored line is reported, or all go in."""
+    """All or nothing: every bad, duplicate or already-stored line is reported, or all go in.
+
+    Written by `ledger.imports` in a transaction of its own, streamed (a supplier file of
+    100,000 codes is one COPY on PostgreSQL); its idempotency answer goes in as its last event."""
     inputs.text(cmd.supplier, "supplier")
-    ctx, sku = cmd.ctx, cmd.sku
-    product = load_product(uow, sku)
+    product = load_product(uow, cmd.sku)
     if product.retired:
-        raise ProductRetired(f"product {sku} is retired", sku=sku)
+        raise ProductRetired(f"product {cmd.sku} is retired", sku=cmd.sku)
     cost = parse_amount(cmd.unit_cost, product.currency, "unit_cost")
-    errors = list(cmd.line_errors or [])
-    first_seen: dict[str, int] = {}
-    fingerprints: list[tuple[int, str, str]] = []
-    for line, code in cmd.codes:
-        problem = check_code(code)
-        if problem:
-            errors.append(LineError(line, problem))
-            continue
-        fingerprint = uow.vault.fingerprint(code)
-        if fingerprint in first_seen:
-            errors.append(LineError(line, f"duplicate of line {first_seen[fingerprint]}"))
-            continue
-        first_seen[fingerprint] = line
-        if uow.recorder.select_events(key_id(fingerprint), limit=1):
-            errors.append(LineError(line, "code already imported"))
-            continue
-        fingerprints.append((line, code, fingerprint))
-    if not fingerprints and not errors:
-        errors.append(LineError(1, "no codes given"))
-    if errors:
-        raise ImportRejected(sorted(errors, key=lambda e: e.line))
-    batch_id = uuid4()
-    keys = [
-        Key.register(ctx, key_id(fingerprint), batch_id, sku, cmd.supplier, cost, product.platform, fingerprint,
-                     uow.vault.seal(code))
-        for _, code, fingerprint in fingerprints
-    ]
-    key_ids = [k.id for k in keys]
-    batch = Batch.receive(ctx, batch_id, sku, cmd.supplier, cost, product.currency, key_ids)
-    stock = uow.load(Stock, stock_id(sku), UnknownProduct(f"no stock for {sku}", sku=sku))
-    stock.replenish(ctx, batch_id, key_ids)
-    uow.add(batch)
-    for key in keys:  # written with the batch, not kept in the writer's memory
-        for event in key.collect_events():
-            uow.record(event)
-    return Imported(batch_id, key_ids, 0)
+    stock = uow.load(Stock, stock_id(cmd.sku), UnknownProduct(f"no stock for {cmd.sku}", sku=cmd.sku))
+    try:
+        done = import_codes(
+            uow.model.app, uow.vault, cmd.ctx, product=product, stock=stock, supplier=cmd.supplier, cost=cost,
+            codes=cmd.codes, line_errors=cmd.line_errors or [], progress=cmd.progress,
+            then=lambda b: uow.answer_events(cmd.ctx, Imported(b.batch_id, b.key_ids, 0)),
+        )
+    except BaseException:
+        uow.model.drop(stock.id)  # it may hold a replenishment that was never written
+        raise
+    return Imported(done.batch_id, done.key_ids, done.position)
 
 
 def recall_batch(cmd: RecallBatch, uow: Session) -> Recalled:

@@ -147,6 +147,8 @@ class Ledger(Reads):
             self._local.batch = self._local.events = None
 
     def _in_batch(self, command: c.Command) -> Result:
+        if command.exclusive:
+            raise RuntimeError("an import writes its own transaction: run it outside Ledger.batch()")
         session = Session(self._local.batch, self.settings, self.vault, self.risk, trust_misses=False)
         try:
             value = handle(command, session)

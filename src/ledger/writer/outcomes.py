@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from ledger import results
 from ledger.domain.answers import Answer
+from ledger.domain.context import Context
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, LineError, OrderRejected
 from ledger.results import Result
 
@@ -90,6 +91,11 @@ def encode(value: Result, error: DomainError | None) -> dict[str, Any]:
     if isinstance(error, OrderRejected) and error.order_id is not None:
         stored["order_id"] = str(error.order_id)
     return stored
+
+
+def answer_for(ctx: Context, idempotency: Idempotency, value: Result, error: DomainError | None) -> Answer:
+    """The `Answer` that keeps this outcome under the caller's key."""
+    return Answer.give(ctx, idempotency.scope, idempotency.key, idempotency.request, encode(value, error))
 
 
 def decode(outcome: dict[str, Any], position: int) -> Done:

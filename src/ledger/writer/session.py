@@ -13,10 +13,13 @@ from uuid import UUID
 
 from ledger.config import Settings
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.context import Context
 from ledger.domain.errors import NotFound
 from ledger.domain.risk import RiskAssessor
+from ledger.results import Result
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
+from ledger.writer.outcomes import Idempotency, answer_for
 
 T = TypeVar("T", bound=LedgerAggregate)
 _CREATED = -1
@@ -37,6 +40,8 @@ class Session:
         self._versions: dict[UUID, int] = {}  # and the version committed in the store
         self.events: list[Any] = []  # events without a loaded aggregate (see `record`)
         self.seen: set[UUID] = set()  # every aggregate it touched, even if undone since
+        self.idempotency: Idempotency | None = None  # the key the command's caller named, if any
+        self.answered = False  # the handler wrote the answer itself (see `answer_events`)
 
     @property
     def recorder(self) -> Any:
@@ -91,6 +96,14 @@ class Session:
     def record(self, event: Any) -> None:
         """An event for an aggregate this writer need not load (see `Key.delivery`)."""
         self.events.append(event)
+
+    def answer_events(self, ctx: Context, value: Result) -> list[Any]:
+        """For a handler that writes its own transaction (an import): the idempotency answer's
+        events, to commit with its own. Empty when the caller named no key."""
+        if self.idempotency is None:
+            return []
+        self.answered = True
+        return list(answer_for(ctx, self.idempotency, value, None).collect_events())
 
     def keep(self) -> None:
         self.kept = True

@@ -44,7 +44,7 @@ from ledger.positions import position_of
 from ledger.results import Result
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
-from ledger.writer.outcomes import Done, Idempotency, encode, replay
+from ledger.writer.outcomes import Done, Idempotency, answer_for, replay
 from ledger.writer.session import Session
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,7 @@ class Writer:
             if given is not None:
                 staged.replay_of = given
                 return staged
+        session.idempotency = idempotency
         try:
             staged.value = handle(item.command, session)
         except DomainError as error:
@@ -264,10 +265,10 @@ class Writer:
             staged.error = error
             return staged  # not an answer: nothing of it is written, nothing kept
         staged.events = session.new_events()
-        if idempotency is not None and not isinstance(staged.error, Contention):
+        if idempotency is not None and not session.answered and not isinstance(staged.error, Contention):
             # The answer is the command's last event: a replay's position is its position.
-            outcome = encode(staged.value, staged.error if isinstance(staged.error, DomainError) else None)
-            answer = Answer.give(item.command.ctx, idempotency.scope, idempotency.key, idempotency.request, outcome)
+            refusal = staged.error if isinstance(staged.error, DomainError) else None
+            answer = answer_for(item.command.ctx, idempotency, staged.value, refusal)
             session.add(answer)
             staged.events += answer.pending_events
         return staged
@@ -292,5 +293,9 @@ class Writer:
             elif s.error is not None:
                 item.future.set_exception(s.error)
             else:
-                value = replace(s.value, position=position) if s.value is not None else None  # type: ignore[type-var]
+                value = s.value
+                if value is not None and value.position:  # written by the handler itself (an import)
+                    self.head = max(self.head, value.position)
+                elif value is not None:
+                    value = replace(value, position=position)
                 item.future.set_result(Done(value))
