@@ -12,6 +12,7 @@ from typing import Any
 from api.settings import ApiSettings
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
+from projections.as_of import History
 from projections.base import Projection
 from projections.registry import PROJECTION_NAMES, build_projections
 from projections.store import ViewStore
@@ -38,6 +39,7 @@ class Services:
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
     _views_checked: float = 0.0
     _stored_tokens: dict[str, str] = field(default_factory=dict)
+    _history: History | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
@@ -91,6 +93,14 @@ class Services:
                     versions = {n: active.get(n, 1) for n in PROJECTION_NAMES}
                     self._views = {p.name: p for p in build_projections(self.store, versions=versions)}
             return self._views[name]
+
+    @property
+    def history(self) -> History:
+        """The log as this process has read it, for point-in-time reads (built on first use)."""
+        with self._views_lock:
+            if self._history is None:
+                self._history = History(self.ledger.app, self.api.as_of_cached_events)
+            return self._history
 
     def positions(self, names: tuple[str, ...]) -> int:
         """The position every named read model has reached."""

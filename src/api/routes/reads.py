@@ -6,17 +6,17 @@ import csv
 import io
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
-from api.services import Services
-from projections.base import Row
+from projections.base import Projection, Row
 from projections.registry import build_projections
 from projections.status import projection_status
+from projections.store import ViewStore
 
 router = APIRouter(prefix="/v1/projections", tags=["projections"])
 Admin = Annotated[Caller, Depends(require("admin"))]
@@ -27,7 +27,17 @@ def invalid(field: str, message: str, where: str = "query") -> RequestValidation
     return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
 
 
-def select_rows(svc: Services, view: str, table: str, where: str = "", params: Sequence[Any] = (),
+class ReadSource(Protocol):
+    """Where a read route reads: the live read models (`Services`) or a past point
+    (`projections.as_of.PointInTime`)."""
+
+    @property
+    def store(self) -> ViewStore: ...
+
+    def view(self, name: str) -> Projection: ...
+
+
+def select_rows(svc: ReadSource, view: str, table: str, where: str = "", params: Sequence[Any] = (),
                 order: str = "", limit: int | None = None) -> list[Row]:
     """Rows of a read model's table at its active version, decoded (money as Decimal)."""
     projection = svc.view(view)
