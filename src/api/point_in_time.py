@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import Query
 
 from api.deps import read_position
-from api.routes.reads import ReadSource, invalid
+from api.routes.reads import invalid
 from api.services import Services
-from projections.as_of import fold
+from projections.as_of import ReadSource, fold
 
 AsOf = Annotated[int | None, Query(ge=0, description="answer as the read models stood once every event up to this "
                                    "log position was applied; not with as_of_time")]

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ledger.application import LedgerApp
 from projections.base import Projection
@@ -154,6 +154,16 @@ class History:
             for notification in notifications:
                 yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
             start = notifications[-1].id + 1
+
+
+class ReadSource(Protocol):
+    """Where a reader reads: the live read models (`api.services.Services`) or a past point
+    (`PointInTime`)."""
+
+    @property
+    def store(self) -> ViewStore: ...
+
+    def view(self, name: str) -> Projection: ...
 
 
 @dataclass

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import ReadSource, select_rows
+from api.routes.reads import select_rows
+from projections.as_of import ReadSource
 from projections.journal import ACCOUNTS, Journal, TrialBalance, trial_balance
 
 router = APIRouter(prefix="/v1/ledger", tags=["books"])
