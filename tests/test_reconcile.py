@@ -17,9 +17,8 @@ from ledger.cli import app as cli_app
 from ledger.cli import load_plugins
 from ledger.domain.orders import Order
 from ledger.service.ledger import Ledger
-from projections.as_of import History
+from projections.as_of import History, LiveReadModels
 from projections.reconcile import JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
-from projections.reconcile_view import LiveReadModels
 from projections.registry import build_projections
 from projections.runner import Runner
 from projections.store import ViewStore

@@ -166,6 +166,17 @@ class ReadSource(Protocol):
     def view(self, name: str) -> Projection: ...
 
 
+@dataclass(frozen=True)
+class LiveReadModels:
+    """Read models at their active versions in `store`, as a `ReadSource`."""
+
+    store: ViewStore
+    views: dict[str, Projection]
+
+    def view(self, name: str) -> Projection:
+        return self.views[name]
+
+
 @dataclass
 class PointInTime:
     """Read models folded up to `position`, queryable like the live ones: `view(name)` and

@@ -18,10 +18,10 @@ from rich.table import Table
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
-from projections.as_of import History
+from projections.as_of import History, LiveReadModels
 from projections.rebuild import rebuild
 from projections.reconcile import NotAligned, reconcile
-from projections.reconcile_view import LiveReadModels, reconciliation_tables
+from projections.reconcile_view import reconciliation_tables
 from projections.registry import build_projections
 from projections.replay import load_report, replay, write_csv
 from projections.runner import Runner
@@ -197,12 +197,31 @@ def reconcile_command(
         raise typer.Exit(1)
 
 
+def bench_as_of_command(
+    orders: Annotated[int, typer.Option(min=1, help="orders the demo simulates (as `ledger demo`)")] = 2000,
+    seed: Annotated[int, typer.Option(help="the demo's seed")] = 7,
+) -> None:
+    """Reports as_of a position (a fold) against the live read and a rebuild up to the position,
+    on a throwaway store holding the demo's history."""
+    from projections.bench_as_of import bench_as_of
+
+    result = bench_as_of(Settings(), orders=orders, seed=seed,
+                         say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
+    table = Table("report", "as of", "live read", "rebuild to there", "as_of cold", "as_of warm",
+                  "warm / rebuild", title=f"{result.events} events; seconds")
+    for t in result.timings:
+        table.add_row(t.report, str(t.position), f"{t.live_s:.3f}", f"{t.rebuild_s:.3f}", f"{t.cold_s:.3f}",
+                      f"{t.warm_s:.3f}", f"{t.warm_s / t.rebuild_s:.2f}")
+    out.print(table)
+
+
 def register(app: typer.Typer, groups: dict[str, Any]) -> None:
     """Entry point `ledger.cli`: add our commands to the `ledger` command."""
     app.add_typer(project, name="project")
     app.command("reconcile")(reconcile_command)
     app.command("replay")(replay_command)
     groups["bench"].command("replay")(bench_replay_command)
+    groups["bench"].command("as-of")(bench_as_of_command)
     from ledger.demo import DEMO_RISK
 
     DEMO_RISK.append(FraudDemoRisk)

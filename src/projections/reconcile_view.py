@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.console import Group
 from rich.table import Table
 
-from projections.base import Projection
 from projections.reconcile import CHECKS, Reconciliation
-from projections.store import ViewStore
 
 SHOWN_POSITIONS = 12
-
-
-@dataclass(frozen=True)
-class LiveReadModels:
-    """The read models at their active versions, as `reconcile` reads them."""
-
-    store: ViewStore
-    views: dict[str, Projection]
-
-    def view(self, name: str) -> Projection:
-        return self.views[name]
 
 
 def _positions(positions: tuple[int, ...]) -> str:
