@@ -22,7 +22,6 @@ class Background:
         self.threads = [
             threading.Thread(target=self._project, name="ledger-projections", daemon=True),
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
-            threading.Thread(target=self._warm_history, name="ledger-history", daemon=True),
         ]
 
     def start(self) -> None:
@@ -42,14 +41,6 @@ class Background:
             except Exception as error:  # supervise: a runner that dies is restarted
                 log.error("projection runner failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
-
-    def _warm_history(self) -> None:
-        """Decode the log once at start, so the first as_of read does not pay for it."""
-        history = self.services.history
-        try:
-            history.extend(history.head())
-        except Exception as error:  # only a warm-up: the first as_of read will try again
-            log.warning("as_of history warm-up failed (%s)", type(error).__name__)
 
     def _sweep(self) -> None:
         ledger = self.services.ledger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -17,6 +18,7 @@ from projections.base import Projection
 from projections.registry import PROJECTION_NAMES, build_projections
 from projections.store import ViewStore
 
+log = logging.getLogger(__name__)
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
 IDEMPOTENCY_DDL = (
     "CREATE TABLE IF NOT EXISTS api_idempotency (principal TEXT NOT NULL, idem_key TEXT NOT NULL, route TEXT NOT NULL,"
@@ -101,6 +103,21 @@ class Services:
             if self._history is None:
                 self._history = History(self.ledger.app, self.api.as_of_cached_events)
             return self._history
+
+    def warm_history(self) -> threading.Thread:
+        """Decode the log in the background (every serving process has its own `History`), so
+        that the process's first point-in-time read does not pay for it."""
+
+        def warm() -> None:
+            history = self.history
+            try:
+                history.extend(history.head())
+            except Exception as error:  # only a warm-up: the first as_of read will try again
+                log.warning("as_of history warm-up failed (%s)", type(error).__name__)
+
+        thread = threading.Thread(target=warm, name="ledger-history", daemon=True)
+        thread.start()
+        return thread
 
     def positions(self, names: tuple[str, ...]) -> int:
         """The position every named read model has reached."""

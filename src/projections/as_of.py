@@ -37,7 +37,7 @@ from projections.store import ViewStore
 
 # The read models a fold can build, and therefore the topics worth keeping decoded.
 FOLDABLE = (Facts, Inventory, Sales, Profit, Journal)
-DEFAULT_CACHED_EVENTS = 100_000
+DEFAULT_CACHED_EVENTS = 50_000
 PAGE = 5_000
 
 
