@@ -106,7 +106,10 @@ class History:
         return self.app.recorder.max_notification_id() or 0
 
     def extend(self, to: int) -> None:
-        """Read and decode the log from where we stopped up to position `to`."""
+        """Read and decode the log from where we stopped up to position `to` (at most the head)."""
+        if to <= self.read_to:
+            return
+        to = min(to, self.head())  # never mark positions not written yet as read
         with self._lock:
             while self.read_to < to:
                 notifications = self.app.recorder.select_notifications(self.read_to + 1, PAGE, stop=to)
