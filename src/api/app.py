@@ -70,6 +70,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         worker = Background(svc) if background else None
         if worker:
             worker.start()
+        svc.warm_history()
         try:
             yield
         finally:

@@ -163,3 +163,28 @@ class AuditStreamOut(Positioned):
 
 class ProjectionsOut(Positioned):
     projections: list[ProjectionStatus]  # the runner's own record, served as is
+
+
+# ---- reconciliation ----
+
+
+class ReconciliationTotal(BaseModel):
+    currency: str
+    money_in: Money = Field(description="balance of payment_clearing: captured minus returned")
+    revenue: Money = Field(description="revenue - discounts - refunds")
+    refunds_payable: Money = Field(description="balance of customer_deposits: captured, neither delivered nor returned")
+    balanced: bool = Field(description="money_in == revenue + refunds_payable")
+
+
+class ReconciliationException(BaseModel):
+    check: str = Field(examples=["payments"])
+    subject: str = Field(examples=["order 5f0c…"])
+    detail: str
+    positions: list[int] = Field(description="the log positions that prove it")
+
+
+class ReconciliationOut(Positioned):
+    clean: bool
+    examined: dict[str, str] = Field(description="per check, what it looked at")
+    totals: list[ReconciliationTotal]
+    exceptions: list[ReconciliationException]

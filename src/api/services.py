@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -12,10 +13,12 @@ from typing import Any
 from api.settings import ApiSettings
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
+from projections.as_of import History
 from projections.base import Projection
 from projections.registry import PROJECTION_NAMES, build_projections
 from projections.store import ViewStore
 
+log = logging.getLogger(__name__)
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
 
 
@@ -34,6 +37,7 @@ class Services:
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
     _views_checked: float = 0.0
     _stored_tokens: dict[str, str] = field(default_factory=dict)
+    _history: History | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
@@ -86,6 +90,29 @@ class Services:
                     versions = {n: active.get(n, 1) for n in PROJECTION_NAMES}
                     self._views = {p.name: p for p in build_projections(self.store, versions=versions)}
             return self._views[name]
+
+    @property
+    def history(self) -> History:
+        """The log as this process has read it, for point-in-time reads (built on first use)."""
+        with self._views_lock:
+            if self._history is None:
+                self._history = History(self.ledger.app, self.api.as_of_cached_events)
+            return self._history
+
+    def warm_history(self) -> threading.Thread:
+        """Decode the log in the background (every serving process has its own `History`), so
+        that the process's first point-in-time read does not pay for it."""
+
+        def warm() -> None:
+            history = self.history
+            try:
+                history.extend(history.head())
+            except Exception as error:  # only a warm-up: the first as_of read will try again
+                log.warning("as_of history warm-up failed (%s)", type(error).__name__)
+
+        thread = threading.Thread(target=warm, name="ledger-history", daemon=True)
+        thread.start()
+        return thread
 
     def positions(self, names: tuple[str, ...]) -> int:
         """The position every named read model has reached."""

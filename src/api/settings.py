@@ -17,6 +17,8 @@ class ApiSettings(BaseSettings):
     read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
     ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
     sweep_interval_s: float = Field(default=5.0, gt=0)
+    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events each process keeps for "
+                                     "as_of reads (~2 KB each); events past them are decoded again per read")
 
     def token_roles(self) -> dict[str, str]:
         """token -> role from LEDGER_API_TOKENS."""

@@ -3,7 +3,7 @@ between flushes so a batch of thousands of events costs one write per changed ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -182,13 +182,25 @@ class Projection:
         )
         self.store.executemany(cursor, statement, values)
 
+    def select(self, table: str, where: str = "", params: Sequence[Any] = (), order: str = "",
+               limit: int | None = None) -> list[Row]:
+        """Committed rows of one table, decoded (money as Decimal)."""
+        spec = self._spec(table)
+        query = f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)}"
+        if where:
+            query += f" WHERE {where}"
+        if order:
+            query += f" ORDER BY {order}"
+        if limit is not None:
+            query += f" LIMIT {int(limit)}"
+        return [spec.decode(values) for values in self.store.query(query, params)]
+
     def dump(self) -> dict[str, list[Row]]:
         """Every table's committed rows, sorted: the shape tests compare."""
         out: dict[str, list[Row]] = {}
         for t in self.tables:
-            query = f"SELECT {', '.join(t.all_columns)} FROM {self.table(t.name)}"
-            rows = [t.decode(values) for values in self.store.query(query)]
-            out[t.name] = sorted(rows, key=lambda r: [str(r[c]) for c in t.all_columns])
+            columns = t.all_columns
+            out[t.name] = sorted(self.select(t.name), key=lambda r: [str(r[c]) for c in columns])
         return out
 
     def _spec(self, table: str) -> Table:

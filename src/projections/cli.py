@@ -18,7 +18,10 @@ from rich.table import Table
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
+from projections.as_of import History, LiveReadModels
 from projections.rebuild import rebuild
+from projections.reconcile import NotAligned, reconcile
+from projections.reconcile_view import reconciliation_tables
 from projections.registry import build_projections
 from projections.replay import load_report, replay, write_csv
 from projections.runner import Runner
@@ -172,11 +175,53 @@ def bench_replay_command(
                   f"p50 {lag.p50:.3f} s, p99 {lag.p99:.3f} s, worst {lag.worst:.3f} s")
 
 
+def reconcile_command(
+    catch_up: Annotated[bool, typer.Option(help="first bring the read models up to the log's head (leave off "
+                                           "while `ledger serve` runs its own runner)")] = True,
+) -> None:
+    """Check that every payment ended in goods or a refund, every key is in one state, money in =
+    revenue + refunds payable, and the journal equals the events; exit 1 on any exception."""
+    with _opened() as (app, store):
+        live = build_projections(store)
+        if catch_up:
+            with _progress("catching up") as update:
+                Runner(app, store, live).catch_up(progress=update)
+        views = {p.name: p for p in live}
+        try:
+            result = reconcile(History(app), LiveReadModels(store, views))
+        except NotAligned as error:
+            raise _fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
+        head = app.recorder.max_notification_id() or 0
+    out.print(reconciliation_tables(result, head))
+    if not result.clean:
+        raise typer.Exit(1)
+
+
+def bench_as_of_command(
+    orders: Annotated[int, typer.Option(min=1, help="orders the demo simulates (as `ledger demo`)")] = 2000,
+    seed: Annotated[int, typer.Option(help="the demo's seed")] = 7,
+) -> None:
+    """Reports as_of a position (a fold) against the live read and a rebuild up to the position,
+    on a throwaway store holding the demo's history."""
+    from projections.bench_as_of import bench_as_of
+
+    result = bench_as_of(Settings(), orders=orders, seed=seed,
+                         say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
+    table = Table("report", "as of", "live read", "rebuild to there", "as_of cold", "as_of warm",
+                  "warm / rebuild", title=f"{result.events} events; seconds")
+    for t in result.timings:
+        table.add_row(t.report, str(t.position), f"{t.live_s:.3f}", f"{t.rebuild_s:.3f}", f"{t.cold_s:.3f}",
+                      f"{t.warm_s:.3f}", f"{t.warm_s / t.rebuild_s:.2f}")
+    out.print(table)
+
+
 def register(app: typer.Typer, groups: dict[str, Any]) -> None:
     """Entry point `ledger.cli`: add our commands to the `ledger` command."""
     app.add_typer(project, name="project")
+    app.command("reconcile")(reconcile_command)
     app.command("replay")(replay_command)
     groups["bench"].command("replay")(bench_replay_command)
+    groups["bench"].command("as-of")(bench_as_of_command)
     from ledger.demo import DEMO_RISK
 
     DEMO_RISK.append(FraudDemoRisk)

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
+from api.point_in_time import AsOf, AsOfTime, reading
 from api.routes.reads import select_rows
-from projections.journal import ACCOUNTS, Journal, TrialBalance, balances_as_of, trial_balance
+from projections.as_of import ReadSource
+from projections.journal import ACCOUNTS, Journal, TrialBalance, trial_balance
 
 router = APIRouter(prefix="/v1/ledger", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]
@@ -18,8 +20,8 @@ VIEWS = ("journal",)
 ZERO = Decimal(0)
 
 
-def _journal(svc: ServicesDep) -> Journal:
-    journal = svc.view("journal")
+def _journal(source: ReadSource) -> Journal:
+    journal = source.view("journal")
     assert isinstance(journal, Journal)
     return journal
 
@@ -41,21 +43,14 @@ def _balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[Accou
 
 @router.get("/trial-balance", response_model=TrialBalanceOut)
 def trial(
-    svc: ServicesDep, caller: Finance,
-    as_of: Annotated[int | None, Query(ge=0, description="balances once every event up to this position "
-                                       "was posted")] = None,
+    svc: ServicesDep, caller: Finance, as_of: AsOf = None, as_of_time: AsOfTime = None,
     min_position: MinPosition = None,
 ) -> TrialBalanceOut:
     """Every account's debits, credits and balance per currency; `balanced` when debits equal credits."""
-    wanted = min_position
-    if as_of is not None:  # the journal must have posted up to as_of (or the log's head, if as_of is beyond it)
-        head = svc.ledger.app.recorder.max_notification_id() or 0
-        wanted = max(min_position or 0, min(as_of, head))
-    position = read_position(svc, VIEWS, wanted)
-    journal = _journal(svc)
-    tb = trial_balance(svc.store, journal) if as_of is None else balances_as_of(svc.store, journal, as_of)
+    with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
+        tb = trial_balance(source.store, _journal(source))
     return TrialBalanceOut(
-        position=position if as_of is None else min(as_of, position), as_of=as_of, balanced=tb.balanced,
+        position=position, as_of=None if source is svc else position, balanced=tb.balanced,
         accounts=_balances(tb),
         totals=[CurrencyTotal(currency=c, debit=d, credit=k, balanced=d == k)
                 for c, (d, k) in sorted(tb.totals.items())],
@@ -68,23 +63,22 @@ def account(
     account: Annotated[str, Path(max_length=100)],
     after: Annotated[int, Query(ge=0, description="entries at positions after this one")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    min_position: MinPosition = None,
+    min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None,
 ) -> AccountOut:
     """The account's journal entries in log order (paged by position) and its balance per currency."""
     if account not in ACCOUNTS:
         raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)}")
-    position = read_position(svc, VIEWS, min_position)
-    rows = select_rows(svc, "journal", "entries", "account = ? AND position > ? AND position <= ?",
-                       (account, after, position), order="position, entry_no", limit=limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if more and rows:
-        # Never split one event's entries over two pages: the next page starts after a position.
-        last = rows[-1]["position"]
-        rows += select_rows(svc, "journal", "entries", "account = ? AND position = ? AND entry_no > ?",
-                            (account, last, rows[-1]["entry_no"]), order="entry_no")
-    journal = _journal(svc)
-    tb = trial_balance(svc.store, journal)
+    with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
+        rows = select_rows(source, "journal", "entries", "account = ? AND position > ? AND position <= ?",
+                           (account, after, position), order="position, entry_no", limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if more and rows:
+            # Never split one event's entries over two pages: the next page starts after a position.
+            last = rows[-1]["position"]
+            rows += select_rows(source, "journal", "entries", "account = ? AND position = ? AND entry_no > ?",
+                                (account, last, rows[-1]["entry_no"]), order="entry_no")
+        tb = trial_balance(source.store, _journal(source))
     balances = [b for b in _balances(tb, [account]) if (b.account, b.currency) in tb.by_account()]
     kind, description = ACCOUNTS[account]
     return AccountOut(

@@ -6,8 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
+from api.point_in_time import AsOf, AsOfTime, reading
 from api.routes.reads import select_rows
 from projections.base import Row
 from projections.inventory import STATES
@@ -35,21 +36,24 @@ def _sku(row: Row, batches: list[Row] | None) -> SkuStock:
 
 
 @router.get("", response_model=InventoryOut, response_model_exclude_none=True)
-def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: MinPosition = None) -> InventoryOut:
+def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: MinPosition = None,
+              as_of: AsOf = None, as_of_time: AsOfTime = None) -> InventoryOut:
     """Every SKU's keys by state."""
-    position = read_position(svc, VIEWS, min_position)
-    skus = select_rows(svc, "inventory", "skus", order="sku")
-    batches = select_rows(svc, "inventory", "batches", order="sku, batch_id") if by == "batch" else None
+    with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
+        skus = select_rows(source, "inventory", "skus", order="sku")
+        batches = select_rows(source, "inventory", "batches", order="sku, batch_id") if by == "batch" else None
     return InventoryOut(position=position, items=[_sku(r, batches) for r in skus])
 
 
 @router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True)
 def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
-                  min_position: MinPosition = None) -> SkuInventoryOut:
-    """One SKU's keys by state; 404 if the read models have never seen it."""
-    position = read_position(svc, VIEWS, min_position)
-    rows = select_rows(svc, "inventory", "skus", "sku = ?", (sku,))
-    if not rows:
-        raise HTTPException(404, f"no inventory for SKU {sku}")
-    batches = select_rows(svc, "inventory", "batches", "sku = ?", (sku,), order="batch_id") if by == "batch" else None
+                  min_position: MinPosition = None, as_of: AsOf = None,
+                  as_of_time: AsOfTime = None) -> SkuInventoryOut:
+    """One SKU's keys by state; 404 if the read models have never seen it (by then)."""
+    with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
+        rows = select_rows(source, "inventory", "skus", "sku = ?", (sku,))
+        if not rows:
+            raise HTTPException(404, f"no inventory for SKU {sku}")
+        batches = (select_rows(source, "inventory", "batches", "sku = ?", (sku,), order="batch_id")
+                   if by == "batch" else None)
     return SkuInventoryOut(position=position, **_sku(rows[0], batches).model_dump())

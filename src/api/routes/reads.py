@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
-from api.services import Services
+from projections.as_of import ReadSource
 from projections.base import Row
 from projections.registry import build_projections
 from projections.status import projection_status
@@ -27,19 +27,10 @@ def invalid(field: str, message: str, where: str = "query") -> RequestValidation
     return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
 
 
-def select_rows(svc: Services, view: str, table: str, where: str = "", params: Sequence[Any] = (),
+def select_rows(svc: ReadSource, view: str, table: str, where: str = "", params: Sequence[Any] = (),
                 order: str = "", limit: int | None = None) -> list[Row]:
-    """Rows of a read model's table at its active version, decoded (money as Decimal)."""
-    projection = svc.view(view)
-    spec = next(t for t in projection.tables if t.name == table)
-    query = f"SELECT {', '.join(spec.all_columns)} FROM {projection.table(table)}"
-    if where:
-        query += f" WHERE {where}"
-    if order:
-        query += f" ORDER BY {order}"
-    if limit is not None:
-        query += f" LIMIT {int(limit)}"
-    return [spec.decode(values) for values in svc.store.query(query, params)]
+    """Rows of a read model's table (the active version, or a past point's), decoded (money as Decimal)."""
+    return svc.view(view).select(table, where, params, order, limit)
 
 
 def csv_text(columns: Sequence[str], rows: Sequence[Row]) -> str:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import ReportOut
+from api.point_in_time import AsOf, AsOfTime, reading
 from api.routes.reads import csv_text, invalid, select_rows
 from projections.base import Row
 
@@ -80,11 +81,11 @@ def _summed(report: Report, rows: Sequence[Row], group_by: list[str]) -> list[Ro
 
 
 def _report(report: Report, request: Request, svc: ServicesDep, date_from: date | None, date_to: date | None,
-            group_by: str | None, min_position: int | None) -> Response:
+            group_by: str | None, min_position: int | None, as_of: int | None,
+            as_of_time: datetime | None) -> Response:
     if date_from and date_to and date_from > date_to:
         raise invalid("to", "must not be before from")
     chosen = list(dict.fromkeys((group_by or ",".join(report.dimensions)).split(",")))
-    position = read_position(svc, (report.name,), min_position)
     where, params = [], []
     if date_from:
         where.append("day >= ?")
@@ -92,7 +93,8 @@ def _report(report: Report, request: Request, svc: ServicesDep, date_from: date 
     if date_to:
         where.append("day <= ?")
         params.append(date_to.isoformat())
-    rows = _summed(report, select_rows(svc, report.name, "daily", " AND ".join(where), params), chosen)
+    with reading(svc, (report.name,), min_position, as_of, as_of_time) as (source, position):
+        rows = _summed(report, select_rows(source, report.name, "daily", " AND ".join(where), params), chosen)
     columns = [*chosen, "currency", *report.counts, *report.money, *(("margin",) if report.name == "profit" else ())]
     headers = {"X-Read-Position": str(position)}
     if "text/csv" in request.headers.get("accept", ""):
@@ -109,10 +111,10 @@ def sales(
     request: Request, svc: ServicesDep, caller: Reader, date_from: From = None, date_to: To = None,
     group_by: Annotated[str | None, Query(pattern=SALES.pattern, description="comma list of day, sku, channel, "
                                           "promotion; all four by default")] = None,
-    min_position: MinPosition = None,
+    min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None,
 ) -> Response:
     """Orders, units, gross, discounts, refunds, net and returned payments per group and currency."""
-    return _report(SALES, request, svc, date_from, date_to, group_by, min_position)
+    return _report(SALES, request, svc, date_from, date_to, group_by, min_position, as_of, as_of_time)
 
 
 @router.get("/profit", response_model=ReportOut, responses={200: {"content": {"text/csv": {}}}})
@@ -120,8 +122,8 @@ def profit(
     request: Request, svc: ServicesDep, caller: Reader, date_from: From = None, date_to: To = None,
     group_by: Annotated[str | None, Query(pattern=PROFIT.pattern, description="comma list of day, sku, supplier, "
                                           "batch; all four by default")] = None,
-    min_position: MinPosition = None,
+    min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None,
 ) -> Response:
     """Keys sold and written off, revenue, discounts, refunds, cost of goods, write-offs, profit and margin
     (recomputed from the group's sums) per group and currency."""
-    return _report(PROFIT, request, svc, date_from, date_to, group_by, min_position)
+    return _report(PROFIT, request, svc, date_from, date_to, group_by, min_position, as_of, as_of_time)

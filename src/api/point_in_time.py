@@ -1,0 +1,48 @@
+"""`as_of` / `as_of_time` on the read routes: answer from the live read models, or from the
+read models folded up to a past position (`projections.as_of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from api.deps import read_position
+from api.routes.reads import invalid
+from api.services import Services
+from projections.as_of import ReadSource, fold
+
+AsOf = Annotated[int | None, Query(ge=0, description="answer as the read models stood once every event up to this "
+                                   "log position was applied; not with as_of_time")]
+AsOfTime = Annotated[datetime | None, Query(description="answer as of the last event at or before this time (ISO 8601; "
+                                            "UTC when no zone is given); not with as_of")]
+
+
+@contextmanager
+def reading(svc: Services, names: tuple[str, ...], min_position: int | None, as_of: int | None,
+            as_of_time: datetime | None) -> Iterator[tuple[ReadSource, int]]:
+    """The source to query and the position it reflects. Without `as_of`/`as_of_time`: the live
+    read models (after waiting for `min_position`); with one of them: a fold up to that point,
+    which reads the log itself, so `min_position` does not apply."""
+    if as_of is not None and as_of_time is not None:
+        raise invalid("as_of_time", "give as_of or as_of_time, not both")
+    if as_of is None and as_of_time is None:
+        yield svc, read_position(svc, names, min_position)
+        return
+    history = svc.history
+    if as_of is not None:
+        head = history.head()
+        if as_of > head:
+            raise invalid("as_of", f"position {as_of} is beyond the log's head ({head})")
+        position = as_of
+    else:
+        assert as_of_time is not None
+        position = history.position_at(as_of_time)
+    point = fold(history, list(names), position)
+    try:
+        yield point, point.position
+    finally:
+        point.close()
