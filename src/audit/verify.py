@@ -1,0 +1,198 @@
+"""Recompute the tree from the stored events and say where the history stopped matching.
+
+The events are read in log order and hashed (never decrypted). Leaves are compared with the
+stored tree a chunk of 2**CHUNK_LEVEL leaves at a time (one stored node per chunk); only a
+chunk that differs is compared leaf by leaf, which finds the first differing position. A
+signed checkpoint is then checked: the log must still hold its tree as a prefix."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from audit.checkpoint import Checkpoint
+from audit.merkle import CompactRange, fold
+from audit.rows import EventReader, leaf_hashes
+from audit.store import AuditStore
+
+CHUNK_LEVEL = 10
+CHUNK = 1 << CHUNK_LEVEL
+Progress = Callable[[int, int], None]  # (events hashed, events to hash)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first place the history differs. kind: changed (the event at `position` is not the
+    one the tree recorded), missing (the tree recorded an event at `position` that is gone),
+    inserted (an event at `position` the tree never had), truncated (the log ends before
+    `position`), forked (differs from a signed checkpoint at or after `position`), nodes (the
+    stored tree's inner nodes disagree with its leaves)."""
+
+    kind: str
+    position: int | None
+    leaf_index: int | None
+    detail: str
+
+
+@dataclass
+class Verification:
+    events: int = 0  # events read and hashed
+    tree_size: int = 0  # leaves in the stored tree
+    root: bytes = b""  # recomputed root of the stored tree's size
+    not_in_tree: int = 0  # events after the tree's last leaf (the follower's lag)
+    first: Finding | None = None
+    checkpoint: Checkpoint | None = None
+    checkpoint_status: str | None = None  # consistent, truncated, forked, bad-signature
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.first is None and self.checkpoint_status in (None, "consistent")
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / max(self.seconds, 1e-9)
+
+
+class _Comparison:
+    """Recomputed leaves against the stored tree, chunk by chunk; keeps the first difference."""
+
+    def __init__(self, store: AuditStore, size: int) -> None:
+        self.store, self.size = store, size
+        self.pending: list[tuple[int, bytes]] = []  # (position, hash) of the current chunk
+        self.stored: dict[int, bytes] = {}
+        self.first: Finding | None = None
+
+    def leaf(self, index: int, position: int, h: bytes) -> None:
+        if self.first is None and index < self.size:
+            self.pending.append((position, h))
+
+    def chunk(self, index: int, h: bytes) -> None:
+        """The recomputed node of chunk `index` is complete."""
+        pending, self.pending = self.pending, []
+        if self.first is not None or not pending:
+            return
+        if (index + 1) * CHUNK > self.size:  # the stored tree ends inside this chunk
+            self._leaf_by_leaf(index * CHUNK, pending, node_differs=False)
+            return
+        if index not in self.stored:
+            self.stored = self.store.level_nodes(CHUNK_LEVEL, index, index + 1023)
+        if self.stored.get(index) != h:
+            self._leaf_by_leaf(index * CHUNK, pending, node_differs=True)
+
+    def end(self, count: int) -> None:
+        """The log ended after `count` events: compare what is left, then look for truncation."""
+        if self.first is None and self.pending:
+            self._leaf_by_leaf(count - count % CHUNK, self.pending, node_differs=False)
+        if self.first is None and count < self.size:
+            stored = self.store.leaves(count, count)
+            position = stored[0][1] if stored else None
+            self.first = Finding("truncated", position, count, f"the log ends after {count} events; the tree holds "
+                                 f"{self.size}: events from position {position} on are gone")
+
+    def _leaf_by_leaf(self, start: int, recomputed: list[tuple[int, bytes]], *, node_differs: bool) -> None:
+        stored = self.store.leaves(start, start + len(recomputed) - 1)
+        for offset, (position, h) in enumerate(recomputed):
+            index = start + offset
+            if offset >= len(stored):
+                self.first = Finding("nodes", position, index, f"the stored tree lacks leaf {index}")
+                return
+            _, stored_position, stored_hash = stored[offset]
+            if stored_position == position and stored_hash != h:
+                self.first = Finding("changed", position, index, f"the event at position {position} differs from "
+                                     "the one the tree recorded (content, or another event moved here)")
+            elif position > stored_position:
+                self.first = Finding("missing", stored_position, index,
+                                     f"the event at position {stored_position} is gone")
+            elif position < stored_position:
+                self.first = Finding("inserted", position, index,
+                                     f"an event at position {position} that the tree never recorded")
+            if self.first is not None:
+                return
+        if node_differs:
+                self.first = Finding("nodes", None, start,
+                                     f"the stored node over leaves {start}.. disagrees with its leaves")
+
+
+def verify(
+    store: AuditStore, reader: EventReader, checkpoint: Checkpoint | None = None,
+    signed: list[Checkpoint] | None = None, progress: Progress | None = None, batch_size: int = 20_000,
+) -> Verification:
+    """`checkpoint`: the tree head to hold the log to. `signed`: stored checkpoints trusted by
+    the caller (signature checked), used to narrow down where a fork begins."""
+    began = time.perf_counter()
+    size, _ = store.head()
+    head = reader.max_position()
+    result = Verification(tree_size=size, checkpoint=checkpoint)
+    wanted_roots = {size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
+    roots: dict[int, bytes] = {0: CompactRange().root()}
+    first_positions: dict[int, int] = {}  # leaf index -> position, at the sizes in wanted_roots
+    compare = _Comparison(store, size)
+    tree = CompactRange()
+    after = 0
+    while True:
+        rows = reader.read(after, batch_size, head)
+        if not rows:
+            break
+        made: list[tuple[int, int, bytes]] = []
+        for row, h in zip(rows, leaf_hashes(rows), strict=True):
+            index = tree.size
+            compare.leaf(index, row[0], h)
+            if index in wanted_roots:
+                first_positions[index] = row[0]
+            tree.append(h, made)
+            if made:
+                for level, node_index, node in made:
+                    if level == CHUNK_LEVEL:
+                        compare.chunk(node_index, node)
+                made.clear()
+            if tree.size in wanted_roots:
+                roots[tree.size] = tree.root()
+        after = rows[-1][0]
+        result.events += len(rows)
+        if progress is not None:
+            progress(after, head)
+    compare.end(tree.size)
+    result.not_in_tree = max(tree.size - size, 0)
+    result.root = roots.get(size, b"")
+    if compare.first is None and size in roots and roots[size] != fold_stored(store, size):
+        compare.first = Finding("nodes", None, None, "the stored tree's root disagrees with its leaves")
+    result.first = compare.first
+    if checkpoint is not None:
+        _check(result, checkpoint, roots, first_positions, signed or [])
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def fold_stored(store: AuditStore, size: int) -> bytes:
+    return fold(store.frontier(size)) if size else CompactRange().root()
+
+
+def _check(result: Verification, cp: Checkpoint, roots: dict[int, bytes], positions: dict[int, int],
+           signed: list[Checkpoint]) -> None:
+    if not cp.signature_valid():
+        result.checkpoint_status = "bad-signature"
+        return
+    if cp.tree_size not in roots:
+        result.checkpoint_status = "truncated"
+    elif roots[cp.tree_size] != cp.root_hash:
+        result.checkpoint_status = "forked"
+    else:
+        result.checkpoint_status = "consistent"
+        return
+    if result.first is not None and (result.first.leaf_index or 0) < cp.tree_size:
+        return  # the stored tree already located it
+    # The stored tree was rewritten along with the events: bound the fork with the newest
+    # signed checkpoint that still agrees.
+    agreeing = [c.tree_size for c in signed if c.tree_size < cp.tree_size and c.public_key == cp.public_key
+                and roots.get(c.tree_size) == c.root_hash and c.signature_valid()]
+    start = max(agreeing, default=0)
+    position = positions.get(start)
+    result.first = Finding(
+        "forked" if result.checkpoint_status == "forked" else "truncated", position, start,
+        f"the first {start} leaves agree with a signed checkpoint; the log differs from the checkpoint of "
+        f"{cp.tree_size} leaves (last position {cp.last_position}) from leaf {start}"
+        + (f" (position {position})" if position is not None else "") + " on",
+    )
