@@ -25,11 +25,14 @@ class CompactRange:
         if len(self.stack) != size.bit_count():
             raise ValueError(f"a tree of {size} leaves has {size.bit_count()} frontier nodes, got {len(self.stack)}")
 
-    def append(self, leaf: bytes, made: list[tuple[int, int, bytes]] | None = None) -> None:
-        """Add a leaf hash; every complete node it completes (level >= 1) goes to `made`."""
-        index, stack, h, level = self.size, self.stack, leaf, 0
+    def append(self, leaf: bytes, made: list[tuple[int, int, bytes]] | None = None, level: int = 0) -> None:
+        """Add a leaf hash (or, with `level`, the hash of a complete subtree of 2**level
+        leaves, at a size that is a multiple of it); every node this completes goes to `made`."""
+        index, stack, h, width = self.size, self.stack, leaf, 1 << level
+        if index % width:
+            raise ValueError(f"a subtree of {width} leaves cannot start at leaf {index}")
         sha = hashlib.sha256
-        n = index
+        n = index >> level
         while n & 1:
             h = sha(b"\x01" + stack.pop() + h).digest()
             n >>= 1
@@ -37,7 +40,14 @@ class CompactRange:
             if made is not None:
                 made.append((level, index >> level, h))
         stack.append(h)
-        self.size = index + 1
+        self.size = index + width
+
+    def root_after(self, leaves: list[bytes]) -> bytes:
+        """The root this tree would have after appending `leaves` (itself unchanged)."""
+        grown = CompactRange(self.size, self.stack)
+        for leaf in leaves:
+            grown.append(leaf)
+        return grown.root()
 
     def root(self) -> bytes:
         if not self.stack:
@@ -69,6 +79,14 @@ def span_nodes(start: int, end: int) -> list[Node]:
         nodes.append((level, at >> level))
         at += 1 << level
     return nodes
+
+
+def subtree_root(hashes: list[bytes]) -> bytes:
+    """The root of a complete subtree (a power-of-two number of leaf hashes), level by level."""
+    sha = hashlib.sha256
+    while len(hashes) > 1:
+        hashes = [sha(b"\x01" + left + right).digest() for left, right in zip(hashes[::2], hashes[1::2], strict=True)]
+    return hashes[0]
 
 
 def fold(hashes: list[bytes]) -> bytes:

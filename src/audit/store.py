@@ -43,6 +43,16 @@ class AuditStore:
     def append(self, leaves: Sequence[tuple[int, int, bytes]], nodes: Sequence[tuple[int, int, bytes]]) -> None:
         """One transaction: new leaves (index, position, hash) and the nodes they complete."""
         with self.db.transaction() as cursor:
+            if self.db.is_postgres:  # one statement per table, arrays sent in binary
+                for statement, rows in (
+                    ("INSERT INTO audit_leaves (leaf_index, position, leaf_hash) "
+                     "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[])", leaves),
+                    ("INSERT INTO audit_nodes (level, idx, hash) "
+                     "SELECT * FROM unnest(%b::integer[], %b::bigint[], %b::bytea[])", nodes),
+                ):
+                    if rows:
+                        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+                return
             self.db.executemany(cursor, "INSERT INTO audit_leaves (leaf_index, position, leaf_hash) VALUES (?, ?, ?)",
                                 leaves)
             self.db.executemany(cursor, "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)

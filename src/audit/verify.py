@@ -8,12 +8,13 @@ signed checkpoint is then checked: the log must still hold its tree as a prefix.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from audit.checkpoint import Checkpoint
-from audit.merkle import CompactRange, fold
-from audit.rows import EventReader, leaf_hashes
+from audit.merkle import CompactRange, fold, subtree_root
+from audit.rows import EventReader, Row, leaf_hashes
 from audit.store import AuditStore
 
 CHUNK_LEVEL = 10
@@ -61,40 +62,39 @@ class _Comparison:
 
     def __init__(self, store: AuditStore, size: int) -> None:
         self.store, self.size = store, size
-        self.pending: list[tuple[int, bytes]] = []  # (position, hash) of the current chunk
         self.stored: dict[int, bytes] = {}
         self.first: Finding | None = None
 
-    def leaf(self, index: int, position: int, h: bytes) -> None:
-        if self.first is None and index < self.size:
-            self.pending.append((position, h))
-
-    def chunk(self, index: int, h: bytes) -> None:
-        """The recomputed node of chunk `index` is complete."""
-        pending, self.pending = self.pending, []
-        if self.first is not None or not pending:
+    def chunk(self, index: int, positions: list[int], hashes: list[bytes], node: bytes) -> None:
+        """A complete chunk of recomputed leaves and its node."""
+        start = index * CHUNK
+        if self.first is not None or start >= self.size:
             return
-        if (index + 1) * CHUNK > self.size:  # the stored tree ends inside this chunk
-            self._leaf_by_leaf(index * CHUNK, pending, node_differs=False)
+        if start + CHUNK > self.size:  # the stored tree ends inside this chunk
+            self.partial(start, positions, hashes)
             return
         if index not in self.stored:
             self.stored = self.store.level_nodes(CHUNK_LEVEL, index, index + 1023)
-        if self.stored.get(index) != h:
-            self._leaf_by_leaf(index * CHUNK, pending, node_differs=True)
+        if self.stored.get(index) != node:
+            self._leaf_by_leaf(start, positions, hashes, node_differs=True)
+
+    def partial(self, start: int, positions: list[int], hashes: list[bytes]) -> None:
+        """Leaves from `start` on that no stored chunk node covers."""
+        if self.first is None and start < self.size and hashes:
+            keep = self.size - start
+            self._leaf_by_leaf(start, positions[:keep], hashes[:keep], node_differs=False)
 
     def end(self, count: int) -> None:
-        """The log ended after `count` events: compare what is left, then look for truncation."""
-        if self.first is None and self.pending:
-            self._leaf_by_leaf(count - count % CHUNK, self.pending, node_differs=False)
+        """The log ended after `count` events: did the tree record more?"""
         if self.first is None and count < self.size:
             stored = self.store.leaves(count, count)
             position = stored[0][1] if stored else None
             self.first = Finding("truncated", position, count, f"the log ends after {count} events; the tree holds "
                                  f"{self.size}: events from position {position} on are gone")
 
-    def _leaf_by_leaf(self, start: int, recomputed: list[tuple[int, bytes]], *, node_differs: bool) -> None:
-        stored = self.store.leaves(start, start + len(recomputed) - 1)
-        for offset, (position, h) in enumerate(recomputed):
+    def _leaf_by_leaf(self, start: int, positions: list[int], hashes: list[bytes], *, node_differs: bool) -> None:
+        stored = self.store.leaves(start, start + len(hashes) - 1)
+        for offset, (position, h) in enumerate(zip(positions, hashes, strict=True)):
             index = start + offset
             if offset >= len(stored):
                 self.first = Finding("nodes", position, index, f"the stored tree lacks leaf {index}")
@@ -112,8 +112,16 @@ class _Comparison:
             if self.first is not None:
                 return
         if node_differs:
-                self.first = Finding("nodes", None, start,
-                                     f"the stored node over leaves {start}.. disagrees with its leaves")
+            self.first = Finding("nodes", None, start, f"the stored node over leaves {start}.. disagrees with them")
+
+
+def _prefetched(reader: EventReader, stop: int, batch_size: int) -> Iterator[list[Row]]:
+    """Batches of the log in order, the next one read while the caller hashes this one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-read") as pool:
+        pending = pool.submit(reader.read, 0, batch_size, stop)
+        while rows := pending.result():
+            pending = pool.submit(reader.read, rows[-1][0], batch_size, stop)
+            yield rows
 
 
 def verify(
@@ -126,34 +134,41 @@ def verify(
     size, _ = store.head()
     head = reader.max_position()
     result = Verification(tree_size=size, checkpoint=checkpoint)
-    wanted_roots = {size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
-    roots: dict[int, bytes] = {0: CompactRange().root()}
-    first_positions: dict[int, int] = {}  # leaf index -> position, at the sizes in wanted_roots
+    wanted = {size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
+    roots: dict[int, bytes] = {}
+    positions_at: dict[int, int] = {}  # leaf index -> position, at the sizes wanted
     compare = _Comparison(store, size)
     tree = CompactRange()
-    after = 0
-    while True:
-        rows = reader.read(after, batch_size, head)
-        if not rows:
-            break
-        made: list[tuple[int, int, bytes]] = []
-        for row, h in zip(rows, leaf_hashes(rows), strict=True):
-            index = tree.size
-            compare.leaf(index, row[0], h)
-            if index in wanted_roots:
-                first_positions[index] = row[0]
-            tree.append(h, made)
-            if made:
-                for level, node_index, node in made:
-                    if level == CHUNK_LEVEL:
-                        compare.chunk(node_index, node)
-                made.clear()
-            if tree.size in wanted_roots:
-                roots[tree.size] = tree.root()
-        after = rows[-1][0]
+    positions: list[int] = []
+    hashes: list[bytes] = []
+
+    def grow(chunk_positions: list[int], chunk_hashes: list[bytes]) -> None:
+        """Add leaves to the tree (a whole chunk at once when aligned), noting wanted roots."""
+        base, count = tree.size, len(chunk_hashes)
+        for at in sorted(s for s in wanted if base <= s <= base + count):
+            roots[at] = tree.root_after(chunk_hashes[:at - base])
+            if at < base + count:
+                positions_at[at] = chunk_positions[at - base]
+        if count == CHUNK:
+            node = subtree_root(chunk_hashes)
+            compare.chunk(base >> CHUNK_LEVEL, chunk_positions, chunk_hashes, node)
+            tree.append(node, level=CHUNK_LEVEL)
+        else:
+            compare.partial(base, chunk_positions, chunk_hashes)
+            for h in chunk_hashes:
+                tree.append(h)
+
+    for rows in _prefetched(reader, head, batch_size):
+        positions += [row[0] for row in rows]
+        hashes += leaf_hashes(rows)
+        whole = len(hashes) - len(hashes) % CHUNK
+        for at in range(0, whole, CHUNK):
+            grow(positions[at:at + CHUNK], hashes[at:at + CHUNK])
+        del positions[:whole], hashes[:whole]
         result.events += len(rows)
         if progress is not None:
-            progress(after, head)
+            progress(rows[-1][0], head)
+    grow(positions, hashes)
     compare.end(tree.size)
     result.not_in_tree = max(tree.size - size, 0)
     result.root = roots.get(size, b"")
@@ -161,7 +176,7 @@ def verify(
         compare.first = Finding("nodes", None, None, "the stored tree's root disagrees with its leaves")
     result.first = compare.first
     if checkpoint is not None:
-        _check(result, checkpoint, roots, first_positions, signed or [])
+        _check(result, checkpoint, roots, positions_at, signed or [])
     result.seconds = time.perf_counter() - began
     return result
 
