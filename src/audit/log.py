@@ -101,8 +101,8 @@ class AuditLog:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 try:
-                    self.reader.reconnect()
                     with self.lock:
+                        self.reader.reconnect()
                         self.start()
                 except TRANSIENT:
                     continue

@@ -134,7 +134,7 @@ def verify(
     size, _ = store.head()
     head = reader.max_position()
     result = Verification(tree_size=size, checkpoint=checkpoint)
-    wanted = {size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
+    wanted = {0, size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
     roots: dict[int, bytes] = {}
     positions_at: dict[int, int] = {}  # leaf index -> position, at the sizes wanted
     compare = _Comparison(store, size)
@@ -176,7 +176,7 @@ def verify(
         compare.first = Finding("nodes", None, None, "the stored tree's root disagrees with its leaves")
     result.first = compare.first
     if checkpoint is not None:
-        _check(result, checkpoint, roots, positions_at, signed or [])
+        _check(result, checkpoint, tree.size, roots, positions_at, signed or [])
     result.seconds = time.perf_counter() - began
     return result
 
@@ -185,29 +185,31 @@ def fold_stored(store: AuditStore, size: int) -> bytes:
     return fold(store.frontier(size)) if size else CompactRange().root()
 
 
-def _check(result: Verification, cp: Checkpoint, roots: dict[int, bytes], positions: dict[int, int],
+def _check(result: Verification, cp: Checkpoint, count: int, roots: dict[int, bytes], positions: dict[int, int],
            signed: list[Checkpoint]) -> None:
+    """Hold the log of `count` events to the checkpoint `cp`."""
     if not cp.signature_valid():
         result.checkpoint_status = "bad-signature"
         return
-    if cp.tree_size not in roots:
-        result.checkpoint_status = "truncated"
-    elif roots[cp.tree_size] != cp.root_hash:
-        result.checkpoint_status = "forked"
+    trusted = [c for c in signed if c.public_key == cp.public_key and c.tree_size <= min(count, cp.tree_size)
+               and c.signature_valid()]
+    disagreeing = [c for c in trusted if roots.get(c.tree_size) != c.root_hash]
+    if cp.tree_size <= count:
+        result.checkpoint_status = "consistent" if roots[cp.tree_size] == cp.root_hash else "forked"
     else:
-        result.checkpoint_status = "consistent"
-        return
-    if result.first is not None and (result.first.leaf_index or 0) < cp.tree_size:
-        return  # the stored tree already located it
-    # The stored tree was rewritten along with the events: bound the fork with the newest
-    # signed checkpoint that still agrees.
-    agreeing = [c.tree_size for c in signed if c.tree_size < cp.tree_size and c.public_key == cp.public_key
-                and roots.get(c.tree_size) == c.root_hash and c.signature_valid()]
-    start = max(agreeing, default=0)
-    position = positions.get(start)
-    result.first = Finding(
-        "forked" if result.checkpoint_status == "forked" else "truncated", position, start,
-        f"the first {start} leaves agree with a signed checkpoint; the log differs from the checkpoint of "
-        f"{cp.tree_size} leaves (last position {cp.last_position}) from leaf {start}"
-        + (f" (position {position})" if position is not None else "") + " on",
-    )
+        changed_before = result.first is not None and result.first.kind != "truncated"
+        result.checkpoint_status = "forked" if changed_before or disagreeing else "truncated"
+    if result.checkpoint_status == "consistent" or result.first is not None:
+        return  # consistent, or the stored tree already located the first difference
+    # The stored tree was rebuilt along with the events: only signed checkpoints bound where
+    # the history changed. The newest one that still agrees marks the earliest possible leaf.
+    start = max((c.tree_size for c in trusted if c not in disagreeing and c.tree_size < cp.tree_size), default=0)
+    if result.checkpoint_status == "forked":
+        position = positions.get(start)
+        result.first = Finding("forked", position, start, f"the log differs from the checkpoint of {cp.tree_size} "
+                               f"leaves; the first {start} leaves agree with a signed checkpoint, so the history "
+                               f"changed at leaf {start} (position {position}) or later")
+    else:
+        result.first = Finding("truncated", None, count, f"the log ends after {count} events but the checkpoint holds "
+                               f"{cp.tree_size} (last position {cp.last_position}); the first {start} leaves agree "
+                               "with a signed checkpoint")
