@@ -152,10 +152,12 @@ def report(result: Verification) -> None:
 
 
 @audit.command("follow")
-def follow_command() -> None:
+def follow_command(
+    batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = 10_000,
+) -> None:
     """Keep the tree up to date until stopped (Ctrl-C / SIGTERM); `ledger serve` does it too."""
     with _opened() as (_settings, audit_settings, store, reader):
-        log = AuditLog(store, reader)
+        log = AuditLog(store, reader, batch_size=batch_size)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
