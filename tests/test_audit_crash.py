@@ -17,7 +17,7 @@ from audit.checkpoint import Signer
 from ledger.service.ledger import open_ledger
 from tests.audit_helpers import build, check, settings_for
 
-EVENTS = 20_000
+EVENTS = 8_000
 
 
 def test_a_follower_killed_mid_batch_leaves_a_sound_tree(tmp_path: Path) -> None:
@@ -33,12 +33,12 @@ def test_a_follower_killed_mid_batch_leaves_a_sound_tree(tmp_path: Path) -> None
         )
     conn.close()
     env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{db}", "LEDGER_DATA_DIR": str(tmp_path)}
-    follower = subprocess.Popen([sys.executable, "-m", "ledger.cli", "audit", "follow", "--batch-size", "500"],
+    follower = subprocess.Popen([sys.executable, "-m", "ledger.cli", "audit", "follow", "--batch-size", "250"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     leaves = 0
     try:
-        while leaves < 1000:  # a couple of batches committed: the next is in flight
+        while leaves < 500:  # a couple of batches committed: the next is in flight
             assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
             assert time.monotonic() < deadline, "the follower never committed a batch"
             time.sleep(0.01)
@@ -53,6 +53,6 @@ def test_a_follower_killed_mid_batch_leaves_a_sound_tree(tmp_path: Path) -> None
         follower.wait()
     partial = check(settings, None)
     assert partial.first is None and 0 < partial.tree_size < EVENTS, partial.first
-    assert partial.tree_size % 500 == 0  # whole batches only
+    assert partial.tree_size % 250 == 0  # whole batches only
     checkpoint = build(settings, Signer.load(tmp_path / "audit-signing.key")[0])
     assert checkpoint.tree_size == EVENTS and check(settings, checkpoint).ok

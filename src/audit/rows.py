@@ -108,9 +108,9 @@ class EventReader:
         """Up to `limit` events after position `after` (and not past `stop`), in log order."""
         bound = stop if stop is not None else 2**63 - 1
         if self.is_postgres:
-            cursor = self._conn.cursor(binary=True)
-            cursor.execute(self._select, (after, bound, limit))
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            with self._conn.cursor(binary=True) as cursor:
+                cursor.execute(self._select, (after, bound, limit))
+                return cursor.fetchall()  # type: ignore[no-any-return]
         rows = self._conn.execute(self._select, (after, bound, limit)).fetchall()
         return [(p, _uuid_bytes(o), v, t, s) for p, o, v, t, s in rows]
 

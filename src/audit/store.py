@@ -19,7 +19,9 @@ from projections.store import ViewStore
 
 class AuditStore:
     def __init__(self, settings: Settings) -> None:
-        self.db = ViewStore(settings, database_url=settings.effective_database_url)
+        # Always the events' database; a small pool: one follower and the odd proof or checkpoint.
+        small = settings.model_copy(update={"postgres_pool_size": 2})
+        self.db = ViewStore(small, database_url=settings.effective_database_url)
         blob = "BYTEA" if self.db.is_postgres else "BLOB"
         with self.db.transaction() as cursor:
             for ddl in (
