@@ -129,7 +129,7 @@ def _checkpoint(path: Path | None, signed: list[Checkpoint], key_path: Path) -> 
 
 def report(result: Verification) -> None:
     _say(f"hashed {result.events} events in {result.seconds:.2f} s ({result.events_per_s:,.0f} events/s)")
-    _say(f"stored tree: {result.tree_size} leaves" + (f", root {result.root.hex()}" if result.root else "")
+    _say(f"stored tree: {result.tree_size} leaves" + (f"; recomputed root {result.root.hex()}" if result.root else "")
          + (f"; {result.not_in_tree} newer events not in the tree yet" if result.not_in_tree else ""))
     if result.first is None:
         _say("events: every event matches the stored tree")
