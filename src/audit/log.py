@@ -65,7 +65,7 @@ class AuditLog:
         return len(rows)
 
     def catch_up(self, until: int | None = None) -> int:
-        """Bring the tree up to the log's head (or `until`); events added."""
+        """Bring the tree up to the log's head (or `until`); how many events were read."""
         with self.lock:
             total = 0
             target = until if until is not None else self.reader.max_position()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from audit.checkpoint import Checkpoint
 from audit.merkle import CompactRange, fold, subtree_root
@@ -19,7 +19,7 @@ from audit.store import AuditStore
 
 CHUNK_LEVEL = 10
 CHUNK = 1 << CHUNK_LEVEL
-Progress = Callable[[int, int], None]  # (events hashed, events to hash)
+Progress = Callable[[int, int], None]  # (position reached, the log's head)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,6 @@ class Verification:
     checkpoint: Checkpoint | None = None
     checkpoint_status: str | None = None  # consistent, truncated, forked, bad-signature
     seconds: float = 0.0
-    findings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
