@@ -42,13 +42,6 @@ class CompactRange:
         stack.append(h)
         self.size = index + width
 
-    def root_after(self, leaves: list[bytes]) -> bytes:
-        """The root this tree would have after appending `leaves` (itself unchanged)."""
-        grown = CompactRange(self.size, self.stack)
-        for leaf in leaves:
-            grown.append(leaf)
-        return grown.root()
-
     def root(self) -> bytes:
         if not self.stack:
             return empty_root()

@@ -144,8 +144,11 @@ def verify(
     def grow(chunk_positions: list[int], chunk_hashes: list[bytes]) -> None:
         """Add leaves to the tree (a whole chunk at once when aligned), noting wanted roots."""
         base, count = tree.size, len(chunk_hashes)
+        partway = CompactRange(base, tree.stack)  # one pass over the chunk, whatever is wanted in it
         for at in sorted(s for s in wanted if base <= s <= base + count):
-            roots[at] = tree.root_after(chunk_hashes[:at - base])
+            for h in chunk_hashes[partway.size - base:at - base]:
+                partway.append(h)
+            roots[at] = partway.root()
             if at < base + count:
                 positions_at[at] = chunk_positions[at - base]
         if count == CHUNK:
