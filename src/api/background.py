@@ -1,4 +1,5 @@
-"""The projection runner and the reservation sweeper: one of each per deployment."""
+"""The projection runner, the reservation sweeper and the audit log's follower and
+checkpoints: one of each per deployment."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import logging
 import threading
 
 from api.services import Services
+from audit.checkpoint import Signer
+from audit.log import AuditLog
+from audit.rows import EventReader
+from audit.settings import AuditSettings
 from ledger.domain.errors import DomainError
 from projections.registry import build_projections
 from projections.runner import Runner
@@ -14,15 +19,24 @@ log = logging.getLogger(__name__)
 
 
 class Background:
-    def __init__(self, services: Services, *, poll_interval: float = 0.05) -> None:
+    def __init__(self, services: Services, *, poll_interval: float = 0.05, audit: AuditSettings | None = None) -> None:
         self.services = services
         self.stop = threading.Event()
         store = services.store
         self.runner = Runner(services.ledger.app, store, lambda: build_projections(store), poll_interval=poll_interval)
+        self.audit_settings = audit or AuditSettings()
+        self.signer, generated = Signer.load(self.audit_settings.signing_key_path(services.settings))
+        if generated:
+            log.warning("generated a new audit signing key in %s; keep it beside the cipher key",
+                        self.audit_settings.signing_key_path(services.settings))
+        self.audit = AuditLog(services.audit(), EventReader(services.settings))
         self.threads = [
             threading.Thread(target=self._project, name="ledger-projections", daemon=True),
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
+            threading.Thread(target=self._follow, name="ledger-audit", daemon=True),
         ]
+        if self.audit_settings.audit_checkpoint_interval_s > 0:
+            self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
     def start(self) -> None:
         for thread in self.threads:
@@ -33,6 +47,7 @@ class Background:
         for thread in self.threads:
             thread.join(timeout=10)
         self.runner.close()
+        self.audit.reader.close()
 
     def _project(self) -> None:
         while not self.stop.is_set():
@@ -51,3 +66,23 @@ class Background:
                     log.info("expired %d unpaid reservations", len(expired))
             except (DomainError, OSError) as error:
                 log.warning("sweeper: %s", type(error).__name__)
+
+    def _follow(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.audit.run_forever(self.stop, self.audit_settings.audit_poll_interval_s)
+            except Exception as error:  # supervise: a follower that dies is restarted
+                log.error("audit log follower failed (%s); restarting", type(error).__name__)
+                self.stop.wait(1.0)
+
+    def _checkpoint(self) -> None:
+        """Sign the tree head at start and every interval; also export it when configured."""
+        every, folder = self.audit_settings.audit_checkpoint_interval_s, self.audit_settings.audit_checkpoint_dir
+        while not self.stop.is_set():
+            try:
+                signed = self.audit.checkpoint(self.signer)
+                if folder is not None:
+                    signed.write(folder / f"checkpoint-{signed.tree_size:012d}.json")
+            except Exception as error:
+                log.error("audit checkpoint failed (%s)", type(error).__name__)
+            self.stop.wait(every)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.settings import ApiSettings
+from audit.store import AuditStore
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
 from projections.as_of import History
@@ -38,6 +39,7 @@ class Services:
     _views_checked: float = 0.0
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
+    _audit: AuditStore | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
@@ -129,6 +131,17 @@ class Services:
                 return None
             time.sleep(0.01)
 
+    # ---- the audit tree ----
+
+    def audit(self) -> AuditStore:
+        """The Merkle tree's tables, in the events' database (opened on first use)."""
+        with self._views_lock:
+            if self._audit is None:
+                self._audit = AuditStore(self.settings)
+            return self._audit
+
     def close(self) -> None:
+        if self._audit is not None:
+            self._audit.close()
         self.store.close()
         self.ledger.close()

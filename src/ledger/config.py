@@ -83,9 +83,14 @@ def resolve_cipher_key(settings: Settings) -> tuple[str, Path | None]:
     path = settings.data_dir / "cipher.key"
     if path.exists():
         return path.read_text().strip(), None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = base64.b64encode(secrets.token_bytes(32)).decode()
+    write_new_secret(path, key)
+    return key, path
+
+
+def write_new_secret(path: Path, text: str) -> None:
+    """Create `path` (mode 0600) holding `text`; FileExistsError if it is already there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key, path
+        f.write(text + "\n")

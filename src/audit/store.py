@@ -1,0 +1,133 @@
+"""The audit tables, beside the events in the event store's database:
+
+* `audit_leaves`: leaf index <-> position, and the leaf hash;
+* `audit_nodes`: every complete subtree hash of level >= 1 (see `audit.merkle`);
+* `audit_checkpoints`: signed tree heads.
+
+Nothing here ever changes an event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from audit.checkpoint import Checkpoint
+from audit.merkle import Node, frontier_nodes
+from ledger.config import Settings
+from projections.store import ViewStore
+
+
+class AuditStore:
+    def __init__(self, settings: Settings) -> None:
+        # Always the events' database; a small pool: one follower and the odd proof or checkpoint.
+        small = settings.model_copy(update={"postgres_pool_size": 2})
+        self.db = ViewStore(small, database_url=settings.effective_database_url)
+        blob = "BYTEA" if self.db.is_postgres else "BLOB"
+        with self.db.transaction() as cursor:
+            for ddl in (
+                f"CREATE TABLE IF NOT EXISTS audit_leaves (leaf_index BIGINT PRIMARY KEY,"
+                f" position BIGINT NOT NULL UNIQUE, leaf_hash {blob} NOT NULL)",
+                f"CREATE TABLE IF NOT EXISTS audit_nodes (level INTEGER NOT NULL, idx BIGINT NOT NULL,"
+                f" hash {blob} NOT NULL, PRIMARY KEY (level, idx))",
+                f"CREATE TABLE IF NOT EXISTS audit_checkpoints (tree_size BIGINT PRIMARY KEY,"
+                f" root_hash {blob} NOT NULL, last_position BIGINT NOT NULL, created_at TEXT NOT NULL,"
+                f" signature {blob} NOT NULL, public_key {blob} NOT NULL)",
+            ):
+                self.db.execute(cursor, ddl)
+
+    # ---- the tree ----
+
+    def head(self) -> tuple[int, int]:
+        """(tree size, position of its last leaf); (0, 0) when empty."""
+        rows = self.db.query("SELECT leaf_index, position FROM audit_leaves ORDER BY leaf_index DESC LIMIT 1")
+        return (int(rows[0][0]) + 1, int(rows[0][1])) if rows else (0, 0)
+
+    def append(self, leaves: Sequence[tuple[int, int, bytes]], nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """One transaction: new leaves (index, position, hash) and the nodes they complete."""
+        with self.db.transaction() as cursor:
+            if self.db.is_postgres:  # one statement per table, arrays sent in binary
+                for statement, rows in (
+                    ("INSERT INTO audit_leaves (leaf_index, position, leaf_hash) "
+                     "SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[])", leaves),
+                    ("INSERT INTO audit_nodes (level, idx, hash) "
+                     "SELECT * FROM unnest(%b::integer[], %b::bigint[], %b::bytea[])", nodes),
+                ):
+                    if rows:
+                        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+                return
+            self.db.executemany(cursor, "INSERT INTO audit_leaves (leaf_index, position, leaf_hash) VALUES (?, ?, ?)",
+                                leaves)
+            self.db.executemany(cursor, "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+
+    def nodes(self, wanted: Sequence[Node]) -> dict[Node, bytes]:
+        """Complete subtree hashes by (level, index); level 0 comes from the leaves."""
+        found: dict[Node, bytes] = {}
+        leaves = [index for level, index in wanted if level == 0]
+        inner = [(level, index) for level, index in wanted if level > 0]
+        for chunk in _chunks(leaves, 500):
+            rows = self.db.query(
+                f"SELECT leaf_index, leaf_hash FROM audit_leaves WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+                chunk)
+            found.update({(0, int(i)): bytes(h) for i, h in rows})
+        for chunk in _chunks(inner, 200):
+            where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
+            rows = self.db.query(f"SELECT level, idx, hash FROM audit_nodes WHERE {where}",
+                                 [v for node in chunk for v in node])
+            found.update({(int(level), int(i)): bytes(h) for level, i, h in rows})
+        missing = set(wanted) - found.keys()
+        if missing:
+            raise LookupError(f"the audit tree lacks {len(missing)} node(s), e.g. {min(missing)}")
+        return found
+
+    def frontier(self, size: int) -> list[bytes]:
+        wanted = frontier_nodes(size)
+        found = self.nodes(wanted)
+        return [found[node] for node in wanted]
+
+    def level_nodes(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        """Stored nodes of one level with index in [first, last]."""
+        rows = self.db.query("SELECT idx, hash FROM audit_nodes WHERE level = ? AND idx >= ? AND idx <= ?",
+                             (level, first, last))
+        return {int(i): bytes(h) for i, h in rows}
+
+    def leaves(self, first: int, last: int) -> list[tuple[int, int, bytes]]:
+        """Stored leaves (index, position, hash) with index in [first, last], in order."""
+        rows = self.db.query("SELECT leaf_index, position, leaf_hash FROM audit_leaves WHERE leaf_index >= ? "
+                             "AND leaf_index <= ? ORDER BY leaf_index", (first, last))
+        return [(int(i), int(p), bytes(h)) for i, p, h in rows]
+
+    def leaf_index(self, position: int) -> int | None:
+        rows = self.db.query("SELECT leaf_index FROM audit_leaves WHERE position = ?", (position,))
+        return int(rows[0][0]) if rows else None
+
+    # ---- checkpoints ----
+
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        with self.db.transaction() as cursor:
+            self.db.execute(
+                cursor,
+                "INSERT INTO audit_checkpoints (tree_size, root_hash, last_position, created_at, signature, public_key)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING",
+                (cp.tree_size, cp.root_hash, cp.last_position, cp.timestamp, cp.signature, cp.public_key),
+            )
+
+    def checkpoints(self, tree_size: int | None = None) -> list[Checkpoint]:
+        """Every stored checkpoint by size (or the one of `tree_size`)."""
+        where, params = ("WHERE tree_size = ?", (tree_size,)) if tree_size is not None else ("", ())
+        rows = self.db.query("SELECT tree_size, root_hash, last_position, created_at, signature, public_key "
+                             f"FROM audit_checkpoints {where} ORDER BY tree_size", params)
+        return [Checkpoint(int(s), bytes(r), int(p), str(t), bytes(g), bytes(k)) for s, r, p, t, g, k in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        rows = self.db.query("SELECT max(tree_size) FROM audit_checkpoints")
+        if not rows or rows[0][0] is None:
+            return None
+        return self.checkpoints(int(rows[0][0]))[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+

@@ -1,0 +1,217 @@
+"""Recompute the tree from the stored events and say where the history stopped matching.
+
+The events are read in log order and hashed (never decrypted). Leaves are compared with the
+stored tree a chunk of 2**CHUNK_LEVEL leaves at a time (one stored node per chunk); only a
+chunk that differs is compared leaf by leaf, which finds the first differing position. A
+signed checkpoint is then checked: the log must still hold its tree as a prefix."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from audit.checkpoint import Checkpoint
+from audit.merkle import CompactRange, fold, subtree_root
+from audit.rows import EventReader, Row, leaf_hashes
+from audit.store import AuditStore
+
+CHUNK_LEVEL = 10
+CHUNK = 1 << CHUNK_LEVEL
+Progress = Callable[[int, int], None]  # (position reached, the log's head)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The first place the history differs. kind: changed (the event at `position` is not the
+    one the tree recorded), missing (the tree recorded an event at `position` that is gone),
+    inserted (an event at `position` the tree never had), truncated (the log ends before
+    `position`), forked (differs from a signed checkpoint at or after `position`), nodes (the
+    stored tree's inner nodes disagree with its leaves)."""
+
+    kind: str
+    position: int | None
+    leaf_index: int | None
+    detail: str
+
+
+@dataclass
+class Verification:
+    events: int = 0  # events read and hashed
+    tree_size: int = 0  # leaves in the stored tree
+    root: bytes = b""  # recomputed root of the stored tree's size
+    not_in_tree: int = 0  # events after the tree's last leaf (the follower's lag)
+    first: Finding | None = None
+    checkpoint: Checkpoint | None = None
+    checkpoint_status: str | None = None  # consistent, truncated, forked, bad-signature
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.first is None and self.checkpoint_status in (None, "consistent")
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / max(self.seconds, 1e-9)
+
+
+class _Comparison:
+    """Recomputed leaves against the stored tree, chunk by chunk; keeps the first difference."""
+
+    def __init__(self, store: AuditStore, size: int) -> None:
+        self.store, self.size = store, size
+        self.stored: dict[int, bytes] = {}
+        self.first: Finding | None = None
+
+    def chunk(self, index: int, positions: list[int], hashes: list[bytes], node: bytes) -> None:
+        """A complete chunk of recomputed leaves and its node."""
+        start = index * CHUNK
+        if self.first is not None or start >= self.size:
+            return
+        if start + CHUNK > self.size:  # the stored tree ends inside this chunk
+            self.partial(start, positions, hashes)
+            return
+        if index not in self.stored:
+            self.stored = self.store.level_nodes(CHUNK_LEVEL, index, index + 1023)
+        if self.stored.get(index) != node:
+            self._leaf_by_leaf(start, positions, hashes, node_differs=True)
+
+    def partial(self, start: int, positions: list[int], hashes: list[bytes]) -> None:
+        """Leaves from `start` on that no stored chunk node covers."""
+        if self.first is None and start < self.size and hashes:
+            keep = self.size - start
+            self._leaf_by_leaf(start, positions[:keep], hashes[:keep], node_differs=False)
+
+    def end(self, count: int) -> None:
+        """The log ended after `count` events: did the tree record more?"""
+        if self.first is None and count < self.size:
+            stored = self.store.leaves(count, count)
+            position = stored[0][1] if stored else None
+            self.first = Finding("truncated", position, count, f"the log ends after {count} events; the tree holds "
+                                 f"{self.size}: events from position {position} on are gone")
+
+    def _leaf_by_leaf(self, start: int, positions: list[int], hashes: list[bytes], *, node_differs: bool) -> None:
+        stored = self.store.leaves(start, start + len(hashes) - 1)
+        for offset, (position, h) in enumerate(zip(positions, hashes, strict=True)):
+            index = start + offset
+            if offset >= len(stored):
+                self.first = Finding("nodes", position, index, f"the stored tree lacks leaf {index}")
+                return
+            _, stored_position, stored_hash = stored[offset]
+            if stored_position == position and stored_hash != h:
+                self.first = Finding("changed", position, index, f"the event at position {position} differs from "
+                                     "the one the tree recorded (content, or another event moved here)")
+            elif position > stored_position:
+                self.first = Finding("missing", stored_position, index,
+                                     f"the event at position {stored_position} is gone")
+            elif position < stored_position:
+                self.first = Finding("inserted", position, index,
+                                     f"an event at position {position} that the tree never recorded")
+            if self.first is not None:
+                return
+        if node_differs:
+            self.first = Finding("nodes", None, start, f"the stored node over leaves {start}.. disagrees with them")
+
+
+def _prefetched(reader: EventReader, stop: int, batch_size: int) -> Iterator[list[Row]]:
+    """Batches of the log in order, the next one read while the caller hashes this one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="audit-read") as pool:
+        pending = pool.submit(reader.read, 0, batch_size, stop)
+        while rows := pending.result():
+            pending = pool.submit(reader.read, rows[-1][0], batch_size, stop)
+            yield rows
+
+
+def verify(
+    store: AuditStore, reader: EventReader, checkpoint: Checkpoint | None = None,
+    signed: list[Checkpoint] | None = None, progress: Progress | None = None, batch_size: int = 20_000,
+) -> Verification:
+    """`checkpoint`: the tree head to hold the log to. `signed`: stored checkpoints trusted by
+    the caller (signature checked), used to narrow down where a fork begins."""
+    began = time.perf_counter()
+    size, _ = store.head()
+    head = reader.max_position()
+    result = Verification(tree_size=size, checkpoint=checkpoint)
+    wanted = {0, size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
+    roots: dict[int, bytes] = {}
+    positions_at: dict[int, int] = {}  # leaf index -> position, at the sizes wanted
+    compare = _Comparison(store, size)
+    tree = CompactRange()
+    positions: list[int] = []
+    hashes: list[bytes] = []
+
+    def grow(chunk_positions: list[int], chunk_hashes: list[bytes]) -> None:
+        """Add leaves to the tree (a whole chunk at once when aligned), noting wanted roots."""
+        base, count = tree.size, len(chunk_hashes)
+        partway = CompactRange(base, tree.stack)  # one pass over the chunk, whatever is wanted in it
+        for at in sorted(s for s in wanted if base <= s <= base + count):
+            for h in chunk_hashes[partway.size - base:at - base]:
+                partway.append(h)
+            roots[at] = partway.root()
+            if at < base + count:
+                positions_at[at] = chunk_positions[at - base]
+        if count == CHUNK:
+            node = subtree_root(chunk_hashes)
+            compare.chunk(base >> CHUNK_LEVEL, chunk_positions, chunk_hashes, node)
+            tree.append(node, level=CHUNK_LEVEL)
+        else:
+            compare.partial(base, chunk_positions, chunk_hashes)
+            for h in chunk_hashes:
+                tree.append(h)
+
+    for rows in _prefetched(reader, head, batch_size):
+        positions += [row[0] for row in rows]
+        hashes += leaf_hashes(rows)
+        whole = len(hashes) - len(hashes) % CHUNK
+        for at in range(0, whole, CHUNK):
+            grow(positions[at:at + CHUNK], hashes[at:at + CHUNK])
+        del positions[:whole], hashes[:whole]
+        result.events += len(rows)
+        if progress is not None:
+            progress(rows[-1][0], head)
+    grow(positions, hashes)
+    compare.end(tree.size)
+    result.not_in_tree = max(tree.size - size, 0)
+    result.root = roots.get(size, b"")
+    if compare.first is None and size in roots and roots[size] != fold_stored(store, size):
+        compare.first = Finding("nodes", None, None, "the stored tree's root disagrees with its leaves")
+    result.first = compare.first
+    if checkpoint is not None:
+        _check(result, checkpoint, tree.size, roots, positions_at, signed or [])
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def fold_stored(store: AuditStore, size: int) -> bytes:
+    return fold(store.frontier(size)) if size else CompactRange().root()
+
+
+def _check(result: Verification, cp: Checkpoint, count: int, roots: dict[int, bytes], positions: dict[int, int],
+           signed: list[Checkpoint]) -> None:
+    """Hold the log of `count` events to the checkpoint `cp`."""
+    if not cp.signature_valid():
+        result.checkpoint_status = "bad-signature"
+        return
+    trusted = [c for c in signed if c.public_key == cp.public_key and c.tree_size <= min(count, cp.tree_size)
+               and c.signature_valid()]
+    disagreeing = [c for c in trusted if roots.get(c.tree_size) != c.root_hash]
+    if cp.tree_size <= count:
+        result.checkpoint_status = "consistent" if roots[cp.tree_size] == cp.root_hash else "forked"
+    else:
+        changed_before = result.first is not None and result.first.kind != "truncated"
+        result.checkpoint_status = "forked" if changed_before or disagreeing else "truncated"
+    if result.checkpoint_status == "consistent" or result.first is not None:
+        return  # consistent, or the stored tree already located the first difference
+    # The stored tree was rebuilt along with the events: only signed checkpoints bound where
+    # the history changed. The newest one that still agrees marks the earliest possible leaf.
+    start = max((c.tree_size for c in trusted if c not in disagreeing and c.tree_size < cp.tree_size), default=0)
+    if result.checkpoint_status == "forked":
+        position = positions.get(start)
+        result.first = Finding("forked", position, start, f"the log differs from the checkpoint of {cp.tree_size} "
+                               f"leaves; the first {start} leaves agree with a signed checkpoint, so the history "
+                               f"changed at leaf {start} (position {position}) or later")
+    else:
+        result.first = Finding("truncated", None, count, f"the log ends after {count} events but the checkpoint holds "
+                               f"{cp.tree_size} (last position {cp.last_position}); the first {start} leaves agree "
+                               "with a signed checkpoint")
