@@ -349,8 +349,9 @@ def bench_growth(
     settings: Settings, sizes: tuple[int, ...] = (1_000, 1_000_000), purchases: int = 1_000, workers: int = 8,
     say: Callable[[str], None] = print,
 ) -> GrowthResult:
-    """Purchases/s from one SKU holding each of `sizes` keys, each on a fresh store that holds
-    one event per key already (the imports), with `workers` client threads."""
+    """Purchases/s from one SKU holding each of `sizes` keys (and as many more as the timed
+    purchases take), each on a fresh store that holds one event per key already (the
+    imports), with `workers` client threads."""
     result = GrowthResult("", {}, {}, {})
     for keys in sizes:
         with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
@@ -358,7 +359,7 @@ def bench_growth(
             ledger = _ledger(url, workers, Path(tmp))
             try:
                 began = time.perf_counter()
-                _setup(ledger, 1, keys, chunk=IMPORT_CHUNK)
+                _setup(ledger, 1, keys + purchases + 1, chunk=IMPORT_CHUNK)  # `keys` left after the sale
                 result.events[keys] = ledger.app.recorder.max_notification_id() or 0
                 say(f"{keys:,} keys imported in {time.perf_counter() - began:.1f} s "
                     f"({result.events[keys]:,} events stored)")
