@@ -1,4 +1,5 @@
-"""The projection runner and the reservation sweeper: one of each per deployment."""
+"""The projection runner and the reservation sweeper (and the Kafka relay, when asked): one of each
+per deployment."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 
 from api.services import Services
 from ledger.domain.errors import DomainError
+from ledger.relay import Relay
 from projections.registry import build_projections
 from projections.runner import Runner
 
@@ -23,6 +25,10 @@ class Background:
             threading.Thread(target=self._project, name="ledger-projections", daemon=True),
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
         ]
+        if services.api.serve_relay:
+            relay = Relay(services.ledger.app, services.settings)
+            self.threads.append(threading.Thread(target=relay.run_forever, args=(self.stop,),
+                                                 name="ledger-relay", daemon=True))
 
     def start(self) -> None:
         for thread in self.threads:

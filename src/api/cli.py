@@ -90,6 +90,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes serving requests")] = 1,
     demo: Annotated[bool, typer.Option(help="create one token per role and print them")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    relay: Annotated[bool, typer.Option("--relay", help="also publish the log to Kafka (LEDGER_KAFKA_*)")] = False,
 ) -> None:
     """Serve the HTTP API with uvicorn; the read models and the reservation sweeper run once here.
 
@@ -107,6 +108,10 @@ def serve(
 
     settings = load_settings()
     api = _api_settings()
+    if relay:
+        if not settings.kafka_bootstrap:
+            raise _fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+        api = api.model_copy(update={"serve_relay": True})
     try:
         _, generated = resolve_cipher_key(settings)  # before any worker: one key, generated once
         services = Services.open(settings, api)

@@ -50,7 +50,7 @@ def decode_event(
     fields = {name: _convert(hints[name], value) if name in hints else value for name, value in data.items()}
     for secret in SECRET_FIELDS & hints.keys():
         fields.setdefault(secret, None)
-    event = object.__new__(cls)
+    event: Any = object.__new__(cls)
     event.__dict__.update(fields, originator_id=originator_id, originator_version=version, timestamp=timestamp)
     return event
 

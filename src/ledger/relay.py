@@ -218,6 +218,7 @@ class Relay:
             ensure_topic(require_bootstrap(self.settings), self.topic, self.settings.kafka_partitions,
                          self.settings.kafka_replication)
             self._producer = KafkaProducer(**producer_config(self.settings))
+            self._producer.partitions_for(self.topic)  # metadata now, not inside the first batch
 
     def _reset(self) -> None:
         """After a failure: drop the producer and whatever it had in flight; resume from the
