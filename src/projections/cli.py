@@ -110,7 +110,8 @@ def _run_from_kafka(batch_size: int) -> None:
     try:
         settings = Settings()
         store = ViewStore(settings)
-        member = KafkaViews(settings, store, batch_size=batch_size)
+        member = KafkaViews(settings, store, batch_size=batch_size,
+                            on_assignment=lambda lanes: typer.echo(f"owns lanes: {' '.join(lanes)}"))
     except (ValueError, OSError) as error:
         raise _fail(str(error)) from None
     stop = _stop_on_signals()

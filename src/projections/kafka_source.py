@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -159,10 +159,10 @@ class LaneWorker:
         rate = len(chain) / max(time.perf_counter() - began, 1e-9)
         with self.store.transaction() as cursor:
             moved = self.store.execute(
-                cursor, "UPDATE kafka_lanes SET position = ?, offsets = ? WHERE lane = ? AND position = ?",
-                (last, json.dumps(offsets), self.lane, self.position),
-            ).rowcount
-            if moved != 1:
+                cursor, "UPDATE kafka_lanes SET position = ?, offsets = ? WHERE lane = ? AND position = ? "
+                        "RETURNING lane", (last, json.dumps(offsets), self.lane, self.position),
+            ).fetchall()
+            if len(moved) != 1:
                 raise LaneLost(f"lane {self.lane} moved past {self.position} elsewhere")
             for projection in self.projections:
                 projection.flush(cursor)
@@ -178,10 +178,16 @@ class LaneWorker:
 class KafkaViews:
     """One member of the read-model group: owns the lanes Kafka assigns it and builds them."""
 
-    def __init__(self, settings: Settings, store: ViewStore, *, batch_size: int = 5000) -> None:
+    def __init__(
+        self, settings: Settings, store: ViewStore, *, batch_size: int = 5000,
+        on_assignment: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """`on_assignment` hears the lanes this member owns each time they change."""
         from kafka import KafkaConsumer
 
         self.settings = settings
+        self.on_assignment = on_assignment
+        self._owned: set[str] = set()
         self.store = store
         self.batch_size = batch_size
         bootstrap = require_bootstrap(settings)
@@ -202,6 +208,10 @@ class KafkaViews:
     def step(self) -> int:
         """Follow the assignment, then give every owned lane one step; return events applied."""
         owned = set(self.owned())
+        if owned != self._owned:
+            self._owned = owned
+            if self.on_assignment is not None:
+                self.on_assignment(sorted(owned))
         for lane in [lane for lane in self.workers if lane not in owned]:
             log.info("lane %s moved to another member", lane)
             self.workers.pop(lane).close()
