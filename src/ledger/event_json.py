@@ -8,6 +8,7 @@ import functools
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,39 +47,46 @@ def decode_event(
 ) -> Any:
     """The event object `event_json` was made from, secrets aside (they are None): every field
     converted back to its declared type (UUID, Decimal, datetime, enums, lists of those)."""
-    hints = _hints(cls)
-    fields = {name: _convert(hints[name], value) if name in hints else value for name, value in data.items()}
-    for secret in SECRET_FIELDS & hints.keys():
+    converters = _converters(cls)
+    fields = {name: converters.get(name, _same)(value) for name, value in data.items()}
+    for secret in SECRET_FIELDS & converters.keys():
         fields.setdefault(secret, None)
     event: Any = object.__new__(cls)
     event.__dict__.update(fields, originator_id=originator_id, originator_version=version, timestamp=timestamp)
     return event
 
 
+Convert = Callable[[Any], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _converters(cls: type) -> dict[str, Convert]:
+    """One converter per field of an event class, built once from its type hints."""
+    return {name: _converter(hint) for name, hint in typing.get_type_hints(cls).items()}
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _converter(hint: Any) -> Convert:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return _convert(next(a for a in args if a is not type(None)), value)
+        inner = _converter(next(a for a in args if a is not type(None)))
+        return lambda v: None if v is None else inner(v)
     if origin in (list, tuple, set, frozenset):
-        inner = args[0] if args else Any
-        converted = [_convert(inner, v) for v in value]
-        return converted if origin is list else origin(converted)
+        item = _converter(args[0]) if args else _same
+        container: Callable[[list[Any]], Any] = list if origin is list else origin
+        return lambda v: container([item(x) for x in v])
     if origin is dict:
-        inner = args[1] if len(args) == 2 else Any
-        return {k: _convert(inner, v) for k, v in value.items()}
+        value = _converter(args[1]) if len(args) == 2 else _same
+        return lambda v: {k: value(x) for k, x in v.items()}
     if hint in (UUID, Decimal):
-        return hint(value)
+        return typing.cast(Convert, hint)
     if hint is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if hint is date:
-        return date.fromisoformat(value)
+        return date.fromisoformat
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
-    return value
+        return hint
+    return _same

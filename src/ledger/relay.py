@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
@@ -104,11 +105,7 @@ class RelayPosition:
         cursor.execute(statement.replace("?", "%s") if self._pg else statement, tuple(params))
 
     def _row(self) -> tuple[Any, ...]:
-        with self._datastore.transaction(commit=False) as cursor:
-            self._execute(cursor, "SELECT position, events_per_s, updated_at, error, error_since FROM kafka_relay "
-                                  "WHERE topic = ?", (self.topic,))
-            row = cursor.fetchone()
-        return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+        return read_row(self.app, self.topic) or (0, 0.0, "", None, None)
 
     def position(self) -> int:
         return int(self._row()[0])
@@ -127,17 +124,48 @@ class RelayPosition:
                                   "updated_at = ? WHERE topic = ?", (error[:500], _now(), _now(), self.topic))
 
     def status(self) -> RelayStatus:
-        position, rate, updated_at, error, error_since = self._row()
-        head = self.app.recorder.max_notification_id() or 0
-        return RelayStatus(self.topic, int(position), head, max(0, head - int(position)), float(rate),
+        return self.status_of(self.app, self.topic)
+
+    @staticmethod
+    def status_of(app: LedgerApp, topic: str) -> RelayStatus:
+        position, rate, updated_at, error, error_since = read_row(app, topic) or (0, 0.0, "", None, None)
+        head = app.recorder.max_notification_id() or 0
+        return RelayStatus(topic, int(position), head, max(0, head - int(position)), float(rate),
                            str(updated_at), error, error_since)
 
 
+def read_row(app: LedgerApp, topic: str) -> tuple[Any, ...] | None:
+    """The relay's row, read only: None before a relay ever ran."""
+    datastore: Any = getattr(app.recorder, "datastore")  # noqa: B009
+    pg = type(datastore).__module__.startswith("eventsourcing.postgres")
+    statement = "SELECT position, events_per_s, updated_at, error, error_since FROM kafka_relay WHERE topic = ?"
+    try:
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement.replace("?", "%s") if pg else statement, (topic,))
+            row = cursor.fetchone()
+    except (*TRANSIENT_DATABASE_ERRORS, es_persistence.ProgrammingError):
+        if _table_exists(datastore, pg):
+            raise
+        return None
+    if row is None:
+        return None
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
+
+
+def _table_exists(datastore: Any, pg: bool) -> bool:
+    statement = ("SELECT 1 FROM information_schema.tables WHERE table_name = 'kafka_relay'" if pg
+                 else "SELECT 1 FROM sqlite_master WHERE name = 'kafka_relay'")
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement)
+        return cursor.fetchone() is not None
+
+
 def relay_status(app: LedgerApp, settings: Settings) -> RelayStatus | None:
-    """The relay's status, or None when no relay is configured (LEDGER_KAFKA_BOOTSTRAP empty)."""
+    """The relay's status (read only), or None when no relay is configured (LEDGER_KAFKA_BOOTSTRAP
+    empty). Before the relay first ran: position 0."""
     if not settings.kafka_bootstrap:
         return None
-    return RelayPosition(app, events_topic(settings)).status()
+    return RelayPosition.status_of(app, events_topic(settings))
 
 
 def encode(
