@@ -119,13 +119,11 @@ def _log_ids(app: LedgerApp) -> list[int]:
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    print("TIMING start", what, time.monotonic(), file=sys.stderr)
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-    print("TIMING done", what, time.monotonic(), file=sys.stderr)
 
 
 def _first_seen_in_order_per_key(records: list[Any]) -> None:
@@ -217,7 +215,7 @@ def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_d
     env = _env(settings)
     rng = random.Random()
     kills: list[int] = []
-    for fraction in (0.15, 0.4, 0.7):
+    for fraction in (0.2, 0.6):
         process = subprocess.Popen(_ledger_command("relay", "--batch-size", str(batch), "--poll", "0.02"),
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait(lambda f=fraction, p=process: position.position() >= f * head or p.poll() is not None, 60, "the relay")
@@ -299,18 +297,21 @@ def test_two_group_members_one_killed_mid_batch_build_what_a_rebuild_builds(
         assert built.dump() == expected.dump(), built.name
 
 
-def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, store_dir: Path, app: LedgerApp) -> None:
+def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_path: Path) -> None:
     from api.metrics import Metrics
     from api.services import Services
     from api.settings import ApiSettings
 
-    settings = _settings(store_dir, broker.bootstrap)
+    settings = _settings(tmp_path, broker.bootstrap)
+    services = Services.open(settings, ApiSettings())
+    ledger = services.ledger
+    app = ledger.app
+    stocked_product(ledger, "KAFKA-1", 10)
+    buy(ledger, "before-outage", "KAFKA-1")
     relay = Relay(app, settings, poll_interval=0.02)
     stop = threading.Event()
     thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
     thread.start()
-    services = Services.open(settings, ApiSettings())
-    ledger = services.ledger
     try:
         _wait(lambda: relay_status(app, settings).position == _log_ids(app)[-1], 60, "the relay")  # type: ignore[union-attr]
         before_outage = _log_ids(app)[-1]
@@ -328,10 +329,11 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, store_d
         assert up is not None and up.error is None and up.lag_events == 0
         metrics = Metrics().render(services).body.decode()
         assert "ledger_relay_up 1.0" in metrics and "ledger_relay_lag_events 0.0" in metrics
+        since_outage = {p for p in _log_ids(app) if p > before_outage}
     finally:
         stop.set()
         thread.join(timeout=20)
         services.close()
     # What the broker held before it restarted died with its memory; from the outage on, nothing is missing.
     received = {_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}
-    assert {p for p in _log_ids(app) if p > before_outage} <= received
+    assert since_outage and since_outage <= received

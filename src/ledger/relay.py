@@ -261,9 +261,13 @@ class Relay:
                 log.debug("closing the producer failed", exc_info=True)
 
     def close(self) -> None:
+        """Wait (bounded) for what is in flight and record it; what is not acknowledged by then is
+        sent again by the next run."""
         if self._producer is not None:
             try:
-                self._flush()
+                self.record_acknowledged(wait=True)
+            except Exception as error:  # the broker is gone: the next run resends from the position
+                log.warning("relay: closing with unacknowledged events (%s)", type(error).__name__)
             finally:
                 self._producer.close(timeout=5)
                 self._producer = None
