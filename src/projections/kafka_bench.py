@@ -3,18 +3,13 @@ sending the very same bytes (keys, values, headers) with the same settings, in t
 
 from __future__ import annotations
 
-import random
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
-from ledger.bench import _ledger, throwaway_store
 from ledger.config import Settings
-from ledger.domain.errors import DomainError
 from ledger.relay import Relay, encode, ensure_topic, events_topic, producer_config, require_bootstrap
-from projections.bench import seed
+from projections.bench import seeded_store
 
 
 @dataclass(frozen=True)
@@ -77,40 +72,30 @@ def _delete_topics(bootstrap: str, names: list[str]) -> None:
 
 def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000, rounds: int = 2) -> RelayBench:
     bootstrap = require_bootstrap(settings)
-    with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        ledger = _ledger(url, 2, Path(tmp))
-        try:
+    with seeded_store(settings, events) as (ledger, where, seeded):
+        app = ledger.app
+        notifications = app.recorder.select_notifications(1, 10**9)
+        source = settings.kafka_source.encode()
+        messages, previous = [], 0
+        for n in notifications:
+            messages.append(encode(n, app.mapper.to_domain_event(n), previous, source))
+            previous = n.id
+        results, topics = [], []
+        for _ in range(rounds):
+            run = settings.model_copy(update={"kafka_topic_prefix": f"ledger-bench-{uuid.uuid4().hex[:8]}."})
+            raw_topic = f"{run.kafka_topic_prefix}raw"
+            topics += [raw_topic, events_topic(run)]
+            for topic in (raw_topic, events_topic(run)):
+                ensure_topic(bootstrap, topic, run.kafka_partitions, run.kafka_replication)
+            raw = _raw_send(run, raw_topic, messages)
+            relay = Relay(app, run, batch_size=batch_size)
+            relay.connect()
             began = time.perf_counter()
-            try:
-                seed(ledger, events, random.Random(1))
-            except DomainError as error:
-                raise RuntimeError(f"seeding failed: {error.message}") from error
-            seeded = time.perf_counter() - began
-            app = ledger.app
-            notifications = app.recorder.select_notifications(1, 10**9)
-            source = settings.kafka_source.encode()
-            messages, previous = [], 0
-            for n in notifications:
-                messages.append(encode(n, app.mapper.to_domain_event(n), previous, source))
-                previous = n.id
-            results, topics = [], []
-            for _ in range(rounds):
-                run = settings.model_copy(update={"kafka_topic_prefix": f"ledger-bench-{uuid.uuid4().hex[:8]}."})
-                raw_topic = f"{run.kafka_topic_prefix}raw"
-                topics += [raw_topic, events_topic(run)]
-                for topic in (raw_topic, events_topic(run)):
-                    ensure_topic(bootstrap, topic, run.kafka_partitions, run.kafka_replication)
-                raw = _raw_send(run, raw_topic, messages)
-                relay = Relay(app, run, batch_size=batch_size)
-                relay.connect()
-                began = time.perf_counter()
-                relay.publish_available()
-                relayed = time.perf_counter() - began
-                relay.close()
-                results.append(RelayRound(raw, relayed))
-            _delete_topics(bootstrap, topics)
-        finally:
-            ledger.close()
+            relay.publish_available()
+            relayed = time.perf_counter() - began
+            relay.close()
+            results.append(RelayRound(raw, relayed))
+        _delete_topics(bootstrap, topics)
     return RelayBench(where, len(messages), seeded, results)
 
 
