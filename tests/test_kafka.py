@@ -337,3 +337,21 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     # What the broker held before it restarted died with its memory; from the outage on, nothing is missing.
     received = {_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}
     assert since_outage and since_outage <= received
+
+
+def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli import app as cli
+    from ledger.cli import load_plugins
+
+    load_plugins()
+    env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
+           "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}
+    for args in (["relay"], ["project", "run", "--from-kafka"], ["serve", "--relay"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "LEDGER_KAFKA_BOOTSTRAP" in result.output, (args, result.output)
+    assert not (tmp_path / "ledger.sqlite").exists()
+    bad = CliRunner().invoke(cli, ["relay"], env=env | {"LEDGER_KAFKA_TOPIC_PREFIX": "no spaces"})
+    assert bad.exit_code == 1 and "KAFKA_TOPIC_PREFIX" in bad.output, bad.output

@@ -105,15 +105,24 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _run_from_kafka(batch_size: int) -> None:
+    from kafka.errors import KafkaError
+
+    from ledger.cli import load_settings
+    from ledger.relay import require_bootstrap
     from projections.kafka_source import KafkaViews
 
+    settings = load_settings()
     try:
-        settings = Settings()
+        require_bootstrap(settings)
         store = ViewStore(settings)
-        member = KafkaViews(settings, store, batch_size=batch_size,
-                            on_assignment=lambda lanes: typer.echo(f"owns lanes: {' '.join(lanes)}"))
     except (ValueError, OSError) as error:
         raise _fail(str(error)) from None
+    try:
+        member = KafkaViews(settings, store, batch_size=batch_size,
+                            on_assignment=lambda lanes: typer.echo(f"owns lanes: {' '.join(lanes)}"))
+    except KafkaError as error:
+        store.close()
+        raise _fail(f"cannot join the read-model group at {settings.kafka_bootstrap}: {error}") from None
     stop = _stop_on_signals()
     out.print(f"joined consumer group {settings.kafka_group} at {settings.kafka_bootstrap}; Ctrl-C stops")
     try:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ledger.application import build_app
-from ledger.config import Settings
+from ledger.cli import load_settings
 from ledger.relay import Relay, require_bootstrap
 
 out = Console()
@@ -35,8 +35,8 @@ def relay_command(
     """Publish every event of the log to Kafka (LEDGER_KAFKA_BOOTSTRAP) in log order, at least once;
     resumes from the last position the broker acknowledged. Ctrl-C / SIGTERM stop it."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
     try:
-        settings = Settings()
         require_bootstrap(settings)
         app, _ = build_app(settings)
         relay = Relay(app, settings, batch_size=batch_size, poll_interval=poll)
@@ -63,7 +63,7 @@ def bench_relay_command(
     from projections.kafka_bench import bench_relay
 
     try:
-        result = bench_relay(Settings(), events=events, batch_size=batch_size, rounds=rounds)
+        result = bench_relay(load_settings(), events=events, batch_size=batch_size, rounds=rounds)
     except (ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     _say(f"store: {result.store} (dropped); {result.events} events seeded in {result.seed_seconds:.1f} s")
