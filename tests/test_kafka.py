@@ -298,6 +298,9 @@ def test_two_group_members_one_killed_mid_batch_build_what_a_rebuild_builds(
 
 
 def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
     from api.metrics import Metrics
     from api.services import Services
     from api.settings import ApiSettings
@@ -322,6 +325,9 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
         down = relay_status(app, settings)
         assert down is not None and down.lag_events > 0 and down.error_since
         assert "ledger_relay_up 0.0" in Metrics().render(services).body.decode()
+        with TestClient(create_app(services)) as client:
+            relay_ready = client.get("/readyz").json()["relay"]
+        assert relay_ready["error"] and relay_ready["lag_events"] == down.lag_events
 
         broker.start()  # memory storage: the broker comes back empty
         _wait(lambda: relay_status(app, settings).position == _log_ids(app)[-1], 60, "the relay to resume")  # type: ignore[union-attr]

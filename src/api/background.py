@@ -21,10 +21,9 @@ class Background:
         self.stop = threading.Event()
         store = services.store
         self.runner = Runner(services.ledger.app, store, lambda: build_projections(store), poll_interval=poll_interval)
-        self.threads = [
-            threading.Thread(target=self._project, name="ledger-projections", daemon=True),
-            threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
-        ]
+        self.threads = [threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True)]
+        if services.api.serve_projections:  # off when `project run --from-kafka` builds the read models
+            self.threads.append(threading.Thread(target=self._project, name="ledger-projections", daemon=True))
         if services.api.serve_relay:
             relay = Relay(services.ledger.app, services.settings)
             self.threads.append(threading.Thread(target=relay.run_forever, args=(self.stop,),

@@ -17,6 +17,7 @@ class ApiSettings(BaseSettings):
     read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
     ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
     sweep_interval_s: float = Field(default=5.0, gt=0)
+    serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
 
     def token_roles(self) -> dict[str, str]:

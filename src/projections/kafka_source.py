@@ -130,7 +130,10 @@ class LaneWorker:
                 headers = dict(record.headers)
                 position = int(headers[POSITION])
                 if position > self.position:  # a re-delivery of what is applied already is dropped here
-                    self.pending[int(headers[PREVIOUS])] = _Pending(position, tp.partition, record.offset, record)
+                    # Of two copies of one event the first read stays: the offsets recorded never jump
+                    # past a message that is not applied yet.
+                    self.pending.setdefault(int(headers[PREVIOUS]),
+                                            _Pending(position, tp.partition, record.offset, record))
         chain: list[_Pending] = []
         reached = self.position
         while reached in self.pending and len(chain) < self.batch_size:
@@ -157,7 +160,7 @@ class LaneWorker:
                     event = decode_event(cls, json.loads(record.value), UUID(record.key.decode()),
                                          int(headers[VERSION]), datetime.fromisoformat(headers["ce_time"].decode()))
                 handler(event, item.position)
-            offsets[item.partition] = item.offset + 1
+            offsets[item.partition] = max(offsets.get(item.partition, 0), item.offset + 1)
         last = chain[-1].position
         rate = len(chain) / max(time.perf_counter() - began, 1e-9)
         with self.store.transaction() as cursor:
