@@ -361,3 +361,40 @@ def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing
     assert not (tmp_path / "ledger.sqlite").exists()
     bad = CliRunner().invoke(cli, ["relay"], env=env | {"LEDGER_KAFKA_TOPIC_PREFIX": "no spaces"})
     assert bad.exit_code == 1 and "KAFKA_TOPIC_PREFIX" in bad.output, bad.output
+
+
+@pytest.mark.postgres
+def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild(
+    broker: Broker, pg_url: str, tmp_path: Path
+) -> None:
+    from projections.kafka_source import KafkaViews
+    from tests.conftest import FakeClock
+    from tests.test_runner_crash import make_history
+
+    settings = _settings(tmp_path, broker.bootstrap).model_copy(update={"database_url": pg_url})
+    clock = FakeClock()
+    ledger = open_ledger(settings, clock=clock)
+    try:
+        assert relay_status(ledger.app, settings).position == 0  # type: ignore[union-attr]  # no relay ran yet
+        make_history(ledger, clock, purchases=20)
+        relay = Relay(ledger.app, settings)
+        relay.publish_available()
+        relay.close()
+        head = _log_ids(ledger.app)[-1]
+        status = relay_status(ledger.app, settings)
+        assert status is not None and (status.position, status.lag_events, status.error) == (head, 0, None)
+
+        views = ViewStore(settings)  # the read models beside the events, on PostgreSQL
+        member = KafkaViews(settings, views, batch_size=50)
+        try:
+            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
+                  and set(member.positions().values()) == {head}, 60, "every lane")
+        finally:
+            member.close()
+        reference = _views(settings, tmp_path / "views-log.sqlite")
+        Runner(ledger.app, reference, build_projections(reference)).catch_up()
+        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+            assert built.dump() == expected.dump(), built.name
+        views.close()
+    finally:
+        ledger.close()
