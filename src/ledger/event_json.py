@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ledger.service.queries import SECRET_FIELDS, event_data
+from ledger.service.queries import ENVELOPE_FIELDS, SECRET_FIELDS
 
 
 def scrub(value: Any) -> Any:
@@ -32,10 +32,40 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def event_json(event: object) -> dict[str, Any]:
-    """An event's own fields (no envelope, no secrets) as JSON-ready values."""
-    data: dict[str, Any] = scrub(event_data(event))
-    return data
+def event_json(event: Any) -> dict[str, Any]:
+    """An event's own fields (no envelope, no secrets) as JSON-ready values: what `scrub(event_data(
+    event))` gives, with each field encoded by a function chosen once per class from its type hint
+    (the relay encodes every event; the generic walk was a fifth of its time)."""
+    kind: Any = type(event)
+    encoders = _encoders(kind)
+    return {name: encoders.get(name, scrub)(value) for name, value in vars(event).items() if name not in _SKIP}
+
+
+_SKIP = SECRET_FIELDS | ENVELOPE_FIELDS
+
+
+@functools.cache
+def _encoders(cls: Any) -> dict[str, Convert]:
+    return {name: _encoder(hint) for name, hint in typing.get_type_hints(cls).items() if name not in _SKIP}
+
+
+def _encoder(hint: Any) -> Convert:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [_encoder(a) for a in args if a is not type(None)]
+        if len(inner) == 1:
+            only = inner[0]
+            return lambda v: None if v is None else only(v)
+    elif origin in (list, tuple, set, frozenset) and args:
+        item = _encoder(args[0])
+        return lambda v: [item(x) for x in v]
+    elif hint in (UUID, Decimal):
+        return str
+    elif hint in (datetime, date):
+        return lambda v: v.isoformat()
+    elif hint in (str, int, bool):
+        return _same
+    return scrub  # Any, dicts (which may hold secrets at any depth), enums: the generic walk
 
 
 def dumps(data: dict[str, Any]) -> bytes:
