@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -302,20 +301,19 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     from fastapi.testclient import TestClient
 
     from api.app import create_app
+    from api.background import Background
     from api.metrics import Metrics
     from api.services import Services
     from api.settings import ApiSettings
 
     settings = _settings(tmp_path, broker.bootstrap)
-    services = Services.open(settings, ApiSettings())
+    services = Services.open(settings, ApiSettings(serve_relay=True, serve_projections=False))  # serve --relay
     ledger = services.ledger
     app = ledger.app
     stocked_product(ledger, "KAFKA-1", 10)
     buy(ledger, "before-outage", "KAFKA-1")
-    relay = Relay(app, settings, poll_interval=0.02)
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run_forever, args=(stop,), daemon=True)
-    thread.start()
+    background = Background(services)
+    background.start()
     try:
         _wait(lambda: relay_status(app, settings).position == _log_ids(app)[-1], 60, "the relay")  # type: ignore[union-attr]
         before_outage = _log_ids(app)[-1]
@@ -338,8 +336,7 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
         assert "ledger_relay_up 1.0" in metrics and "ledger_relay_lag_events 0.0" in metrics
         since_outage = {p for p in _log_ids(app) if p > before_outage}
     finally:
-        stop.set()
-        thread.join(timeout=20)
+        background.close()
         services.close()
     # What the broker held before it restarted died with its memory; from the outage on, nothing is missing.
     received = {_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}

@@ -25,9 +25,7 @@ class Background:
         if services.api.serve_projections:  # off when `project run --from-kafka` builds the read models
             self.threads.append(threading.Thread(target=self._project, name="ledger-projections", daemon=True))
         if services.api.serve_relay:
-            relay = Relay(services.ledger.app, services.settings)
-            self.threads.append(threading.Thread(target=relay.run_forever, args=(self.stop,),
-                                                 name="ledger-relay", daemon=True))
+            self.threads.append(threading.Thread(target=self._relay, name="ledger-relay", daemon=True))
 
     def start(self) -> None:
         for thread in self.threads:
@@ -45,6 +43,14 @@ class Background:
                 self.runner.run_forever(self.stop)
             except Exception as error:  # supervise: a runner that dies is restarted
                 log.error("projection runner failed (%s); restarting", type(error).__name__)
+                self.stop.wait(1.0)
+
+    def _relay(self) -> None:
+        while not self.stop.is_set():
+            try:  # a fresh relay resumes from the recorded position
+                Relay(self.services.ledger.app, self.services.settings).run_forever(self.stop)
+            except Exception as error:  # supervise: a relay that dies is restarted
+                log.error("kafka relay failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
 
     def _sweep(self) -> None:
