@@ -61,7 +61,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _settings(path: Path, bootstrap: str = "", **overrides: Any) -> Settings:
     return Settings(database_url=f"sqlite:///{path / 'ledger.sqlite'}", data_dir=path, cipher_key=TEST_CIPHER_KEY,
                     kafka_bootstrap=bootstrap, kafka_partitions=3, kafka_group=new_group(),
-                    kafka_session_timeout_ms=3000, kafka_delivery_timeout_ms=3000, **overrides)
+                    kafka_session_timeout_ms=6000, kafka_delivery_timeout_ms=3000, **overrides)
 
 
 @pytest.fixture

@@ -205,11 +205,28 @@ class KafkaViews:
             session_timeout_ms=session, heartbeat_interval_ms=max(100, session // 6), client_id="ledger-views",
         )
         self.workers: dict[str, LaneWorker] = {}
+        # Membership has a thread of its own (the only one touching `group`): a rebalance completes
+        # while lanes are busy, instead of only in the gaps between their batches.
+        self._assigned: frozenset[str] = frozenset()
+        self._closing = threading.Event()
+        self._membership = threading.Thread(target=self._keep_membership, name="ledger-views-group", daemon=True)
+        self._membership.start()
+
+    def _keep_membership(self) -> None:
+        from kafka.errors import KafkaError
+
+        while not self._closing.is_set():
+            try:
+                self.group.poll(timeout_ms=200)
+                self._assigned = frozenset(
+                    LANES[tp.partition] for tp in self.group.assignment() if tp.partition < len(LANES))
+            except KafkaError as error:
+                log.warning("read-model group: %s; retrying", error)
+                self._closing.wait(1.0)
 
     def owned(self) -> list[str]:
-        """The lanes this member owns now (polling keeps its membership alive)."""
-        self.group.poll(timeout_ms=10)
-        return [LANES[tp.partition] for tp in self.group.assignment() if tp.partition < len(LANES)]
+        """The lanes this member owns now."""
+        return sorted(self._assigned)
 
     def step(self) -> int:
         """Follow the assignment, then give every owned lane one step; return events applied."""
@@ -253,6 +270,8 @@ class KafkaViews:
                 stop.wait(1.0)
 
     def close(self) -> None:
+        self._closing.set()
+        self._membership.join(timeout=10)
         for worker in self.workers.values():
             worker.close()
         self.workers.clear()
