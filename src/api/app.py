@@ -14,6 +14,7 @@ from api.background import Background
 from api.metrics import Metrics
 from api.routes import ROUTERS
 from api.services import Services
+from ledger.relay import relay_status
 from projections.registry import PROJECTION_NAMES
 
 
@@ -104,7 +105,12 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         except Exception as error:
             return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
         ready = lag <= svc.api.ready_max_lag_events
-        return JSONResponse({"ready": ready, "head": head, "lag_events": lag}, status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, "head": head, "lag_events": lag}
+        relay = relay_status(svc.ledger.app, svc.settings)
+        if relay is not None:  # reported, not gating: a Kafka outage does not take the API out of service
+            body["relay"] = {"position": relay.position, "lag_events": relay.lag_events, "error": relay.error,
+                             "error_since": relay.error_since}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"])
     def metrics_route(request: Request) -> Response:

@@ -1,5 +1,5 @@
-"""The projection runner, the reservation sweeper and the audit log's follower and
-checkpoints: one of each per deployment."""
+"""The projection runner, the reservation sweeper, the audit log's follower and checkpoints
+(and the Kafka relay, when asked): one of each per deployment."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from audit.log import AuditLog
 from audit.rows import EventReader
 from audit.settings import AuditSettings
 from ledger.domain.errors import DomainError
+from ledger.relay import Relay
 from projections.registry import build_projections
 from projections.runner import Runner
 
@@ -31,10 +32,13 @@ class Background:
                         self.audit_settings.signing_key_path(services.settings))
         self.audit = AuditLog(services.audit(), EventReader(services.settings))
         self.threads = [
-            threading.Thread(target=self._project, name="ledger-projections", daemon=True),
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
             threading.Thread(target=self._follow, name="ledger-audit", daemon=True),
         ]
+        if services.api.serve_projections:  # off when `project run --from-kafka` builds the read models
+            self.threads.append(threading.Thread(target=self._project, name="ledger-projections", daemon=True))
+        if services.api.serve_relay:
+            self.threads.append(threading.Thread(target=self._relay, name="ledger-relay", daemon=True))
         if self.audit_settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
@@ -55,6 +59,14 @@ class Background:
                 self.runner.run_forever(self.stop)
             except Exception as error:  # supervise: a runner that dies is restarted
                 log.error("projection runner failed (%s); restarting", type(error).__name__)
+                self.stop.wait(1.0)
+
+    def _relay(self) -> None:
+        while not self.stop.is_set():
+            try:  # a fresh relay resumes from the recorded position
+                Relay(self.services.ledger.app, self.services.settings).run_forever(self.stop)
+            except Exception as error:  # supervise: a relay that dies is restarted
+                log.error("kafka relay failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
 
     def _sweep(self) -> None:

@@ -112,6 +112,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes serving requests")] = 1,
     demo: Annotated[bool, typer.Option(help="create one token per role and print them")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    relay: Annotated[bool, typer.Option("--relay", help="also publish the log to Kafka (LEDGER_KAFKA_*)")] = False,
+    projections: Annotated[bool, typer.Option(
+        help="run the projection runner here; --no-projections when `project run --from-kafka` builds them")] = True,
 ) -> None:
     """Serve the HTTP API with uvicorn; the read models and the reservation sweeper run once here.
 
@@ -129,6 +132,10 @@ def serve(
 
     settings = load_settings()
     api = _api_settings()
+    if relay and not settings.kafka_bootstrap:
+        raise _fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    api = api.model_copy(update={"serve_relay": relay or api.serve_relay,
+                                 "serve_projections": projections and api.serve_projections})
     try:
         _, generated = resolve_cipher_key(settings)  # before any worker: one key, generated once
         services = Services.open(settings, api)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from api.services import Services
+from ledger.relay import relay_status
 from projections.registry import PROJECTION_NAMES
 
 
@@ -25,6 +26,12 @@ class Metrics:
                             registry=self.registry)
         self.lag = Gauge("ledger_projection_lag_events", "events a read model has still to process",
                          ["projection"], registry=self.registry)
+        self.relay_position = Gauge("ledger_relay_position", "log position the Kafka relay has published up to",
+                                    registry=self.registry)
+        self.relay_lag = Gauge("ledger_relay_lag_events", "events the Kafka relay has still to publish",
+                               registry=self.registry)
+        self.relay_up = Gauge("ledger_relay_up", "0 while the Kafka relay reports an outage, else 1",
+                              registry=self.registry)
 
     def install(self, app: FastAPI) -> None:
         @app.middleware("http")
@@ -42,4 +49,9 @@ class Metrics:
         self.events.set(head)
         for name in PROJECTION_NAMES:
             self.lag.labels(name).set(max(0, head - services.store.position(services.view(name).tracking_name)))
+        relay = relay_status(services.ledger.app, services.settings)
+        if relay is not None:
+            self.relay_position.set(relay.position)
+            self.relay_lag.set(relay.lag_events)
+            self.relay_up.set(0 if relay.error else 1)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

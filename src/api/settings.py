@@ -19,6 +19,8 @@ class ApiSettings(BaseSettings):
     sweep_interval_s: float = Field(default=5.0, gt=0)
     as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events each process keeps for "
                                      "as_of reads (~2 KB each); events past them are decoded again per read")
+    serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
+    serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
 
     def token_roles(self) -> dict[str, str]:
         """token -> role from LEDGER_API_TOKENS."""

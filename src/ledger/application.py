@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence as es_persistence
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
@@ -76,6 +79,13 @@ def build_app(settings: Settings) -> tuple[LedgerApp, str]:
         del env["AGGREGATE_CACHE_MAXSIZE"]
     return with_startup_retries(lambda: LedgerApp(env=env)), master_key
 
+
+# Errors after which the database may come back: reconnect and resume. The library re-raises
+# driver errors as its own OperationalError / InterfaceError.
+TRANSIENT_DATABASE_ERRORS = (
+    psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError, ConnectionError,
+    es_persistence.OperationalError, es_persistence.InterfaceError,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

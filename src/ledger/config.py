@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     writer_address: str = Field(default="", description="set by `ledger serve`: its workers' way to the writer")
     writer_authkey: str = Field(default="", description="set by `ledger serve`: the writer socket's shared secret")
     postgres_pool_size: int = Field(default=10, gt=0)
+    kafka_bootstrap: str = Field(default="", description="host:port[,host:port...] of a Kafka cluster; empty: none")
+    kafka_topic_prefix: str = Field(default="ledger.", pattern=r"^[A-Za-z0-9._-]*$",
+                                    description="topics are <prefix>events and <prefix>views-lanes")
+    kafka_partitions: int = Field(default=6, gt=0, description="partitions of a topic the relay creates")
+    kafka_replication: int = Field(default=1, gt=0, description="replication factor of a topic the relay creates")
+    kafka_source: str = Field(default="urn:ledger", min_length=1, description="the CloudEvents `source` of events")
+    kafka_group: str = Field(default="ledger-views", min_length=1, description="consumer group of read models")
+    kafka_delivery_timeout_ms: int = Field(default=30_000, ge=1000,
+                                           description="a send not acknowledged in this time fails: an outage")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
 
     @field_validator("database_url", "views_database_url")
     @classmethod

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
+import types
 import typing
+from datetime import date, datetime
+from decimal import Decimal
 from types import ModuleType
+from typing import Any
+from uuid import UUID
 
 from ledger.domain import answers, catalog, holders, orders, promotions, stock, supply
 from ledger.domain.base import LedgerAggregate
@@ -99,4 +105,69 @@ def render() -> str:
             meaning = _doc(event)
             lines.append(f"| `{aggregate.__name__}.{event.__name__}` | {fields} | {meaning} |")
         lines.append("")
+    lines.append(render_kafka())
     return "\n".join(lines).rstrip() + "\n"
+
+
+KAFKA_HEADER = """## On Kafka
+
+`ledger relay` publishes every event to the topic `<prefix>events` (docs/kafka.md), one message
+per event, key = the aggregate id, in the CloudEvents Kafka binding's binary mode:
+
+| header | value |
+| --- | --- |
+| `ce_specversion` | `1.0` |
+| `ce_id` | `<aggregate id>/<version>`: unique, and the same on a re-delivery |
+| `ce_source` | `LEDGER_KAFKA_SOURCE` (default `urn:ledger`) |
+| `ce_type` | `ledger.<Aggregate>.<Event>`, e.g. `ledger.Order.Placed` |
+| `ce_time` | the event's `timestamp`, ISO 8601 with offset |
+| `ce_subject` | the aggregate id (also the message key) |
+| `content-type` | `application/json` |
+| `ledger_position` | the event's position in the global log (deduplicate and order by it) |
+| `ledger_prev_position` | the position of the event before it in the log (0 for the first) |
+| `ledger_version` | the aggregate version (`originator_version`) |
+
+The value is a JSON object of the event's own fields below plus `meta` (object of strings).
+Identifiers are strings in UUID form, money is a decimal string (`"9.50"`, never a float), times
+are ISO 8601 strings. `sealed_code` and `code_hmac` are never sent: no card-key code, sealed code
+or code hash leaves the ledger this way.
+"""
+
+_JSON_NAMES = {
+    str: "string", int: "integer", bool: "boolean", float: "number", UUID: "uuid string",
+    Decimal: "decimal string", datetime: "ISO 8601 string", date: "ISO date string",
+}
+
+
+def _json_type(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _json_type(a) for a in args)
+    if origin in (list, tuple, set, frozenset):
+        return f"array of {_json_type(args[0]) if args else 'any'}"
+    if origin is dict:
+        return f"object of {_json_type(args[1])}" if len(args) == 2 else "object"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "string (" + " / ".join(str(m.value) for m in hint) + ")"
+    return _JSON_NAMES.get(hint, "any JSON")
+
+
+def kafka_fields(event: type[LedgerAggregate.Event]) -> list[tuple[str, str]]:
+    """The fields of an event's Kafka value and their JSON types (secrets left out)."""
+    from ledger.service.queries import SECRET_FIELDS
+
+    hints = typing.get_type_hints(event)
+    return [
+        (f.name, _json_type(hints[f.name]))
+        for f in dataclasses.fields(event)  # type: ignore[arg-type]
+        if f.name not in _BASE_FIELDS and f.name not in SECRET_FIELDS
+    ]
+
+
+def render_kafka() -> str:
+    lines = [KAFKA_HEADER, "| `ce_type` | value fields (besides `meta`) |", "| --- | --- |"]
+    for aggregate in aggregates():
+        for event in declared_events(aggregate):
+            fields = ", ".join(f"`{n}`: {t}" for n, t in kafka_fields(event)) or "—"
+            lines.append(f"| `ledger.{aggregate.__name__}.{event.__name__}` | {fields} |")
+    return "\n".join(lines)

@@ -7,6 +7,8 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,9 +140,9 @@ def measure_lag(ledger: Ledger, store: ViewStore, seconds: float, writers: int =
     return LagSample(seconds, count[0], samples[len(samples) // 2], samples[int(len(samples) * 0.99)], samples[-1])
 
 
-def bench_replay(
-    settings: Settings, events: int = 200_000, batch_size: int = 5000, lag_seconds: float = 10.0
-) -> ReplayBench:
+@contextmanager
+def seeded_store(settings: Settings, events: int) -> Iterator[tuple[Ledger, str, float]]:
+    """A throwaway store seeded with at least `events` events: (ledger, where, seconds it took)."""
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, 2, Path(tmp))
         try:
@@ -149,24 +151,30 @@ def bench_replay(
                 seed(ledger, events, random.Random(1))
             except DomainError as error:
                 raise RuntimeError(f"seeding failed: {error.message}") from error
-            seeded = time.perf_counter() - began
-            total = ledger.app.recorder.max_notification_id() or 0
-
-            began = time.perf_counter()
-            start = 1
-            while start <= total:
-                page = ledger.app.recorder.select_notifications(start, batch_size)
-                if not page:
-                    break
-                start = page[-1].id + 1
-            raw = time.perf_counter() - began
-
-            store = ViewStore(ledger.settings)
-            began = time.perf_counter()
-            rebuild(ledger.app, store, None, batch_size=batch_size)
-            rebuilt = time.perf_counter() - began
-            lag = measure_lag(ledger, store, lag_seconds) if lag_seconds > 0 else None
-            store.close()
+            yield ledger, where, time.perf_counter() - began
         finally:
             ledger.close()
+
+
+def bench_replay(
+    settings: Settings, events: int = 200_000, batch_size: int = 5000, lag_seconds: float = 10.0
+) -> ReplayBench:
+    with seeded_store(settings, events) as (ledger, where, seeded):
+        total = ledger.app.recorder.max_notification_id() or 0
+
+        began = time.perf_counter()
+        start = 1
+        while start <= total:
+            page = ledger.app.recorder.select_notifications(start, batch_size)
+            if not page:
+                break
+            start = page[-1].id + 1
+        raw = time.perf_counter() - began
+
+        store = ViewStore(ledger.settings)
+        began = time.perf_counter()
+        rebuild(ledger.app, store, None, batch_size=batch_size)
+        rebuilt = time.perf_counter() - began
+        lag = measure_lag(ledger, store, lag_seconds) if lag_seconds > 0 else None
+        store.close()
     return ReplayBench(where, total, seeded, raw, rebuilt, lag)

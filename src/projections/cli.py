@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
+from ledger.relay import relay_status
 from projections.as_of import History, LiveReadModels
 from projections.rebuild import rebuild
 from projections.reconcile import NotAligned, reconcile
@@ -76,21 +77,63 @@ def run_command(
     names: Annotated[list[str] | None, typer.Argument(help="read models to run (default: all)")] = None,
     batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
     poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.25,
+    from_kafka: Annotated[bool, typer.Option(
+        "--from-kafka", help="build from the Kafka topic as a member of the read-model consumer group "
+                             "(LEDGER_KAFKA_*); the group splits the read models among its members")] = False,
 ) -> None:
     """Keep read models up to date until stopped (Ctrl-C / SIGTERM); resumes where it stopped."""
+    if from_kafka:
+        if names:
+            raise _fail("--from-kafka builds every read model: the consumer group splits them among its members")
+        _run_from_kafka(batch_size)
+        return
     with _opened() as (app, store):
         try:
             runner = Runner(app, store, lambda: build_projections(store, names), batch_size=batch_size,
                             poll_interval=poll)
         except ValueError as error:
             raise _fail(str(error)) from None
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop = _stop_on_signals()
         out.print(f"projecting from position {runner.position} (head {runner.head()}); Ctrl-C stops")
         runner.run_forever(stop)
         runner.close()
         out.print(f"stopped at position {runner.position}")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _run_from_kafka(batch_size: int) -> None:
+    from kafka.errors import KafkaError
+
+    from ledger.cli import load_settings
+    from ledger.relay import require_bootstrap
+    from projections.kafka_source import KafkaViews
+
+    settings = load_settings()
+    try:
+        require_bootstrap(settings)
+        store = ViewStore(settings)
+    except (ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    try:
+        member = KafkaViews(settings, store, batch_size=batch_size,
+                            on_assignment=lambda lanes: typer.echo(f"owns lanes: {' '.join(lanes)}"))
+    except KafkaError as error:
+        store.close()
+        raise _fail(f"cannot join the read-model group at {settings.kafka_bootstrap}: {error}") from None
+    stop = _stop_on_signals()
+    out.print(f"joined consumer group {settings.kafka_group} at {settings.kafka_bootstrap}; Ctrl-C stops")
+    try:
+        member.run_forever(stop)
+    finally:
+        member.close()
+        store.close()
+    out.print("stopped")
 
 
 @project.command("status")
@@ -102,6 +145,12 @@ def status_command() -> None:
             table.add_row(s.name, str(s.version), str(s.position), str(s.head), str(s.lag_events),
                           f"{s.lag_seconds:.1f}", f"{s.events_per_s:,.0f}")
         out.print(table)
+        relay = relay_status(app, Settings())
+        if relay is not None:
+            state = f"DOWN since {relay.error_since}: {relay.error}" if relay.error else "ok"
+            out.print(f"kafka relay to {relay.topic}: position {relay.position} of {relay.head}, "
+                      f"lag {relay.lag_events} events, {relay.events_per_s:,.0f} events/s, {state}",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 @project.command("rebuild")

@@ -13,6 +13,10 @@ from projections.store import ViewStore
 
 # Every read model, in the order the runner feeds them.
 PROJECTION_NAMES = ("facts", "inventory", "fraud", "journal", "sales", "profit")
+# The read models that look things up in the facts, by name.
+DEPENDENT: dict[str, type[Inventory | Fraud | Journal | Sales | Profit]] = {
+    "inventory": Inventory, "fraud": Fraud, "journal": Journal, "sales": Sales, "profit": Profit,
+}
 
 
 def build_projections(
@@ -24,13 +28,7 @@ def build_projections(
     """
     v = versions or {}
     facts = Facts(store, v.get("facts"))
-    available: dict[str, Projection] = {
-        "inventory": Inventory(store, facts, v.get("inventory")),
-        "fraud": Fraud(store, facts, v.get("fraud")),
-        "journal": Journal(store, facts, v.get("journal")),
-        "sales": Sales(store, facts, v.get("sales")),
-        "profit": Profit(store, facts, v.get("profit")),
-    }
+    available: dict[str, Projection] = {name: cls(store, facts, v.get(name)) for name, cls in DEPENDENT.items()}
     chosen = names or list(available)
     unknown = sorted(set(chosen) - set(available) - {"facts"})
     if unknown:

@@ -9,7 +9,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -135,13 +134,7 @@ class Runner:
                 handler(event, notification.id)
 
     def _record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
-        self.store.execute(
-            cursor,
-            "INSERT INTO projection_status (tracking_name, position, events_per_s, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (tracking_name) DO UPDATE SET position = excluded.position, "
-            "events_per_s = excluded.events_per_s, updated_at = excluded.updated_at",
-            (name, position, rate, datetime.now(UTC).isoformat()),
-        )
+        self.store.record_status(cursor, name, position, rate)
 
     def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Process until the head (or `until`) is reached; return events read."""

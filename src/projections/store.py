@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -77,6 +78,16 @@ class ViewStore:
 
     def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
         self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
+
+    def record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
+        """Where a read model stands and how fast it went (`projection_status`, made by the runner)."""
+        self.execute(
+            cursor,
+            "INSERT INTO projection_status (tracking_name, position, events_per_s, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (tracking_name) DO UPDATE SET position = excluded.position, "
+            "events_per_s = excluded.events_per_s, updated_at = excluded.updated_at",
+            (name, position, rate, datetime.now(UTC).isoformat()),
+        )
 
     def active_version(self, name: str) -> int:
         rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))

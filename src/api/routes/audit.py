@@ -4,10 +4,7 @@ Events are decoded (decrypted) and their sealed codes and code hashes are remove
 
 from __future__ import annotations
 
-import enum
 import time
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,7 +15,8 @@ from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.routes.reads import invalid
 from api.services import Services
-from ledger.service.queries import SECRET_FIELDS, event_data
+from ledger.event_json import scrub
+from ledger.service.queries import event_data
 from projections.events import EVENT_CLASSES
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -26,21 +24,6 @@ Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
 Finance = Annotated[Caller, Depends(require("finance"))]
 MAX_LIMIT = 1000
 TYPE_PATTERN = r"^[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*(,[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*)*$"
-
-
-def scrub(value: Any) -> Any:
-    """JSON-ready, with every secret field dropped wherever it sits."""
-    if isinstance(value, dict):
-        return {str(k): scrub(v) for k, v in value.items() if k not in SECRET_FIELDS}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [scrub(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return scrub(value.value)
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def to_audit(event: Any, position: int | None) -> AuditEvent:

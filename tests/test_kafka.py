@@ -1,0 +1,400 @@
+"""The Kafka relay and the read models built from Kafka, against a real broker (Tansu, started per
+test on a free loopback port): every event once per position in log order per key, with the
+CloudEvents headers and no code; a relay killed with SIGKILL resumes without a gap; a consumer
+group of two processes, one killed mid-batch, builds what a rebuild from the log builds; a broker
+outage is reported and survived."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import LedgerApp, build_app
+from ledger.config import Settings
+from ledger.demo import SimClock, run_demo
+from ledger.event_catalogue import kafka_fields
+from ledger.event_json import scrub
+from ledger.relay import POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
+from ledger.service.ledger import open_ledger
+from ledger.service.queries import event_data
+from projections.kafka_source import LANES
+from projections.registry import build_projections
+from projections.runner import Runner
+from projections.store import ViewStore
+from tests.conftest import TEST_CIPHER_KEY
+from tests.helpers import buy, stocked_product
+from tests.kafka_broker import Broker, broker, new_group
+
+__all__ = ["broker"]  # the fixture
+SECRET_PREFIX = "SECRETCODE"
+CE_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo-sized history (the demo with 120 orders: ~2,100 events) plus keys whose clear codes we know."""
+    path = tmp_path_factory.mktemp("kafka-demo")
+    clock = SimClock()
+    ledger = open_ledger(_settings(path), clock=clock)
+    try:
+        run_demo(ledger, clock, 7, 120, lambda n: None)
+        stocked_product(ledger, "KAFKA-1", 40, prefix=SECRET_PREFIX)
+        for n in range(4):
+            buy(ledger, f"kafka-{n}", "KAFKA-1")
+    finally:
+        ledger.close()
+    return path
+
+
+def _settings(path: Path, bootstrap: str = "", **overrides: Any) -> Settings:
+    return Settings(database_url=f"sqlite:///{path / 'ledger.sqlite'}", data_dir=path, cipher_key=TEST_CIPHER_KEY,
+                    kafka_bootstrap=bootstrap, kafka_partitions=3, kafka_group=new_group(),
+                    kafka_session_timeout_ms=6000, kafka_delivery_timeout_ms=3000, **overrides)
+
+
+@pytest.fixture
+def store_dir(demo_dir: Path, tmp_path: Path) -> Path:
+    for file in demo_dir.glob("ledger.sqlite*"):
+        shutil.copy(file, tmp_path / file.name)
+    return tmp_path
+
+
+@pytest.fixture
+def app(store_dir: Path) -> Iterator[LedgerApp]:
+    built, _ = build_app(_settings(store_dir))
+    yield built
+    built.close()
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    for name, value in settings.model_dump().items():
+        if value not in ("", None):
+            env[f"LEDGER_{name.upper()}"] = str(value)
+    return env
+
+
+def _ledger_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from ledger.cli import main; main()", *args]
+
+
+def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of the topic, partition by partition in offset order."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: dict[int, list[Any]] = defaultdict(list)
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                found[tp.partition].extend(records)
+        return [r for p in sorted(found) for r in found[p]]
+    finally:
+        consumer.close()
+
+
+def _position(record: Any) -> int:
+    return int(dict(record.headers)[POSITION])
+
+
+def _log_ids(app: LedgerApp) -> list[int]:
+    return [n.id for n in app.recorder.select_notifications(1, 10**7)]
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _first_seen_in_order_per_key(records: list[Any]) -> None:
+    """Per key, after dropping re-deliveries: one partition, positions and versions ascending."""
+    seen: set[int] = set()
+    by_key: dict[bytes, list[tuple[int, int, int]]] = defaultdict(list)
+    for record in records:
+        position = _position(record)
+        if position in seen:
+            continue
+        seen.add(position)
+        by_key[record.key].append((record.partition, position, int(dict(record.headers)[VERSION])))
+    for key, items in by_key.items():
+        assert len({p for p, _, _ in items}) == 1, key
+        positions = [pos for _, pos, _ in items]
+        versions = [v for _, _, v in items]
+        assert positions == sorted(positions), key
+        assert versions == list(range(versions[0], versions[0] + len(versions))), key
+
+
+def _walk_keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _walk_keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk_keys(v)
+
+
+def _walk_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk_strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_every_event_once_in_log_order_per_key_with_cloudevents_headers_and_no_code(
+    broker: Broker, store_dir: Path, app: LedgerApp
+) -> None:
+    settings = _settings(store_dir, broker.bootstrap)
+    relay = Relay(app, settings, batch_size=500)
+    relay.publish_available()
+    relay.close()
+    records = read_all(broker.bootstrap, events_topic(settings))
+
+    notifications = app.recorder.select_notifications(1, 10**7)
+    assert len(notifications) > 2000
+    assert sorted(_position(r) for r in records) == [n.id for n in notifications]  # each exactly once
+    _first_seen_in_order_per_key(records)
+
+    events = {n.id: app.mapper.to_domain_event(n) for n in notifications}
+    secrets: list[bytes] = []
+    for event in events.values():
+        for field in ("sealed_code", "code_hmac"):
+            if getattr(event, field, None):
+                secrets.append(str(getattr(event, field)).encode())
+    assert len(secrets) > 40
+    seen_strings: set[bytes] = set()
+    for record in records:
+        headers = dict(record.headers)
+        event = events[_position(record)]
+        assert all(name in headers for name in CE_HEADERS)
+        assert headers["ce_specversion"] == b"1.0"
+        assert headers["ce_source"] == b"urn:ledger"
+        assert headers["ce_type"].decode() == "ledger." + type(event).__qualname__
+        assert headers["ce_id"] == f"{event.originator_id}/{event.originator_version}".encode()
+        assert datetime.fromisoformat(headers["ce_time"].decode()) == event.timestamp
+        assert record.key == str(event.originator_id).encode()
+        value = json.loads(record.value)
+        assert value == scrub(event_data(event))  # the audit API's scrubbing, the reference
+        assert set(value) == {name for name, _ in kafka_fields(type(event))} | {"meta"}  # as docs/events.md says
+        assert not {"sealed_code", "code_hmac"} & set(_walk_keys(value))  # ("code" is a coupon's)
+        assert SECRET_PREFIX.encode() not in record.value + b"".join(v for _, v in record.headers)
+        seen_strings.update(v for _, v in record.headers)
+        seen_strings.update(s.encode() for s in _walk_strings(value))
+    assert not seen_strings & set(secrets)
+
+
+def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_dir: Path, app: LedgerApp) -> None:
+    settings = _settings(store_dir, broker.bootstrap)
+    batch, in_flight = 100, 4  # the relay's --batch-size and its default batches in flight
+    position = RelayPosition(app, events_topic(settings))
+    head = _log_ids(app)[-1]
+    env = _env(settings)
+    rng = random.Random()
+    kills: list[int] = []
+    for fraction in (0.2, 0.6):
+        process = subprocess.Popen(_ledger_command("relay", "--batch-size", str(batch), "--poll", "0.02"),
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait(lambda f=fraction, p=process: position.position() >= f * head or p.poll() is not None, 60, "the relay")
+        time.sleep(rng.uniform(0, 0.2))
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL, process.stderr.read() if process.stderr else ""
+        kills.append(position.position())
+    process = subprocess.Popen(_ledger_command("relay", "--batch-size", str(batch), "--poll", "0.02"),
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: position.position() == head, 60, "the relay to reach the head")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+    records = read_all(broker.bootstrap, events_topic(settings))
+    counts = Counter(_position(r) for r in records)
+    assert sorted(counts) == _log_ids(app)  # no position missing
+    duplicated = [p for p, n in counts.items() if n > 1]
+    window = batch * (in_flight + 1)
+    assert all(any(k < p <= k + window for k in kills) for p in duplicated), (kills, duplicated[:20])
+    _first_seen_in_order_per_key(records)
+
+
+def _views(settings: Settings, path: Path) -> ViewStore:
+    return ViewStore(settings.model_copy(update={"views_database_url": f"sqlite:///{path}"}))
+
+
+def _lane_positions(views: ViewStore) -> dict[str, int]:
+    try:
+        return {str(lane): int(pos) for lane, pos in views.query("SELECT lane, position FROM kafka_lanes")}
+    except Exception:  # the table does not exist before the first member starts
+        return {}
+
+
+def test_two_group_members_one_killed_mid_batch_build_what_a_rebuild_builds(
+    broker: Broker, store_dir: Path, app: LedgerApp
+) -> None:
+    settings = _settings(store_dir, broker.bootstrap)
+    head = _log_ids(app)[-1]
+    kafka_views = store_dir / "views-kafka.sqlite"
+    views = _views(settings, kafka_views)
+    env = _env(settings) | {"LEDGER_VIEWS_DATABASE_URL": f"sqlite:///{kafka_views}"}
+    command = _ledger_command("project", "run", "--from-kafka", "--batch-size", "150")
+    logs = [store_dir / f"member-{n}.log" for n in range(3)]
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        with logs[n].open("wb") as log:
+            return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def owned(n: int) -> list[set[str]]:
+        """The lanes member `n` owned, at each change of the group's assignment."""
+        return [set(line.split(":", 1)[1].split()) for line in logs[n].read_text().splitlines()
+                if line.startswith("owns lanes:")]
+
+    members = [start(0), start(1)]
+    try:
+        _wait(lambda: bool(owned(0) and owned(0)[-1] and owned(1) and owned(1)[-1]), 60, "the group to split")
+        assert not owned(0)[-1] & owned(1)[-1]  # split, not shared
+        relay = Relay(app, settings)  # events arrive while the members work
+        relay.publish_available()
+        relay.close()
+        _wait(lambda: any(0 < p < head for p in _lane_positions(views).values()), 60, "lanes to start")
+        members[0].send_signal(signal.SIGKILL)
+        members[0].wait()
+        members[0] = start(2)
+        _wait(lambda: len(_lane_positions(views)) == 6 and set(_lane_positions(views).values()) == {head}, 80,
+              "every lane to reach the head")
+        _wait(lambda: bool(owned(1) and owned(2)) and not owned(1)[-1] & owned(2)[-1]
+              and owned(1)[-1] | owned(2)[-1] == set(LANES), 30, "the survivor and the restarted member to split")
+    finally:
+        for member in members:
+            member.terminate()
+        for member in members:
+            member.wait(timeout=20)
+
+    reference = _views(settings, store_dir / "views-log.sqlite")
+    Runner(app, reference, build_projections(reference)).catch_up()
+    for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+        assert built.dump() == expected.dump(), built.name
+
+
+def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.background import Background
+    from api.metrics import Metrics
+    from api.services import Services
+    from api.settings import ApiSettings
+
+    settings = _settings(tmp_path, broker.bootstrap)
+    services = Services.open(settings, ApiSettings(serve_relay=True, serve_projections=False))  # serve --relay
+    ledger = services.ledger
+    app = ledger.app
+    stocked_product(ledger, "KAFKA-1", 10)
+    buy(ledger, "before-outage", "KAFKA-1")
+    background = Background(services)
+    background.start()
+    try:
+        _wait(lambda: relay_status(app, settings).position == _log_ids(app)[-1], 60, "the relay")  # type: ignore[union-attr]
+        before_outage = _log_ids(app)[-1]
+        broker.stop()
+        for n in range(3):
+            buy(ledger, f"outage-{n}", "KAFKA-1")
+        _wait(lambda: relay_status(app, settings).error is not None, 30, "the outage to be reported")  # type: ignore[union-attr]
+        down = relay_status(app, settings)
+        assert down is not None and down.lag_events > 0 and down.error_since
+        assert "ledger_relay_up 0.0" in Metrics().render(services).body.decode()
+        with TestClient(create_app(services)) as client:
+            relay_ready = client.get("/readyz").json()["relay"]
+        assert relay_ready["error"] and relay_ready["lag_events"] == down.lag_events
+
+        broker.start()  # memory storage: the broker comes back empty
+        _wait(lambda: relay_status(app, settings).position == _log_ids(app)[-1], 60, "the relay to resume")  # type: ignore[union-attr]
+        up = relay_status(app, settings)
+        assert up is not None and up.error is None and up.lag_events == 0
+        metrics = Metrics().render(services).body.decode()
+        assert "ledger_relay_up 1.0" in metrics and "ledger_relay_lag_events 0.0" in metrics
+        since_outage = {p for p in _log_ids(app) if p > before_outage}
+    finally:
+        background.close()
+        services.close()
+    # What the broker held before it restarted died with its memory; from the outage on, nothing is missing.
+    received = {_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}
+    assert since_outage and since_outage <= received
+
+
+def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ledger.cli import app as cli
+    from ledger.cli import load_plugins
+
+    load_plugins()
+    env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
+           "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}
+    for args in (["relay"], ["project", "run", "--from-kafka"], ["serve", "--relay"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "LEDGER_KAFKA_BOOTSTRAP" in result.output, (args, result.output)
+    assert not (tmp_path / "ledger.sqlite").exists()
+    bad = CliRunner().invoke(cli, ["relay"], env=env | {"LEDGER_KAFKA_TOPIC_PREFIX": "no spaces"})
+    assert bad.exit_code == 1 and "KAFKA_TOPIC_PREFIX" in bad.output, bad.output
+
+
+@pytest.mark.postgres
+def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild(
+    broker: Broker, pg_url: str, tmp_path: Path
+) -> None:
+    from projections.kafka_source import KafkaViews
+    from tests.conftest import FakeClock
+    from tests.test_runner_crash import make_history
+
+    settings = _settings(tmp_path, broker.bootstrap).model_copy(update={"database_url": pg_url})
+    clock = FakeClock()
+    ledger = open_ledger(settings, clock=clock)
+    try:
+        assert relay_status(ledger.app, settings).position == 0  # type: ignore[union-attr]  # no relay ran yet
+        make_history(ledger, clock, purchases=20)
+        relay = Relay(ledger.app, settings)
+        relay.publish_available()
+        relay.close()
+        head = _log_ids(ledger.app)[-1]
+        status = relay_status(ledger.app, settings)
+        assert status is not None and (status.position, status.lag_events, status.error) == (head, 0, None)
+
+        views = ViewStore(settings)  # the read models beside the events, on PostgreSQL
+        member = KafkaViews(settings, views, batch_size=50)
+        try:
+            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
+                  and set(member.positions().values()) == {head}, 60, "every lane")
+        finally:
+            member.close()
+        reference = _views(settings, tmp_path / "views-log.sqlite")
+        Runner(ledger.app, reference, build_projections(reference)).catch_up()
+        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+            assert built.dump() == expected.dump(), built.name
+        views.close()
+    finally:
+        ledger.close()
