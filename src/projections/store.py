@@ -25,6 +25,11 @@ VERSIONS_DDL = (
 )
 
 
+class StalePosition(Exception):
+    """A batch was computed on rows read at another position than the one stored now: its
+    commit is refused. The rows in memory must be reloaded before going on."""
+
+
 class ViewStore:
     """A thin, dialect-aware wrapper: SQL is written with `?` placeholders and `{name}`
     table names; upserts use `ON CONFLICT`, which SQLite and PostgreSQL both speak."""
@@ -75,8 +80,27 @@ class ViewStore:
     def position(self, tracking_name: str) -> int:
         return self.tracking.max_tracking_id(tracking_name) or 0
 
-    def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
+    def record_position(self, cursor: Any, tracking_name: str, position: int, previous: int) -> None:
+        """Move `tracking_name` from `previous` to `position` in the caller's transaction, or
+        raise StalePosition if the store is not at `previous`: a batch built on rows of another
+        position (memory not reloaded, a commit whose answer was lost, a second runner) never
+        commits. On PostgreSQL the row stays locked until the transaction ends."""
+        if self.is_postgres:
+            table = f'"{self._datastore.schema}"."{self.tracking.tracking_table_name}"'  # type: ignore[attr-defined]
+            self.execute(cursor, f"SELECT max(notification_id) AS max FROM (SELECT notification_id FROM {table}"
+                                 " WHERE application_name = ? FOR UPDATE) AS locked", (tracking_name,))
+            stored = cursor.fetchone()["max"]
+        else:  # SQLite: one writer at a time
+            stored = self.tracking._max_tracking_id(tracking_name, cursor)  # type: ignore[attr-defined]
+        if (stored or 0) != previous:
+            raise StalePosition(f"{tracking_name} is at {stored or 0} in the store, not at {previous}")
         self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
+
+    def drop_dead_connections(self) -> None:
+        """After a lost connection: test the pooled ones and replace those the server closed,
+        so that recovery costs one retry, not one per dead connection (PostgreSQL)."""
+        if self.is_postgres:
+            self._datastore.pool.check()
 
     def active_version(self, name: str) -> int:
         rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))
