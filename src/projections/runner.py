@@ -126,13 +126,13 @@ class Runner:
         try:
             self._apply(notifications)
             rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
+            behind = [p for p in self.projections if last > self.positions[p.tracking_name]]
             with self.store.transaction() as cursor:
-                for projection in self.projections:
-                    if last > self.positions[projection.tracking_name]:
-                        projection.flush(cursor)
-                        previous = self.positions[projection.tracking_name]
-                        self.store.record_position(cursor, projection.tracking_name, last, previous)
-                        self._record_status(cursor, projection.tracking_name, last, rate)
+                self.store.expect_positions(cursor, {p.tracking_name: self.positions[p.tracking_name] for p in behind})
+                for projection in behind:
+                    projection.flush(cursor)
+                    self.store.record_position(cursor, projection.tracking_name, last)
+                    self._record_status(cursor, projection.tracking_name, last, rate)
         except BaseException:
             # Memory may hold rows of a batch that never committed (or did, unacknowledged):
             # drop them now, whatever else is failing; the next batch reloads from the store.
@@ -188,7 +188,7 @@ class Runner:
                 backoff = 0.5
             except (*TRANSIENT, StalePosition) as error:
                 # No reload here: run_once reloads first whenever memory was dropped.
-                log.warning("projection runner lost the database (%s); retrying in %.1fs", error, backoff)
+                log.warning("projection runner: %s; retrying in %.1fs", error, backoff)
                 self._close_listener()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

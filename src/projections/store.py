@@ -5,7 +5,7 @@ transaction as their rows."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -66,7 +66,7 @@ class ViewStore:
         SELECT needs no BEGIN/COMMIT: one round trip instead of three."""
         with self._read_cursor() as cursor:
             self.execute(cursor, statement, params)
-            return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+            return [_values(row) for row in cursor.fetchall()]
 
     @contextmanager
     def _read_cursor(self) -> Iterator[Any]:
@@ -80,20 +80,28 @@ class ViewStore:
     def position(self, tracking_name: str) -> int:
         return self.tracking.max_tracking_id(tracking_name) or 0
 
-    def record_position(self, cursor: Any, tracking_name: str, position: int, previous: int) -> None:
-        """Move `tracking_name` from `previous` to `position` in the caller's transaction, or
-        raise StalePosition if the store is not at `previous`: a batch built on rows of another
-        position (memory not reloaded, a commit whose answer was lost, a second runner) never
-        commits. On PostgreSQL the row stays locked until the transaction ends."""
+    def expect_positions(self, cursor: Any, expected: Mapping[str, int]) -> None:
+        """Raise StalePosition unless each tracking name is stored at its expected position,
+        read in the caller's transaction (on PostgreSQL the rows stay locked until it ends):
+        rows built at another position (memory not reloaded, a commit whose answer was lost,
+        a second runner) never commit. One query for all names."""
+        if not expected:
+            return
+        table, lock = "tracking", ""
         if self.is_postgres:
             table = f'"{self._datastore.schema}"."{self.tracking.tracking_table_name}"'  # type: ignore[attr-defined]
-            self.execute(cursor, f"SELECT max(notification_id) AS max FROM (SELECT notification_id FROM {table}"
-                                 " WHERE application_name = ? FOR UPDATE) AS locked", (tracking_name,))
-            stored = cursor.fetchone()["max"]
-        else:  # SQLite: one writer at a time
-            stored = self.tracking._max_tracking_id(tracking_name, cursor)  # type: ignore[attr-defined]
-        if (stored or 0) != previous:
-            raise StalePosition(f"{tracking_name} is at {stored or 0} in the store, not at {previous}")
+            lock = " FOR UPDATE"
+        marks = ", ".join("?" for _ in expected)
+        self.execute(cursor, f"SELECT application_name, notification_id FROM {table}"
+                             f" WHERE application_name IN ({marks}){lock}", list(expected))
+        stored: dict[str, int] = {}
+        for name, position in map(_values, cursor.fetchall()):  # several rows each if multi-row tracking
+            stored[name] = max(stored.get(name, 0), position)
+        stale = {name: stored.get(name, 0) for name, position in expected.items() if stored.get(name, 0) != position}
+        if stale:
+            raise StalePosition(f"the store is at {stale}, the rows in memory at {dict(expected)}")
+
+    def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
         self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
 
     def drop_dead_connections(self) -> None:
@@ -121,3 +129,8 @@ class ViewStore:
 
     def close(self) -> None:
         self._datastore.close()
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    """A fetched row's values, whether the driver gave a dict (psycopg) or a tuple-like row."""
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
