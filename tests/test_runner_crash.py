@@ -16,7 +16,7 @@ from ledger.config import Settings
 from ledger.service.ledger import Ledger
 from projections.registry import build_projections
 from projections.runner import Runner
-from projections.store import ViewStore
+from projections.store import StalePosition, ViewStore
 from tests.conftest import TEST_CIPHER_KEY, FakeClock, LedgerFactory
 
 
@@ -129,3 +129,22 @@ def test_a_failing_handler_leaves_nothing_half_applied(ledger: Ledger, clock: Fa
     runner.catch_up()  # start() dropped the half-applied rows and reloaded the committed ones
     clean = dumps(ledger, f"sqlite:///{ledger.settings.data_dir / 'clean.sqlite'}")
     assert {p.name: p.dump() for p in runner.projections} == {k: clean[k] for k in ("facts", "inventory")}
+
+
+def test_a_batch_built_on_rows_the_store_has_moved_past_never_commits(
+    ledger: Ledger, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Two runners on one store, one left behind (as a commit whose answer was lost leaves a
+    runner): its batch starts at a position the store has moved past, so its commit is refused
+    and it reloads, instead of appending the journal entries of the events in between again."""
+    make_history(ledger, clock, purchases=6)
+    store = ViewStore(ledger.settings)
+    ahead, behind = (Runner(ledger.app, store, build_projections(store, ["journal"])) for _ in range(2))
+    ahead.catch_up(until=ahead.head() // 2)
+    for runner in (behind, ahead):  # then the one ahead is behind in turn
+        with pytest.raises(StalePosition):
+            runner.catch_up()
+        runner.catch_up()
+        assert runner.position == runner.head()
+    clean = dumps(ledger, f"sqlite:///{tmp_path / 'clean.sqlite'}")
+    assert {p.name: p.dump() for p in behind.projections} == {k: clean[k] for k in ("facts", "journal")}

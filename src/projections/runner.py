@@ -1,9 +1,14 @@
 """Reads the global notification log in order and feeds every projection, committing each
 batch's rows and each projection's new position in one transaction: a crash anywhere
-neither loses nor double-counts an event."""
+neither loses nor double-counts an event.
+
+The rows held in memory are only trusted while they match the store: any failure drops
+them at once (no I/O needed), and the next batch reloads them first. The position each
+batch was built on is checked when it commits, so a batch built on other rows never does."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -17,7 +22,7 @@ from eventsourcing.persistence import Notification
 
 from ledger.application import LedgerApp
 from projections.base import Projection
-from projections.store import ViewStore
+from projections.store import StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +62,31 @@ class Runner:
         self.positions: dict[str, int] = {}
         self._swaps_checked = 0.0
         self._listener: Any = None
+        self._loaded = False  # True while the rows in memory are those of the store at `positions`
         self.start()
 
     # ---- state ----
 
     def start(self) -> None:
-        """Create tables, read positions, load in-memory rows: also how we recover."""
+        """Create tables, read positions, load in-memory rows: also how we recover. If any
+        of it fails, memory stays dropped and the next batch starts over."""
+        self._drop_memory()
         with self.store.transaction() as cursor:
             self.store.execute(cursor, STATUS_DDL)
             for projection in self.projections:
                 projection.create_tables(cursor)
+        positions = {}
+        for projection in self.projections:
+            # Position first: rows committed after it make the batch's commit fail, not count twice.
+            positions[projection.tracking_name] = self.store.position(projection.tracking_name)
+            projection.load()
+        self.positions = positions
+        self._loaded = True
+
+    def _drop_memory(self) -> None:
+        self._loaded = False
         for projection in self.projections:
             projection.reset()
-            projection.load()
-            self.positions[projection.tracking_name] = self.store.position(projection.tracking_name)
 
     @property
     def position(self) -> int:
@@ -91,12 +107,13 @@ class Runner:
         if all(active.get(p.name, 1) == p.version for p in self.projections):
             return False
         self.projections = list(self._factory())
-        self.positions = {}
         self.start()
         return True
 
     def run_once(self, stop: int | None = None) -> int:
         """Process one batch (never past `stop`); return how many notifications it read."""
+        if not self._loaded:
+            self.start()
         start = self.position + 1
         if stop is not None and start > stop:
             return 0
@@ -108,15 +125,17 @@ class Runner:
         try:
             self._apply(notifications)
             rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
+            behind = [p for p in self.projections if last > self.positions[p.tracking_name]]
             with self.store.transaction() as cursor:
-                for projection in self.projections:
-                    if last > self.positions[projection.tracking_name]:
-                        projection.flush(cursor)
-                        self.store.record_position(cursor, projection.tracking_name, last)
-                        self._record_status(cursor, projection.tracking_name, last, rate)
+                self.store.expect_positions(cursor, {p.tracking_name: self.positions[p.tracking_name] for p in behind})
+                for projection in behind:
+                    projection.flush(cursor)
+                    self.store.record_position(cursor, projection.tracking_name, last)
+                    self.store.record_status(cursor, projection.tracking_name, last, rate)
         except BaseException:
-            # Memory may hold rows of a batch that never committed: drop them and reload.
-            self.start()
+            # Memory may hold rows of a batch that never committed (or did, unacknowledged):
+            # drop them now, whatever else is failing; the next batch reloads from the store.
+            self._drop_memory()
             raise
         for projection in self.projections:
             self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
@@ -132,9 +151,6 @@ class Runner:
                 if event is None:
                     event = self.app.mapper.to_domain_event(notification)
                 handler(event, notification.id)
-
-    def _record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
-        self.store.record_status(cursor, name, position, rate)
 
     def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Process until the head (or `until`) is reached; return events read."""
@@ -160,15 +176,14 @@ class Runner:
                 if self.run_once() == 0:
                     self._wait_for_writes(stop)
                 backoff = 0.5
-            except TRANSIENT as error:
-                log.warning("projection runner lost the database (%s); retrying in %.1fs", error, backoff)
+            except (*TRANSIENT, StalePosition) as error:
+                # No reload here: run_once reloads first whenever memory was dropped.
+                log.warning("projection runner: %s; retrying in %.1fs", error, backoff)
                 self._close_listener()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
-                try:
-                    self.start()
-                except TRANSIENT:
-                    continue
+                with contextlib.suppress(*TRANSIENT):
+                    self.store.drop_dead_connections()
 
     def _wait_for_writes(self, stop: threading.Event) -> None:
         """PostgreSQL: wake on NOTIFY, with the poll as a safety net. SQLite: poll."""

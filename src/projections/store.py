@@ -5,7 +5,7 @@ transaction as their rows."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +24,11 @@ VERSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_versions ("
     " name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 )
+
+
+class StalePosition(Exception):
+    """A batch was computed on rows read at another position than the one stored now: its
+    commit is refused. The rows in memory must be reloaded before going on."""
 
 
 class ViewStore:
@@ -62,7 +67,7 @@ class ViewStore:
         SELECT needs no BEGIN/COMMIT: one round trip instead of three."""
         with self._read_cursor() as cursor:
             self.execute(cursor, statement, params)
-            return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+            return [_values(row) for row in cursor.fetchall()]
 
     @contextmanager
     def _read_cursor(self) -> Iterator[Any]:
@@ -76,6 +81,27 @@ class ViewStore:
     def position(self, tracking_name: str) -> int:
         return self.tracking.max_tracking_id(tracking_name) or 0
 
+    def expect_positions(self, cursor: Any, expected: Mapping[str, int]) -> None:
+        """Raise StalePosition unless each tracking name is stored at its expected position,
+        read in the caller's transaction (on PostgreSQL the rows stay locked until it ends):
+        rows built at another position (memory not reloaded, a commit whose answer was lost,
+        a second runner) never commit. One query for all names."""
+        if not expected:
+            return
+        table, lock = "tracking", ""
+        if self.is_postgres:
+            table = f'"{self._datastore.schema}"."{self.tracking.tracking_table_name}"'  # type: ignore[attr-defined]
+            lock = " FOR UPDATE"
+        marks = ", ".join("?" for _ in expected)
+        self.execute(cursor, f"SELECT application_name, notification_id FROM {table}"
+                             f" WHERE application_name IN ({marks}){lock}", list(expected))
+        stored: dict[str, int] = {}
+        for name, position in map(_values, cursor.fetchall()):  # several rows each if multi-row tracking
+            stored[name] = max(stored.get(name, 0), position)
+        stale = {name: stored.get(name, 0) for name, position in expected.items() if stored.get(name, 0) != position}
+        if stale:
+            raise StalePosition(f"the store is at {stale}, the rows in memory at {dict(expected)}")
+
     def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
         self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
 
@@ -88,6 +114,12 @@ class ViewStore:
             "events_per_s = excluded.events_per_s, updated_at = excluded.updated_at",
             (name, position, rate, datetime.now(UTC).isoformat()),
         )
+
+    def drop_dead_connections(self) -> None:
+        """After a lost connection: test the pooled ones and replace those the server closed,
+        so that recovery costs one retry, not one per dead connection (PostgreSQL)."""
+        if self.is_postgres:
+            self._datastore.pool.check()
 
     def active_version(self, name: str) -> int:
         rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))
@@ -108,3 +140,8 @@ class ViewStore:
 
     def close(self) -> None:
         self._datastore.close()
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    """A fetched row's values, whether the driver gave a dict (psycopg) or a tuple-like row."""
+    return tuple(row.values()) if isinstance(row, dict) else tuple(row)
