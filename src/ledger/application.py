@@ -22,6 +22,8 @@ from ledger.vault import derive_key_b64
 
 class LedgerApp(Application[UUID]):
     name = "Ledger"
+    # Typed MessagePack (ledger.transcoding): events written by the library's JSON stay readable.
+    env: ClassVar[dict[str, str]] = {"TRANSCODER_TOPIC": "ledger.transcoding:LedgerTranscoder"}
     # Aggregates that every order touches grow long; snapshots keep cold loads short.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         Stock: 500,
