@@ -52,6 +52,7 @@ class Projection:
         self.store = store
         self.version = version if version is not None else store.active_version(self.name)
         self.handlers = self._discover_handlers()
+        self._specs = {t.name: t for t in self.tables}
         self.topics = frozenset(self.handlers)  # read for every event: built once
         self.reset()
 
@@ -164,23 +165,14 @@ class Projection:
         for t in self.tables:
             names = t.all_columns
             if self.dirty[t.name]:
-                updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in t.key)
                 rows = self.rows[t.name]
-                self._insert(cursor, t, [[rows[k][c] for c in names] for k in self.dirty[t.name]],
-                             f" ON CONFLICT ({', '.join(t.key)}) DO UPDATE SET {updates}")
+                self.store.write_rows(cursor, self.table(t.name), names,
+                                      [[rows[k][c] for c in names] for k in self.dirty[t.name]], t.key)
                 self.dirty[t.name].clear()
             if self.appended[t.name]:
-                self._insert(cursor, t, [[r[c] for c in names] for r in self.appended[t.name]], "")
+                self.store.write_rows(cursor, self.table(t.name), names,
+                                      [[r[c] for c in names] for r in self.appended[t.name]])
                 self.appended[t.name].clear()
-
-    def _insert(self, cursor: Any, t: Table, values: list[list[Any]], suffix: str) -> None:
-        # One statement, many parameter rows: psycopg pipelines them. Measured against
-        # multi-row VALUES statements: 16-19k vs 11k events/s on PostgreSQL, equal on SQLite.
-        names = t.all_columns
-        statement = (
-            f"INSERT INTO {self.table(t.name)} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}){suffix}"
-        )
-        self.store.executemany(cursor, statement, values)
 
     def dump(self) -> dict[str, list[Row]]:
         """Every table's committed rows, sorted: the shape tests compare."""
@@ -192,4 +184,4 @@ class Projection:
         return out
 
     def _spec(self, table: str) -> Table:
-        return next(t for t in self.tables if t.name == table)
+        return self._specs[table]
