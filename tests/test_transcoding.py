@@ -11,11 +11,14 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.cryptography import AESCipher
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+from eventsourcing.utils import Environment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.application import LedgerApp
+from ledger.cipher import KeptKeyAESCipher
 from ledger.domain.catalog import ProductKind
 from ledger.domain.holders import HolderKind
 from ledger.domain.ids import stock_id
@@ -182,3 +185,17 @@ def test_a_store_written_with_the_library_json_is_read_and_extended(
     assert newest and all(cipher.decrypt(n.state)[0] == 1 for n in newest)  # written typed
     order = after.order(placed.order_id)
     assert order.status == OrderStatus.DELIVERED and order.amount_paid == Decimal("49.00")
+
+
+def test_the_kept_key_cipher_reads_and_writes_the_library_form() -> None:
+    env = Environment("T", {"CIPHER_KEY": AESCipher.create_key(32)})
+    library, kept = AESCipher(env), KeptKeyAESCipher(env)
+    for plaintext in (b"", b"{}", bytes(range(256)) * 3):
+        assert kept.decrypt(library.encrypt(plaintext)) == plaintext
+        assert library.decrypt(kept.encrypt(plaintext)) == plaintext
+    sealed = bytearray(kept.encrypt(b"card key"))
+    sealed[-1] ^= 1
+    with pytest.raises(ValueError, match="Invalid cipher tag"):
+        kept.decrypt(bytes(sealed))
+    with pytest.raises(ValueError, match="Damaged"):
+        kept.decrypt(b"short")

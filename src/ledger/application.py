@@ -50,7 +50,7 @@ def build_app(settings: Settings) -> tuple[LedgerApp, str]:
     env = settings.eventsourcing_env()
     env.update(
         {
-            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_TOPIC": "ledger.cipher:KeptKeyAESCipher",  # the library's AES-GCM, key set up once
             "CIPHER_KEY": derive_key_b64(master_key, "event-payload"),
             "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         }

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,8 @@ class Runner:
         self.positions: dict[str, int] = {}
         self._swaps_checked = 0.0
         self._listener: Any = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[tuple[int, int | None], Future[Sequence[Notification]]] | None = None
         self.start()
 
     # ---- state ----
@@ -101,7 +104,7 @@ class Runner:
         start = self.position + 1
         if stop is not None and start > stop:
             return 0
-        notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
+        notifications = self._read(start, stop)
         if not notifications:
             return 0
         began = time.perf_counter()
@@ -122,6 +125,23 @@ class Runner:
         for projection in self.projections:
             self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
         return len(notifications)
+
+    def _read(self, start: int, stop: int | None) -> Sequence[Notification]:
+        """The page from `start`. While catching up (the page was full) the next page is read
+        ahead in a thread, so the database works on it while this one is decoded and flushed.
+        Reading only: what commits is decided by run_once as before."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (start, stop):
+            notifications: Sequence[Notification] = ahead[1].result()
+        else:
+            notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
+        if len(notifications) == self.batch_size and (stop is None or notifications[-1].id < stop):
+            following = notifications[-1].id + 1
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-read-ahead")
+            future = self._reader.submit(self.app.recorder.select_notifications, following, self.batch_size, stop=stop)
+            self._ahead = ((following, stop), future)
+        return notifications
 
     def _apply(self, notifications: Sequence[Notification]) -> None:
         for notification in notifications:
@@ -207,3 +227,6 @@ class Runner:
 
     def close(self) -> None:
         self._close_listener()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
