@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -14,6 +16,8 @@ from projections.registry import build_projections
 from projections.runner import Runner
 from projections.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
+
+T = TypeVar("T")
 
 
 def buy(ledger: Ledger, n: int) -> None:
@@ -49,14 +53,13 @@ def test_runner_reconnects_after_connections_are_killed(
         assert killed and killed[0] > 0  # the runner's listener and pooled connections among them
 
         for n in range(5, 12):
-            for _ in range(20):  # the ledger's own pool reconnects too; a killed connection fails once
-                try:
-                    buy(ledger, n)
-                    break
-                except (psycopg.Error, OSError, Exception) as error:
-                    if "OutOfStock" in type(error).__name__:
-                        raise
-                    time.sleep(0.1)
+            # The ledger's own pool reconnects too: a killed connection fails once. Each step is
+            # retried alone (a payment is idempotent by its reference), so a placement that
+            # committed before its payment failed is not placed twice.
+            placed = _retrying(lambda n=n: ledger.place_order(ledger.context(), customer_id=f"r{n}", sku="RECON-1",
+                                                              quantity=1))
+            _retrying(lambda n=n, order=placed.order_id: ledger.capture_payment(
+                ledger.context(), order, payment_reference=f"r{n}", amount="3.00", provider="psp"))
         head = ledger.app.recorder.max_notification_id()
         assert _until(lambda: runner.position == head, timeout=30), (runner.position, head)
         skus = {r["sku"]: r for r in runner.projections[1].dump()["skus"]}
@@ -66,6 +69,17 @@ def test_runner_reconnects_after_connections_are_killed(
         thread.join(timeout=10)
         runner.close()
         store.close()
+
+
+def _retrying(step: Callable[[], T]) -> T:
+    for _ in range(19):
+        try:
+            return step()
+        except (psycopg.Error, OSError, Exception) as error:
+            if "OutOfStock" in type(error).__name__:
+                raise
+            time.sleep(0.1)
+    return step()
 
 
 def _until(condition: object, timeout: float = 10.0) -> bool:

@@ -144,15 +144,20 @@ class Runner:
         return notifications
 
     def _apply(self, notifications: Sequence[Notification]) -> None:
+        """Feed each event to every projection that handles it and has not seen it; decode an
+        event only if someone handles it (about a fifth of a store's events nobody does)."""
+        followers = [(p.handlers, self.positions[p.tracking_name]) for p in self.projections]
+        decode = self.app.mapper.to_domain_event
         for notification in notifications:
             event = None
-            for projection in self.projections:
-                handler = projection.handlers.get(notification.topic)
-                if handler is None or notification.id <= self.positions[projection.tracking_name]:
+            topic, position = notification.topic, notification.id
+            for handlers, done in followers:
+                handler = handlers.get(topic)
+                if handler is None or position <= done:
                     continue
                 if event is None:
-                    event = self.app.mapper.to_domain_event(notification)
-                handler(event, notification.id)
+                    event = decode(notification)
+                handler(event, position)
 
     def _record_status(self, cursor: Any, name: str, position: int, rate: float) -> None:
         self.store.execute(
