@@ -3,7 +3,8 @@ library's JSON transcoder, on the same events in the same run.
 
 The events come from a throwaway SQLite ledger driven through its public commands (products, key
 imports, orders, payments, expiries), so the mix is the one a store really holds. Each side is
-timed several times over the whole set and the best run counts (the machine is shared).
+timed several times over the whole set in CPU time of this process, and the best run counts
+(the machine is shared).
 """
 
 from __future__ import annotations
@@ -71,17 +72,17 @@ def make_events(ledger: Ledger, purchases: int, rng: random.Random) -> None:
 
 
 def _best_pair(runs: tuple[Callable[[], object], Callable[[], object]], repeats: int, count: int) -> list[float]:
-    """Best seconds per item of each run, the two alternating so that both see the same machine;
-    garbage collection held off while timing (collected before each run)."""
+    """Best CPU seconds (of this process: a shared machine's other load does not count) per item
+    of each run, the two alternating; garbage collection held off while timing."""
     best = [float("inf"), float("inf")]
     for _ in range(repeats):
         for side, run in enumerate(runs):
             gc.collect()
             gc.disable()
             try:
-                began = time.perf_counter()
+                began = time.process_time()
                 run()
-                best[side] = min(best[side], time.perf_counter() - began)
+                best[side] = min(best[side], time.process_time() - began)
             finally:
                 gc.enable()
     return [b / count for b in best]
