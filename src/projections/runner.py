@@ -66,7 +66,10 @@ class Runner:
     # ---- state ----
 
     def start(self) -> None:
-        """Create tables, read positions, load in-memory rows: also how we recover."""
+        """Create tables, read positions, load in-memory rows: also how we recover. Until it
+        has completed, no batch is processed (memory and positions may be those of a batch
+        that never committed, or of one whose commit the database made but did not confirm)."""
+        self._stale = True
         with self.store.transaction() as cursor:
             self.store.execute(cursor, STATUS_DDL)
             for projection in self.projections:
@@ -75,6 +78,7 @@ class Runner:
             projection.reset()
             projection.load()
             self.positions[projection.tracking_name] = self.store.position(projection.tracking_name)
+        self._stale = False
 
     @property
     def position(self) -> int:
@@ -101,6 +105,8 @@ class Runner:
 
     def run_once(self, stop: int | None = None) -> int:
         """Process one batch (never past `stop`); return how many notifications it read."""
+        if self._stale:
+            self.start()  # a failed batch, and the reload after it failed too
         start = self.position + 1
         if stop is not None and start > stop:
             return 0
@@ -119,8 +125,13 @@ class Runner:
                         self.store.record_position(cursor, projection.tracking_name, last)
                         self._record_status(cursor, projection.tracking_name, last, rate)
         except BaseException:
-            # Memory may hold rows of a batch that never committed: drop them and reload.
-            self.start()
+            # Memory may hold rows of a batch that never committed: reload before the next one
+            # (here, if the database answers; else at the next run_once).
+            self._stale = True
+            try:
+                self.start()
+            except Exception:
+                log.debug("reload after a failed batch failed too; retried before the next batch")
             raise
         for projection in self.projections:
             self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
