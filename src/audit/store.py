@@ -55,9 +55,8 @@ class AuditStore:
                     if rows:
                         cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
                 return
-            self.db.executemany(cursor, "INSERT INTO audit_leaves (leaf_index, position, leaf_hash) VALUES (?, ?, ?)",
-                                leaves)
-            self.db.executemany(cursor, "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+            self.db.write_rows(cursor, "audit_leaves", ("leaf_index", "position", "leaf_hash"), leaves)
+            self.db.write_rows(cursor, "audit_nodes", ("level", "idx", "hash"), nodes)
 
     def nodes(self, wanted: Sequence[Node]) -> dict[Node, bytes]:
         """Complete subtree hashes by (level, index); level 0 comes from the leaves."""

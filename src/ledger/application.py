@@ -26,6 +26,8 @@ from ledger.vault import derive_key_b64
 
 class LedgerApp(Application[UUID]):
     name = "Ledger"
+    # Typed MessagePack (ledger.transcoding): events written by the library's JSON stay readable.
+    env: ClassVar[dict[str, str]] = {"TRANSCODER_TOPIC": "ledger.transcoding:LedgerTranscoder"}
     # Aggregates that every order touches grow long; snapshots keep cold loads short.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         Stock: 500,
@@ -70,7 +72,7 @@ def build_app(settings: Settings) -> tuple[LedgerApp, str]:
     env = settings.eventsourcing_env()
     env.update(
         {
-            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_TOPIC": "ledger.cipher:KeptKeyAESCipher",  # the library's AES-GCM, key set up once
             "CIPHER_KEY": derive_key_b64(master_key, "event-payload"),
             "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         }

@@ -360,6 +360,22 @@ def bench_import(
     out.print(f"ratio {result.ratio:.2f}", markup=False, highlight=False)
 
 
+@bench_app.command("codec")
+def bench_codec(
+    purchases: Annotated[int, typer.Option(min=1, help="purchases whose events are timed")] = 1500,
+    repeats: Annotated[int, typer.Option(min=1, help="timed runs per side; the best counts")] = 5,
+) -> None:
+    """Encode and decode cost per event: the ledger's transcoder vs the library's JSON, same events."""
+    from ledger.bench_codec import bench_codec as run
+
+    result = run(purchases=purchases, repeats=repeats)
+    out.print(f"{result.events} events; bytes per event before encryption: JSON {result.json_bytes:.0f}, "
+              f"ledger {result.ledger_bytes:.0f}", markup=False, highlight=False, soft_wrap=True)
+    for t in result.timings:
+        out.print(f"{t.what}: JSON {t.json_s * 1e6:.1f} us, ledger {t.ledger_s * 1e6:.1f} us per event, "
+                  f"{t.speedup:.1f}x", markup=False, highlight=False, soft_wrap=True)
+
+
 def load_plugins() -> None:
     """Commands of the other packages (read models, API) join through the `ledger.cli`
     entry point group, so this package never imports them."""

@@ -12,8 +12,9 @@ import hmac
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
+
+from ledger.cipher import KeptKeyAESCipher
 
 
 def derive_key(master_b64: str, purpose: str) -> bytes:
@@ -31,7 +32,7 @@ class CodeVault:
     def __init__(self, master_b64: str) -> None:
         self._hmac_key = derive_key(master_b64, "card-code-hmac")
         env = Environment(env={"CIPHER_KEY": derive_key_b64(master_b64, "card-code-seal")})
-        self._cipher = AESCipher(env)
+        self._cipher = KeptKeyAESCipher(env)
 
     def fingerprint(self, code: str) -> str:
         return hmac.new(self._hmac_key, code.encode(), hashlib.sha256).hexdigest()

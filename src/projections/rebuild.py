@@ -33,7 +33,10 @@ def rebuild(
             projection.drop_tables(cursor)  # leftovers of an interrupted rebuild
     runner = Runner(app, store, building, batch_size=batch_size)
     until = runner.head() if everything else store.position(live[0].tracking_name)
-    runner.catch_up(until=until, progress=progress)
+    try:
+        runner.catch_up(until=until, progress=progress)
+    finally:
+        runner.close()
     with store.transaction() as cursor:
         for projection in building:
             store.set_active_version(cursor, projection.name, projection.version)

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -63,6 +64,8 @@ class Runner:
         self._swaps_checked = 0.0
         self._listener: Any = None
         self._loaded = False  # True while the rows in memory are those of the store at `positions`
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[tuple[int, int | None], Future[Sequence[Notification]]] | None = None
         self.start()
 
     # ---- state ----
@@ -117,7 +120,7 @@ class Runner:
         start = self.position + 1
         if stop is not None and start > stop:
             return 0
-        notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
+        notifications = self._read(start, stop)
         if not notifications:
             return 0
         began = time.perf_counter()
@@ -141,16 +144,38 @@ class Runner:
             self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
         return len(notifications)
 
+    def _read(self, start: int, stop: int | None) -> Sequence[Notification]:
+        """The page from `start`. While catching up (the page was full) the next page is read
+        ahead in a thread, so the database works on it while this one is decoded and flushed.
+        Reading only: what commits is decided by run_once as before."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (start, stop):
+            notifications: Sequence[Notification] = ahead[1].result()
+        else:
+            notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
+        if len(notifications) == self.batch_size and (stop is None or notifications[-1].id < stop):
+            following = notifications[-1].id + 1
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-read-ahead")
+            future = self._reader.submit(self.app.recorder.select_notifications, following, self.batch_size, stop=stop)
+            self._ahead = ((following, stop), future)
+        return notifications
+
     def _apply(self, notifications: Sequence[Notification]) -> None:
+        """Feed each event to every projection that handles it and has not seen it; decode an
+        event only if someone handles it (about a fifth of a store's events nobody does)."""
+        followers = [(p.handlers, self.positions[p.tracking_name]) for p in self.projections]
+        decode = self.app.mapper.to_domain_event
         for notification in notifications:
             event = None
-            for projection in self.projections:
-                handler = projection.handlers.get(notification.topic)
-                if handler is None or notification.id <= self.positions[projection.tracking_name]:
+            topic, position = notification.topic, notification.id
+            for handlers, done in followers:
+                handler = handlers.get(topic)
+                if handler is None or position <= done:
                     continue
                 if event is None:
-                    event = self.app.mapper.to_domain_event(notification)
-                handler(event, notification.id)
+                    event = decode(notification)
+                handler(event, position)
 
     def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
         """Process until the head (or `until`) is reached; return events read."""
@@ -215,3 +240,6 @@ class Runner:
 
     def close(self) -> None:
         self._close_listener()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None

@@ -20,6 +20,8 @@ from ledger.config import Settings
 # Money stays exact in SQLite as decimal text; PostgreSQL stores it as NUMERIC.
 sqlite3.register_adapter(Decimal, str)
 
+COPY_FROM_ROWS = 50  # PostgreSQL: fewer rows than this are sent as one pipelined INSERT
+
 VERSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_versions ("
     " name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -58,9 +60,35 @@ class ViewStore:
         cursor.execute(self.sql(statement), tuple(params))
         return cursor
 
-    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            cursor.executemany(self.sql(statement), [tuple(r) for r in rows])
+    def write_rows(
+        self, cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], key: Sequence[str] = ()
+    ) -> None:
+        """Insert `rows`; with `key`, a row whose key is stored replaces its other columns.
+
+        PostgreSQL: COPY, the bulk path (into a temporary table first when rows may exist, then
+        one INSERT ... SELECT ... ON CONFLICT). Measured on a 200k-event rebuild, it flushes many
+        times faster than per-row statements, pipelined or not. A few rows (a live batch) go as
+        one pipelined statement: one round trip instead of three. SQLite: one statement, many rows."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        upsert = ""
+        if key:
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+            upsert = f" ON CONFLICT ({', '.join(key)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+        if not self.is_postgres or len(rows) < COPY_FROM_ROWS:
+            placeholders = ", ".join("?" for _ in columns)
+            cursor.executemany(self.sql(f"INSERT INTO {table} ({names}) VALUES ({placeholders}){upsert}"), rows)
+            return
+        target = table
+        if key:
+            target = f"stage_{table}"
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {target} (LIKE {table}) ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        if key:
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {target}{upsert}")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One read statement. On PostgreSQL the pool's connections are autocommit, so a single
