@@ -6,6 +6,7 @@ import logging
 import random
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -40,7 +41,8 @@ class LedgerApp(Application[UUID]):
     def commit(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:
         """Write `events` in this order in one transaction; then snapshot `aggregates` where due.
 
-        Unlike `save()`, a failure after the commit (a snapshot read losing its connection)
+        `aggregates` are those the events belong to, as just committed (nothing pending).
+        Unlike `save()`, a failure after the commit (a snapshot write losing its connection)
         does not look like a failed write: the events are stored, and snapshots are only a
         shortcut for cold loads, taken again at the next interval."""
         processing: ProcessingEvent[UUID] = ProcessingEvent()
@@ -50,10 +52,24 @@ class LedgerApp(Application[UUID]):
         processing.aggregates = {a.id: a for a in aggregates}
         recordings = self._record(processing)
         try:
-            self._take_snapshots(processing)
+            self._snapshot_held(events, aggregates)
         except Exception as error:
             log.warning("snapshot skipped after a commit: %s", type(error).__name__)
         return recordings
+
+    def _snapshot_held(self, events: list[Any], aggregates: list[Any]) -> None:
+        """Snapshot each aggregate whose version crossed its interval in this commit, from the
+        state in hand (just committed), instead of reading it back from the store as the
+        library's own snapshotting does."""
+        if self.snapshots is None:
+            return
+        written = Counter(e.originator_id for e in events)
+        for aggregate in aggregates:
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            new = written.get(aggregate.id, 0)
+            if interval and new and aggregate.version // interval > (aggregate.version - new) // interval:
+                snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+                self.snapshots.put([snapshot_class.take(aggregate)])
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what `Settings` built: the library would otherwise read os.environ, where a
