@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,10 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg
-from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
-from ledger.application import LedgerApp
+from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from projections.base import Projection
 from projections.store import StalePosition, ViewStore
 
@@ -34,10 +32,7 @@ STATUS_DDL = (
 )
 # Errors after which the database may come back: reconnect and resume from tracking. The
 # library re-raises driver errors as its own OperationalError / InterfaceError.
-TRANSIENT = (
-    psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError, ConnectionError,
-    es_persistence.OperationalError, es_persistence.InterfaceError,
-)
+TRANSIENT = TRANSIENT_DATABASE_ERRORS  # a lost database: back off, reload and resume
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 
