@@ -10,8 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
-from api.settings import ROLES, ApiSettings
-from ledger.config import Settings
+from ledger.config import ROLES, Settings
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 
 TOKENS = {role: f"{role}-token" for role in ROLES}
@@ -22,9 +21,9 @@ def auth(role: str) -> dict[str, str]:
 
 
 def open_services(url: str, data_dir: Path, clock: FakeClock | None = None, **api: object) -> Services:
-    settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY)
-    api_settings = ApiSettings(api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
-    return Services.open(settings, api_settings, **({"clock": clock} if clock else {}))
+    settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY,
+                        api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
+    return Services.open(settings, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from api.settings import ROLES
+from ledger.config import ROLES
 
 TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}  # one per role, for every served test
 

@@ -335,10 +335,9 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     from api.background import Background
     from api.metrics import Metrics
     from api.services import Services
-    from api.settings import ApiSettings
 
     settings = _settings(tmp_path, broker.bootstrap)
-    services = Services.open(settings, ApiSettings(serve_relay=True, serve_projections=False))  # serve --relay
+    services = Services.open(settings.model_copy(update={"serve_relay": True, "serve_projections": False}))  # --relay
     ledger = services.ledger
     app = ledger.app
     stocked_product(ledger, "KAFKA-1", 10)
@@ -378,9 +377,7 @@ def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing
     from typer.testing import CliRunner
 
     from ledger.cli import app as cli
-    from ledger.cli import load_plugins
 
-    load_plugins()
     env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
            "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}
     for args in (["relay"], ["project", "run", "--from-kafka"], ["serve", "--relay"]):

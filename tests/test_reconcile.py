@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from ledger.cli import app as cli_app
-from ledger.cli import load_plugins
 from ledger.domain.orders import Order
 from ledger.service.ledger import Ledger
 from projections.as_of import History, LiveReadModels
@@ -107,8 +106,6 @@ def cli_env(planted: tuple[Ledger, str, int, int], monkeypatch: pytest.MonkeyPat
     ledger = planted[0]
     for name in [n for n in __import__("os").environ if n.startswith("LEDGER_")]:
         monkeypatch.delenv(name)
-    if not any(c.name == "reconcile" for c in cli_app.registered_commands):
-        load_plugins()
     settings = ledger.settings
     return {"LEDGER_DATABASE_URL": settings.database_url, "LEDGER_DATA_DIR": str(settings.data_dir),
             "LEDGER_CIPHER_KEY": settings.cipher_key or "", "COLUMNS": "200"}

@@ -29,7 +29,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = scope["app"].state.services.api.max_request_bytes
+        limit = scope["app"].state.services.settings.max_request_bytes
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _too_large(limit)(scope, receive, send)
@@ -62,7 +62,8 @@ def _too_large(limit: int) -> Response:
 
 
 def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
-    """`background`: also run the projection runner and the sweeper in this process."""
+    """`background`: also run the projection runner and the sweeper in this process. Without
+    `services`, the app bootstraps its own from the environment (`ledger.bootstrap`) at startup."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +105,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
             lag = head - svc.positions(PROJECTION_NAMES)
         except Exception as error:
             return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
-        ready = lag <= svc.api.ready_max_lag_events
+        ready = lag <= svc.settings.ready_max_lag_events
         body: dict[str, object] = {"ready": ready, "head": head, "lag_events": lag}
         relay = relay_status(svc.ledger.app, svc.settings)
         if relay is not None:  # reported, not gating: a Kafka outage does not take the API out of service
@@ -117,3 +118,9 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         return metrics.render(request.app.state.services)
 
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `ledger serve --workers N` worker process: requests only; the parent runs
+    the projection runner and the sweeper once for the whole deployment."""
+    return create_app(background=False)

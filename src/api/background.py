@@ -9,37 +9,31 @@ import threading
 from api.services import Services
 from audit.checkpoint import Signer
 from audit.log import AuditLog
-from audit.rows import EventReader
-from audit.settings import AuditSettings
 from ledger.domain.errors import DomainError
-from ledger.relay import Relay
-from projections.registry import build_projections
-from projections.runner import Runner
 
 log = logging.getLogger(__name__)
 
 
 class Background:
-    def __init__(self, services: Services, *, poll_interval: float = 0.05, audit: AuditSettings | None = None) -> None:
+    def __init__(self, services: Services, *, poll_interval: float = 0.05) -> None:
         self.services = services
+        self.settings = settings = services.settings
         self.stop = threading.Event()
-        store = services.store
-        self.runner = Runner(services.ledger.app, store, lambda: build_projections(store), poll_interval=poll_interval)
-        self.audit_settings = audit or AuditSettings()
-        self.signer, generated = Signer.load(self.audit_settings.signing_key_path(services.settings))
+        self.runner = services.components.runner(poll_interval=poll_interval)
+        self.signer, generated = Signer.load(settings.signing_key_path)
         if generated:
             log.warning("generated a new audit signing key in %s; keep it beside the cipher key",
-                        self.audit_settings.signing_key_path(services.settings))
-        self.audit = AuditLog(services.audit(), EventReader(services.settings))
+                        settings.signing_key_path)
+        self.audit = AuditLog(services.audit(), services.components.event_reader())
         self.threads = [
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
             threading.Thread(target=self._follow, name="ledger-audit", daemon=True),
         ]
-        if services.api.serve_projections:  # off when `project run --from-kafka` builds the read models
+        if settings.serve_projections:  # off when `project run --from-kafka` builds the read models
             self.threads.append(threading.Thread(target=self._project, name="ledger-projections", daemon=True))
-        if services.api.serve_relay:
+        if settings.serve_relay:
             self.threads.append(threading.Thread(target=self._relay, name="ledger-relay", daemon=True))
-        if self.audit_settings.audit_checkpoint_interval_s > 0:
+        if settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
     def start(self) -> None:
@@ -64,14 +58,14 @@ class Background:
     def _relay(self) -> None:
         while not self.stop.is_set():
             try:  # a fresh relay resumes from the recorded position
-                Relay(self.services.ledger.app, self.services.settings).run_forever(self.stop)
+                self.services.components.relay().run_forever(self.stop)
             except Exception as error:  # supervise: a relay that dies is restarted
                 log.error("kafka relay failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
 
     def _sweep(self) -> None:
         ledger = self.services.ledger
-        while not self.stop.wait(self.services.api.sweep_interval_s):
+        while not self.stop.wait(self.settings.sweep_interval_s):
             try:
                 expired = ledger.expire_due(ledger.context("sweeper"))
                 if expired:
@@ -82,14 +76,14 @@ class Background:
     def _follow(self) -> None:
         while not self.stop.is_set():
             try:
-                self.audit.run_forever(self.stop, self.audit_settings.audit_poll_interval_s)
+                self.audit.run_forever(self.stop, self.settings.audit_poll_interval_s)
             except Exception as error:  # supervise: a follower that dies is restarted
                 log.error("audit log follower failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
 
     def _checkpoint(self) -> None:
         """Sign the tree head at start and every interval; also export it when configured."""
-        every, folder = self.audit_settings.audit_checkpoint_interval_s, self.audit_settings.audit_checkpoint_dir
+        every, folder = self.settings.audit_checkpoint_interval_s, self.settings.audit_checkpoint_dir
         while not self.stop.is_set():
             try:
                 signed = self.audit.checkpoint(self.signer)

@@ -121,7 +121,7 @@ _limiter = RateLimiter()
 
 
 def rate_limited(request: Request, svc: ServicesDep) -> None:
-    per_minute = svc.api.rate_limit_per_minute
+    per_minute = svc.settings.rate_limit_per_minute
     if not per_minute:
         return
     client = request.headers.get("authorization") or (request.client.host if request.client else "unknown")

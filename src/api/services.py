@@ -8,12 +8,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from api.settings import ApiSettings
 from audit.store import AuditStore
+from ledger.bootstrap import Components, bootstrap
 from ledger.config import Settings
-from ledger.service.ledger import Ledger, open_ledger
+from ledger.service.ledger import Clock, Ledger
 from projections.as_of import History
 from projections.base import Projection
 from projections.registry import PROJECTION_NAMES, build_projections
@@ -29,8 +28,7 @@ def token_hash(token: str) -> str:
 
 @dataclass
 class Services:
-    settings: Settings
-    api: ApiSettings
+    components: Components
     ledger: Ledger
     store: ViewStore
     env_tokens: dict[str, str]
@@ -39,21 +37,25 @@ class Services:
     _views_checked: float = 0.0
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
-    _audit: AuditStore | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None, api: ApiSettings | None = None, **ledger_kwargs: Any) -> Services:
-        settings = settings or Settings()
-        api = api or ApiSettings()
-        ledger = open_ledger(settings, **ledger_kwargs)
-        store = ViewStore(settings)
+    def open(cls, settings: Settings | None = None, clock: Clock | None = None,
+             components: Components | None = None) -> Services:
+        """From `components` (`ledger.bootstrap`), or bootstrapped here from `settings`."""
+        components = components or bootstrap(settings or Settings(), clock)
+        env_tokens = components.settings.token_roles()
+        ledger, store = components.ledger, components.views
         with store.transaction() as cursor:
             store.execute(cursor, TOKENS_DDL)
         # Tables exist before the first read, even if the runner has not started yet.
         for projection in build_projections(store):
             with store.transaction() as cursor:
                 projection.create_tables(cursor)
-        return cls(settings, api, ledger, store, api.token_roles())
+        return cls(components, ledger, store, env_tokens)
+
+    @property
+    def settings(self) -> Settings:
+        return self.components.settings
 
     # ---- tokens ----
 
@@ -98,7 +100,7 @@ class Services:
         """The log as this process has read it, for point-in-time reads (built on first use)."""
         with self._views_lock:
             if self._history is None:
-                self._history = History(self.ledger.app, self.api.as_of_cached_events)
+                self._history = History(self.ledger.app, self.settings.as_of_cached_events)
             return self._history
 
     def warm_history(self) -> threading.Thread:
@@ -122,7 +124,7 @@ class Services:
 
     def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
         """Poll until the read models reach `position`; their position, or None on timeout."""
-        deadline = time.monotonic() + self.api.read_wait_s
+        deadline = time.monotonic() + self.settings.read_wait_s
         while True:
             reached = self.positions(names)
             if reached >= position:
@@ -136,12 +138,7 @@ class Services:
     def audit(self) -> AuditStore:
         """The Merkle tree's tables, in the events' database (opened on first use)."""
         with self._views_lock:
-            if self._audit is None:
-                self._audit = AuditStore(self.settings)
-            return self._audit
+            return self.components.audit
 
     def close(self) -> None:
-        if self._audit is not None:
-            self._audit.close()
-        self.store.close()
-        self.ledger.close()
+        self.components.close()

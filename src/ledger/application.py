@@ -82,9 +82,11 @@ class LedgerApp(Application[UUID]):
         return Environment(name, built)
 
 
-def build_app(settings: Settings) -> tuple[LedgerApp, str]:
-    """The application and the master key it was built with."""
-    master_key, _ = resolve_cipher_key(settings)
+def build_app(settings: Settings, master_key: str | None = None) -> tuple[LedgerApp, str]:
+    """The application and the master key it was built with: `master_key` as resolved by the
+    caller (`ledger.bootstrap` resolves it once per process), else resolved here."""
+    if master_key is None:
+        master_key, _ = resolve_cipher_key(settings)
     env = settings.eventsourcing_env()
     env.update(
         {

@@ -1,4 +1,8 @@
-"""Settings, from the environment (prefix LEDGER_) or passed in by tests."""
+"""The one settings object, from the environment (prefix LEDGER_) or passed in by tests.
+
+Every part of the product reads its settings here: the store, the writer, the business
+rules, the HTTP API, the audit tree, Kafka and order-time risk. `ledger.bootstrap` builds
+a process from one `Settings`."""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
+ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner")  # of API tokens
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
 
+    # ---- store ----
     database_url: str = Field(
         default="",
         description="sqlite:///PATH or postgresql://USER@HOST:PORT/DB; empty: SQLite under data_dir",
@@ -24,18 +30,44 @@ class Settings(BaseSettings):
     views_database_url: str = Field(default="", description="read models elsewhere; empty: beside the events")
     data_dir: Path = DEFAULT_DATA_DIR
     cipher_key: str = Field(default="", description="base64 of 32 bytes; generated on first run if empty")
+    postgres_pool_size: int = Field(default=10, gt=0)
+    aggregate_cache_size: int = Field(default=20_000, ge=0, description="the read cache of queries")
+
+    # ---- rules ----
     reservation_timeout_s: int = Field(default=900, gt=0)
     max_unpaid_per_customer: int = Field(default=3, gt=0)
     max_unpaid_per_ip: int = Field(default=10, gt=0)
     max_unpaid_per_device: int = Field(default=5, gt=0)
     max_quantity_per_order: int = Field(default=100, gt=0)
     command_attempts: int = Field(default=40, gt=0, description="retries on version conflicts")
-    aggregate_cache_size: int = Field(default=20_000, ge=0, description="the read cache of queries")
+
+    # ---- writer ----
     writer_memory: int = Field(default=200_000, gt=0, description="aggregates the writer keeps in memory")
     writer_max_batch: int = Field(default=500, gt=0, description="commands committed together at most")
     writer_address: str = Field(default="", description="set by `ledger serve`: its workers' way to the writer")
     writer_authkey: str = Field(default="", description="set by `ledger serve`: the writer socket's shared secret")
-    postgres_pool_size: int = Field(default=10, gt=0)
+
+    # ---- api (`ledger serve`) ----
+    api_tokens: str = Field(default="", description="role=token,role=token,...")
+    max_request_bytes: int = Field(default=1_048_576, gt=0, description="larger bodies get 413")
+    rate_limit_per_minute: int = Field(default=0, ge=0, description="per client on orders/redemptions; 0 = off")
+    read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
+    ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events each process keeps for "
+                                     "as_of reads (~2 KB each); events past them are decoded again per read")
+    serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
+    serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
+
+    # ---- audit ----
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 key that signs checkpoints; empty: DATA_DIR/audit-signing.key, generated")
+    audit_checkpoint_interval_s: float = Field(default=3600, ge=0, description="ledger serve signs one; 0 = never")
+    audit_checkpoint_dir: Path | None = Field(
+        default=None, description="ledger serve also writes each checkpoint it signs here as JSON")
+    audit_poll_interval_s: float = Field(default=0.5, gt=0, description="how often the tree follower polls")
+
+    # ---- kafka ----
     kafka_bootstrap: str = Field(default="", description="host:port[,host:port...] of a Kafka cluster; empty: none")
     kafka_topic_prefix: str = Field(default="ledger.", pattern=r"^[A-Za-z0-9._-]*$",
                                     description="topics are <prefix>events and <prefix>views-lanes")
@@ -47,12 +79,32 @@ class Settings(BaseSettings):
                                            description="a send not acknowledged in this time fails: an outage")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
 
+    # ---- risk ----
+    fraud_reject_score: int = Field(
+        default=0, ge=0, description="order-time rejection when the fraud read model scores a subject this high; "
+        "0 turns it off (the rules themselves: LEDGER_FRAUD_* of projections.fraud.FraudRules)")
+
     @field_validator("database_url", "views_database_url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
         if url and urlparse(url).scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return url
+
+    def token_roles(self) -> dict[str, str]:
+        """token -> role from LEDGER_API_TOKENS."""
+        found: dict[str, str] = {}
+        for part in filter(None, (p.strip() for p in self.api_tokens.split(","))):
+            role, _, token = part.partition("=")
+            if role not in ROLES or not token:
+                raise ValueError(f"LEDGER_API_TOKENS: {part.split('=')[0]!r} is not role=token with a role in {ROLES}")
+            found[token] = role
+        return found
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The audit checkpoints' signing key."""
+        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
 
     @property
     def effective_database_url(self) -> str:

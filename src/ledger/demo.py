@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from ledger.domain.errors import DomainError, OrderRejected, RedeemedKeyRefund
@@ -327,27 +327,19 @@ class _Driver:
             self.ledger.recall_batch(self.ctx("supply"), self.run.recalled_batch, "supplier reported leaked codes")
 
 
-class DemoRisk(Protocol):
-    """Order-time risk for the demo, supplied by a plugin (the fraud read model lives
-    outside this package): `arm` turns it on, `refresh` brings its view up to date."""
-
-    def arm(self, ledger: Ledger) -> None: ...
-
-    def refresh(self) -> None: ...
-
-
-# Plugins append a factory here (see projections.cli.register); the demo uses the first.
-DEMO_RISK: list[Callable[[], DemoRisk]] = []
+DEMO_REJECT_SCORE = 30  # the demo's LEDGER_FRAUD_REJECT_SCORE: `ledger demo` bootstraps with it
 
 
 def run_demo(
     ledger: Ledger, clock: SimClock, seed: int, orders: int, tick: Callable[[int], None],
-    risk: DemoRisk | None = None,
+    refresh_risk: Callable[[], None] | None = None,
 ) -> DemoRun:
     """Drive the ledger; `tick(n)` is called as orders go through (for a progress bar).
 
-    With `risk`, the first scalper burst runs unchecked, then risk is armed: later bursts
-    meet the fraud read model at order time, which is what the demo is there to show.
+    `refresh_risk` brings the read model that the ledger's risk assessor reads up to date
+    (the assessor itself is armed when the ledger is built, `ledger.bootstrap`). It is first
+    called after the first scalper burst, which so runs unchecked; later bursts meet the
+    fraud read model at order time, which is what the demo is there to show.
     """
     rng = random.Random(seed)
     run = DemoRun()
@@ -356,22 +348,25 @@ def run_demo(
     customers = max(20, orders // 2)
     scalper_at = {orders // 4, orders // 2, (3 * orders) // 4}
     recall_at = (3 * orders) // 5
+    armed: Callable[[], None] | None = None  # refresh_risk, from the end of the first burst on
     for i in range(orders):
         clock.advance(rng.expovariate(1 / 40))
         driver.one_order(customers)
         driver.after_sale()
         if i in scalper_at:
-            if risk is not None and i > min(scalper_at):
-                risk.refresh()
+            if armed is not None:
+                armed()
             driver.scalper_burst(12)
-            if risk is not None and i == min(scalper_at):
-                risk.arm(ledger)
+            if i == min(scalper_at):
+                armed = refresh_risk
+                if armed is not None:
+                    armed()
         if i == recall_at:
             driver.recall()
         if i % SWEEP_EVERY == SWEEP_EVERY - 1:
             driver.sweep()
-            if risk is not None:
-                risk.refresh()
+            if armed is not None:
+                armed()
             driver.settle_late()
         tick(1)
     # Close the day: let every reservation lapse, take the last late payments, sweep again.

@@ -61,8 +61,6 @@ class FraudRules(BaseSettings):
     max_payment_rejections: int = Field(default=3, ge=1, description="rejected payment callbacks per customer")
     payment_rejected_score: int = Field(default=10, ge=0)
 
-    reject_score: int = Field(default=0, ge=0, description="order-time rejection score; 0 turns rejection off")
-
     def score(self, rule: str) -> int:
         return int(getattr(self, rule.replace("-", "_") + "_score"))
 

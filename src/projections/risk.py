@@ -6,8 +6,9 @@ import json
 import logging
 from typing import Any
 
+from ledger.config import Settings
 from ledger.domain.risk import OrderFacts, RiskVerdict
-from projections.fraud import CUSTOMER, DEVICE, IP, Fraud, FraudRules
+from projections.fraud import CUSTOMER, DEVICE, IP, Fraud
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -16,14 +17,15 @@ log = logging.getLogger(__name__)
 class FraudRiskAssessor:
     """Implements `ledger.domain.risk.RiskAssessor` over the active `fraud_subjects` table.
 
-    `threshold` None reads LEDGER_FRAUD_REJECT_SCORE; 0 (the default) never rejects.
+    `threshold` None reads LEDGER_FRAUD_REJECT_SCORE (`Settings.fraud_reject_score`); 0 (the
+    default) never rejects. `ledger.bootstrap` arms one when that setting is above 0.
     The read model lags the log by the runner's delay: an order is judged on the history
     projected so far. A missing or unreadable read model lets the order through.
     """
 
     def __init__(self, store: ViewStore, threshold: int | None = None) -> None:
         self.store = store
-        self.threshold = FraudRules().reject_score if threshold is None else int(threshold)
+        self.threshold = Settings().fraud_reject_score if threshold is None else int(threshold)
 
     @property
     def enabled(self) -> bool:

@@ -34,7 +34,7 @@ def to_audit(event: Any, position: int | None) -> AuditEvent:
 
 def _head(svc: Services, min_position: int | None) -> int:
     """The log's head; waits (bounded) for a write at `min_position` to be visible, else 503."""
-    deadline = time.monotonic() + svc.api.read_wait_s
+    deadline = time.monotonic() + svc.settings.read_wait_s
     while True:
         head = svc.ledger.app.recorder.max_notification_id() or 0
         if min_position is None or head >= min_position:

@@ -74,11 +74,8 @@ class Ledger(Reads):
 
     @property
     def risk(self) -> RiskAssessor | None:
+        """The order-time risk check, given at construction (`ledger.bootstrap` arms it)."""
         return self.writer.risk
-
-    @risk.setter
-    def risk(self, assessor: RiskAssessor | None) -> None:
-        self.writer.risk = assessor
 
     def context(self, actor: str = "system", **kwargs: str | None) -> Context:
         return Context(now=self.clock(), actor=actor, **kwargs)  # type: ignore[arg-type]
@@ -233,6 +230,7 @@ class Ledger(Reads):
 
 
 def open_ledger(settings: Settings | None = None, clock: Clock = utc_now, risk: RiskAssessor | None = None) -> Ledger:
+    """A ledger over the store alone (tests, benches); a process is built by `ledger.bootstrap`."""
     settings = settings or Settings()
     app, master_key = build_app(settings)
     return Ledger(app, settings, CodeVault(master_key), clock=clock, risk=risk)

@@ -1,62 +1,44 @@
-"""`ledger audit checkpoint|verify|follow` and `ledger bench audit`, joined to the `ledger`
-command through the `ledger.cli` entry point. None of them needs the cipher key."""
+"""`ledger audit checkpoint|verify|follow` and `ledger bench audit`: tamper evidence. None of them
+needs the cipher key."""
 
 from __future__ import annotations
 
 import hashlib
-import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from audit.checkpoint import Checkpoint, Signer
-from audit.log import AuditLog
-from audit.rows import EventReader
-from audit.settings import AuditSettings
-from audit.store import AuditStore
-from audit.verify import Verification, verify
+from ledger.cli.common import bootstrapped, err, fail, load_settings, progress_bar, say, stop_on_signals
 from ledger.config import Settings
-from projections.cli import _progress
+
+if TYPE_CHECKING:
+    from audit.checkpoint import Checkpoint
+    from audit.rows import EventReader
+    from audit.store import AuditStore
+    from audit.verify import Verification
 
 audit = typer.Typer(help="Tamper evidence: the Merkle tree over the log, signed checkpoints, verification.",
                     no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-
-
-def _say(line: str, console: Console = out) -> None:
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    _say(f"error: {message}", err)
-    return typer.Exit(1)
-
-
 def key_id(public_key: bytes) -> str:
     """A short fingerprint of a public key: the first 8 bytes of its SHA-256, in hex."""
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
 @contextmanager
-def _opened() -> Iterator[tuple[Settings, AuditSettings, AuditStore, EventReader]]:
-    try:
-        settings, audit_settings = Settings(), AuditSettings()
-        store = AuditStore(settings)
-        reader = EventReader(settings)
-    except (ValidationError, ValueError, OSError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
-    try:
-        yield settings, audit_settings, store, reader
-    finally:
-        reader.close()
-        store.close()
+def _opened() -> Iterator[tuple[Settings, AuditStore, EventReader]]:
+    """The tree's tables and a reader of the events as stored (no cipher key needed)."""
+    with bootstrapped(load_settings(), build=lambda parts: parts.audit) as parts:
+        try:
+            reader = parts.event_reader()
+        except (ValueError, OSError) as error:
+            raise fail(str(error).splitlines()[0]) from None
+        try:
+            yield parts.settings, parts.audit, reader
+        finally:
+            reader.close()
 
 
 def describe(cp: Checkpoint) -> str:
@@ -71,23 +53,26 @@ def checkpoint_command(
     """Sign the tree head (size, root, time) and keep it; --out exports it for finance.
 
     The tree is first brought up to the log's head."""
-    with _opened() as (settings, audit_settings, store, reader):
+    from audit.checkpoint import Signer
+    from audit.log import AuditLog
+
+    with _opened() as (settings, store, reader):
         try:
-            signer, generated = Signer.load(audit_settings.signing_key_path(settings))
+            signer, generated = Signer.load(settings.signing_key_path)
         except (ValueError, OSError) as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
         if generated:
-            _say(f"note: generated a new audit signing key in {audit_settings.signing_key_path(settings).resolve()} "
+            say(f"note: generated a new audit signing key in {settings.signing_key_path.resolve()} "
                  "(mode 0600); keep it beside the cipher key", err)
         log = AuditLog(store, reader)
         cp = log.checkpoint(signer)
-    _say(f"checkpoint: {describe(cp)}")
+    say(f"checkpoint: {describe(cp)}")
     if out_file is not None:
         try:
             cp.write(out_file)
         except OSError as error:
-            raise _fail(f"cannot write {out_file}: {error}") from None
-        _say(f"written to {out_file}")
+            raise fail(f"cannot write {out_file}: {error}") from None
+        say(f"written to {out_file}")
 
 
 @audit.command("verify")
@@ -101,10 +86,12 @@ def verify_command(
     Hashes the events as stored (never decrypts), reports the first position whose content,
     order or presence differs from the stored tree, and whether the log was truncated or
     forked since the checkpoint."""
-    with _opened() as (settings, audit_settings, store, reader):
+    from audit.verify import verify
+
+    with _opened() as (settings, store, reader):
         signed = store.checkpoints()
-        checkpoint = _checkpoint(from_checkpoint, signed, audit_settings.signing_key_path(settings))
-        with _progress("verifying") as update:
+        checkpoint = _checkpoint(from_checkpoint, signed, settings.signing_key_path)
+        with progress_bar("verifying") as update:
             result = verify(store, reader, checkpoint, signed, progress=update)
     report(result)
     if not result.ok:
@@ -112,34 +99,36 @@ def verify_command(
 
 
 def _checkpoint(path: Path | None, signed: list[Checkpoint], key_path: Path) -> Checkpoint | None:
+    from audit.checkpoint import Checkpoint, Signer
+
     if path is not None:
         try:
             return Checkpoint.read(path)
         except ValueError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     if not key_path.exists():
         return None
     try:
         public_key = Signer.load(key_path)[0].public_key
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     ours = [c for c in signed if c.public_key == public_key]
     return ours[-1] if ours else None
 
 
 def report(result: Verification) -> None:
-    _say(f"hashed {result.events} events in {result.seconds:.2f} s ({result.events_per_s:,.0f} events/s)")
-    _say(f"stored tree: {result.tree_size} leaves" + (f"; recomputed root {result.root.hex()}" if result.root else "")
+    say(f"hashed {result.events} events in {result.seconds:.2f} s ({result.events_per_s:,.0f} events/s)")
+    say(f"stored tree: {result.tree_size} leaves" + (f"; recomputed root {result.root.hex()}" if result.root else "")
          + (f"; {result.not_in_tree} newer events not in the tree yet" if result.not_in_tree else ""))
     if result.first is None:
-        _say("events: every event matches the stored tree")
+        say("events: every event matches the stored tree")
     else:
         first = result.first
         where = f"position {first.position}" if first.position is not None else "the stored tree"
-        _say(f"MISMATCH at {where} (leaf {first.leaf_index}): {first.kind}: {first.detail}")
+        say(f"MISMATCH at {where} (leaf {first.leaf_index}): {first.kind}: {first.detail}")
     cp = result.checkpoint
     if cp is None:
-        _say("checkpoint: none given and none stored; checked against the stored tree only")
+        say("checkpoint: none given and none stored; checked against the stored tree only")
         return
     verdicts = {
         "consistent": "the log still holds it as a prefix",
@@ -147,8 +136,8 @@ def report(result: Verification) -> None:
         "forked": "FORKED: the log's first leaves no longer hash to the checkpoint's root",
         "bad-signature": "BAD SIGNATURE: the checkpoint file was altered or is not signed by its key",
     }
-    _say(f"checkpoint ({describe(cp)}): {verdicts[result.checkpoint_status or 'consistent']}")
-    _say("verification " + ("passed" if result.ok else "FAILED"))
+    say(f"checkpoint ({describe(cp)}): {verdicts[result.checkpoint_status or 'consistent']}")
+    say("verification " + ("passed" if result.ok else "FAILED"))
 
 
 @audit.command("follow")
@@ -156,14 +145,14 @@ def follow_command(
     batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = 10_000,
 ) -> None:
     """Keep the tree up to date until stopped (Ctrl-C / SIGTERM); `ledger serve` does it too."""
-    with _opened() as (_settings, audit_settings, store, reader):
+    from audit.log import AuditLog
+
+    with _opened() as (settings, store, reader):
         log = AuditLog(store, reader, batch_size=batch_size)
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        _say(f"following from {log.size} leaves (position {log.position}); Ctrl-C stops")
-        log.run_forever(stop, audit_settings.audit_poll_interval_s)
-        _say(f"stopped at {log.size} leaves (position {log.position})")
+        stop = stop_on_signals()
+        say(f"following from {log.size} leaves (position {log.position}); Ctrl-C stops")
+        log.run_forever(stop, settings.audit_poll_interval_s)
+        say(f"stopped at {log.size} leaves (position {log.position})")
 
 
 def bench_audit_command(
@@ -177,17 +166,11 @@ def bench_audit_command(
     from audit.bench import bench_audit
 
     try:
-        result = bench_audit(Settings(), events=events, realistic=min(realistic, events), say=_say)
+        result = bench_audit(load_settings(), events=events, realistic=min(realistic, events), say=say)
     except RuntimeError as error:
-        raise _fail(str(error)) from None
-    _say(f"store: {result.store} (dropped); {result.events} events, {result.mean_bytes:.0f} bytes of state on average")
-    _say(f"tree built (follower): {result.build_rate:.0f} events/s")
-    _say(f"raw read: {result.raw_rate:.0f} events/s")
-    _say(f"verify: {result.verify_rate:.0f} events/s")
-    _say(f"ratio verify/raw {result.verify_rate / result.raw_rate:.2f}")
-
-
-def register(app: typer.Typer, groups: dict[str, Any]) -> None:
-    """Entry point `ledger.cli`."""
-    app.add_typer(audit, name="audit")
-    groups["bench"].command("audit")(bench_audit_command)
+        raise fail(str(error)) from None
+    say(f"store: {result.store} (dropped); {result.events} events, {result.mean_bytes:.0f} bytes of state on average")
+    say(f"tree built (follower): {result.build_rate:.0f} events/s")
+    say(f"raw read: {result.raw_rate:.0f} events/s")
+    say(f"verify: {result.verify_rate:.0f} events/s")
+    say(f"ratio verify/raw {result.verify_rate / result.raw_rate:.2f}")

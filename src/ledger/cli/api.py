@@ -1,45 +1,48 @@
-"""`ledger serve`, `ledger tokens`, `ledger bench api`: joined to the `ledger` command
-through the `ledger.cli` entry point."""
+"""`ledger serve`, `ledger tokens`, `ledger bench api`: the HTTP API."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from api.settings import ROLES, ApiSettings
+from ledger.cli.common import describe_store, err, fail, load_settings, note_generated_key, out, say
+from ledger.config import ROLES, Settings
 
-if TYPE_CHECKING:  # fastapi and uvicorn (the `api` extra) load only when a command needs them
+if TYPE_CHECKING:  # fastapi and uvicorn load only when a command needs them
     import uvicorn
-    from fastapi import FastAPI
 
     from api.services import Services
     from ledger.writer.remote import CommandServer
 
-out = Console()
-err = Console(stderr=True)
-log = logging.getLogger(__name__)
-
 tokens = typer.Typer(help="API tokens: stored hashed, shown once.", no_args_is_help=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _api_settings() -> ApiSettings:
+def _api_settings() -> Settings:
+    settings = load_settings()
     try:
-        api = ApiSettings()
-        api.token_roles()  # a malformed LEDGER_API_TOKENS fails here, not in every worker
-    except (ValidationError, ValueError) as error:
-        raise _fail(str(error).splitlines()[0]) from None
-    return api
+        settings.token_roles()  # a malformed LEDGER_API_TOKENS fails here, not in every worker
+    except ValueError as error:
+        raise fail(str(error)) from None
+    return settings
+
+
+def _open_services(settings: Settings) -> Services:
+    """The API's services over the process's parts (`ledger.bootstrap`): the cipher key is
+    resolved here, once, before any worker starts."""
+    from api.services import Services
+    from ledger.bootstrap import bootstrap
+
+    parts = bootstrap(settings)
+    try:
+        services = Services.open(components=parts)
+    except (ValueError, OSError) as error:
+        parts.close()
+        raise fail(f"cannot open the store at {describe_store(settings)}: {error}") from None
+    note_generated_key(parts.generated_key)
+    return services
 
 
 def _check_role(role: str) -> str:
@@ -86,14 +89,6 @@ def _serve_writer(services: Services) -> CommandServer:
     return server
 
 
-def worker_app() -> FastAPI:
-    """The app of one `ledger serve --workers N` worker process: requests only; the parent runs
-    the projection runner and the sweeper once for the whole deployment."""
-    from api.app import create_app
-
-    return create_app(background=False)
-
-
 def _print_demo_tokens(created: dict[str, str], host: str, port: int) -> None:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
@@ -126,22 +121,13 @@ def serve(
 
     from api.app import create_app
     from api.background import Background
-    from api.services import Services
-    from ledger.cli import describe_store, load_settings, note_generated_key
-    from ledger.config import resolve_cipher_key
 
-    settings = load_settings()
-    api = _api_settings()
+    settings = _api_settings()
     if relay and not settings.kafka_bootstrap:
-        raise _fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
-    api = api.model_copy(update={"serve_relay": relay or api.serve_relay,
-                                 "serve_projections": projections and api.serve_projections})
-    try:
-        _, generated = resolve_cipher_key(settings)  # before any worker: one key, generated once
-        services = Services.open(settings, api)
-    except (ValueError, OSError) as error:
-        raise _fail(f"cannot open the store at {describe_store(settings)}: {error}") from None
-    note_generated_key(generated)
+        raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
+                                           "serve_projections": projections and settings.serve_projections})
+    services = _open_services(settings)
     try:
         if demo:
             _print_demo_tokens({role: services.create_token(role) for role in ROLES}, host, port)
@@ -157,7 +143,7 @@ def serve(
         background.start()
         commands = _serve_writer(services)
         try:
-            uvicorn.run("api.cli:worker_app", factory=True, host=host, port=port, workers=workers,
+            uvicorn.run("api.app:worker_app", factory=True, host=host, port=port, workers=workers,
                         log_level=log_level)
         finally:
             commands.close()
@@ -171,18 +157,7 @@ def create_token(
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}", callback=_check_role)],
 ) -> None:
     """Create a token for ROLE; it is stored hashed and printed only this once."""
-    from api.services import Services
-    from ledger.cli import describe_store, load_settings, note_generated_key
-    from ledger.config import resolve_cipher_key
-
-    settings = load_settings()
-    api = _api_settings()
-    try:
-        _, generated = resolve_cipher_key(settings)
-        services = Services.open(settings, api)
-    except (ValueError, OSError) as error:
-        raise _fail(f"cannot open the store at {describe_store(settings)}: {error}") from None
-    note_generated_key(generated)
+    services = _open_services(_api_settings())
     try:
         token = services.create_token(role)
     finally:
@@ -201,24 +176,12 @@ def bench_api(
     """A flash sale over HTTP against a real `ledger serve` on a throwaway store, beside a bare
     FastAPI route doing one database round trip, served the same way."""
     from api.bench import run_bench_api
-    from ledger.cli import load_settings
 
     settings = load_settings()
     try:
         ok = run_bench_api(settings, clients=clients, keys=keys, attempts=attempts,
-                           reads=attempts if reads is None else reads, say=_say, workers=workers)
+                           reads=attempts if reads is None else reads, say=say, workers=workers)
     except RuntimeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if not ok:
         raise typer.Exit(1)
-
-
-def _say(line: str) -> None:
-    out.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def register(app: typer.Typer, groups: dict[str, Any]) -> None:
-    """Entry point `ledger.cli`."""
-    app.command("serve")(serve)
-    app.add_typer(tokens, name="tokens")
-    groups["bench"].command("api")(bench_api)

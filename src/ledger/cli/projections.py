@@ -1,75 +1,18 @@
-"""`ledger project ...` and `ledger replay`: plugged into the `ledger` command through the
-`ledger.cli` entry point, so the core package never imports the read models."""
+"""`ledger project run|status|rebuild`, `ledger replay`, `ledger reconcile` and `ledger bench
+replay|as-of`: the read models."""
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ledger.application import LedgerApp, build_app
-from ledger.config import Settings
-from ledger.relay import relay_status
-from projections.as_of import History, LiveReadModels
-from projections.rebuild import rebuild
-from projections.reconcile import NotAligned, reconcile
-from projections.reconcile_view import reconciliation_tables
-from projections.registry import build_projections
-from projections.replay import load_report, replay, write_csv
-from projections.runner import Runner
-from projections.status import projection_status
-from projections.store import ViewStore
+from ledger.cli.common import bootstrapped, fail, load_settings, out, progress_bar, stop_on_signals
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-@contextmanager
-def _opened() -> Iterator[tuple[LedgerApp, ViewStore]]:
-    try:
-        settings = Settings()
-        app, _ = build_app(settings)
-        store = ViewStore(settings)
-    except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
-    try:
-        yield app, store
-    finally:
-        store.close()
-        app.close()
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A bar with events/s and ETA; yields the callback the runner calls."""
-    columns = (
-        TextColumn(label), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} events/s"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(label, total=None, rate="-")
-
-        def update(position: int, head: int) -> None:
-            speed = bar.tasks[task].speed
-            bar.update(task, completed=position, total=head, rate=f"{speed:,.0f}" if speed else "-")
-
-        yield update
 
 
 @project.command("run")
@@ -84,68 +27,65 @@ def run_command(
     """Keep read models up to date until stopped (Ctrl-C / SIGTERM); resumes where it stopped."""
     if from_kafka:
         if names:
-            raise _fail("--from-kafka builds every read model: the consumer group splits them among its members")
+            raise fail("--from-kafka builds every read model: the consumer group splits them among its members")
         _run_from_kafka(batch_size)
         return
-    with _opened() as (app, store):
+    with bootstrapped(load_settings(), build=lambda parts: parts.views) as parts:
         try:
-            runner = Runner(app, store, lambda: build_projections(store, names), batch_size=batch_size,
-                            poll_interval=poll)
+            runner = parts.runner(names, batch_size=batch_size, poll_interval=poll)
         except ValueError as error:
-            raise _fail(str(error)) from None
-        stop = _stop_on_signals()
+            raise fail(str(error)) from None
+        stop = stop_on_signals()
         out.print(f"projecting from position {runner.position} (head {runner.head()}); Ctrl-C stops")
         runner.run_forever(stop)
         runner.close()
         out.print(f"stopped at position {runner.position}")
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def _run_from_kafka(batch_size: int) -> None:
     from kafka.errors import KafkaError
 
-    from ledger.cli import load_settings
+    from ledger.bootstrap import bootstrap
     from ledger.relay import require_bootstrap
     from projections.kafka_source import KafkaViews
 
     settings = load_settings()
     try:
         require_bootstrap(settings)
-        store = ViewStore(settings)
+        parts = bootstrap(settings)
+        store = parts.views
     except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     try:
         member = KafkaViews(settings, store, batch_size=batch_size,
                             on_assignment=lambda lanes: typer.echo(f"owns lanes: {' '.join(lanes)}"))
     except KafkaError as error:
-        store.close()
-        raise _fail(f"cannot join the read-model group at {settings.kafka_bootstrap}: {error}") from None
-    stop = _stop_on_signals()
+        parts.close()
+        raise fail(f"cannot join the read-model group at {settings.kafka_bootstrap}: {error}") from None
+    stop = stop_on_signals()
     out.print(f"joined consumer group {settings.kafka_group} at {settings.kafka_bootstrap}; Ctrl-C stops")
     try:
         member.run_forever(stop)
     finally:
         member.close()
-        store.close()
+        parts.close()
     out.print("stopped")
 
 
 @project.command("status")
 def status_command() -> None:
     """Each read model's version, position, lag in events and seconds, and events/s."""
-    with _opened() as (app, store):
+    from ledger.relay import relay_status
+    from projections.status import projection_status
+
+    with bootstrapped(load_settings(), build=lambda parts: parts.views) as parts:
+        app, store = parts.app, parts.views
         table = Table("read model", "version", "position", "head", "lag (events)", "lag (s)", "events/s")
         for s in projection_status(app, store):
             table.add_row(s.name, str(s.version), str(s.position), str(s.head), str(s.lag_events),
                           f"{s.lag_seconds:.1f}", f"{s.events_per_s:,.0f}")
         out.print(table)
-        relay = relay_status(app, Settings())
+        relay = relay_status(app, parts.settings)
         if relay is not None:
             state = f"DOWN since {relay.error_since}: {relay.error}" if relay.error else "ok"
             out.print(f"kafka relay to {relay.topic}: position {relay.position} of {relay.head}, "
@@ -160,13 +100,15 @@ def rebuild_command(
     batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
 ) -> None:
     """Rebuild from zero into fresh tables while the old ones serve, then swap atomically."""
+    from projections.rebuild import rebuild
+
     if not names and not all_:
-        raise _fail("name the read models to rebuild, or pass --all")
-    with _opened() as (app, store), _progress("rebuilding") as update:
+        raise fail("name the read models to rebuild, or pass --all")
+    with bootstrapped(load_settings(), build=lambda parts: parts.views) as parts, progress_bar("rebuilding") as update:
         try:
-            versions = rebuild(app, store, None if all_ else names, progress=update, batch_size=batch_size)
+            versions = rebuild(parts.app, parts.views, None if all_ else names, progress=update, batch_size=batch_size)
         except ValueError as error:
-            raise _fail(str(error)) from None
+            raise fail(str(error)) from None
     out.print("now serving: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
 
 
@@ -176,13 +118,15 @@ def replay_command(
     until: Annotated[str | None, typer.Option(help="a position (integer) or an ISO time, inclusive")] = None,
 ) -> None:
     """Replay the history in order into a report and write its rows as CSV."""
+    from projections.replay import load_report, replay, write_csv
+
     until_position, until_time = _parse_until(until)
     try:
         instance = load_report(report)()
     except (ValueError, ImportError, SyntaxError) as error:
-        raise _fail(f"{report}: {error}") from None
-    with _opened() as (app, _store), _progress("replaying") as update:
-        result = replay(app, instance, until_position=until_position, until_time=until_time, progress=update)
+        raise fail(f"{report}: {error}") from None
+    with bootstrapped(load_settings()) as parts, progress_bar("replaying") as update:
+        result = replay(parts.app, instance, until_position=until_position, until_time=until_time, progress=update)
     rows = write_csv(instance.rows(), out_file)
     out.print(f"{result.events_read} events read up to position {result.last_position}, "
               f"{result.events_handled} handled, {rows} rows written to {out_file}")
@@ -197,9 +141,9 @@ def _parse_until(until: str | None) -> tuple[int | None, datetime | None]:
     try:
         moment = datetime.fromisoformat(until)
     except ValueError:
-        raise _fail(f"--until {until!r} is neither a position nor an ISO date-time") from None
+        raise fail(f"--until {until!r} is neither a position nor an ISO date-time") from None
     if moment.tzinfo is None:
-        raise _fail("--until needs a time zone, e.g. 2026-03-01T00:00:00+00:00")
+        raise fail("--until needs a time zone, e.g. 2026-03-01T00:00:00+00:00")
     return None, moment
 
 
@@ -212,7 +156,7 @@ def bench_replay_command(
     then the live projection lag while writers keep writing."""
     from projections.bench import bench_replay
 
-    result = bench_replay(Settings(), events=events, batch_size=batch_size, lag_seconds=lag_seconds)
+    result = bench_replay(load_settings(), events=events, batch_size=batch_size, lag_seconds=lag_seconds)
     out.print(f"store: {result.store} (dropped); {result.events} events seeded in {result.seed_seconds:.1f} s",
               markup=False, highlight=False, soft_wrap=True)
     out.print(f"read models: {result.rebuild_rate:,.0f} events/s".replace(",", ""))
@@ -230,16 +174,22 @@ def reconcile_command(
 ) -> None:
     """Check that every payment ended in goods or a refund, every key is in one state, money in =
     revenue + refunds payable, and the journal equals the events; exit 1 on any exception."""
-    with _opened() as (app, store):
+    from projections.as_of import History, LiveReadModels
+    from projections.reconcile import NotAligned, reconcile
+    from projections.reconcile_view import reconciliation_tables
+    from projections.registry import build_projections
+
+    with bootstrapped(load_settings(), build=lambda parts: parts.views) as parts:
+        app, store = parts.app, parts.views
         live = build_projections(store)
         if catch_up:
-            with _progress("catching up") as update:
-                Runner(app, store, live).catch_up(progress=update)
+            with progress_bar("catching up") as update:
+                parts.runner(projections=live).catch_up(progress=update)
         views = {p.name: p for p in live}
         try:
             result = reconcile(History(app), LiveReadModels(store, views))
         except NotAligned as error:
-            raise _fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
+            raise fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
         head = app.recorder.max_notification_id() or 0
     out.print(reconciliation_tables(result, head))
     if not result.clean:
@@ -254,7 +204,7 @@ def bench_as_of_command(
     on a throwaway store holding the demo's history."""
     from projections.bench_as_of import bench_as_of
 
-    result = bench_as_of(Settings(), orders=orders, seed=seed,
+    result = bench_as_of(load_settings(), orders=orders, seed=seed,
                          say=lambda line: out.print(line, markup=False, highlight=False, soft_wrap=True))
     table = Table("report", "as of", "live read", "rebuild to there", "as_of cold", "as_of warm",
                   "warm / rebuild", title=f"{result.events} events; seconds")
@@ -262,35 +212,3 @@ def bench_as_of_command(
         table.add_row(t.report, str(t.position), f"{t.live_s:.3f}", f"{t.rebuild_s:.3f}", f"{t.cold_s:.3f}",
                       f"{t.warm_s:.3f}", f"{t.warm_s / t.rebuild_s:.2f}")
     out.print(table)
-
-
-def register(app: typer.Typer, groups: dict[str, Any]) -> None:
-    """Entry point `ledger.cli`: add our commands to the `ledger` command."""
-    app.add_typer(project, name="project")
-    app.command("reconcile")(reconcile_command)
-    app.command("replay")(replay_command)
-    groups["bench"].command("replay")(bench_replay_command)
-    groups["bench"].command("as-of")(bench_as_of_command)
-    from ledger.demo import DEMO_RISK
-
-    DEMO_RISK.append(FraudDemoRisk)
-
-
-class FraudDemoRisk:
-    """The demo's risk check: the fraud read model, kept current as the demo runs."""
-
-    def __init__(self, threshold: int = 30) -> None:
-        self.threshold = threshold
-        self.runner: Runner | None = None
-
-    def arm(self, ledger: Any) -> None:
-        from projections.risk import FraudRiskAssessor
-
-        store = ViewStore(ledger.settings)
-        self.runner = Runner(ledger.app, store, build_projections(store, ["fraud"]))
-        self.refresh()
-        ledger.risk = FraudRiskAssessor(store, self.threshold)
-
-    def refresh(self) -> None:
-        if self.runner is not None:
-            self.runner.catch_up()
