@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ledger.cli.common import describe_store, err, fail, load_settings, note_generated_key, out, say
+from ledger.cli.common import describe_store, err, fail, load_settings, note_generated_key, out, require_kafka, say
 from ledger.config import ROLES, Settings
 
 if TYPE_CHECKING:  # fastapi and uvicorn load only when a command needs them
@@ -125,6 +125,8 @@ def serve(
     settings = _api_settings()
     if relay and not settings.kafka_bootstrap:
         raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    if relay or settings.serve_relay:
+        require_kafka()
     settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
                                            "serve_projections": projections and settings.serve_projections})
     services = _open_services(settings)

@@ -84,6 +84,14 @@ def bootstrapped(settings: Settings, clock: Clock | None = None,
         components.close()
 
 
+def require_kafka() -> None:
+    """Exit 1 saying how to install it when the optional `kafka` extra is missing."""
+    try:
+        import kafka  # noqa: F401
+    except ImportError:
+        raise fail("Kafka support is the optional `kafka` extra: pip install 'ledger[kafka]'") from None
+
+
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     """A bar on stderr with events/s and ETA; yields the callback (position, head) to call."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.common import fail, load_settings, say, stop_on_signals
+from ledger.cli.common import fail, load_settings, require_kafka, say, stop_on_signals
 
 
 def relay_command(
@@ -23,9 +23,14 @@ def relay_command(
     settings = load_settings()
     try:
         require_bootstrap(settings)  # before the store is opened: nothing changes without a cluster
-        parts = bootstrap(settings)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    require_kafka()
+    parts = bootstrap(settings)
+    try:
         relay = parts.relay(batch_size=batch_size, poll_interval=poll)
     except (ValueError, OSError) as error:
+        parts.close()
         raise fail(str(error)) from None
     stop = stop_on_signals()
     say(f"relaying to {relay.topic} at {settings.kafka_bootstrap} from position {relay.position}; Ctrl-C stops")
@@ -45,6 +50,7 @@ def bench_relay_command(
     throwaway store, fresh topics on LEDGER_KAFKA_BOOTSTRAP)."""
     from projections.kafka_bench import bench_relay
 
+    require_kafka()
     try:
         result = bench_relay(load_settings(), events=events, batch_size=batch_size, rounds=rounds)
     except (ValueError, RuntimeError) as error:

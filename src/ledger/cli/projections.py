@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ledger.cli.common import bootstrapped, fail, load_settings, out, progress_bar, stop_on_signals
+from ledger.cli.common import bootstrapped, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
 
@@ -43,18 +43,24 @@ def run_command(
 
 
 def _run_from_kafka(batch_size: int) -> None:
-    from kafka.errors import KafkaError
-
     from ledger.bootstrap import bootstrap
     from ledger.relay import require_bootstrap
-    from projections.kafka_source import KafkaViews
 
     settings = load_settings()
     try:
         require_bootstrap(settings)
-        parts = bootstrap(settings)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    require_kafka()
+    from kafka.errors import KafkaError
+
+    from projections.kafka_source import KafkaViews
+
+    parts = bootstrap(settings)
+    try:
         store = parts.views
     except (ValueError, OSError) as error:
+        parts.close()
         raise fail(str(error)) from None
     try:
         member = KafkaViews(settings, store, batch_size=batch_size,
