@@ -104,10 +104,6 @@ class Components:
         given = projections if projections is not None else lambda: build_projections(views, names)
         return Runner(self.app, views, given, batch_size=batch_size, poll_interval=poll_interval)
 
-    @property
-    def kafka_configured(self) -> bool:
-        return bool(self.settings.kafka_bootstrap)
-
     def relay(self, *, batch_size: int = 2000, poll_interval: float = 0.1) -> Relay:
         """A relay of the log to Kafka, resuming from the recorded position; ValueError naming
         LEDGER_KAFKA_BOOTSTRAP when no cluster is configured."""
