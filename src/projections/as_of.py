@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from ledger.application import LedgerApp
 from projections.base import Projection
-from projections.events import handlers_of
 from projections.facts import Facts
 from projections.inventory import Inventory
 from projections.journal import Journal
@@ -92,7 +91,7 @@ class History:
     def __init__(self, app: LedgerApp, max_events: int = DEFAULT_CACHED_EVENTS) -> None:
         self.app = app
         self.max_events = max_events
-        self.topics = tuple(sorted({t for cls in FOLDABLE for t in handlers_of(cls)}))
+        self.topics = tuple(sorted({t for cls in FOLDABLE for t in cls.handled_topics()}))
         self._lock = threading.Lock()
         self._positions = array("q")  # every position read, ascending
         self._times = array("d")  # its event's timestamp, POSIX seconds (exact to the microsecond)

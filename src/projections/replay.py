@@ -1,8 +1,8 @@
 """Analyst replay: fold the whole history, in order, into a report nobody planned for.
 
-A report is a small class: one `on_<Aggregate>_<Event>(event)` method per event type it
-cares about, and `rows()` for its result. Replay reads the notification log directly and
-never touches the live read models.
+A report is a small class: one method per event class it cares about, registered with
+`@handles(Order.Placed)` and taking that event, and `rows()` for its result. Replay reads the
+notification log directly and never touches the live read models.
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application import LedgerApp
-from projections.events import handlers_of
+from projections.events import Handlers
 
 
-class Report:
-    """Subclass me: define handlers `on_Order_Placed(self, event)` etc. and `rows()`."""
+class Report(Handlers):
+    """Subclass me: define handlers `@handles(Order.Placed) def placed(self, event: Order.Placed)`
+    etc. (`projections.events.handles`) and `rows()`."""
 
     def rows(self) -> Iterable[dict[str, Any]]:
         raise NotImplementedError
 
-    def handlers(self) -> dict[str, Callable[[Any], None]]:
-        return handlers_of(self)
+    def handlers(self) -> dict[str, Callable[..., None]]:
+        return self.bound_handlers()
 
 
 @dataclass(frozen=True)
