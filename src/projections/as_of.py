@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ledger import event_log
 from ledger.application import LedgerApp
 from projections.base import Projection
 from projections.facts import Facts
@@ -102,7 +103,7 @@ class History:
         self.read_to = 0
 
     def head(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return event_log.head(self.app)
 
     def extend(self, to: int) -> None:
         """Read and decode the log from where we stopped up to position `to` (at most the head)."""
@@ -110,10 +111,7 @@ class History:
             return
         to = min(to, self.head())  # never mark positions not written yet as read
         with self._lock:
-            while self.read_to < to:
-                notifications = self.app.recorder.select_notifications(self.read_to + 1, PAGE, stop=to)
-                if not notifications:
-                    break
+            for notifications in event_log.pages(self.app, self.read_to, stop=to, size=PAGE):
                 for notification in notifications:
                     event: Any = self.app.mapper.to_domain_event(notification)
                     self._positions.append(notification.id)
@@ -148,14 +146,9 @@ class History:
             cached = self._events[: bisect.bisect_right(self._event_positions, until)]
             resume = self._complete_to
         yield from cached
-        start = resume + 1
-        while start <= until:  # past the cache: decode from the store again
-            notifications = self.app.recorder.select_notifications(start, PAGE, stop=until, topics=self.topics)
-            if not notifications:
-                return
-            for notification in notifications:
-                yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
-            start = notifications[-1].id + 1
+        # Past the cache: decode from the store again.
+        for notification in event_log.notifications(self.app, resume, stop=until, size=PAGE, topics=self.topics):
+            yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
 
 
 class ReadSource(Protocol):

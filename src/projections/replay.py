@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger import event_log
 from ledger.application import LedgerApp
 from projections.events import Handlers
 
@@ -76,15 +77,11 @@ def replay(
 ) -> ReplayResult:
     """Feed every event up to a position or a time (inclusive) to the report, in log order."""
     handlers = report.handlers()
-    head = app.recorder.max_notification_id() or 0
+    head = event_log.head(app)
     stop = min(head, until_position) if until_position is not None else head
     began = time.perf_counter()
     read = handled = last = 0
-    start = 1
-    while start <= stop:
-        notifications = app.recorder.select_notifications(start, batch_size, stop=stop)
-        if not notifications:
-            break
+    for notifications in event_log.pages(app, stop=stop, size=batch_size):
         for notification in notifications:
             handler = handlers.get(notification.topic)
             if handler is not None:
@@ -94,7 +91,6 @@ def replay(
                     handled += 1
         read += len(notifications)
         last = notifications[-1].id
-        start = last + 1
         if progress is not None:
             progress(last, stop)
     return ReplayResult(read, handled, last, time.perf_counter() - began)
