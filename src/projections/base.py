@@ -61,7 +61,7 @@ class Projection(Handlers):
 
     def __init__(self, store: ViewStore, version: int | None = None) -> None:
         self.store = store
-        self.version = version if version is not None else store.active_version(self.name)
+        self.version = version if version is not None else store.active_versions()[self.name]
         self.handlers = self.bound_handlers()  # topic -> bound method, built once
         self._specs = {t.name: t for t in self.tables}
         self.topics = frozenset(self.handlers)  # read for every event: built once

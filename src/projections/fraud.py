@@ -289,12 +289,16 @@ def _alert_row(values: tuple[Any, ...]) -> Row:
 
 def alerts(
     store: ViewStore, projection: Fraud | None = None, *, rule: str | None = None, subject_kind: str | None = None,
-    subject_id: str | None = None, since: int = 0, limit: int | None = None,
+    subject_id: str | None = None, since: int = 0, until: int | None = None, limit: int | None = None,
 ) -> list[Row]:
-    """Alerts in log order (the active version unless a projection is given), filtered."""
+    """Alerts at positions after `since` (and at most `until`) in log order (the active version
+    unless a projection is given), filtered."""
     fraud = _fraud(store, projection)
     spec = fraud.tables[0]
     where, params = ["position > ?"], [since]
+    if until is not None:
+        where.append("position <= ?")
+        params.append(until)
     for column, value in (("rule", rule), ("subject_kind", subject_kind), ("subject_id", subject_id)):
         if value is not None:
             where.append(f"{column} = ?")

@@ -55,6 +55,12 @@ def apportion(total: Decimal, parts: int, currency: str) -> list[Decimal]:
     return [total - share * (parts - 1), *([share] * (parts - 1))]
 
 
+def margin(profit: Decimal, net_revenue: Decimal) -> Decimal | None:
+    """profit / net revenue, rounded half-up to 4 places; None when there is no net revenue.
+    The one margin formula: the read model's rows and the reports' group sums both use it."""
+    return None if net_revenue == 0 else (profit / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
+
+
 class Profit(Projection):
     name = "profit"
     tables = (
@@ -137,9 +143,7 @@ class Profit(Projection):
     def _settle(row: Row) -> None:
         net_revenue = row["revenue"] - row["discounts"] - row["refunds"]
         row["profit"] = net_revenue - row["cost_of_goods"] - row["write_offs"]
-        row["margin"] = (
-            None if net_revenue == 0 else (row["profit"] / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
-        )
+        row["margin"] = margin(row["profit"], net_revenue)
 
     def _currency(self, sku: str, order: Row | None = None) -> str:
         if order is not None:

@@ -22,6 +22,7 @@ from eventsourcing.persistence import Notification
 from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from projections.base import Projection
+from projections.queries import Versions
 from projections.store import StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class Runner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = {}
-        self._swaps_checked = 0.0
+        self._versions = Versions(store, refresh_s=1.0)  # a rebuild's swap is looked for once a second
         self._listener: Any = None
         self._loaded = False  # True while the rows in memory are those of the store at `positions`
         self._reader: ThreadPoolExecutor | None = None
@@ -100,11 +101,7 @@ class Runner:
 
     def follow_swaps(self) -> bool:
         """Switch to versions a rebuild made active; True if anything changed."""
-        if self._factory is None or time.monotonic() - self._swaps_checked < 1.0:
-            return False
-        self._swaps_checked = time.monotonic()
-        active = self.store.active_versions()
-        if all(active.get(p.name, 1) == p.version for p in self.projections):
+        if self._factory is None or not self._versions.swapped(self.projections):
             return False
         self.projections = list(self._factory())
         self.start()
