@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.orders import Order
+from projections.events import handles
 from projections.replay import Report
 
 
@@ -22,10 +24,12 @@ class CohortRepurchase(Report):
         self.first_week: dict[str, str] = {}
         self.orders: dict[str, int] = {}
 
-    def on_Order_Placed(self, event: Any) -> None:
+    @handles(Order.Placed)
+    def on_Order_Placed(self, event: Order.Placed) -> None:
         self.customer_of[event.originator_id] = event.customer_id
 
-    def on_Order_KeysDelivered(self, event: Any) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, event: Order.KeysDelivered) -> None:
         customer = self.customer_of[event.originator_id]
         year, week, _ = event.timestamp.isocalendar()
         self.first_week.setdefault(customer, f"{year}-W{week:02d}")

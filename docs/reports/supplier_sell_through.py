@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.orders import Order
+from ledger.domain.supply import Batch
+from projections.events import handles
 from projections.replay import Report
 
 
@@ -25,19 +28,22 @@ class SupplierSellThrough(Report):
             name, {"received": 0, "received_cost": Decimal(0), "sold": 0, "sold_cost": Decimal(0), "voided": 0}
         )
 
-    def on_Batch_Received(self, event: Any) -> None:
+    @handles(Batch.Received)
+    def on_Batch_Received(self, event: Batch.Received) -> None:
         self.supplier_of_batch[event.originator_id] = event.supplier
         figures = self._supplier(event.supplier)
         figures["received"] += len(event.key_ids)
         figures["received_cost"] += event.unit_cost * len(event.key_ids)
 
-    def on_Order_KeysDelivered(self, event: Any) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, event: Order.KeysDelivered) -> None:
         for key in event.keys:
             figures = self._supplier(key["supplier"])
             figures["sold"] += 1
             figures["sold_cost"] += Decimal(key["unit_cost"])
 
-    def on_Batch_Recalled(self, event: Any) -> None:
+    @handles(Batch.Recalled)
+    def on_Batch_Recalled(self, event: Batch.Recalled) -> None:
         self._supplier(self.supplier_of_batch[event.originator_id])["voided"] += len(event.voided_key_ids)
 
     def rows(self) -> Iterable[dict[str, Any]]:

@@ -15,7 +15,6 @@ from api.metrics import Metrics
 from api.routes import ROUTERS
 from api.services import Services
 from ledger.relay import relay_status
-from projections.registry import PROJECTION_NAMES
 
 
 class BodyLimit:
@@ -101,12 +100,11 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     def readyz(request: Request) -> JSONResponse:
         svc: Services = request.app.state.services
         try:
-            head = svc.ledger.app.recorder.max_notification_id() or 0
-            lag = head - svc.positions(PROJECTION_NAMES)
+            lag = svc.reads.lag()
         except Exception as error:
             return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
-        ready = lag <= svc.settings.ready_max_lag_events
-        body: dict[str, object] = {"ready": ready, "head": head, "lag_events": lag}
+        ready = lag.events <= svc.settings.ready_max_lag_events
+        body: dict[str, object] = {"ready": ready, "head": lag.head, "lag_events": lag.events}
         relay = relay_status(svc.ledger.app, svc.settings)
         if relay is not None:  # reported, not gating: a Kafka outage does not take the API out of service
             body["relay"] = {"position": relay.position, "lag_events": relay.lag_events, "error": relay.error,

@@ -45,10 +45,10 @@ class Metrics:
             return response
 
     def render(self, services: Services) -> Response:
-        head = services.ledger.app.recorder.max_notification_id() or 0
+        head = services.reads.head()
         self.events.set(head)
         for name in PROJECTION_NAMES:
-            self.lag.labels(name).set(max(0, head - services.store.position(services.view(name).tracking_name)))
+            self.lag.labels(name).set(services.reads.lag((name,), head).events)
         relay = relay_status(services.ledger.app, services.settings)
         if relay is not None:
             self.relay_position.set(relay.position)

@@ -15,7 +15,8 @@ from ledger.config import Settings
 from ledger.service.ledger import Clock, Ledger
 from projections.as_of import History
 from projections.base import Projection
-from projections.registry import PROJECTION_NAMES, build_projections
+from projections.queries import ReadSide
+from projections.registry import build_projections
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,8 @@ class Services:
     ledger: Ledger
     store: ViewStore
     env_tokens: dict[str, str]
-    _views: dict[str, Projection] = field(default_factory=dict)
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
-    _views_checked: float = 0.0
+    _reads: ReadSide | None = None
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
 
@@ -82,18 +82,18 @@ class Services:
 
     # ---- read models ----
 
+    @property
+    def reads(self) -> ReadSide:
+        """The read side's seam (`projections.queries`): versions, the log's head, lag, queries."""
+        with self._views_lock:
+            if self._reads is None:
+                self._reads = ReadSide(self.ledger.app, self.store, refresh_s=1.0)
+            return self._reads
+
     def view(self, name: str) -> Projection:
         """The read model at its active version. Every read model's swap is followed within a
         second, with one query for all versions rather than one per read."""
-        with self._views_lock:
-            now = time.monotonic()
-            if not self._views or now - self._views_checked > 1.0:
-                self._views_checked = now
-                active = self.store.active_versions()
-                if any(active.get(n, 1) != p.version for n, p in self._views.items()) or not self._views:
-                    versions = {n: active.get(n, 1) for n in PROJECTION_NAMES}
-                    self._views = {p.name: p for p in build_projections(self.store, versions=versions)}
-            return self._views[name]
+        return self.reads.view(name)
 
     @property
     def history(self) -> History:
@@ -120,18 +120,11 @@ class Services:
 
     def positions(self, names: tuple[str, ...]) -> int:
         """The position every named read model has reached."""
-        return min(self.store.position(self.view(n).tracking_name) for n in names)
+        return self.reads.position(names)
 
     def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
         """Poll until the read models reach `position`; their position, or None on timeout."""
-        deadline = time.monotonic() + self.settings.read_wait_s
-        while True:
-            reached = self.positions(names)
-            if reached >= position:
-                return reached
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.01)
+        return self.reads.wait_for(names, position, self.settings.read_wait_s)
 
     # ---- the audit tree ----
 

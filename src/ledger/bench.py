@@ -31,6 +31,7 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg
 
+from ledger import event_log
 from ledger.commands import CapturePayment, PlaceOrder
 from ledger.config import Settings
 from ledger.results import Placed
@@ -280,12 +281,12 @@ def bench_write(
         try:
             _setup(ledger, skus, purchases // skus + 2)
             # One warm-up purchase per SKU: counts the rows a purchase writes, and opens the pool.
-            head = ledger.app.recorder.max_notification_id() or 0
+            head = event_log.head(ledger.app)
             for n in range(skus):
                 _purchase(ledger, n, skus, "warm")
-            after = ledger.app.recorder.max_notification_id() or 0
+            after = event_log.head(ledger.app)
             rows_per_purchase = (after - head) // skus
-            sample = ledger.app.recorder.select_notifications(head + 1, rows_per_purchase)
+            sample = event_log.page(ledger.app, head, rows_per_purchase)
             avg_row_bytes = sum(len(n.state) for n in sample) // max(1, len(sample))
             split = _split(sample, rows_per_purchase)
             stats = _instrument(ledger)
@@ -360,7 +361,7 @@ def bench_growth(
             try:
                 began = time.perf_counter()
                 _setup(ledger, 1, keys + purchases + 1, chunk=IMPORT_CHUNK)  # `keys` left after the sale
-                result.events[keys] = ledger.app.recorder.max_notification_id() or 0
+                result.events[keys] = event_log.head(ledger.app)
                 say(f"{keys:,} keys imported in {time.perf_counter() - began:.1f} s "
                     f"({result.events[keys]:,} events stored)")
                 _purchase(ledger, 0, 1, "warm")

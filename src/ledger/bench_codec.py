@@ -24,6 +24,7 @@ from typing import Any
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, Transcoder
 
+from ledger import event_log
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
 from ledger.transcoding import LedgerTranscoder
@@ -103,7 +104,7 @@ def bench_codec(purchases: int = 1500, repeats: int = 5) -> CodecBench:
             make_events(ledger, purchases, random.Random(7))
             app = ledger.app
             events: list[DomainEventProtocol[Any]] = [
-                app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 10**7)
+                app.mapper.to_domain_event(n) for n in event_log.notifications(app)
             ]
             json_side = _library_json(ledger)
             ledger_side = app.mapper.transcoder

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 
+from ledger import event_log
 from ledger.bench import throwaway_store
 from ledger.config import Settings
 from ledger.keyfile import read_codes, read_lines
@@ -76,7 +77,7 @@ def bench_import(settings: Settings, codes: int = 100_000) -> ImportBenchResult:
             )
             ledger_seconds, ledger_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
             peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            sample = ledger.app.recorder.select_notifications(imported.position - 99, 100)
+            sample = event_log.page(ledger.app, imported.position - 100, 100)
             avg_row_bytes = sum(len(n.state) for n in sample) // len(sample)
         finally:
             ledger.close()

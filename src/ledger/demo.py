@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ledger import event_log
 from ledger.domain.errors import DomainError, OrderRejected, RedeemedKeyRefund
 from ledger.domain.orders import Order, OrderStatus, Payment
 from ledger.domain.stock import Stock
@@ -387,14 +388,7 @@ def _cents(amount: Decimal) -> str:
 
 def iter_events(ledger: Ledger, page: int = 2000) -> Any:
     """Every stored event in log order, decoded through the application's mapper."""
-    start = 1
-    while True:
-        notifications = ledger.app.recorder.select_notifications(start, page)
-        if not notifications:
-            return
-        for n in notifications:
-            yield ledger.app.mapper.to_domain_event(n)
-        start = notifications[-1].id + 1
+    return event_log.events(ledger.app, size=page)
 
 
 def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALIASES)) -> Summary:
@@ -459,5 +453,5 @@ def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALI
 
 
 def store_is_empty(ledger: Ledger) -> bool:
-    return not ledger.app.recorder.max_notification_id()
+    return not event_log.head(ledger.app)
 

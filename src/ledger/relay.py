@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import Notification
 
+from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from ledger.config import Settings
 from ledger.event_json import dumps, event_json
@@ -129,7 +130,7 @@ class RelayPosition:
     @staticmethod
     def status_of(app: LedgerApp, topic: str) -> RelayStatus:
         position, rate, updated_at, error, error_since = read_row(app, topic) or (0, 0.0, "", None, None)
-        head = app.recorder.max_notification_id() or 0
+        head = event_log.head(app)
         return RelayStatus(topic, int(position), head, max(0, head - int(position)), float(rate),
                            str(updated_at), error, error_since)
 
@@ -276,7 +277,7 @@ class Relay:
 
     def send_batch(self) -> int:
         """Hand the next batch to the producer; return how many events it had."""
-        notifications = self.app.recorder.select_notifications(self._sent + 1, self.batch_size)
+        notifications = event_log.page(self.app, self._sent, self.batch_size)
         if not notifications:
             return 0
         producer, previous, futures = self._producer, self._sent, []

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ledger import event_log
 from ledger.application import LedgerApp
 from projections.base import Projection
-from projections.events import handlers_of
 from projections.facts import Facts
 from projections.inventory import Inventory
 from projections.journal import Journal
@@ -92,7 +92,7 @@ class History:
     def __init__(self, app: LedgerApp, max_events: int = DEFAULT_CACHED_EVENTS) -> None:
         self.app = app
         self.max_events = max_events
-        self.topics = tuple(sorted({t for cls in FOLDABLE for t in handlers_of(cls)}))
+        self.topics = tuple(sorted({t for cls in FOLDABLE for t in cls.handled_topics()}))
         self._lock = threading.Lock()
         self._positions = array("q")  # every position read, ascending
         self._times = array("d")  # its event's timestamp, POSIX seconds (exact to the microsecond)
@@ -103,7 +103,7 @@ class History:
         self.read_to = 0
 
     def head(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return event_log.head(self.app)
 
     def extend(self, to: int) -> None:
         """Read and decode the log from where we stopped up to position `to` (at most the head)."""
@@ -111,10 +111,7 @@ class History:
             return
         to = min(to, self.head())  # never mark positions not written yet as read
         with self._lock:
-            while self.read_to < to:
-                notifications = self.app.recorder.select_notifications(self.read_to + 1, PAGE, stop=to)
-                if not notifications:
-                    break
+            for notifications in event_log.pages(self.app, self.read_to, stop=to, size=PAGE):
                 for notification in notifications:
                     event: Any = self.app.mapper.to_domain_event(notification)
                     self._positions.append(notification.id)
@@ -149,14 +146,9 @@ class History:
             cached = self._events[: bisect.bisect_right(self._event_positions, until)]
             resume = self._complete_to
         yield from cached
-        start = resume + 1
-        while start <= until:  # past the cache: decode from the store again
-            notifications = self.app.recorder.select_notifications(start, PAGE, stop=until, topics=self.topics)
-            if not notifications:
-                return
-            for notification in notifications:
-                yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
-            start = notifications[-1].id + 1
+        # Past the cache: decode from the store again.
+        for notification in event_log.notifications(self.app, resume, stop=until, size=PAGE, topics=self.topics):
+            yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
 
 
 class ReadSource(Protocol):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
 
+from projections.events import Handlers
 from projections.store import ViewStore
 
 Row = dict[str, Any]
@@ -52,16 +53,16 @@ class Table:
         return row
 
 
-class Projection:
-    """Subclasses name their tables and define `on_<Aggregate>_<Event>(event, position)`."""
+class Projection(Handlers):
+    """Subclasses name their tables and register handlers `(event, position)` with `@handles(Event)`."""
 
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
 
     def __init__(self, store: ViewStore, version: int | None = None) -> None:
         self.store = store
-        self.version = version if version is not None else store.active_version(self.name)
-        self.handlers = self._discover_handlers()
+        self.version = version if version is not None else store.active_versions()[self.name]
+        self.handlers = self.bound_handlers()  # topic -> bound method, built once
         self._specs = {t.name: t for t in self.tables}
         self.topics = frozenset(self.handlers)  # read for every event: built once
         self.reset()
@@ -141,11 +142,6 @@ class Projection:
 
     def handle(self, event: Any, position: int) -> None:
         self.handlers[get_topic(type(event))](event, position)
-
-    def _discover_handlers(self) -> dict[str, Callable[[Any, int], None]]:
-        from projections.events import handlers_of
-
-        return handlers_of(self)
 
     # ---- rows ----
 

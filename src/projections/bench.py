@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ledger import event_log
 from ledger.bench import _ledger, throwaway_store
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
@@ -70,7 +71,7 @@ def seed(ledger: Ledger, events: int, rng: random.Random) -> None:
                          ends_at=now[0] + timedelta(days=3650))
     imported = 0
     customer = 0
-    while (ledger.app.recorder.max_notification_id() or 0) < events:
+    while event_log.head(ledger.app) < events:
         for sku in skus:  # keep stock ahead of sales
             codes = [(i + 1, f"{sku}-{imported + i:09d}") for i in range(400)]
             ledger.import_keys(admin, sku=sku, supplier=rng.choice(("acme", "globex", "initech")),
@@ -124,12 +125,7 @@ def measure_lag(ledger: Ledger, store: ViewStore, seconds: float, writers: int =
     began = time.perf_counter()
     while time.perf_counter() - began < seconds:
         time.sleep(0.05)
-        pending = ledger.app.recorder.select_notifications(runner.position + 1, 1)
-        if pending:
-            written: datetime = getattr(ledger.app.mapper.to_domain_event(pending[0]), "timestamp")  # noqa: B009
-            samples.append(max(0.0, (utc_now() - written).total_seconds()))
-        else:
-            samples.append(0.0)
+        samples.append(event_log.age_of_next(ledger.app, runner.position, utc_now()))
     stop.set()
     for thread in threads:
         thread.join()
@@ -160,15 +156,11 @@ def bench_replay(
     settings: Settings, events: int = 200_000, batch_size: int = 5000, lag_seconds: float = 10.0
 ) -> ReplayBench:
     with seeded_store(settings, events) as (ledger, where, seeded):
-        total = ledger.app.recorder.max_notification_id() or 0
+        total = event_log.head(ledger.app)
 
         began = time.perf_counter()
-        start = 1
-        while start <= total:
-            page = ledger.app.recorder.select_notifications(start, batch_size)
-            if not page:
-                break
-            start = page[-1].id + 1
+        for _ in event_log.pages(ledger.app, stop=total, size=batch_size):
+            pass
         raw = time.perf_counter() - began
 
         store = ViewStore(ledger.settings)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledger import event_log
 from ledger.bench import throwaway_store
 from ledger.config import Settings
 from ledger.demo import SimClock, run_demo
@@ -101,7 +102,7 @@ def bench_as_of(settings: Settings, *, orders: int, seed: int, say: Callable[[st
             began = time.perf_counter()
             run_demo(ledger, clock, seed, orders, lambda _: None)
             seed_seconds = time.perf_counter() - began
-            head = ledger.app.recorder.max_notification_id() or 0
+            head = event_log.head(ledger.app)
             say(f"store: {description} (dropped); {head} events of the demo (seed {seed}, {orders} orders) "
                 f"in {seed_seconds:.1f} s")
             store = ViewStore(ledger.settings)

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain.catalog import Product
+from ledger.domain.orders import Order
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table
+from projections.events import handles
 
 
 class Facts(Projection):
@@ -68,11 +73,13 @@ class Facts(Projection):
 
     # ---- handlers ----
 
-    def on_Product_Defined(self, e: Any, position: int) -> None:
+    @handles(Product.Defined)
+    def on_Product_Defined(self, e: Product.Defined, position: int) -> None:
         self.row("products", (e.sku,), {"name": e.name, "kind": e.kind, "currency": e.currency,
                                          "low_stock_threshold": e.low_stock_threshold})
 
-    def on_Order_Placed(self, e: Any, position: int) -> None:
+    @handles(Order.Placed)
+    def on_Order_Placed(self, e: Order.Placed, position: int) -> None:
         self.row("orders", (str(e.originator_id),), {
             "customer_id": e.customer_id, "sku": e.sku, "quantity": e.quantity, "channel": e.channel,
             "currency": e.currency, "subtotal": e.subtotal, "discount": e.discount, "coupon_code": e.coupon_code,
@@ -86,22 +93,28 @@ class Facts(Projection):
             order["status"] = status
             self.dirty["orders"].add((order["order_id"],))
 
-    def on_Order_Rejected(self, e: Any, position: int) -> None:
+    @handles(Order.Rejected)
+    def on_Order_Rejected(self, e: Order.Rejected, position: int) -> None:
         self._status(e, "rejected")
 
-    def on_Order_KeysReserved(self, e: Any, position: int) -> None:
+    @handles(Order.KeysReserved)
+    def on_Order_KeysReserved(self, e: Order.KeysReserved, position: int) -> None:
         self._status(e, "reserved")
 
-    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
         self._status(e, "delivered")
 
-    def on_Order_Expired(self, e: Any, position: int) -> None:
+    @handles(Order.Expired)
+    def on_Order_Expired(self, e: Order.Expired, position: int) -> None:
         self._status(e, "expired")
 
-    def on_Order_Cancelled(self, e: Any, position: int) -> None:
+    @handles(Order.Cancelled)
+    def on_Order_Cancelled(self, e: Order.Cancelled, position: int) -> None:
         self._status(e, "cancelled")
 
-    def on_Key_Registered(self, e: Any, position: int) -> None:
+    @handles(Key.Registered)
+    def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
         self.row("keys", (str(e.originator_id),), {
             "sku": e.sku, "batch_id": str(e.batch_id), "supplier": e.supplier, "unit_cost": e.unit_cost,
             "state": "available", "order_id": None,
@@ -115,22 +128,28 @@ class Facts(Projection):
                 key["order_id"] = str(order_id)
             self.dirty["keys"].add((key["key_id"],))
 
-    def on_Stock_Reserved(self, e: Any, position: int) -> None:
+    @handles(Stock.Reserved)
+    def on_Stock_Reserved(self, e: Stock.Reserved, position: int) -> None:
         for key_id in e.key_ids:
             self._key_state(key_id, "reserved", e.order_id)
 
-    def on_Stock_Released(self, e: Any, position: int) -> None:
+    @handles(Stock.Released)
+    def on_Stock_Released(self, e: Stock.Released, position: int) -> None:
         for key_id in e.key_ids:
             self._key_state(key_id, "available")
 
-    def on_Key_Delivered(self, e: Any, position: int) -> None:
+    @handles(Key.Delivered)
+    def on_Key_Delivered(self, e: Key.Delivered, position: int) -> None:
         self._key_state(e.originator_id, "delivered", e.order_id)
 
-    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+    @handles(Key.Redeemed)
+    def on_Key_Redeemed(self, e: Key.Redeemed, position: int) -> None:
         self._key_state(e.originator_id, "redeemed")
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._key_state(e.originator_id, "revoked")
 
-    def on_Key_Voided(self, e: Any, position: int) -> None:
+    @handles(Key.Voided)
+    def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
         self._key_state(e.originator_id, "voided")

@@ -15,7 +15,10 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledger.domain.orders import Order
+from ledger.domain.supply import Key
 from projections.base import INT, TEXT, Projection, Row, Table
+from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
 
@@ -213,7 +216,8 @@ class Fraud(Projection):
 
     # ---- handlers ----
 
-    def on_Order_Placed(self, e: Any, position: int) -> None:
+    @handles(Order.Placed)
+    def on_Order_Placed(self, e: Order.Placed, position: int) -> None:
         customer = str(e.customer_id)
         subjects = [(CUSTOMER, customer), (IP, e.client_ip), (DEVICE, e.device_id)]
         for kind, value in subjects:
@@ -232,7 +236,8 @@ class Fraud(Projection):
             self._member(COUPON_NEW_CUSTOMERS, DEVICE, str(e.device_id), customer,
                          self.rules.max_coupon_new_customers, e, position)
 
-    def on_Order_Expired(self, e: Any, position: int) -> None:
+    @handles(Order.Expired)
+    def on_Order_Expired(self, e: Order.Expired, position: int) -> None:
         order = self.facts.order(e.originator_id)
         if order is None:
             return
@@ -240,13 +245,15 @@ class Fraud(Projection):
             if value:
                 self._count(EXPIRED_HOLDS, kind, str(value), self.rules.max_expired_holds, e, position)
 
-    def on_Order_PaymentRejected(self, e: Any, position: int) -> None:
+    @handles(Order.PaymentRejected)
+    def on_Order_PaymentRejected(self, e: Order.PaymentRejected, position: int) -> None:
         order = self.facts.order(e.originator_id)
         if order is not None:
             self._count(PAYMENT_REJECTED, CUSTOMER, str(order["customer_id"]), self.rules.max_payment_rejections,
                         e, position)
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         if not e.was_redeemed:
             return
         order = self.facts.order(e.order_id)
@@ -254,7 +261,8 @@ class Fraud(Projection):
             self._count(REFUND_AFTER_REDEEM, CUSTOMER, str(order["customer_id"]), self.rules.max_refunds_after_redeem,
                         e, position)
 
-    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+    @handles(Key.Redeemed)
+    def on_Key_Redeemed(self, e: Key.Redeemed, position: int) -> None:
         key = self.facts.key(e.originator_id)
         order = self.facts.order(key["order_id"]) if key is not None and key["order_id"] else None
         if order is not None:
@@ -279,12 +287,16 @@ def _alert_row(values: tuple[Any, ...]) -> Row:
 
 def alerts(
     store: ViewStore, projection: Fraud | None = None, *, rule: str | None = None, subject_kind: str | None = None,
-    subject_id: str | None = None, since: int = 0, limit: int | None = None,
+    subject_id: str | None = None, since: int = 0, until: int | None = None, limit: int | None = None,
 ) -> list[Row]:
-    """Alerts in log order (the active version unless a projection is given), filtered."""
+    """Alerts at positions after `since` (and at most `until`) in log order (the active version
+    unless a projection is given), filtered."""
     fraud = _fraud(store, projection)
     spec = fraud.tables[0]
     where, params = ["position > ?"], [since]
+    if until is not None:
+        where.append("position <= ?")
+        params.append(until)
     for column, value in (("rule", rule), ("subject_kind", subject_kind), ("subject_id", subject_id)):
         if value is not None:
             where.append(f"{column} = ?")

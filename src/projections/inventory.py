@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.domain.catalog import Product
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Batch, Key
 from projections.base import INT, MONEY, TEXT, Projection, Table
+from projections.events import handles
 from projections.facts import Facts
 
 STATES = ("available", "reserved", "delivered", "redeemed", "revoked", "voided")
@@ -54,33 +58,42 @@ class Inventory(Projection):
                 "position": position, "occurred_at": e.timestamp.isoformat(),
             })
 
-    def on_Product_Defined(self, e: Any, position: int) -> None:
+    @handles(Product.Defined)
+    def on_Product_Defined(self, e: Product.Defined, position: int) -> None:
         self.row("skus", (e.sku,))["threshold"] = e.low_stock_threshold
 
-    def on_Batch_Received(self, e: Any, position: int) -> None:
+    @handles(Batch.Received)
+    def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
         self.row("batches", (str(e.originator_id),), {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
 
-    def on_Key_Registered(self, e: Any, position: int) -> None:
+    @handles(Key.Registered)
+    def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
         self._move(e.originator_id, None, "available", e, position)
 
-    def on_Stock_Reserved(self, e: Any, position: int) -> None:
+    @handles(Stock.Reserved)
+    def on_Stock_Reserved(self, e: Stock.Reserved, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "available", "reserved", e, position)
 
-    def on_Stock_Released(self, e: Any, position: int) -> None:
+    @handles(Stock.Released)
+    def on_Stock_Released(self, e: Stock.Released, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "reserved", "available", e, position)
 
-    def on_Stock_Delivered(self, e: Any, position: int) -> None:
+    @handles(Stock.Delivered)
+    def on_Stock_Delivered(self, e: Stock.Delivered, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "reserved", "delivered", e, position)
 
-    def on_Stock_Voided(self, e: Any, position: int) -> None:
+    @handles(Stock.Voided)
+    def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "available", "voided", e, position)
 
-    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+    @handles(Key.Redeemed)
+    def on_Key_Redeemed(self, e: Key.Redeemed, position: int) -> None:
         self._move(e.originator_id, "delivered", "redeemed", e, position)
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._move(e.originator_id, "redeemed" if e.was_redeemed else "delivered", "revoked", e, position)

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.orders import Order
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Batch, Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
 
@@ -117,7 +121,8 @@ class Journal(Projection):
 
     # ---- supply ----
 
-    def on_Batch_Received(self, e: Any, position: int) -> None:
+    @handles(Batch.Received)
+    def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
         cost = money(e.unit_cost) * len(e.key_ids)
         self._post(
             e, position, "Batch.Received", e.currency,
@@ -125,7 +130,8 @@ class Journal(Projection):
             batch_id=e.originator_id,
         )
 
-    def on_Stock_Voided(self, e: Any, position: int) -> None:
+    @handles(Stock.Voided)
+    def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
         """A recall: the voided keys' cost leaves inventory as a write-off, per currency."""
         costs: dict[str, Decimal] = {}
         for key_id in e.key_ids:
@@ -143,7 +149,8 @@ class Journal(Projection):
                 batch_id=e.batch_id, first_no=number,
             )
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         """A refund revoked a sold key: its cost moves from cost of goods sold to write-offs."""
         key = self.facts.key(e.originator_id)
         if key is None:
@@ -159,7 +166,8 @@ class Journal(Projection):
 
     # ---- orders ----
 
-    def on_Order_PaymentCaptured(self, e: Any, position: int) -> None:
+    @handles(Order.PaymentCaptured)
+    def on_Order_PaymentCaptured(self, e: Order.PaymentCaptured, position: int) -> None:
         found = self._currency_of_order(e.originator_id)
         if found is None:
             return
@@ -170,7 +178,8 @@ class Journal(Projection):
             order_id=e.originator_id,
         )
 
-    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
         found = self._currency_of_order(e.originator_id)
         if found is None:
             return
@@ -189,7 +198,8 @@ class Journal(Projection):
             order_id=e.originator_id, first_no=number,
         )
 
-    def on_Order_Refunded(self, e: Any, position: int) -> None:
+    @handles(Order.Refunded)
+    def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         """Automatic refunds return a payment that never bought goods (no-goods orders and
         duplicate payments of delivered ones): they come out of the deposit, never revenue.
         Manual refunds are of delivered orders only (nothing else is refundable)."""

@@ -7,6 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from ledger import event_log
 from ledger.config import Settings
 from ledger.relay import Relay, encode, ensure_topic, events_topic, producer_config, require_bootstrap
 from projections.bench import seeded_store
@@ -74,7 +75,7 @@ def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000
     bootstrap = require_bootstrap(settings)
     with seeded_store(settings, events) as (ledger, where, seeded):
         app = ledger.app
-        notifications = app.recorder.select_notifications(1, 10**9)
+        notifications = list(event_log.notifications(app))
         source = settings.kafka_source.encode()
         messages, previous = [], 0
         for n in notifications:

@@ -31,7 +31,10 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ledger.domain.money import minor_units
+from ledger.domain.orders import Order
+from ledger.domain.supply import Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.events import handles
 from projections.facts import Facts
 from projections.sales import utc_day
 from projections.store import ViewStore
@@ -50,6 +53,12 @@ def apportion(total: Decimal, parts: int, currency: str) -> list[Decimal]:
     quantum = Decimal(1).scaleb(-minor_units(currency))
     share = (total / parts).quantize(quantum, rounding=ROUND_DOWN)
     return [total - share * (parts - 1), *([share] * (parts - 1))]
+
+
+def margin(profit: Decimal, net_revenue: Decimal) -> Decimal | None:
+    """profit / net revenue, rounded half-up to 4 places; None when there is no net revenue.
+    The one margin formula: the read model's rows and the reports' group sums both use it."""
+    return None if net_revenue == 0 else (profit / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
 
 
 class Profit(Projection):
@@ -134,9 +143,7 @@ class Profit(Projection):
     def _settle(row: Row) -> None:
         net_revenue = row["revenue"] - row["discounts"] - row["refunds"]
         row["profit"] = net_revenue - row["cost_of_goods"] - row["write_offs"]
-        row["margin"] = (
-            None if net_revenue == 0 else (row["profit"] / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
-        )
+        row["margin"] = margin(row["profit"], net_revenue)
 
     def _currency(self, sku: str, order: Row | None = None) -> str:
         if order is not None:
@@ -146,7 +153,8 @@ class Profit(Projection):
 
     # ---- handlers ----
 
-    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
         order_id = str(e.originator_id)
         order = self.facts.order(order_id)
         if order is None or not e.keys:
@@ -169,7 +177,8 @@ class Profit(Projection):
             }))
         self._order_keys[order_id] = delivered
 
-    def on_Order_Refunded(self, e: Any, position: int) -> None:
+    @handles(Order.Refunded)
+    def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         order = self.facts.order(e.originator_id)
         if e.automatic or order is None or order["status"] != "delivered":
             return
@@ -180,7 +189,8 @@ class Profit(Projection):
             row["refunds"] += share
             self._settle(row)
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         key_id = str(e.originator_id)
         sold = next((k for k in self.order_keys(str(e.order_id)) if k["key_id"] == key_id), None)
         if sold is None:
@@ -196,7 +206,8 @@ class Profit(Projection):
         row["write_offs"] += cost
         self._settle(row)
 
-    def on_Key_Voided(self, e: Any, position: int) -> None:
+    @handles(Key.Voided)
+    def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
         key = self.facts.key(e.originator_id)
         if key is None:
             return

@@ -25,7 +25,7 @@ def rebuild(
     """
     everything = names is None or "facts" in names
     live = build_projections(store, None if everything else names)
-    versions = {p.name: store.active_version(p.name) + 1 for p in live if everything or p.name != "facts"}
+    versions = {p.name: p.version + 1 for p in live if everything or p.name != "facts"}
     fresh = build_projections(store, None if everything else names, versions=versions)
     building = [p for p in fresh if p.name in versions]
     with store.transaction() as cursor:

@@ -22,8 +22,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.orders import Order
+from ledger.domain.stock import Stock
+from ledger.domain.supply import Key
 from projections.as_of import History, ReadSource, fold
-from projections.events import handlers_of
+from projections.events import Handlers, handles
 from projections.inventory import STATES
 from projections.journal import (
     CUSTOMER_DEPOSITS,
@@ -120,7 +123,7 @@ class _Key:
     positions: list[int]
 
 
-class EventFold:
+class EventFold(Handlers):
     """Each order's money and goods, each key's state, and the cash postings the events imply,
     folded from the events only (no read model involved)."""
 
@@ -131,7 +134,7 @@ class EventFold:
         self.payments = 0
         # (position, account, currency) -> [debit, credit]
         self.cash: dict[tuple[int, str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-        self.handlers = handlers_of(self)
+        self.handlers = self.bound_handlers()
 
     def handle(self, topic: str, event: Any, position: int) -> None:
         handler = self.handlers.get(topic)
@@ -152,24 +155,28 @@ class EventFold:
 
     # ---- orders ----
 
-    def on_Order_Placed(self, e: Any, position: int) -> None:
+    @handles(Order.Placed)
+    def on_Order_Placed(self, e: Order.Placed, position: int) -> None:
         self.orders[str(e.originator_id)] = _Order(position, e.currency, e.amount_due, e.subtotal, e.discount)
 
-    def on_Order_PaymentCaptured(self, e: Any, position: int) -> None:
+    @handles(Order.PaymentCaptured)
+    def on_Order_PaymentCaptured(self, e: Order.PaymentCaptured, position: int) -> None:
         self.payments += 1
         order = self._order(e, position)
         if order is not None:
             order.captured.append((position, e.amount))
             self._post(position, PAYMENT_CLEARING, order.currency, e.amount, ZERO)
 
-    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
         order = self._order(e, position)
         if order is not None:
             order.delivered = position
             self._post(position, REVENUE_ACCOUNT, order.currency, ZERO, order.subtotal)
             self._post(position, DISCOUNTS, order.currency, order.discount, ZERO)
 
-    def on_Order_Refunded(self, e: Any, position: int) -> None:
+    @handles(Order.Refunded)
+    def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         order = self._order(e, position)
         if order is not None:
             order.refunded.append((position, e.amount, e.automatic))
@@ -179,7 +186,8 @@ class EventFold:
 
     # ---- keys ----
 
-    def on_Key_Registered(self, e: Any, position: int) -> None:
+    @handles(Key.Registered)
+    def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
         key_id = str(e.originator_id)
         if key_id in self.keys:
             self.findings.append(Finding(KEYS, f"key {key_id}", "registered twice",
@@ -201,24 +209,30 @@ class EventFold:
         key.state = target
         key.positions.append(position)
 
-    def on_Stock_Reserved(self, e: Any, position: int) -> None:
+    @handles(Stock.Reserved)
+    def on_Stock_Reserved(self, e: Stock.Reserved, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "Stock.Reserved", position)
 
-    def on_Stock_Released(self, e: Any, position: int) -> None:
+    @handles(Stock.Released)
+    def on_Stock_Released(self, e: Stock.Released, position: int) -> None:
         for key_id in e.key_ids:
             self._move(key_id, "Stock.Released", position)
 
-    def on_Key_Delivered(self, e: Any, position: int) -> None:
+    @handles(Key.Delivered)
+    def on_Key_Delivered(self, e: Key.Delivered, position: int) -> None:
         self._move(e.originator_id, "Key.Delivered", position)
 
-    def on_Key_Redeemed(self, e: Any, position: int) -> None:
+    @handles(Key.Redeemed)
+    def on_Key_Redeemed(self, e: Key.Redeemed, position: int) -> None:
         self._move(e.originator_id, "Key.Redeemed", position)
 
-    def on_Key_Revoked(self, e: Any, position: int) -> None:
+    @handles(Key.Revoked)
+    def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._move(e.originator_id, "Key.Revoked", position)
 
-    def on_Key_Voided(self, e: Any, position: int) -> None:
+    @handles(Key.Voided)
+    def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
         self._move(e.originator_id, "Key.Voided", position)
 
 

@@ -1,8 +1,8 @@
 """Analyst replay: fold the whole history, in order, into a report nobody planned for.
 
-A report is a small class: one `on_<Aggregate>_<Event>(event)` method per event type it
-cares about, and `rows()` for its result. Replay reads the notification log directly and
-never touches the live read models.
+A report is a small class: one method per event class it cares about, registered with
+`@handles(Order.Placed)` and taking that event, and `rows()` for its result. Replay reads the
+notification log directly and never touches the live read models.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ledger import event_log
 from ledger.application import LedgerApp
-from projections.events import handlers_of
+from projections.events import Handlers
 
 
-class Report:
-    """Subclass me: define handlers `on_Order_Placed(self, event)` etc. and `rows()`."""
+class Report(Handlers):
+    """Subclass me: define handlers `@handles(Order.Placed) def placed(self, event: Order.Placed)`
+    etc. (`projections.events.handles`) and `rows()`."""
 
     def rows(self) -> Iterable[dict[str, Any]]:
         raise NotImplementedError
 
-    def handlers(self) -> dict[str, Callable[[Any], None]]:
-        return handlers_of(self)
+    def handlers(self) -> dict[str, Callable[..., None]]:
+        return self.bound_handlers()
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,11 @@ def replay(
 ) -> ReplayResult:
     """Feed every event up to a position or a time (inclusive) to the report, in log order."""
     handlers = report.handlers()
-    head = app.recorder.max_notification_id() or 0
+    head = event_log.head(app)
     stop = min(head, until_position) if until_position is not None else head
     began = time.perf_counter()
     read = handled = last = 0
-    start = 1
-    while start <= stop:
-        notifications = app.recorder.select_notifications(start, batch_size, stop=stop)
-        if not notifications:
-            break
+    for notifications in event_log.pages(app, stop=stop, size=batch_size):
         for notification in notifications:
             handler = handlers.get(notification.topic)
             if handler is not None:
@@ -93,7 +91,6 @@ def replay(
                     handled += 1
         read += len(notifications)
         last = notifications[-1].id
-        start = last + 1
         if progress is not None:
             progress(last, stop)
     return ReplayResult(read, handled, last, time.perf_counter() - began)

@@ -9,6 +9,7 @@ from typing import Any
 from ledger.config import Settings
 from ledger.domain.risk import OrderFacts, RiskVerdict
 from projections.fraud import CUSTOMER, DEVICE, IP, Fraud
+from projections.queries import Versions
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class FraudRiskAssessor:
 
     def __init__(self, store: ViewStore, threshold: int | None = None) -> None:
         self.store = store
+        self.versions = Versions(store, refresh_s=0.0)  # a swap of the fraud read model counts at once
         self.threshold = Settings().fraud_reject_score if threshold is None else int(threshold)
 
     @property
@@ -63,7 +65,7 @@ class FraudRiskAssessor:
         )
 
     def _table(self, name: str) -> str:
-        return f"{Fraud.name}_{name}_v{self.store.active_version(Fraud.name)}"
+        return f"{Fraud.name}_{name}_v{self.versions.current()[Fraud.name]}"
 
     def _subjects(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
         if not wanted:

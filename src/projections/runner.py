@@ -12,15 +12,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Notification
 
+from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from projections.base import Projection
+from projections.queries import Versions
 from projections.store import StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,12 @@ class Runner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = {}
-        self._swaps_checked = 0.0
+        self._versions = Versions(store, refresh_s=1.0)  # a rebuild's swap is looked for once a second
         self._listener: Any = None
         self._loaded = False  # True while the rows in memory are those of the store at `positions`
         self._reader: ThreadPoolExecutor | None = None
-        self._ahead: tuple[tuple[int, int | None], Future[Sequence[Notification]]] | None = None
+        self._pages: Iterator[Sequence[Notification]] | None = None  # the log, page by page
+        self._pages_next: tuple[int, int | None] = (0, None)  # where its next page starts, and its stop
         self.start()
 
     # ---- state ----
@@ -92,17 +95,13 @@ class Runner:
         return min(self.positions.values(), default=0)
 
     def head(self) -> int:
-        return self.app.recorder.max_notification_id() or 0
+        return event_log.head(self.app)
 
     # ---- processing ----
 
     def follow_swaps(self) -> bool:
         """Switch to versions a rebuild made active; True if anything changed."""
-        if self._factory is None or time.monotonic() - self._swaps_checked < 1.0:
-            return False
-        self._swaps_checked = time.monotonic()
-        active = self.store.active_versions()
-        if all(active.get(p.name, 1) == p.version for p in self.projections):
+        if self._factory is None or not self._versions.swapped(self.projections):
             return False
         self.projections = list(self._factory())
         self.start()
@@ -140,20 +139,20 @@ class Runner:
         return len(notifications)
 
     def _read(self, start: int, stop: int | None) -> Sequence[Notification]:
-        """The page from `start`. While catching up (the page was full) the next page is read
+        """The page from `start`, from one `event_log.pages` generator kept while each batch starts
+        where the last one ended. While catching up (the page was full) it reads the next page
         ahead in a thread, so the database works on it while this one is decoded and flushed.
         Reading only: what commits is decided by run_once as before."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == (start, stop):
-            notifications: Sequence[Notification] = ahead[1].result()
-        else:
-            notifications = self.app.recorder.select_notifications(start, self.batch_size, stop=stop)
-        if len(notifications) == self.batch_size and (stop is None or notifications[-1].id < stop):
-            following = notifications[-1].id + 1
+        if self._pages is None or self._pages_next != (start, stop):
             if self._reader is None:
                 self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-read-ahead")
-            future = self._reader.submit(self.app.recorder.select_notifications, following, self.batch_size, stop=stop)
-            self._ahead = ((following, stop), future)
+            self._pages = event_log.pages(self.app, start - 1, stop=stop, size=self.batch_size,
+                                          read_ahead=self._reader)
+        notifications = next(self._pages, None)
+        if not notifications:
+            self._pages = None
+            return ()
+        self._pages_next = (notifications[-1].id + 1, stop)
         return notifications
 
     def _apply(self, notifications: Sequence[Notification]) -> None:
@@ -235,6 +234,7 @@ class Runner:
 
     def close(self) -> None:
         self._close_listener()
+        self._pages = None
         if self._reader is not None:
             self._reader.shutdown(wait=True, cancel_futures=True)
             self._reader = None

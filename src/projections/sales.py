@@ -25,7 +25,9 @@ from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.orders import Order
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
 
@@ -67,7 +69,8 @@ class Sales(Projection):
         key = (utc_day(e), str(order["sku"]), str(order["channel"]), promotion_of(order))
         return self.row("daily", key, {"currency": order["currency"], **{c: ZERO for c in _MONEY_COLUMNS}})
 
-    def on_Order_KeysDelivered(self, e: Any, position: int) -> None:
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
         order = self.facts.order(e.originator_id)
         if order is None:
             return
@@ -78,7 +81,8 @@ class Sales(Projection):
         row["discounts"] += money(order["discount"])
         row["net"] = row["gross"] - row["discounts"] - row["refunds"]
 
-    def on_Order_Refunded(self, e: Any, position: int) -> None:
+    @handles(Order.Refunded)
+    def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         order = self.facts.order(e.originator_id)
         if order is None:
             return

@@ -28,6 +28,13 @@ VERSIONS_DDL = (
 )
 
 
+class ActiveVersions(dict[str, int]):
+    """Read model name -> the version readers use; a read model never rebuilt is at version 1."""
+
+    def __missing__(self, name: str) -> int:
+        return 1
+
+
 class StalePosition(Exception):
     """A batch was computed on rows read at another position than the one stored now: its
     commit is refused. The rows in memory must be reloaded before going on."""
@@ -149,14 +156,11 @@ class ViewStore:
         if self.is_postgres:
             self._datastore.pool.check()
 
-    def active_version(self, name: str) -> int:
-        rows = self.query("SELECT version FROM projection_versions WHERE name = ?", (name,))
-        return int(rows[0][0]) if rows else 1
-
-    def active_versions(self) -> dict[str, int]:
-        """Every read model's active version in one query (absent: version 1)."""
+    def active_versions(self) -> ActiveVersions:
+        """Every read model's active version in one query (`versions[name]`; never swapped: 1).
+        The one reader of `projection_versions`; `projections.queries.ReadSide` caches it."""
         rows = self.query("SELECT name, version FROM projection_versions")
-        return {str(name): int(version) for name, version in rows}
+        return ActiveVersions({str(name): int(version) for name, version in rows})
 
     def set_active_version(self, cursor: Any, name: str, version: int) -> None:
         self.execute(

@@ -4,11 +4,9 @@ Events are decoded (decrypted) and their sealed codes and code hashes are remove
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from api.deps import Caller, MinPosition, ServicesDep, require
@@ -17,7 +15,7 @@ from api.routes.reads import invalid
 from api.services import Services
 from ledger.event_json import scrub
 from ledger.service.queries import event_data
-from projections.events import EVENT_CLASSES
+from projections import queries
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
@@ -34,14 +32,10 @@ def to_audit(event: Any, position: int | None) -> AuditEvent:
 
 def _head(svc: Services, min_position: int | None) -> int:
     """The log's head; waits (bounded) for a write at `min_position` to be visible, else 503."""
-    deadline = time.monotonic() + svc.settings.read_wait_s
-    while True:
-        head = svc.ledger.app.recorder.max_notification_id() or 0
-        if min_position is None or head >= min_position:
-            return head
-        if time.monotonic() >= deadline:
-            raise HTTPException(503, f"the log has not reached position {min_position}", headers={"Retry-After": "1"})
-        time.sleep(0.02)
+    head = svc.reads.wait_for_head(min_position, svc.settings.read_wait_s)
+    if head is None:
+        raise HTTPException(503, f"the log has not reached position {min_position}", headers={"Retry-After": "1"})
+    return head
 
 
 @router.get("/events", response_model=AuditFeedOut)
@@ -56,23 +50,22 @@ def events(
     """The complete history in log order; follow `next_after` until it is null."""
     topics: list[str] = []
     for name in (event_type.split(",") if event_type else []):
-        cls = EVENT_CLASSES.get(name)
-        if cls is None:
+        topic = queries.event_topic(name)
+        if topic is None:
             raise invalid("type", f"unknown event type {name}")
-        topics.append(get_topic(cls))
+        topics.append(topic)
     head = _head(svc, min_position)
-    app = svc.ledger.app
-    found = app.recorder.select_notifications(after + 1, limit, stop=head, topics=topics) if head > after else []
-    items = [to_audit(app.mapper.to_domain_event(n), n.id) for n in found]
+    found = svc.reads.log_page(after, limit, stop=head, topics=topics)
+    items = [to_audit(event, position) for position, event in found]
     return AuditFeedOut(position=head, events=items,
-                        next_after=found[-1].id if len(found) == limit and found[-1].id < head else None)
+                        next_after=found[-1][0] if len(found) == limit and found[-1][0] < head else None)
 
 
 @router.get("/streams/{stream_id}", response_model=AuditStreamOut)
 def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
     """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
     head = _head(svc, min_position)
-    found = list(svc.ledger.app.events.get(stream_id))
+    found = svc.reads.stream(stream_id)
     if not found:
         raise HTTPException(404, f"no events for stream {stream_id}")
     return AuditStreamOut(position=head, stream_id=str(stream_id), events=[to_audit(e, None) for e in found])

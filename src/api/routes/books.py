@@ -10,20 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import select_rows
-from projections.as_of import ReadSource
-from projections.journal import ACCOUNTS, Journal, TrialBalance, trial_balance
+from projections import queries
+from projections.journal import ACCOUNTS, TrialBalance
 
 router = APIRouter(prefix="/v1/ledger", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]
 VIEWS = ("journal",)
 ZERO = Decimal(0)
-
-
-def _journal(source: ReadSource) -> Journal:
-    journal = source.view("journal")
-    assert isinstance(journal, Journal)
-    return journal
 
 
 def _balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[AccountBalance]:
@@ -48,7 +41,7 @@ def trial(
 ) -> TrialBalanceOut:
     """Every account's debits, credits and balance per currency; `balanced` when debits equal credits."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        tb = trial_balance(source.store, _journal(source))
+        tb = queries.trial_balance(source)
     return TrialBalanceOut(
         position=position, as_of=None if source is svc else position, balanced=tb.balanced,
         accounts=_balances(tb),
@@ -69,16 +62,8 @@ def account(
     if account not in ACCOUNTS:
         raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)}")
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        rows = select_rows(source, "journal", "entries", "account = ? AND position > ? AND position <= ?",
-                           (account, after, position), order="position, entry_no", limit=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        if more and rows:
-            # Never split one event's entries over two pages: the next page starts after a position.
-            last = rows[-1]["position"]
-            rows += select_rows(source, "journal", "entries", "account = ? AND position = ? AND entry_no > ?",
-                                (account, last, rows[-1]["entry_no"]), order="entry_no")
-        tb = trial_balance(source.store, _journal(source))
+        rows, more = queries.account_entries(source, account, after, position, limit)
+        tb = queries.trial_balance(source)
     balances = [b for b in _balances(tb, [account]) if (b.account, b.currency) in tb.by_account()]
     kind, description = ACCOUNTS[account]
     return AccountOut(

@@ -48,7 +48,7 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
 
 
 def _head(svc: ServicesDep) -> int:
-    return svc.ledger.app.recorder.max_notification_id() or 0
+    return svc.reads.head()
 
 
 def _fields(product: Product) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import AlertsOut, FraudAlert, SubjectOut
-from projections import fraud
+from projections import fraud, queries
 from projections.base import Row
 
 router = APIRouter(prefix="/v1/fraud", tags=["fraud"])
@@ -16,12 +16,6 @@ Risk = Annotated[Caller, Depends(require("risk"))]
 VIEWS = ("fraud",)
 Kind = Literal["customer", "ip", "device"]
 RulePattern = "^(" + "|".join(fraud.RULES) + ")$"
-
-
-def _fraud(svc: ServicesDep) -> fraud.Fraud:
-    view = svc.view("fraud")
-    assert isinstance(view, fraud.Fraud)
-    return view
 
 
 def _alert(row: Row) -> FraudAlert:
@@ -39,8 +33,7 @@ def alerts(
 ) -> AlertsOut:
     """Alerts in log order."""
     position = read_position(svc, VIEWS, min_position)
-    rows = fraud.alerts(svc.store, _fraud(svc), rule=rule, subject_kind=subject_kind, since=since, limit=limit)
-    rows = [r for r in rows if r["position"] <= position]
+    rows = queries.fraud_alerts(svc, rule=rule, subject_kind=subject_kind, since=since, until=position, limit=limit)
     return AlertsOut(position=position, alerts=[_alert(r) for r in rows],
                      next_since=rows[-1]["position"] if len(rows) == limit else None)
 
@@ -53,9 +46,7 @@ def subject(
     """A customer's, IP's or device's total score, alert count, top rule, score per rule and its latest alerts.
     A subject never alerted has score 0 (`alerted: false`)."""
     position = read_position(svc, VIEWS, min_position)
-    view = _fraud(svc)
-    found = fraud.subject(svc.store, view, kind, ident)
-    recent = fraud.alerts(svc.store, view, subject_kind=kind, subject_id=ident)[-50:]
+    found, recent = queries.fraud_subject(svc, kind, ident)
     if found is None:
         return SubjectOut(position=position, subject_kind=kind, subject_id=ident, alerted=False, score=0, alerts=0,
                           top_rule=None, rule_scores={}, last_position=None, updated_at=None, recent_alerts=[])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import select_rows
+from projections import queries
 from projections.base import Row
 from projections.inventory import STATES
 
@@ -40,8 +40,7 @@ def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: Mi
               as_of: AsOf = None, as_of_time: AsOfTime = None) -> InventoryOut:
     """Every SKU's keys by state."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        skus = select_rows(source, "inventory", "skus", order="sku")
-        batches = select_rows(source, "inventory", "batches", order="sku, batch_id") if by == "batch" else None
+        skus, batches = queries.inventory(source, batches=by == "batch")
     return InventoryOut(position=position, items=[_sku(r, batches) for r in skus])
 
 
@@ -51,9 +50,7 @@ def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
                   as_of_time: AsOfTime = None) -> SkuInventoryOut:
     """One SKU's keys by state; 404 if the read models have never seen it (by then)."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        rows = select_rows(source, "inventory", "skus", "sku = ?", (sku,))
-        if not rows:
-            raise HTTPException(404, f"no inventory for SKU {sku}")
-        batches = (select_rows(source, "inventory", "batches", "sku = ?", (sku,), order="batch_id")
-                   if by == "batch" else None)
+        rows, batches = queries.inventory(source, sku, batches=by == "batch")
+    if not rows:
+        raise HTTPException(404, f"no inventory for SKU {sku}")
     return SkuInventoryOut(position=position, **_sku(rows[0], batches).model_dump())

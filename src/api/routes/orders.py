@@ -69,7 +69,7 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
         discount=order.discount, amount_due=order.amount_due, amount_paid=order.amount_paid,
         amount_refunded=order.amount_refunded, reserved_until=order.reserved_until,
         key_ids=order.delivered or order.reserved, timeline=timeline,
-        position=svc.ledger.app.recorder.max_notification_id() or 0,
+        position=svc.reads.head(),
     )
 
 
@@ -77,7 +77,7 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
 def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends(require("storefront"))]) -> KeysOut:
     """The delivered codes: the only route that ever returns a code."""
     keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.order_keys(order_id)]
-    return KeysOut(keys=keys, position=svc.ledger.app.recorder.max_notification_id() or 0)
+    return KeysOut(keys=keys, position=svc.reads.head())
 
 
 @router.post("/{order_id}/cancel", response_model=OrderChangeOut)

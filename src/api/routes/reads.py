@@ -13,10 +13,8 @@ from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
-from projections.as_of import ReadSource
 from projections.base import Row
-from projections.registry import build_projections
-from projections.status import projection_status
+from projections.registry import PROJECTION_NAMES
 
 router = APIRouter(prefix="/v1/projections", tags=["projections"])
 Admin = Annotated[Caller, Depends(require("admin"))]
@@ -25,12 +23,6 @@ Admin = Annotated[Caller, Depends(require("admin"))]
 def invalid(field: str, message: str, where: str = "query") -> RequestValidationError:
     """A 422 naming `field`, shaped like FastAPI's own validation errors."""
     return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
-
-
-def select_rows(svc: ReadSource, view: str, table: str, where: str = "", params: Sequence[Any] = (),
-                order: str = "", limit: int | None = None) -> list[Row]:
-    """Rows of a read model's table (the active version, or a past point's), decoded (money as Decimal)."""
-    return svc.view(view).select(table, where, params, order, limit)
 
 
 def csv_text(columns: Sequence[str], rows: Sequence[Row]) -> str:
@@ -52,8 +44,8 @@ def projections(svc: ServicesDep, caller: Admin, min_position: MinPosition = Non
     """Each read model's version, position, the log head and the lag in events and seconds;
     `position` is the lowest of them (where every read model stands)."""
     if min_position is not None:
-        read_position(svc, tuple(p.name for p in build_projections(svc.store)), min_position)
-    found = projection_status(svc.ledger.app, svc.store)
+        read_position(svc, PROJECTION_NAMES, min_position)
+    found = svc.reads.status()
     return ProjectionsOut(
         position=min((s.position for s in found), default=0),
         projections=found,

@@ -6,11 +6,9 @@ the Accept header asks for text/csv."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,84 +16,27 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import ReportOut
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import csv_text, invalid, select_rows
-from projections.base import Row
+from api.routes.reads import csv_text, invalid
+from projections import queries
+from projections.queries import DailyReport
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Caller, Depends(require("finance", "analyst"))]
-ZERO = Decimal(0)
-MARGIN_PLACES = Decimal("0.0001")
-
-
-@dataclass(frozen=True)
-class Report:
-    name: str
-    dimensions: dict[str, str]  # query name -> column
-    counts: tuple[str, ...]
-    money: tuple[str, ...]
-
-    @property
-    def pattern(self) -> str:
-        names = "|".join(self.dimensions)
-        return rf"^({names})(,({names}))*$"
-
-
-SALES = Report(
-    "sales", {"day": "day", "sku": "sku", "channel": "channel", "promotion": "promotion"},
-    ("orders", "units"), ("gross", "discounts", "refunds", "net", "returned_payments"),
-)
-PROFIT = Report(
-    "profit", {"day": "day", "sku": "sku", "supplier": "supplier", "batch": "batch_id"},
-    ("keys_sold", "keys_written_off"), ("revenue", "discounts", "refunds", "cost_of_goods", "write_offs", "profit"),
-)
+SALES, PROFIT = queries.SALES, queries.PROFIT
 
 From = Annotated[date | None, Query(alias="from", description="first day, inclusive (ISO date, UTC)")]
 To = Annotated[date | None, Query(alias="to", description="last day, inclusive (ISO date, UTC)")]
 
 
-def _margin(row: Row) -> Decimal | None:
-    net_revenue = row["revenue"] - row["discounts"] - row["refunds"]
-    return None if net_revenue == 0 else (row["profit"] / net_revenue).quantize(MARGIN_PLACES, ROUND_HALF_UP)
-
-
-def _summed(report: Report, rows: Sequence[Row], group_by: list[str]) -> list[Row]:
-    columns = [report.dimensions[g] for g in group_by]
-    groups: dict[tuple[Any, ...], Row] = {}
-    for row in rows:
-        key = (*(row[c] for c in columns), row["currency"])
-        total = groups.get(key)
-        if total is None:
-            total = groups[key] = {
-                **{g: row[c] for g, c in zip(group_by, columns, strict=True)}, "currency": row["currency"],
-                **{c: 0 for c in report.counts}, **{m: ZERO for m in report.money},
-            }
-        for c in report.counts:
-            total[c] += int(row[c] or 0)
-        for m in report.money:
-            total[m] += row[m] if row[m] is not None else ZERO
-    out = [groups[k] for k in sorted(groups, key=lambda k: tuple(str(v) for v in k))]
-    if report.name == "profit":
-        for total in out:
-            total["margin"] = _margin(total)
-    return out
-
-
-def _report(report: Report, request: Request, svc: ServicesDep, date_from: date | None, date_to: date | None,
+def _report(report: DailyReport, request: Request, svc: ServicesDep, date_from: date | None, date_to: date | None,
             group_by: str | None, min_position: int | None, as_of: int | None,
             as_of_time: datetime | None) -> Response:
     if date_from and date_to and date_from > date_to:
         raise invalid("to", "must not be before from")
     chosen = list(dict.fromkeys((group_by or ",".join(report.dimensions)).split(",")))
-    where, params = [], []
-    if date_from:
-        where.append("day >= ?")
-        params.append(date_from.isoformat())
-    if date_to:
-        where.append("day <= ?")
-        params.append(date_to.isoformat())
     with reading(svc, (report.name,), min_position, as_of, as_of_time) as (source, position):
-        rows = _summed(report, select_rows(source, report.name, "daily", " AND ".join(where), params), chosen)
-    columns = [*chosen, "currency", *report.counts, *report.money, *(("margin",) if report.name == "profit" else ())]
+        rows = queries.daily_report(source, report, chosen, date_from, date_to)
+    columns = report.columns(chosen)
     headers = {"X-Read-Position": str(position)}
     if "text/csv" in request.headers.get("accept", ""):
         return Response(csv_text(columns, rows), media_type="text/csv; charset=utf-8", headers={

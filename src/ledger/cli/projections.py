@@ -180,6 +180,7 @@ def reconcile_command(
 ) -> None:
     """Check that every payment ended in goods or a refund, every key is in one state, money in =
     revenue + refunds payable, and the journal equals the events; exit 1 on any exception."""
+    from ledger import event_log
     from projections.as_of import History, LiveReadModels
     from projections.reconcile import NotAligned, reconcile
     from projections.reconcile_view import reconciliation_tables
@@ -196,7 +197,7 @@ def reconcile_command(
             result = reconcile(History(app), LiveReadModels(store, views))
         except NotAligned as error:
             raise fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
-        head = app.recorder.max_notification_id() or 0
+        head = event_log.head(app)
     out.print(reconciliation_tables(result, head))
     if not result.clean:
         raise typer.Exit(1)
