@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -125,13 +126,32 @@ def test_read_your_writes(world: World) -> None:
     assert after.json()["available"] == before["available"] - 2
 
 
-def test_min_position_in_the_future_is_503(world: World) -> None:
+def test_min_position_beyond_the_head_is_422_at_once(world: World) -> None:
+    """No write ever returned a position beyond the log's head: waiting could not help."""
     far = head(world.svc.ledger) + 1_000_000
-    for path in ("/v1/inventory/GAME-1", "/v1/audit/events"):
+    for path in ("/v1/inventory/GAME-1", "/v1/audit/events", "/v1/projections", "/v1/reconciliation",
+                 "/v1/fraud/alerts", "/v1/ledger/trial-balance", "/v1/reports/sales"):
+        started = time.monotonic()
         response = world.client.get(f"{path}?min_position={far}", headers=auth("admin"))
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "1"
-        assert response.json()["type"].endswith("/not-yet-consistent")
+        assert time.monotonic() - started < world.svc.api.read_wait_s, path
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == ["query.min_position"]
+    at_head = world.client.get(f"/v1/audit/events?min_position={head(world.svc.ledger)}", headers=auth("finance"))
+    assert at_head.status_code == 200
+
+
+def test_min_position_the_read_models_do_not_reach_in_time_is_503(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A position a write returned may wait; read models that stay behind it answer 503."""
+    position = head(world.svc.ledger)
+    monkeypatch.setattr(world.svc.api, "read_wait_s", 0.05)
+    monkeypatch.setattr(world.svc, "positions", lambda names: position - 1)  # a runner stuck one event behind
+    response = world.client.get(f"/v1/inventory/GAME-1?min_position={position}", headers=auth("admin"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["type"].endswith("/not-yet-consistent")
 
 
 # ---- reports ----

@@ -11,11 +11,29 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 Money = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str, when_used="json")]
 MoneyIn = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,4})?$", examples=["9.99"])]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+# As the ledger checks text (ledger.handlers.inputs.text): printable, no surrounding spaces.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?$"
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["GAME-1"])]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class RelayOut(BaseModel):
+    position: int
+    lag_events: int
+    error: str | None
+    error_since: str | None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    head: int | None = None
+    lag_events: int | None = None
+    reason: str | None = Field(default=None, description="why the store could not be read")
+    relay: RelayOut | None = Field(default=None, description="reported when a relay is configured; never gating")
 
 
 class Positioned(BaseModel):
@@ -24,7 +42,7 @@ class Positioned(BaseModel):
 
 class OrderIn(Strict):
     customer_id: Text
-    sku: Text
+    sku: Sku
     quantity: int = Field(ge=1, le=10_000)
     channel: Text = "default"
     coupon_code: Text | None = None

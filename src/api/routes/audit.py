@@ -4,17 +4,17 @@ Events are decoded (decrypted) and their sealed codes and code hashes are remove
 
 from __future__ import annotations
 
-import time
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, require
+from api.deps import Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
+from api.problems import NOT_FOUND
 from api.routes.reads import invalid
-from api.services import Services
 from ledger.event_json import scrub
 from ledger.service.queries import event_data
 from projections.events import EVENT_CLASSES
@@ -23,25 +23,14 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
 Finance = Annotated[Caller, Depends(require("finance"))]
 MAX_LIMIT = 1000
-TYPE_PATTERN = r"^[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*(,[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*)*$"
+_TYPES = "|".join(re.escape(name) for name in sorted(EVENT_CLASSES))
+TYPE_PATTERN = rf"^({_TYPES})(,({_TYPES}))*$"
 
 
 def to_audit(event: Any, position: int | None) -> AuditEvent:
     data = event_data(event)
     return AuditEvent(position=position, type=type(event).__qualname__, stream_id=str(event.originator_id),
                       version=event.originator_version, timestamp=event.timestamp, data=scrub(data))
-
-
-def _head(svc: Services, min_position: int | None) -> int:
-    """The log's head; waits (bounded) for a write at `min_position` to be visible, else 503."""
-    deadline = time.monotonic() + svc.api.read_wait_s
-    while True:
-        head = svc.ledger.app.recorder.max_notification_id() or 0
-        if min_position is None or head >= min_position:
-            return head
-        if time.monotonic() >= deadline:
-            raise HTTPException(503, f"the log has not reached position {min_position}", headers={"Retry-After": "1"})
-        time.sleep(0.02)
 
 
 @router.get("/events", response_model=AuditFeedOut)
@@ -60,7 +49,7 @@ def events(
         if cls is None:
             raise invalid("type", f"unknown event type {name}")
         topics.append(get_topic(cls))
-    head = _head(svc, min_position)
+    head = log_head(svc, min_position)
     app = svc.ledger.app
     found = app.recorder.select_notifications(after + 1, limit, stop=head, topics=topics) if head > after else []
     items = [to_audit(app.mapper.to_domain_event(n), n.id) for n in found]
@@ -68,10 +57,10 @@ def events(
                         next_after=found[-1].id if len(found) == limit and found[-1].id < head else None)
 
 
-@router.get("/streams/{stream_id}", response_model=AuditStreamOut)
+@router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
 def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
     """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
-    head = _head(svc, min_position)
+    head = log_head(svc, min_position)
     found = list(svc.ledger.app.events.get(stream_id))
     if not found:
         raise HTTPException(404, f"no events for stream {stream_id}")

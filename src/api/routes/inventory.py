@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
 from api.point_in_time import AsOf, AsOfTime, reading
+from api.problems import NOT_FOUND
 from api.routes.reads import select_rows
 from projections.base import Row
 from projections.inventory import STATES
@@ -45,7 +46,7 @@ def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: Mi
     return InventoryOut(position=position, items=[_sku(r, batches) for r in skus])
 
 
-@router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True)
+@router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True, responses=NOT_FOUND)
 def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
                   min_position: MinPosition = None, as_of: AsOf = None,
                   as_of_time: AsOfTime = None) -> SkuInventoryOut:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
+from api.problems import invalid as invalid  # re-exported: the read routes' 422 naming a field
 from projections.as_of import ReadSource
 from projections.base import Row
 from projections.registry import build_projections
@@ -20,11 +20,6 @@ from projections.status import projection_status
 
 router = APIRouter(prefix="/v1/projections", tags=["projections"])
 Admin = Annotated[Caller, Depends(require("admin"))]
-
-
-def invalid(field: str, message: str, where: str = "query") -> RequestValidationError:
-    """A 422 naming `field`, shaped like FastAPI's own validation errors."""
-    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
 
 
 def select_rows(svc: ReadSource, view: str, table: str, where: str = "", params: Sequence[Any] = (),
