@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Sku, Strict, Text
+from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Sku, Strict, Text
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
@@ -49,7 +49,7 @@ class FlashSaleWindow(BaseModel):
     ends_at: datetime
 
 
-class ProductFields(BaseModel):
+class ProductFields(Priced):
     sku: str
     name: str
     kind: str
@@ -132,7 +132,7 @@ class PromotionOut(Positioned):
     sale_id: str | None = None
 
 
-class CouponOut(Positioned):
+class CouponOut(Positioned, Priced):
     code: str
     kind: str
     value: Money

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from ledger.config import Settings, resolve_cipher_key
 from ledger.domain.errors import DomainError, ImportRejected
+from ledger.domain.money import format_amount
 from ledger.keyfile import read_codes, read_lines
 from ledger.service.ledger import Clock, Ledger, open_ledger, utc_now
 
@@ -130,7 +131,9 @@ def demo(
 
 
 def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f} USD"
+    from ledger.demo import CURRENCY  # the demo sells in one currency
+
+    return f"{format_amount(amount, CURRENCY)} {CURRENCY}"
 
 
 def _print_summary(s: Any, seed: int, orders: int, elapsed: float) -> None:

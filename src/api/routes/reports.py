@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import Caller, MinPosition, ServicesDep, require
-from api.models_reads import ReportOut
+from api.models_reads import PROFIT_MONEY, SALES_MONEY, ReportOut
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import csv_text, invalid, select_rows
+from api.routes.reads import csv_text, invalid, select_rows, shown
 from projections.base import Row
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -42,11 +42,11 @@ class Report:
 
 SALES = Report(
     "sales", {"day": "day", "sku": "sku", "channel": "channel", "promotion": "promotion"},
-    ("orders", "units"), ("gross", "discounts", "refunds", "net", "returned_payments"),
+    ("orders", "units"), SALES_MONEY,
 )
 PROFIT = Report(
     "profit", {"day": "day", "sku": "sku", "supplier": "supplier", "batch": "batch_id"},
-    ("keys_sold", "keys_written_off"), ("revenue", "discounts", "refunds", "cost_of_goods", "write_offs", "profit"),
+    ("keys_sold", "keys_written_off"), PROFIT_MONEY,
 )
 
 From = Annotated[date | None, Query(alias="from", description="first day, inclusive (ISO date, UTC)")]
@@ -97,12 +97,13 @@ def _report(report: Report, request: Request, svc: ServicesDep, date_from: date 
         rows = _summed(report, select_rows(source, report.name, "daily", " AND ".join(where), params), chosen)
     columns = [*chosen, "currency", *report.counts, *report.money, *(("margin",) if report.name == "profit" else ())]
     headers = {"X-Read-Position": str(position)}
+    rows = [shown(r, columns, report.money) for r in rows]
     if "text/csv" in request.headers.get("accept", ""):
         return Response(csv_text(columns, rows), media_type="text/csv; charset=utf-8", headers={
             **headers, "Content-Disposition": f'attachment; filename="{report.name}.csv"',
         })
     body = ReportOut(position=position, report=report.name, date_from=date_from, date_to=date_to, group_by=chosen,
-                     rows=[{c: (str(r[c]) if isinstance(r[c], Decimal) else r[c]) for c in columns} for r in rows])
+                     rows=rows)
     return JSONResponse(body.model_dump(mode="json", by_alias=True), headers=headers)
 
 
