@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,6 +108,7 @@ def test_inventory_counts(world: World) -> None:
     assert item["low_stock"] is False and item["threshold"] == 3
     (batch,) = item["batches"]
     assert batch["supplier"] == "acme" and Decimal(batch["unit_cost"]) == Decimal("6.00")
+    assert (batch["unit_cost"], batch["currency"]) == ("6.00", "USD")
     assert "batches" not in world.client.get("/v1/inventory/GAME-1", headers=auth("storefront")).json()
     missing = world.client.get("/v1/inventory/NOPE", headers=auth("storefront"))
     assert missing.status_code == 404 and missing.json()["type"].endswith("/not-found")
@@ -125,13 +128,32 @@ def test_read_your_writes(world: World) -> None:
     assert after.json()["available"] == before["available"] - 2
 
 
-def test_min_position_in_the_future_is_503(world: World) -> None:
+def test_min_position_beyond_the_head_is_422_at_once(world: World) -> None:
+    """No write ever returned a position beyond the log's head: waiting could not help."""
     far = head(world.svc.ledger) + 1_000_000
-    for path in ("/v1/inventory/GAME-1", "/v1/audit/events"):
+    for path in ("/v1/inventory/GAME-1", "/v1/audit/events", "/v1/projections", "/v1/reconciliation",
+                 "/v1/fraud/alerts", "/v1/ledger/trial-balance", "/v1/reports/sales"):
+        started = time.monotonic()
         response = world.client.get(f"{path}?min_position={far}", headers=auth("admin"))
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "1"
-        assert response.json()["type"].endswith("/not-yet-consistent")
+        assert time.monotonic() - started < world.svc.api.read_wait_s, path
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == ["query.min_position"]
+    at_head = world.client.get(f"/v1/audit/events?min_position={head(world.svc.ledger)}", headers=auth("finance"))
+    assert at_head.status_code == 200
+
+
+def test_min_position_the_read_models_do_not_reach_in_time_is_503(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A position a write returned may wait; read models that stay behind it answer 503."""
+    position = head(world.svc.ledger)
+    monkeypatch.setattr(world.svc.api, "read_wait_s", 0.05)
+    monkeypatch.setattr(world.svc, "positions", lambda names: position - 1)  # a runner stuck one event behind
+    response = world.client.get(f"/v1/inventory/GAME-1?min_position={position}", headers=auth("admin"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["type"].endswith("/not-yet-consistent")
 
 
 # ---- reports ----
@@ -146,6 +168,9 @@ def test_sales_report_sums_exactly(world: World) -> None:
     assert [Decimal(row[c]) for c in ("gross", "discounts", "refunds", "net")] == [
         Decimal(30), Decimal(0), Decimal(5), Decimal(25)
     ]
+    # exactly the currency's minor units, as commands accept money
+    assert [row[c] for c in ("gross", "discounts", "refunds", "net", "returned_payments")] == [
+        "30.00", "0.00", "5.00", "25.00", "0.00"]
     full = world.client.get("/v1/reports/sales", headers=auth("finance")).json()
     assert full["group_by"] == ["day", "sku", "channel", "promotion"]
     assert sum(Decimal(r["net"]) for r in full["rows"]) == Decimal(25)
@@ -161,6 +186,10 @@ def test_profit_report_and_csv(world: World) -> None:
     assert row["supplier"] == "acme" and row["keys_sold"] == 3
     # revenue 30, refunds 5, cost 3 x 6 = 18: profit 7, margin 7 / 25
     assert Decimal(row["profit"]) == Decimal(7) and Decimal(row["margin"]) == Decimal("0.28")
+    assert {c: row[c] for c in ("revenue", "discounts", "refunds", "cost_of_goods", "write_offs", "profit")} == {
+        "revenue": "30.00", "discounts": "0.00", "refunds": "5.00", "cost_of_goods": "18.00", "write_offs": "0.00",
+        "profit": "7.00"}
+    assert row["margin"] == "0.2800"
 
     response = world.client.get("/v1/reports/profit?group_by=day,batch",
                                 headers={**auth("analyst"), "Accept": "text/csv"})
@@ -170,11 +199,13 @@ def test_profit_report_and_csv(world: World) -> None:
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == 1 and list(rows[0])[:3] == ["day", "batch", "currency"]
     assert Decimal(rows[0]["revenue"]) == Decimal(30)
+    assert (rows[0]["revenue"], rows[0]["cost_of_goods"], rows[0]["profit"]) == ("30.00", "18.00", "7.00")
 
     sales_csv = world.client.get("/v1/reports/sales?group_by=channel", headers={**auth("finance"),
                                                                                 "Accept": "text/csv"})
     (sale,) = list(csv.DictReader(io.StringIO(sales_csv.text)))
     assert sale["channel"] == "default" and Decimal(sale["net"]) == Decimal(25)
+    assert (sale["gross"], sale["net"]) == ("30.00", "25.00")
 
 
 # ---- books ----
@@ -190,6 +221,11 @@ def test_trial_balance_is_balanced(world: World) -> None:
     assert balances[("customer_deposits", "USD")] == 0  # listed though it nets to zero
     assert body["totals"] == [{"currency": "USD", "debit": body["totals"][0]["debit"],
                                "credit": body["totals"][0]["debit"], "balanced": True}]
+    shown = {(a["account"], a["currency"]): (a["debit"], a["credit"], a["balance"]) for a in body["accounts"]}
+    assert shown[("revenue", "USD")] == ("0.00", "30.00", "-30.00")
+    assert shown[("refunds", "USD")] == ("5.00", "0.00", "5.00")
+    assert shown[("customer_deposits", "USD")][2] == "0.00"
+    assert re.fullmatch(r"\d+\.\d{2}", body["totals"][0]["debit"])
 
     early = world.client.get("/v1/ledger/trial-balance?as_of=1", headers=auth("finance")).json()
     assert early["balanced"] is True and early["as_of"] == 1
@@ -209,6 +245,7 @@ def test_account_entries_paginate(world: World) -> None:
         ("Order.PaymentCaptured", Decimal(10), 0), ("Order.PaymentCaptured", Decimal(20), 0),
         ("Order.Refunded", 0, Decimal(5)),
     ]
+    assert [(e["debit"], e["credit"]) for e in entries] == [("10.00", "0.00"), ("20.00", "0.00"), ("0.00", "5.00")]
     body = page.json()
     assert body["type"] == "asset"
     assert [(b["currency"], Decimal(b["balance"])) for b in body["balances"]] == [("USD", Decimal(25))]
@@ -313,6 +350,7 @@ def test_reads_on_postgres(pg_url: str, tmp_path: Any) -> None:
             inventory = client.get(f"/v1/inventory/PG-1?min_position={position}&by=batch", headers=auth("analyst"))
             assert inventory.status_code == 200 and inventory.json()["delivered"] == 2
             assert Decimal(inventory.json()["batches"][0]["unit_cost"]) == Decimal("4.10")
+            assert inventory.json()["batches"][0]["unit_cost"] == "4.10"  # PostgreSQL's NUMERIC(20, 4) too
             sales = client.get(f"/v1/reports/sales?group_by=sku&min_position={position}", headers=auth("finance"))
             (row,) = sales.json()["rows"]
             assert (Decimal(row["gross"]), Decimal(row["net"])) == (Decimal("19.98"), Decimal("18.97"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.domain.errors import InvalidInput, UnknownCoupon, UnknownProduct
-from ledger.domain.money import parse_amount
+from ledger.domain.money import format_amount, minor_units, parse_amount
 from ledger.service.ledger import Ledger
 from tests.conftest import LedgerFactory
 from tests.helpers import head, place, stocked_product
@@ -22,6 +24,29 @@ def _define(ledger: Ledger, **overrides: object) -> None:
 
 
 # ---- money ----
+
+
+@pytest.mark.parametrize(("amount", "currency", "shown"), [
+    (Decimal("10"), "USD", "10.00"), (Decimal("2635.2"), "USD", "2635.20"), (Decimal("5937.50"), "USD", "5937.50"),
+    (Decimal("27872.9000"), "USD", "27872.90"), (Decimal("0E-4"), "USD", "0.00"), (Decimal("-0.00"), "EUR", "0.00"),
+    (Decimal("-30"), "USD", "-30.00"), (Decimal("1E+3"), "USD", "1000.00"), (Decimal("500.0000"), "JPY", "500"),
+    (Decimal("1.25"), "KWD", "1.250"), (0, "USD", "0.00"), ("9.5", "EUR", "9.50"),
+])
+def test_money_is_shown_with_exactly_the_currencys_minor_units(amount: Decimal, currency: str, shown: str) -> None:
+    assert format_amount(amount, currency) == shown
+
+
+@given(cents=st.integers(min_value=-10**15, max_value=10**15), currency=st.sampled_from(["USD", "JPY", "KWD"]),
+       scale=st.integers(min_value=0, max_value=4))
+def test_money_shown_is_what_commands_accept(cents: int, currency: str, scale: int) -> None:
+    """Whatever scale a store gives back, the text parses back to the same amount, with the
+    currency's own number of decimals (and no exponent)."""
+    places = minor_units(currency)
+    amount = Decimal(cents).scaleb(-places)
+    stored = amount.quantize(Decimal(1).scaleb(-max(places, scale))).normalize() if scale else amount
+    shown = format_amount(stored, currency)
+    assert "E" not in shown and len(shown.partition(".")[2]) == places
+    assert parse_amount(shown.lstrip("-"), currency, "amount") == abs(amount)
 
 
 @pytest.mark.parametrize("field", ["price", "face_value"])

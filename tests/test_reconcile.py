@@ -140,6 +140,7 @@ def test_http_reconciliation(planted: tuple[Ledger, str, int, int], client: Test
     (usd,) = body["totals"]
     assert usd["currency"] == "USD" and usd["balanced"] is True
     assert [Decimal(usd[k]) for k in ("money_in", "revenue", "refunds_payable")] == [20, 10, 10]
+    assert [usd[k] for k in ("money_in", "revenue", "refunds_payable")] == ["20.00", "10.00", "10.00"]
     assert client.get("/v1/reconciliation", headers=auth("analyst")).status_code == 403
     assert client.get("/v1/reconciliation").status_code == 401
     invalid = client.get("/v1/reconciliation?min_position=-1", headers=auth("finance"))

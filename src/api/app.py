@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.background import Background
 from api.metrics import Metrics
+from api.models import ReadyOut
 from api.routes import ROUTERS
 from api.services import Services
 from ledger.relay import relay_status
@@ -96,7 +97,8 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=ReadyOut,
+             responses={503: {"model": ReadyOut, "description": "not ready: lagging, or the store failed"}})
     def readyz(request: Request) -> JSONResponse:
         svc: Services = request.app.state.services
         try:
@@ -111,7 +113,8 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
                              "error_since": relay.error_since}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text exposition"}})
     def metrics_route(request: Request) -> Response:
         return metrics.render(request.app.state.services)
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, HTTPException, Query, Request
+from fastapi import Depends, Header, HTTPException, Query, Request, Security
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.problems import domain_problem
+from api.problems import domain_problem, invalid
 from api.services import Services, token_hash
 from ledger.domain.context import Context
 from ledger.domain.errors import DomainError
@@ -38,13 +39,16 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+# Declares the scheme in the OpenAPI document; `require` reads and checks the header itself.
+bearer = HTTPBearer(auto_error=False, description="a token of LEDGER_API_TOKENS; its role decides the routes")
 
 
 def require(*roles: str) -> Callable[..., Caller]:
     """A dependency that lets only `roles` (and admin) through: 401 without a token, 403 with the wrong one."""
     allowed = {*roles, "admin"}
 
-    def check(request: Request, svc: ServicesDep) -> Caller:
+    def check(request: Request, svc: ServicesDep,
+              _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -60,13 +64,26 @@ def require(*roles: str) -> Callable[..., Caller]:
     return check
 
 
-MinPosition = Annotated[int | None, Query(ge=0, description="wait until the read models reached this position")]
+MinPosition = Annotated[int | None, Query(
+    ge=0, description="a position a write returned: wait (bounded) until the read models reached it; "
+    "422 if it is beyond the log's head")]
+
+
+def log_head(svc: Services, min_position: int | None = None) -> int:
+    """The log's head. A `min_position` beyond it was never returned by a write and no wait
+    could reach it: 422 naming the field, at once."""
+    head = svc.reads.head()
+    if min_position is not None and min_position > head:
+        raise invalid("min_position", f"position {min_position} is beyond the log's head ({head})")
+    return head
 
 
 def read_position(svc: Services, names: tuple[str, ...], min_position: int | None) -> int:
-    """Wait (bounded) for the read models to reach `min_position`; 503 with Retry-After if not."""
+    """Wait (bounded) for the read models to reach `min_position` (at most the log's head, else
+    422); 503 with Retry-After if they do not reach it in time."""
     if min_position is None:
         return svc.positions(names)
+    log_head(svc, min_position)
     reached = svc.wait_for(names, min_position)
     if reached is None:
         raise HTTPException(503, f"read models have not reached position {min_position} yet",

@@ -1,21 +1,84 @@
-"""Request and response bodies. Money travels as decimal strings; codes only in KeysOut."""
+"""Request and response bodies. Money travels as decimal strings with exactly the currency's
+minor units (`Priced`); codes only in KeysOut."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+)
 
-Money = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str, when_used="json")]
+from ledger.domain.money import amount_text, format_amount
+
+MONEY_SCHEMA = {
+    "type": "string", "pattern": r"^-?\d+(\.\d{2,3})?$", "examples": ["30.00", "2635.20"],
+    "description": "a decimal string with exactly the currency's minor units (ISO 4217): 2 for most, "
+                   "0 for JPY, KRW, VND, CLP, ISK, 3 for KWD, BHD, OMR",
+}
+# Outside a `Priced` body (only PaymentOut.amount) an amount is shown as the ledger decided it,
+# which is already in the currency's minor units (ledger.domain.money.parse_amount).
+Money = Annotated[Decimal, PlainSerializer(amount_text, return_type=str, when_used="json"),
+                  WithJsonSchema(MONEY_SCHEMA, mode="serialization")]
 MoneyIn = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,4})?$", examples=["9.99"])]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+# As the ledger checks text (ledger.handlers.inputs.text): printable, no surrounding spaces.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?$"
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["GAME-1"])]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _in_minor_units(value: Any, currency: str) -> Any:
+    if isinstance(value, Decimal):
+        return format_amount(value, currency)
+    if isinstance(value, dict):
+        return {k: _in_minor_units(v, currency) for k, v in value.items()}
+    return value
+
+
+class Priced(BaseModel):
+    """A body in one `currency`: in JSON, each of its money fields (a Decimal, or a dict of them)
+    has exactly the currency's minor units, whatever scale the read model gave back."""
+
+    currency: str
+
+    # No return annotation on purpose: pydantic then documents the fields' own schemas (Money).
+    @model_serializer(mode="wrap")
+    def _money_in_minor_units(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        if info.mode_is_json() and isinstance(data, dict):
+            for name, value in self.__dict__.items():
+                if name in data and isinstance(value, Decimal | dict):
+                    data[name] = _in_minor_units(value, self.currency)
+        return data
+
+
+class RelayOut(BaseModel):
+    position: int
+    lag_events: int
+    error: str | None
+    error_since: str | None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    head: int | None = None
+    lag_events: int | None = None
+    reason: str | None = Field(default=None, description="why the store could not be read")
+    relay: RelayOut | None = Field(default=None, description="reported when a relay is configured; never gating")
 
 
 class Positioned(BaseModel):
@@ -24,7 +87,7 @@ class Positioned(BaseModel):
 
 class OrderIn(Strict):
     customer_id: Text
-    sku: Text
+    sku: Sku
     quantity: int = Field(ge=1, le=10_000)
     channel: Text = "default"
     coupon_code: Text | None = None
@@ -32,7 +95,7 @@ class OrderIn(Strict):
     device_id: Text | None = None
 
 
-class OrderOut(Positioned):
+class OrderOut(Positioned, Priced):
     order_id: UUID
     status: str
     amount_due: Money
@@ -63,7 +126,7 @@ class TimelineEvent(BaseModel):
     version: int
 
 
-class OrderView(Positioned):
+class OrderView(Positioned, Priced):
     order_id: UUID
     status: str
     customer_id: str

@@ -10,11 +10,10 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from api.models import Money, MoneyIn, Positioned, Strict, Text
+from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Sku, Strict, Text
 
-Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["GAME-1"])]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
-Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
 ProductKindIn = Literal["card_key", "gift_card", "direct_recharge"]
 
@@ -50,7 +49,7 @@ class FlashSaleWindow(BaseModel):
     ends_at: datetime
 
 
-class ProductFields(BaseModel):
+class ProductFields(Priced):
     sku: str
     name: str
     kind: str
@@ -133,7 +132,7 @@ class PromotionOut(Positioned):
     sale_id: str | None = None
 
 
-class CouponOut(Positioned):
+class CouponOut(Positioned, Priced):
     code: str
     kind: str
     value: Money

@@ -5,11 +5,12 @@ Money travels as decimal strings (`Money`), never floats. Nothing here ever hold
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from api.models import Money, Positioned
+from api.models import MONEY_SCHEMA, Money, Positioned, Priced
+from projections import queries
 from projections.status import ProjectionStatus
 
 # ---- inventory ----
@@ -24,9 +25,10 @@ class StockCounts(BaseModel):
     voided: int
 
 
-class BatchStock(StockCounts):
+class BatchStock(StockCounts, Priced):
     batch_id: str
     supplier: str | None
+    currency: str = Field(description="the SKU's currency")
     unit_cost: Money | None
 
 
@@ -48,18 +50,30 @@ class SkuInventoryOut(Positioned, SkuStock):
 # ---- reports ----
 
 
+SALES_MONEY, PROFIT_MONEY = queries.SALES.money, queries.PROFIT.money
+ReportRow = Annotated[dict[str, Any], WithJsonSchema({
+    "type": "object", "required": ["currency"],
+    "properties": {
+        "currency": {"type": "string"}, **{m: MONEY_SCHEMA for m in dict.fromkeys(SALES_MONEY + PROFIT_MONEY)},
+        "margin": {"anyOf": [{"type": "string", "pattern": r"^-?\d+\.\d{4}$"}, {"type": "null"}],
+                   "description": "profit / (revenue - discounts - refunds), 4 places; null when that is 0"},
+    },
+    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+}, mode="serialization")]
+
+
 class ReportOut(Positioned):
     report: str
     date_from: date | None = Field(serialization_alias="from")
     date_to: date | None = Field(serialization_alias="to")
     group_by: list[str]
-    rows: list[dict[str, Any]] = Field(description="the group's dimensions, currency and summed measures")
+    rows: list[ReportRow] = Field(description="the group's dimensions, currency, counts and summed money")
 
 
 # ---- books ----
 
 
-class AccountBalance(BaseModel):
+class AccountBalance(Priced):
     account: str
     type: str
     currency: str
@@ -68,7 +82,7 @@ class AccountBalance(BaseModel):
     balance: Money = Field(description="debit - credit")
 
 
-class CurrencyTotal(BaseModel):
+class CurrencyTotal(Priced):
     currency: str
     debit: Money
     credit: Money
@@ -82,7 +96,7 @@ class TrialBalanceOut(Positioned):
     totals: list[CurrencyTotal]
 
 
-class JournalEntry(BaseModel):
+class JournalEntry(Priced):
     position: int
     entry_no: int
     event_type: str
@@ -168,7 +182,7 @@ class ProjectionsOut(Positioned):
 # ---- reconciliation ----
 
 
-class ReconciliationTotal(BaseModel):
+class ReconciliationTotal(Priced):
     currency: str
     money_in: Money = Field(description="balance of payment_clearing: captured minus returned")
     revenue: Money = Field(description="revenue - discounts - refunds")

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, OrderRejected
@@ -32,9 +33,80 @@ def problem(
 
 
 HTTP_CODES = {
-    401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed", 409: "conflict",
-    413: "request-too-large", 429: "rate-limited", 503: "not-yet-consistent",
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+    409: "conflict", 413: "request-too-large", 429: "rate-limited", 503: "not-yet-consistent",
 }
+
+
+class ProblemItem(BaseModel):
+    """One reason: a field and its message (invalid input), or a line and its reason (a key file)."""
+
+    model_config = ConfigDict(extra="allow")
+    field: str | None = Field(default=None, examples=["query.min_position"])
+    message: str | None = None
+    line: int | None = None
+    reason: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. `type` is stable per refusal; further members carry its details."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(examples=[TYPE_BASE + "invalid-input"])
+    title: str = Field(examples=["InvalidInput"])
+    status: int = Field(ge=400, le=599, examples=[422])
+    detail: str | None = Field(default=None, examples=["quantity: at most 100 per order"])
+    errors: list[ProblemItem] | None = Field(default=None, description="every bad field or line")
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("the body could not be read (e.g. not UTF-8)", {}),
+    401: ("no bearer token, or an unknown one", {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    403: ("the token's role may not call this route", {}),
+    404: ("what the request names does not exist", {}),
+    409: ("a rule of the ledger refused the command, or the Idempotency-Key was used with another request", {}),
+    413: ("the body is larger than LEDGER_MAX_REQUEST_BYTES", {}),
+    422: ("invalid input; `errors` names every bad field (or line)", {}),
+    429: ("more requests a minute than LEDGER_RATE_LIMIT_PER_MINUTE", _RETRY_AFTER),
+    503: ("not yet: contention, or the read models have not reached `min_position` in time", _RETRY_AFTER),
+}
+
+
+def invalid(field: str, message: str, where: str = "query") -> RequestValidationError:
+    """A 422 naming `field`, shaped like FastAPI's own validation errors."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses: each an RFC 9457 problem as application/problem+json."""
+    return {
+        status: {"description": _STATUSES[status][0], "content": {PROBLEM: {"schema": PROBLEM_REF}},
+                 **({"headers": _STATUSES[status][1]} if _STATUSES[status][1] else {})}
+        for status in sorted(statuses)
+    }
+
+
+NOT_FOUND = problem_responses(404)  # a route's own: what it names may not exist
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's schema with the Problem component, and FastAPI's own 422s (which the
+    handler below answers as problems) documented as what they really are."""
+    schema = app.openapi_schema
+    if schema is None:
+        schema = FastAPI.openapi(app)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem_schema.pop("$defs", {}), Problem=problem_schema)
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if "HTTPValidationError" in str(operation.get("responses", {}).get("422", "")):
+                    operation["responses"]["422"] = problem_responses(422)[422]
+    return schema
 
 
 def _safe(value: Any) -> Any:
@@ -56,6 +128,8 @@ def domain_problem(error: DomainError) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
         return domain_problem(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
+from ledger.domain.money import format_amount
 from projections.reconcile import CHECKS, Reconciliation
 
 SHOWN_POSITIONS = 12
@@ -25,7 +26,8 @@ def reconciliation_tables(result: Reconciliation, head: int) -> Group:
     money = Table("currency", "money in", "revenue", "refunds payable", "money in = revenue + payable",
                   title="money (from the journal)", title_justify="left")
     for t in result.totals:
-        money.add_row(t.currency, str(t.money_in), str(t.revenue), str(t.refunds_payable),
+        money.add_row(t.currency, format_amount(t.money_in, t.currency), format_amount(t.revenue, t.currency),
+                      format_amount(t.refunds_payable, t.currency),
                       "yes" if t.balanced else "[red]no[/red]")
     parts: list[Table] = [checks, money]
     if result.findings:

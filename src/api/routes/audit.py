@@ -4,38 +4,33 @@ Events are decoded (decrypted) and their sealed codes and code hashes are remove
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, require
+from api.deps import Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
+from api.problems import NOT_FOUND
 from api.routes.reads import invalid
-from api.services import Services
 from ledger.event_json import scrub
 from ledger.service.queries import event_data
 from projections import queries
+from projections.events import EVENT_CLASSES
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
 Finance = Annotated[Caller, Depends(require("finance"))]
 MAX_LIMIT = 1000
-TYPE_PATTERN = r"^[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*(,[A-Z][A-Za-z]*\.[A-Z][A-Za-z]*)*$"
+_TYPES = "|".join(re.escape(name) for name in sorted(EVENT_CLASSES))
+TYPE_PATTERN = rf"^({_TYPES})(,({_TYPES}))*$"
 
 
 def to_audit(event: Any, position: int | None) -> AuditEvent:
     data = event_data(event)
     return AuditEvent(position=position, type=type(event).__qualname__, stream_id=str(event.originator_id),
                       version=event.originator_version, timestamp=event.timestamp, data=scrub(data))
-
-
-def _head(svc: Services, min_position: int | None) -> int:
-    """The log's head; waits (bounded) for a write at `min_position` to be visible, else 503."""
-    head = svc.reads.wait_for_head(min_position, svc.settings.read_wait_s)
-    if head is None:
-        raise HTTPException(503, f"the log has not reached position {min_position}", headers={"Retry-After": "1"})
-    return head
 
 
 @router.get("/events", response_model=AuditFeedOut)
@@ -54,17 +49,17 @@ def events(
         if topic is None:
             raise invalid("type", f"unknown event type {name}")
         topics.append(topic)
-    head = _head(svc, min_position)
+    head = log_head(svc, min_position)
     found = svc.reads.log_page(after, limit, stop=head, topics=topics)
     items = [to_audit(event, position) for position, event in found]
     return AuditFeedOut(position=head, events=items,
                         next_after=found[-1][0] if len(found) == limit and found[-1][0] < head else None)
 
 
-@router.get("/streams/{stream_id}", response_model=AuditStreamOut)
+@router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
 def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
     """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
-    head = _head(svc, min_position)
+    head = log_head(svc, min_position)
     found = svc.reads.stream(stream_id)
     if not found:
         raise HTTPException(404, f"no events for stream {stream_id}")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
 from api.point_in_time import AsOf, AsOfTime, reading
+from api.problems import NOT_FOUND
 from projections import queries
 from projections.journal import ACCOUNTS, TrialBalance
 
@@ -50,7 +51,7 @@ def trial(
     )
 
 
-@router.get("/accounts/{account}", response_model=AccountOut)
+@router.get("/accounts/{account}", response_model=AccountOut, responses=NOT_FOUND)
 def account(
     svc: ServicesDep, caller: Finance,
     account: Annotated[str, Path(max_length=100)],

@@ -28,6 +28,7 @@ from api.models_catalog import (
     PromotionOut,
     SkuOut,
 )
+from api.problems import NOT_FOUND
 from ledger.domain.catalog import DEFAULT_CHANNEL, Product
 from ledger.domain.errors import LineError
 from ledger.domain.ids import normalise_coupon_code
@@ -83,7 +84,7 @@ def list_products(svc: ServicesDep, caller: Reader) -> ProductsOut:
     return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.products()], position=position)
 
 
-@products_router.get("/{sku}", response_model=ProductOut)
+@products_router.get("/{sku}", response_model=ProductOut, responses=NOT_FOUND)
 def get_product(sku: SkuPath, svc: ServicesDep, caller: Reader) -> ProductOut:
     position = _head(svc)
     return ProductOut(**_fields(svc.ledger.product(sku)), position=position)
@@ -156,7 +157,8 @@ async def _batch_from_request(request: Request) -> tuple[str, str, list[tuple[in
     return body.supplier, body.unit_cost, codes, [], digest
 
 
-@products_router.post("/{sku}/batches", status_code=201, response_model=BatchOut, openapi_extra=_BATCH_BODY)
+@products_router.post("/{sku}/batches", status_code=201, response_model=BatchOut, openapi_extra=_BATCH_BODY,
+                      responses=NOT_FOUND)
 async def import_batch(sku: SkuPath, request: Request, svc: ServicesDep, caller: Admin,
                        idempotency_key: IdempotencyKey = None) -> Response:
     """All or nothing: a rejection lists every bad line (`errors: [{line, reason}]`) and imports nothing."""
@@ -177,7 +179,7 @@ async def import_batch(sku: SkuPath, request: Request, svc: ServicesDep, caller:
 # ---- promotions ----
 
 
-@promotions_router.post("", status_code=201, response_model=PromotionOut)
+@promotions_router.post("", status_code=201, response_model=PromotionOut, responses=NOT_FOUND)
 def create_promotion(body: Annotated[PromotionIn, Body()], request: Request, svc: ServicesDep, caller: Admin,
                      idempotency_key: IdempotencyKey = None) -> Response:
     """A coupon (`"type": "coupon"`) or a flash sale (`"type": "flash_sale"`)."""
@@ -195,7 +197,7 @@ def create_promotion(body: Annotated[PromotionIn, Body()], request: Request, svc
     return idempotent(svc, caller, idempotency_key, "POST /v1/promotions", body.model_dump(mode="json"), run)
 
 
-@promotions_router.get("/{code}", response_model=CouponOut)
+@promotions_router.get("/{code}", response_model=CouponOut, responses=NOT_FOUND)
 def get_coupon(code: CouponPath, svc: ServicesDep, caller: Storefront) -> CouponOut:
     position = _head(svc)
     coupon = svc.ledger.coupon(code)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
 from api.point_in_time import AsOf, AsOfTime, reading
+from api.problems import NOT_FOUND
 from projections import queries
 from projections.base import Row
 from projections.inventory import STATES
@@ -23,14 +24,21 @@ def _counts(row: Row) -> dict[str, int]:
     return {s: int(row[s] or 0) for s in STATES}
 
 
-def _batch(row: Row) -> BatchStock:
-    return BatchStock(batch_id=row["batch_id"], supplier=row["supplier"], unit_cost=row["unit_cost"], **_counts(row))
+def _batch(row: Row, currency: str) -> BatchStock:
+    return BatchStock(batch_id=row["batch_id"], supplier=row["supplier"], currency=currency,
+                      unit_cost=row["unit_cost"], **_counts(row))
 
 
-def _sku(row: Row, batches: list[Row] | None) -> SkuStock:
+def _currencies(svc: ServicesDep) -> dict[str, str]:
+    """Each SKU's currency, which its batches' unit costs are in (a product's currency never changes)."""
+    return {p.sku: p.currency for p in svc.ledger.products()}
+
+
+def _sku(row: Row, batches: list[Row] | None, currencies: dict[str, str]) -> SkuStock:
     return SkuStock(
         sku=row["sku"], low_stock=bool(row["low_stock"]), threshold=int(row["threshold"] or 0),
-        batches=None if batches is None else [_batch(b) for b in batches if b["sku"] == row["sku"]],
+        batches=None if batches is None else [_batch(b, currencies[row["sku"]]) for b in batches
+                                              if b["sku"] == row["sku"]],
         **_counts(row),
     )
 
@@ -41,10 +49,11 @@ def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: Mi
     """Every SKU's keys by state."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
         skus, batches = queries.inventory(source, batches=by == "batch")
-    return InventoryOut(position=position, items=[_sku(r, batches) for r in skus])
+    currencies = _currencies(svc) if by == "batch" else {}
+    return InventoryOut(position=position, items=[_sku(r, batches, currencies) for r in skus])
 
 
-@router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True)
+@router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True, responses=NOT_FOUND)
 def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
                   min_position: MinPosition = None, as_of: AsOf = None,
                   as_of_time: AsOfTime = None) -> SkuInventoryOut:
@@ -53,4 +62,5 @@ def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
         rows, batches = queries.inventory(source, sku, batches=by == "batch")
     if not rows:
         raise HTTPException(404, f"no inventory for SKU {sku}")
-    return SkuInventoryOut(position=position, **_sku(rows[0], batches).model_dump())
+    currencies = _currencies(svc) if by == "batch" else {}
+    return SkuInventoryOut(position=position, **_sku(rows[0], batches, currencies).model_dump())

@@ -23,8 +23,9 @@ from api.models import (
     RefundIn,
     TimelineEvent,
 )
+from api.problems import NOT_FOUND
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=NOT_FOUND)  # an unknown order or product
 Storefront = Annotated[Caller, Depends(require("storefront"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.deps import Caller, ServicesDep, require
+from api.problems import NOT_FOUND
 from api.routes.reads import invalid
 from audit.proofs import ProofError, consistency, inclusion
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=NOT_FOUND)  # beyond the tree, no checkpoint
 Finance = Annotated[Caller, Depends(require("finance"))]
 Size = Annotated[int | None, Query(ge=1, description="leaves in the tree (default: the whole tree now)")]
 

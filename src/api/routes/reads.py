@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from fastapi.exceptions import RequestValidationError
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
+from api.problems import invalid as invalid  # re-exported: the read routes' 422 naming a field
+from ledger.domain.money import format_amount
 from projections.base import Row
 from projections.registry import PROJECTION_NAMES
 
@@ -20,9 +21,6 @@ router = APIRouter(prefix="/v1/projections", tags=["projections"])
 Admin = Annotated[Caller, Depends(require("admin"))]
 
 
-def invalid(field: str, message: str, where: str = "query") -> RequestValidationError:
-    """A 422 naming `field`, shaped like FastAPI's own validation errors."""
-    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
 
 
 def csv_text(columns: Sequence[str], rows: Sequence[Row]) -> str:
@@ -34,9 +32,14 @@ def csv_text(columns: Sequence[str], rows: Sequence[Row]) -> str:
     return out.getvalue()
 
 
-def plain(value: Any) -> Any:
-    """JSON-ready: money as decimal strings, the rest as is."""
-    return str(value) if isinstance(value, Decimal) else value
+def shown(row: Row, columns: Sequence[str], money: Collection[str]) -> Row:
+    """A row ready for JSON or CSV: `money` columns with exactly the minor units of the row's
+    currency, other decimals (ratios) as decimal strings, the rest as is."""
+    return {
+        c: format_amount(row[c], row["currency"]) if c in money and row[c] is not None
+        else str(row[c]) if isinstance(row[c], Decimal) else row[c]
+        for c in columns
+    }
 
 
 @router.get("", response_model=ProjectionsOut)

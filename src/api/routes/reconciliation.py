@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ReconciliationException, ReconciliationOut, ReconciliationTotal
+from api.problems import problem_responses
 from projections.reconcile import READ_MODELS, NotAligned, reconcile
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]
 
 
-@router.get("", response_model=ReconciliationOut)
+@router.get("", response_model=ReconciliationOut, responses=problem_responses(503))  # also when not aligned
 def reconciliation(svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> ReconciliationOut:
     """Every payment ended in goods or a refund; every key is in one state; money in = revenue + refunds
     payable; the journal equals the events. `clean` is false when any exception is listed."""

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, rate_limited, require
 from api.models_catalog import RedemptionIn, RedemptionOut
+from api.problems import NOT_FOUND
 
-router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"])
+router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"], responses=NOT_FOUND)  # an unknown code
 Redeemer = Annotated[Caller, Depends(require("storefront", "partner"))]
 
 

@@ -7,7 +7,6 @@ the Accept header asks for text/csv."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import ReportOut
 from api.point_in_time import AsOf, AsOfTime, reading
-from api.routes.reads import csv_text, invalid
+from api.routes.reads import csv_text, invalid, shown
 from projections import queries
 from projections.queries import DailyReport
 
@@ -38,12 +37,13 @@ def _report(report: DailyReport, request: Request, svc: ServicesDep, date_from: 
         rows = queries.daily_report(source, report, chosen, date_from, date_to)
     columns = report.columns(chosen)
     headers = {"X-Read-Position": str(position)}
+    rows = [shown(r, columns, report.money) for r in rows]
     if "text/csv" in request.headers.get("accept", ""):
         return Response(csv_text(columns, rows), media_type="text/csv; charset=utf-8", headers={
             **headers, "Content-Disposition": f'attachment; filename="{report.name}.csv"',
         })
     body = ReportOut(position=position, report=report.name, date_from=date_from, date_to=date_to, group_by=chosen,
-                     rows=[{c: (str(r[c]) if isinstance(r[c], Decimal) else r[c]) for c in columns} for r in rows])
+                     rows=rows)
     return JSONResponse(body.model_dump(mode="json", by_alias=True), headers=headers)
 
 

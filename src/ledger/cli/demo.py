@@ -62,7 +62,10 @@ def demo(
 
 
 def _money(amount: Decimal) -> str:
-    return f"{amount:,.2f} USD"
+    from ledger.demo import CURRENCY  # the demo sells in one currency
+    from ledger.domain.money import format_amount
+
+    return f"{format_amount(amount, CURRENCY)} {CURRENCY}"
 
 
 def _print_summary(s: Any, seed: int, orders: int, elapsed: float) -> None:

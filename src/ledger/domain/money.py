@@ -43,3 +43,15 @@ def parse_amount(value: object, currency: str, field: str, *, allow_zero: bool =
 
 def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def amount_text(amount: Decimal) -> str:
+    """An amount as a plain decimal string, as precise as it is: never exponent notation, never "-0"."""
+    return f"{amount + 0:f}"
+
+
+def format_amount(amount: Decimal | int | str, currency: str) -> str:
+    """Money as text, exactly as commands accept it: a decimal string with exactly the currency's
+    minor units ("30.00", "2635.20"; "500" in JPY, "1.250" in KWD). The one formatting of money
+    for responses, CSV exports and CLI tables."""
+    return amount_text(quantize(amount if isinstance(amount, Decimal) else Decimal(str(amount)), currency))
