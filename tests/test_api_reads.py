@@ -135,7 +135,7 @@ def test_min_position_beyond_the_head_is_422_at_once(world: World) -> None:
                  "/v1/fraud/alerts", "/v1/ledger/trial-balance", "/v1/reports/sales"):
         started = time.monotonic()
         response = world.client.get(f"{path}?min_position={far}", headers=auth("admin"))
-        assert time.monotonic() - started < world.svc.api.read_wait_s, path
+        assert time.monotonic() - started < world.svc.settings.read_wait_s, path
         assert response.status_code == 422, (path, response.text)
         assert response.headers["content-type"] == "application/problem+json"
         assert [e["field"] for e in response.json()["errors"]] == ["query.min_position"]
@@ -148,7 +148,7 @@ def test_min_position_the_read_models_do_not_reach_in_time_is_503(
 ) -> None:
     """A position a write returned may wait; read models that stay behind it answer 503."""
     position = head(world.svc.ledger)
-    monkeypatch.setattr(world.svc.api, "read_wait_s", 0.05)
+    monkeypatch.setattr(world.svc.settings, "read_wait_s", 0.05)
     monkeypatch.setattr(world.svc, "positions", lambda names: position - 1)  # a runner stuck one event behind
     response = world.client.get(f"/v1/inventory/GAME-1?min_position={position}", headers=auth("admin"))
     assert response.status_code == 503

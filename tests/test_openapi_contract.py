@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.services import Services
-from api.settings import ROLES
+from ledger.config import ROLES
 from tests.api_fixtures import auth, open_services
 
 CODES = [f"FUZZ-SECRET-{i:04d}-QX" for i in range(12)]

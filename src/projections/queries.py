@@ -162,10 +162,6 @@ class ReadSide:
         """Poll until the read models reach `position`; their position, or None on timeout."""
         return _poll(lambda: self.position(names), position, timeout, 0.01)
 
-    def wait_for_head(self, position: int | None, timeout: float) -> int | None:
-        """The log's head once it reached `position` (at once without one); None on timeout."""
-        return _poll(self.head, position or 0, timeout, 0.02)
-
     # ---- the log itself, for the audit trail ----
 
     def log_page(self, after: int, limit: int, stop: int, topics: Sequence[str] = ()) -> list[tuple[int, Any]]:
