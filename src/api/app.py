@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import problems, ui
 from api.background import Background
 from api.metrics import Metrics
 from api.models import ReadyOut
@@ -92,6 +92,7 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
 
     for router in ROUTERS:
         app.include_router(router)
+    ui.install(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

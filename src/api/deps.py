@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -43,9 +43,13 @@ ServicesDep = Annotated[Services, Depends(services)]
 bearer = HTTPBearer(auto_error=False, description="a token of LEDGER_API_TOKENS; its role decides the routes")
 
 
+def permits(role: str, roles: Iterable[str]) -> bool:
+    """Whether `role` may use what `roles` may: admin may use everything. The API and the UI both ask this."""
+    return role == "admin" or role in roles
+
+
 def require(*roles: str) -> Callable[..., Caller]:
     """A dependency that lets only `roles` (and admin) through: 401 without a token, 403 with the wrong one."""
-    allowed = {*roles, "admin"}
 
     def check(request: Request, svc: ServicesDep,
               _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
@@ -57,7 +61,7 @@ def require(*roles: str) -> Callable[..., Caller]:
         role = svc.role_of(token)
         if role is None:
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        if role not in allowed:
+        if not permits(role, roles):
             raise HTTPException(403, f"role {role} may not call this route")
         return Caller(role, token_hash(token)[:12])
 
