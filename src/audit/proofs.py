@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from audit.merkle import consistency_spans, inclusion_spans, span_hashes
+from audit.rows import EventReader, leaf_bytes
 from audit.store import AuditStore
+
+BUNDLE_FORMAT = "ledger-audit-proof-bundle/1"
 
 
 class ProofError(ValueError):
@@ -24,6 +30,12 @@ class InclusionProof:
     leaf_hash: bytes
     root_hash: bytes
     path: list[bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        """As `GET /v1/audit/proofs/inclusion` answers it: hashes in lowercase hex."""
+        return {"position": self.position, "leaf_index": self.leaf_index, "tree_size": self.tree_size,
+                "leaf_hash": self.leaf_hash.hex(), "root_hash": self.root_hash.hex(),
+                "proof": [h.hex() for h in self.path]}
 
 
 @dataclass(frozen=True)
@@ -66,3 +78,25 @@ def consistency(store: AuditStore, first: int, second: int | None = None) -> Con
     spans = [(0, first), (0, size2), *(consistency_spans(first, size2) if first < size2 else [])]
     root1, root2, *path = span_hashes(spans, store.nodes)
     return ConsistencyProof(first, size2, root1, root2, path)
+
+
+def bundle(store: AuditStore, reader: EventReader, position: int) -> dict[str, Any]:
+    """Everything an auditor needs to check offline that the event at `position` is in the
+    history finance signed (docs/audit.md "Proof bundles"): the event as stored (its leaf bytes,
+    base64), its inclusion proof against the newest signed checkpoint, and that checkpoint.
+    ProofError (not found) when no checkpoint covers the event yet."""
+    checkpoint = store.latest_checkpoint()
+    if checkpoint is None or position > checkpoint.last_position:
+        raise ProofError("position", f"no signed checkpoint covers position {position} yet", not_found=True)
+    row = reader.row(position)
+    if row is None:
+        raise ProofError("position", f"no event is stored at position {position}", not_found=True)
+    proof = inclusion(store, position, checkpoint.tree_size)
+    stored_at, originator_id, version, topic, _ = row
+    return {
+        "format": BUNDLE_FORMAT,
+        "event": {"position": stored_at, "stream_id": str(UUID(bytes=bytes(originator_id))), "version": version,
+                  "topic": bytes(topic).decode(), "leaf": base64.b64encode(leaf_bytes(row)).decode()},
+        "inclusion": proof.to_json(),
+        "checkpoint": checkpoint.to_json(),
+    }

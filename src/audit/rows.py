@@ -40,6 +40,14 @@ def leaf_hashes(rows: Sequence[Row]) -> list[bytes]:
                 + state).digest() for position, originator_id, version, topic, state in rows]
 
 
+def leaf_bytes(row: Row) -> bytes:
+    """The leaf bytes of one row (the layout above), as `leaf_hashes` hashes them: what a proof
+    bundle hands an auditor, who recomputes its leaf hash with `audit.verifier.leaf_hash`."""
+    position, originator_id, version, topic, state = row
+    return _HEAD.pack(0, LEAF_FORMAT, position, originator_id, version, len(topic))[1:] + topic + \
+        _LEN.pack(len(state)) + state
+
+
 def _uuid_bytes(text: bytes) -> bytes:
     """SQLite keeps the id as 32 hex digits. Anything else was written by hand: it gets 16
     bytes no genuine id hashes to, so verification reports the row instead of failing."""
@@ -113,6 +121,11 @@ class EventReader:
                 return cursor.fetchall()  # type: ignore[no-any-return]
         rows = self._conn.execute(self._select, (after, bound, limit)).fetchall()
         return [(p, _uuid_bytes(o), v, t, s) for p, o, v, t, s in rows]
+
+    def row(self, position: int) -> Row | None:
+        """The event at `position` as stored (None if there is none)."""
+        found = self.read(position - 1, 1, stop=position)
+        return found[0] if found else None
 
     def close(self) -> None:
         self._conn.close()

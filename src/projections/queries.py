@@ -23,7 +23,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from ledger import event_log
+from ledger import event_log, positions
 from ledger.application import LedgerApp
 from projections.as_of import ReadSource
 from projections.base import Projection, Row
@@ -172,6 +172,13 @@ class ReadSide:
     def stream(self, stream_id: UUID) -> list[Any]:
         """Every event of one aggregate, in version order ([] if it has none)."""
         return list(self.app.events.get(stream_id))
+
+    def stream_page(self, stream_id: UUID, *, after: int = 0, before: int | None = None,
+                    limit: int = 100) -> list[tuple[int, Any]]:
+        """Up to `limit` (position, decoded event) of one aggregate after `after` and before
+        `before`, newest first: a timeline's page of a stream that may be long (a SKU's stock)."""
+        found = positions.stream_page(self.app, stream_id, after=after, before=before, limit=limit)
+        return [(n.id, self.app.mapper.to_domain_event(n)) for n in found]
 
 
 def _poll(read: Any, wanted: int, timeout: float, every: float) -> int | None:

@@ -62,9 +62,7 @@ def inclusion_proof(
         found = inclusion(svc.audit(), position, tree_size)
     except ProofError as error:
         raise _problem(error) from None
-    return InclusionOut(position=found.position, leaf_index=found.leaf_index, tree_size=found.tree_size,
-                        leaf_hash=found.leaf_hash.hex(), root_hash=found.root_hash.hex(),
-                        proof=[h.hex() for h in found.path])
+    return InclusionOut.model_validate(found.to_json())
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut)
