@@ -1,0 +1,89 @@
+"""Timelines of an order, key, customer, SKU or batch (finance and analyst, as the audit feed),
+each event marked covered or not by the last signed checkpoint; and proof bundles of covered
+events (finance, as the proof routes) for an auditor's offline verifier."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.deps import ServicesDep
+from api.ui.auth import Viewer, viewer_for
+from api.ui.render import page
+from audit.proofs import ProofError, bundle
+from projections import timeline
+from projections.timeline import Timeline
+
+router = APIRouter()
+Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]  # as GET /v1/audit/events
+Finance = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/audit/proofs/*
+PAGE = 100
+
+_TITLES = {"order": "Order", "key": "Card key", "customer": "Customer", "sku": "SKU", "batch": "Batch"}
+
+
+def _show(request: Request, svc: ServicesDep, viewer: Viewer, kind: str, ident: str,
+          found: Timeline | None) -> HTMLResponse:
+    checkpoint = svc.audit().latest_checkpoint()
+    if found is None:
+        return page(request, "timeline_missing.html", viewer, status_code=404, kind=kind, ident=ident,
+                    title=_TITLES[kind])
+    return page(request, "timeline.html", viewer, timeline=found, title=_TITLES[kind], checkpoint=checkpoint,
+                covered_to=checkpoint.last_position if checkpoint else 0, proofs=viewer.may("finance"),
+                links=_links(), payload=_payload)
+
+
+def _links() -> dict[str, Callable[[str], str]]:
+    """Aggregates that have a timeline of their own, and where it is."""
+    return {"Order": lambda i: f"/ui/timeline/order/{i}", "Key": lambda i: f"/ui/timeline/key/{i}",
+            "Batch": lambda i: f"/ui/timeline/batch/{i}"}
+
+
+def _payload(data: object) -> str:
+    return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True)
+
+
+def _by_id(kind: str, read: Callable[..., Timeline | None]) -> Callable[..., HTMLResponse]:
+    def show(request: Request, svc: ServicesDep, viewer: Auditor, ident: UUID) -> HTMLResponse:
+        return _show(request, svc, viewer, kind, str(ident), read(svc.reads, ident))
+
+    show.__name__ = f"{kind}_timeline"
+    return show
+
+
+for _kind, _read in (("order", timeline.order), ("key", timeline.key), ("batch", timeline.batch)):
+    router.add_api_route(f"/timeline/{_kind}/{{ident}}", _by_id(_kind, _read), methods=["GET"],
+                         response_class=HTMLResponse)
+
+
+@router.get("/timeline/customer/{customer_id}", response_class=HTMLResponse)
+def customer_timeline(request: Request, svc: ServicesDep, viewer: Auditor,
+                      customer_id: Annotated[str, Path(max_length=200)]) -> HTMLResponse:
+    return _show(request, svc, viewer, "customer", customer_id, timeline.customer(svc.reads, customer_id))
+
+
+@router.get("/timeline/sku/{sku}", response_class=HTMLResponse)
+def sku_timeline(request: Request, svc: ServicesDep, viewer: Auditor, sku: Annotated[str, Path(max_length=200)],
+                 before: Annotated[int | None, Query(ge=1, description="older than this position")] = None
+                 ) -> HTMLResponse:
+    return _show(request, svc, viewer, "sku", sku, timeline.sku(svc.reads, sku, before, PAGE))
+
+
+@router.get("/proofs/{position:int}.json", response_model=None)
+def proof_bundle(svc: ServicesDep, viewer: Finance, position: int) -> Response:
+    """The event at `position` as stored, its inclusion proof and the signed checkpoint, as a file."""
+    reader = svc.components.event_reader()
+    try:
+        found = bundle(svc.audit(), reader, position)
+    except ProofError as error:
+        return Response(json.dumps({"title": error.message, "field": error.field}), status_code=404,
+                        media_type="application/problem+json")
+    finally:
+        reader.close()
+    return Response(json.dumps(found, indent=2) + "\n", media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="proof-{position}.json"'})
