@@ -237,3 +237,19 @@ def test_a_streams_pages_carry_positions_newest_first(store: str, tmp_path: Path
         assert [p for p, _ in middle] == [logged[-2][0]]
     finally:
         services.close()
+
+
+def test_a_keys_strip_follows_it_to_redemption_or_revocation(svc: Services, clients: Clients) -> None:
+    stocked_product(svc.ledger, "GAME-1", 2)
+    kept, _ = buy(svc.ledger, "alice", "GAME-1", 1)
+    [code] = delivered_codes(svc.ledger, kept.order_id)
+    svc.ledger.redeem(svc.ledger.context("alice"), code=code, account_id="acct-1")
+    refunded, _ = buy(svc.ledger, "bob", "GAME-1", 1)
+    svc.ledger.refund_order(svc.ledger.context("support"), refunded.order_id, amount="10.00",
+                            reason="customer_request")
+    client = clients("finance")
+    for placed, last in ((kept, "redeemed"), (refunded, "revoked")):
+        page = client.get(f"/ui/timeline/key/{placed.key_ids[0]}").text
+        strip = page[page.index('id="key-life"'):page.index("</ol>")]
+        assert re.findall(r'data-state="(\w+)"', strip) == ["received", "reserved", "delivered", last]
+        assert code not in page

@@ -135,6 +135,7 @@ def order(reads: ReadSide, order_id: UUID) -> Timeline | None:
     for key_id in shown:
         found += _whole(reads, key_id)
     timeline = Timeline("order", str(order_id), _sorted(found))
+    timeline.summary = {"sku": own[0][1].sku, "customer": own[0][1].customer_id}
     if len(keys) > len(shown):
         timeline.notes.append(f"{len(keys) - len(shown):,} more delivered keys' events are not shown")
     return timeline
@@ -213,6 +214,7 @@ def sku(reads: ReadSide, sku_: str, before: int | None = None, limit: int = 100)
         return None
     found.sort(key=lambda item: item[0], reverse=True)
     timeline = Timeline("sku", sku_, _sorted(found[:limit]))
+    timeline.summary = {"sku": sku_}
     if len(found) > limit:
         timeline.older = found[limit - 1][0]
     return timeline

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import ServicesDep
+from api.problems import problem
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
 from audit.proofs import ProofError, bundle
@@ -48,17 +49,19 @@ def _payload(data: object) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True)
 
 
-def _by_id(kind: str, read: Callable[..., Timeline | None]) -> Callable[..., HTMLResponse]:
-    def show(request: Request, svc: ServicesDep, viewer: Auditor, ident: UUID) -> HTMLResponse:
-        return _show(request, svc, viewer, kind, str(ident), read(svc.reads, ident))
-
-    show.__name__ = f"{kind}_timeline"
-    return show
+@router.get("/timeline/order/{order_id}", response_class=HTMLResponse)
+def order_timeline(request: Request, svc: ServicesDep, viewer: Auditor, order_id: UUID) -> HTMLResponse:
+    return _show(request, svc, viewer, "order", str(order_id), timeline.order(svc.reads, order_id))
 
 
-for _kind, _read in (("order", timeline.order), ("key", timeline.key), ("batch", timeline.batch)):
-    router.add_api_route(f"/timeline/{_kind}/{{ident}}", _by_id(_kind, _read), methods=["GET"],
-                         response_class=HTMLResponse)
+@router.get("/timeline/key/{key_id}", response_class=HTMLResponse)
+def key_timeline(request: Request, svc: ServicesDep, viewer: Auditor, key_id: UUID) -> HTMLResponse:
+    return _show(request, svc, viewer, "key", str(key_id), timeline.key(svc.reads, key_id))
+
+
+@router.get("/timeline/batch/{batch_id}", response_class=HTMLResponse)
+def batch_timeline(request: Request, svc: ServicesDep, viewer: Auditor, batch_id: UUID) -> HTMLResponse:
+    return _show(request, svc, viewer, "batch", str(batch_id), timeline.batch(svc.reads, batch_id))
 
 
 @router.get("/timeline/customer/{customer_id}", response_class=HTMLResponse)
@@ -81,8 +84,7 @@ def proof_bundle(svc: ServicesDep, viewer: Finance, position: int) -> Response:
     try:
         found = bundle(svc.audit(), reader, position)
     except ProofError as error:
-        return Response(json.dumps({"title": error.message, "field": error.field}), status_code=404,
-                        media_type="application/problem+json")
+        return problem(404, "not-found", "Not found", error.message, field=error.field)
     finally:
         reader.close()
     return Response(json.dumps(found, indent=2) + "\n", media_type="application/json",
