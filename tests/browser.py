@@ -62,6 +62,16 @@ class UiSite:
     def get(self, role: str, path: str, **params: Any) -> Any:
         return api_get(self.api, role, path, **params)
 
+    def positions_of(self, stream_id: str) -> list[int]:
+        """The log positions of one aggregate's events, from the API's audit feed."""
+        found: list[int] = []
+        after: int | None = 0
+        while after is not None:
+            page = self.get("finance", "/v1/audit/events", after=after, limit=1000)
+            found += [e["position"] for e in page["events"] if e["stream_id"] == stream_id]
+            after = page["next_after"]
+        return found
+
 
 def _probe(served: Served, api: httpx.Client) -> UiSite:
     """A product with known codes imported through the API, one of them sold and delivered; and
