@@ -15,7 +15,7 @@ import pytest
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
 
-pytest_plugins = ["tests.api_fixtures", "tests.demo_history"]  # shared fixtures for every test module
+pytest_plugins = ["tests.api_fixtures", "tests.demo_history", "tests.browser"]  # shared fixtures for every test module
 
 PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TEST_CIPHER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 fixed bytes

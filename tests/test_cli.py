@@ -138,3 +138,10 @@ def test_bench_write_tiny(env: dict[str, str]) -> None:
     assert re.search(r"^ledger: \d+ purchases/s$", result.output, re.M)
     assert re.search(r"^baseline: \d+ purchases/s$", result.output, re.M)
     assert re.search(r"^ratio \d+\.\d+$", result.output, re.M)
+
+
+def test_serve_demo_names_the_web_ui(capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger.cli.api import _print_demo_tokens
+
+    _print_demo_tokens({"storefront": "t0ken"}, "0.0.0.0", 8123)
+    assert "web UI: http://127.0.0.1:8123/ui/" in capsys.readouterr().out

@@ -99,6 +99,8 @@ def _print_demo_tokens(created: dict[str, str], host: str, port: int) -> None:
     out.print(f'curl -s -H "Authorization: Bearer $TOKEN_STOREFRONT" {base}/v1/inventory', markup=False,
               highlight=False, soft_wrap=True)
     out.print(f"docs: {base}/docs", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"web UI: {base}/ui/ (sign in with one of the tokens above)", markup=False, highlight=False,
+              soft_wrap=True)
 
 
 def serve(
