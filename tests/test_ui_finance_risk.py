@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.services import Services
+from api.ui import finance
+from audit.verify import Finding, Verification
 from ledger.cli.audit import audit as audit_cli
 from tests.api_fixtures import TOKENS, auth, open_services
 from tests.conftest import FakeClock
@@ -296,6 +299,35 @@ def test_last_checkpoint_and_verification(world: World, monkeypatch: pytest.Monk
     assert cp.key_id in signed.output
     verification = one(audit.find_all("dl", id="verification"))
     assert verification.attrs["data-ok"] == "true" and "passed" in verification.text()
+
+
+def test_a_failed_verification_names_the_first_mismatch(world: World) -> None:
+    failed = Verification(events=world.head, tree_size=world.head, root=b"\x07" * 32,
+                          first=Finding("changed", 7, 6, "the event at position 7 differs"))
+    world.svc.audit().add_verification(failed.record(datetime.now(UTC) + timedelta(seconds=1)))
+    audit = one(ui(world, "finance", "/ui/finance").find_all("section", id="audit"))
+    shown = one(audit.find_all("dl", id="verification"))
+    assert shown.attrs["data-ok"] == "false" and "FAILED" in shown.text()
+    assert "changed" in shown.text() and "/ui/events/7" in shown.links()
+
+
+def test_account_entries_page_by_position(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(finance, "ENTRIES", 2)
+    expected = [(e["position"], e["entry_no"]) for e in
+                api(world, "finance", "/v1/ledger/accounts/payment_clearing", limit=1000)["entries"]]
+    assert len(expected) > 4
+    seen: list[tuple[int, int]] = []
+    path, params = "/ui/finance/accounts/payment_clearing", {}
+    for _ in range(len(expected)):
+        page = ui(world, "finance", path, **params)
+        rows = page.find_all("tr", class_="entry")
+        seen += [(int(r.attrs["data-position"]), int(r.find_all("td")[1].text())) for r in rows]
+        following = page.find_all("a", id="next-page")
+        if not following:
+            break
+        path, _, query = following[0].attrs["href"].partition("?")
+        params = dict(pair.split("=") for pair in query.split("&"))
+    assert seen == expected
 
 
 # ---- risk ----
