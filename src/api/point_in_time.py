@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import Query
 
 from api.deps import read_position
-from api.routes.reads import invalid
+from api.problems import invalid
 from api.services import Services
 from projections.as_of import ReadSource, fold
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,11 @@ class Checkpoint:
     timestamp: str
     signature: bytes
     public_key: bytes
+
+    @property
+    def key_id(self) -> str:
+        """A short fingerprint of the signing key: the first 8 bytes of its SHA-256, in hex."""
+        return hashlib.sha256(self.public_key).hexdigest()[:16]
 
     def message(self) -> bytes:
         return checkpoint_message(self.tree_size, self.root_hash, self.timestamp, self.last_position)

@@ -2,19 +2,42 @@
 
 * `audit_leaves`: leaf index <-> position, and the leaf hash;
 * `audit_nodes`: every complete subtree hash of level >= 1 (see `audit.merkle`);
-* `audit_checkpoints`: signed tree heads.
+* `audit_checkpoints`: signed tree heads;
+* `audit_verifications`: the outcome of each `ledger audit verify` (the UI shows the last one).
 
 Nothing here ever changes an event."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from audit.checkpoint import Checkpoint
 from audit.merkle import Node, frontier_nodes
 from ledger.config import Settings
 from projections.store import ViewStore
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    """What one verification found, as kept in `audit_verifications`."""
+
+    verified_at: str  # ISO 8601, UTC
+    ok: bool
+    events: int  # events read and hashed
+    tree_size: int  # leaves in the stored tree
+    root_hash: str  # recomputed root of the stored tree, hex ("" when empty)
+    not_in_tree: int  # newer events the follower had not added yet
+    finding_kind: str | None  # the first difference (audit.verify.Finding), if any
+    finding_position: int | None
+    finding_detail: str | None
+    checkpoint_size: int | None  # the checkpoint the log was held to, if any
+    checkpoint_status: str | None  # consistent, truncated, forked, bad-signature
+    seconds: float
+
+
+_VERIFICATION_COLUMNS = tuple(f.name for f in fields(VerificationRecord))
 
 
 class AuditStore:
@@ -32,6 +55,10 @@ class AuditStore:
                 f"CREATE TABLE IF NOT EXISTS audit_checkpoints (tree_size BIGINT PRIMARY KEY,"
                 f" root_hash {blob} NOT NULL, last_position BIGINT NOT NULL, created_at TEXT NOT NULL,"
                 f" signature {blob} NOT NULL, public_key {blob} NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS audit_verifications (verified_at TEXT NOT NULL, ok INTEGER NOT NULL,"
+                " events BIGINT NOT NULL, tree_size BIGINT NOT NULL, root_hash TEXT NOT NULL,"
+                " not_in_tree BIGINT NOT NULL, finding_kind TEXT, finding_position BIGINT, finding_detail TEXT,"
+                " checkpoint_size BIGINT, checkpoint_status TEXT, seconds DOUBLE PRECISION NOT NULL)",
             ):
                 self.db.execute(cursor, ddl)
 
@@ -122,6 +149,29 @@ class AuditStore:
         if not rows or rows[0][0] is None:
             return None
         return self.checkpoints(int(rows[0][0]))[0]
+
+    # ---- verifications ----
+
+    def add_verification(self, record: VerificationRecord) -> None:
+        values = [int(v) if isinstance(v, bool) else v for v in astuple(record)]  # ok: an INTEGER
+        with self.db.transaction() as cursor:
+            self.db.execute(
+                cursor, f"INSERT INTO audit_verifications ({', '.join(_VERIFICATION_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in _VERIFICATION_COLUMNS)})", values,
+            )
+
+    def latest_verification(self) -> VerificationRecord | None:
+        """The most recent verification's outcome (None if the log was never verified)."""
+        rows = self.db.query(f"SELECT {', '.join(_VERIFICATION_COLUMNS)} FROM audit_verifications "
+                             "ORDER BY verified_at DESC LIMIT 1")
+        if not rows:
+            return None
+        at, ok, events, size, root, newer, kind, position, detail, cp_size, status, seconds = rows[0]
+        return VerificationRecord(
+            str(at), bool(ok), int(events), int(size), str(root), int(newer), kind,
+            None if position is None else int(position), detail, None if cp_size is None else int(cp_size),
+            status, float(seconds),
+        )
 
     def close(self) -> None:
         self.db.close()

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from audit.checkpoint import Checkpoint
 from audit.merkle import CompactRange, fold, subtree_root
 from audit.rows import EventReader, Row, leaf_hashes
-from audit.store import AuditStore
+from audit.store import AuditStore, VerificationRecord
 
 CHUNK_LEVEL = 10
 CHUNK = 1 << CHUNK_LEVEL
@@ -54,6 +55,19 @@ class Verification:
     @property
     def events_per_s(self) -> float:
         return self.events / max(self.seconds, 1e-9)
+
+    def record(self, at: datetime | None = None) -> VerificationRecord:
+        """This outcome as `AuditStore.add_verification` keeps it."""
+        moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        first, cp = self.first, self.checkpoint
+        return VerificationRecord(
+            verified_at=moment, ok=self.ok, events=self.events, tree_size=self.tree_size, root_hash=self.root.hex(),
+            not_in_tree=self.not_in_tree, finding_kind=None if first is None else first.kind,
+            finding_position=None if first is None else first.position,
+            finding_detail=None if first is None else first.detail,
+            checkpoint_size=None if cp is None else cp.tree_size, checkpoint_status=self.checkpoint_status,
+            seconds=self.seconds,
+        )
 
 
 class _Comparison:

@@ -331,6 +331,11 @@ def fraud_alerts(source: ReadSource, *, rule: str | None = None, subject_kind: s
                   since=since, until=until, limit=limit)
 
 
+def fraud_counters(source: ReadSource, kind: str, ident: str) -> list[Row]:
+    """One subject's count per rule and how many alerts each count raised (`level`), by rule."""
+    return _fraud(source).select("counters", "subject_kind = ? AND subject_id = ?", (kind, ident), order="rule")
+
+
 def fraud_subject(source: ReadSource, kind: str, ident: str, recent: int = 50) -> tuple[Row | None, list[Row]]:
     """One subject's scores (None if never alerted) and its latest `recent` alerts."""
     view = _fraud(source)

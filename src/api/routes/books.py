@@ -20,7 +20,7 @@ VIEWS = ("journal",)
 ZERO = Decimal(0)
 
 
-def _balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[AccountBalance]:
+def balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[AccountBalance]:
     """Every account of the chart in every currency the books hold (zero where nothing was posted)."""
     found = {(r["account"], r["currency"]): r for r in tb.rows}
     currencies = sorted({c for _, c in found} | set(tb.totals))
@@ -35,6 +35,11 @@ def _balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[Accou
     return out
 
 
+def account_held(tb: TrialBalance, account: str) -> list[AccountBalance]:
+    """One account's balance in each currency it was posted in."""
+    return [b for b in balances(tb, [account]) if (b.account, b.currency) in tb.by_account()]
+
+
 @router.get("/trial-balance", response_model=TrialBalanceOut)
 def trial(
     svc: ServicesDep, caller: Finance, as_of: AsOf = None, as_of_time: AsOfTime = None,
@@ -45,7 +50,7 @@ def trial(
         tb = queries.trial_balance(source)
     return TrialBalanceOut(
         position=position, as_of=None if source is svc else position, balanced=tb.balanced,
-        accounts=_balances(tb),
+        accounts=balances(tb),
         totals=[CurrencyTotal(currency=c, debit=d, credit=k, balanced=d == k)
                 for c, (d, k) in sorted(tb.totals.items())],
     )
@@ -65,10 +70,10 @@ def account(
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
         rows, more = queries.account_entries(source, account, after, position, limit)
         tb = queries.trial_balance(source)
-    balances = [b for b in _balances(tb, [account]) if (b.account, b.currency) in tb.by_account()]
+    held = account_held(tb, account)
     kind, description = ACCOUNTS[account]
     return AccountOut(
-        position=position, account=account, type=kind, description=description, balances=balances,
+        position=position, account=account, type=kind, description=description, balances=held,
         entries=[
             JournalEntry(position=r["position"], entry_no=r["entry_no"], event_type=r["event_type"],
                          occurred_at=r["occurred_at"], currency=r["currency"], debit=r["debit"], credit=r["credit"],

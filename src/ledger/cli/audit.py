@@ -3,7 +3,6 @@ needs the cipher key."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +21,6 @@ if TYPE_CHECKING:
 
 audit = typer.Typer(help="Tamper evidence: the Merkle tree over the log, signed checkpoints, verification.",
                     no_args_is_help=True)
-def key_id(public_key: bytes) -> str:
-    """A short fingerprint of a public key: the first 8 bytes of its SHA-256, in hex."""
-    return hashlib.sha256(public_key).hexdigest()[:16]
-
-
 @contextmanager
 def _opened() -> Iterator[tuple[Settings, AuditStore, EventReader]]:
     """The tree's tables and a reader of the events as stored (no cipher key needed)."""
@@ -43,7 +37,7 @@ def _opened() -> Iterator[tuple[Settings, AuditStore, EventReader]]:
 
 def describe(cp: Checkpoint) -> str:
     return (f"tree size {cp.tree_size}, root {cp.root_hash.hex()}, last position {cp.last_position}, "
-            f"signed {cp.timestamp} by key {key_id(cp.public_key)}")
+            f"signed {cp.timestamp} by key {cp.key_id}")
 
 
 @audit.command("checkpoint")
@@ -93,6 +87,7 @@ def verify_command(
         checkpoint = _checkpoint(from_checkpoint, signed, settings.signing_key_path)
         with progress_bar("verifying") as update:
             result = verify(store, reader, checkpoint, signed, progress=update)
+        store.add_verification(result.record())  # the outcome finance sees on /ui/finance
     report(result)
     if not result.ok:
         raise typer.Exit(1)

@@ -1,0 +1,127 @@
+"""Finance: the trial balance and each account's entries (now, or as of a log position or a time),
+the reconciliation's exceptions, the last signed checkpoint and the last verification.
+
+The numbers come from what the API's routes use: `api.point_in_time.reading`, the books' queries
+(`projections.queries.trial_balance`, `account_entries`) and `api.routes.books.balances`,
+`projections.reconcile.reconcile`, and the audit tables (`Services.audit`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+
+from api.deps import ServicesDep
+from api.point_in_time import reading
+from api.routes import books
+from api.services import Services
+from api.ui import inputs
+from api.ui.auth import Viewer, viewer_for
+from api.ui.inputs import BadInput
+from api.ui.render import page
+from audit.checkpoint import Checkpoint
+from audit.store import VerificationRecord
+from projections import queries
+from projections.as_of import ReadSource
+from projections.journal import ACCOUNTS
+from projections.reconcile import NotAligned, Reconciliation, reconcile
+
+router = APIRouter(prefix="/finance")
+FinanceViewer = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/ledger/*, /v1/reconciliation
+ENTRIES = 100  # an account page's entries (an event's entries are never split over two pages)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """Which point the page shows: the form's values as typed, kept on every link."""
+
+    as_of: str = ""
+    as_of_time: str = ""
+
+    def query(self, **more: object) -> str:
+        values = {"as_of": self.as_of.strip(), "as_of_time": self.as_of_time.strip(), **more}
+        found = urlencode({k: v for k, v in values.items() if v not in ("", None)})
+        return f"?{found}" if found else ""
+
+
+@contextmanager
+def _reading(svc: Services, moment: Moment) -> Iterator[tuple[ReadSource, int]]:
+    """The books' source and position, as the books routes read them; bad input as `BadInput`."""
+    as_of, as_of_time = inputs.as_of(moment.as_of, moment.as_of_time)
+    try:
+        with reading(svc, books.VIEWS, None, as_of, as_of_time) as found:
+            yield found
+    except RequestValidationError as error:  # both given, or a position beyond the log's head
+        raise inputs.named(error) from None
+
+
+@dataclass(frozen=True)
+class Audit:
+    tree_size: int
+    tree_position: int
+    checkpoint: Checkpoint | None
+    signature_valid: bool
+    verification: VerificationRecord | None
+
+
+def _audit(svc: Services) -> Audit:
+    store = svc.audit()
+    size, position = store.head()
+    checkpoint = store.latest_checkpoint()
+    return Audit(size, position, checkpoint, checkpoint is not None and checkpoint.signature_valid(),
+                 store.latest_verification())
+
+
+def _reconciliation(svc: Services) -> tuple[Reconciliation | None, str | None]:
+    """GET /v1/reconciliation's checks (at the read models' position), or why not now."""
+    try:
+        return reconcile(svc.history, svc), None
+    except NotAligned as error:
+        return None, f"not now: {error}; reload in a moment"
+
+
+@router.get("", response_class=HTMLResponse)
+def finance(request: Request, svc: ServicesDep, viewer: FinanceViewer, as_of: str = "",
+            as_of_time: str = "") -> HTMLResponse:
+    moment = Moment(as_of, as_of_time)
+    try:
+        with _reading(svc, moment) as (source, position):
+            tb = queries.trial_balance(source)
+            live = source is svc
+    except BadInput as error:
+        return page(request, "finance.html", viewer, status_code=error.status, error=error, moment=moment)
+    recon, recon_note = _reconciliation(svc)
+    return page(
+        request, "finance.html", viewer, moment=moment, position=position, live=live, balanced=tb.balanced,
+        accounts=books.balances(tb), totals=sorted(tb.totals.items()), recon=recon, recon_note=recon_note,
+        audit=_audit(svc),
+    )
+
+
+@router.get("/accounts/{account}", response_class=HTMLResponse)
+def account(request: Request, svc: ServicesDep, viewer: FinanceViewer, account: str, after: str = "",
+            as_of: str = "", as_of_time: str = "") -> HTMLResponse:
+    moment = Moment(as_of, as_of_time)
+    try:
+        if account not in ACCOUNTS:
+            raise BadInput("account", f"no account {account[:100]}; the chart has {', '.join(ACCOUNTS)}", 404)
+        start = inputs.position("after", after) or 0
+        with _reading(svc, moment) as (source, position):
+            rows, more = queries.account_entries(source, account, start, position, ENTRIES)
+            tb = queries.trial_balance(source)
+            live = source is svc
+    except BadInput as error:
+        return page(request, "finance_account.html", viewer, status_code=error.status, error=error, moment=moment,
+                    account=account)
+    kind, description = ACCOUNTS[account]
+    return page(
+        request, "finance_account.html", viewer, moment=moment, account=account, kind=kind,
+        description=description, position=position, live=live, balances=books.account_held(tb, account),
+        entries=rows, after=start, next_after=rows[-1]["position"] if more and rows else None,
+    )

@@ -1,0 +1,118 @@
+"""Risk: fraud alerts grouped by rule, and each subject (customer, IP, device) with its score, its
+counters and the events its alerts cite. The same queries as GET /v1/fraud/* (`projections.queries`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from api.deps import ServicesDep
+from api.routes.fraud import VIEWS
+from api.services import Services
+from api.ui import inputs
+from api.ui.auth import Viewer, viewer_for
+from api.ui.inputs import BadInput
+from api.ui.render import page
+from ledger.domain.orders import Order
+from projections import queries
+from projections.base import Row
+from projections.fraud import RULES
+
+router = APIRouter(prefix="/risk")
+RiskViewer = Annotated[Viewer, Depends(viewer_for("risk"))]  # as GET /v1/fraud/*
+KINDS = ("customer", "ip", "device")
+LATEST = 10  # alerts shown per rule on the overview of every rule
+FILTERED = 200  # alerts shown for one rule
+EVIDENCE = 200  # evidence events shown on a subject's page (the latest ones)
+
+
+@dataclass(frozen=True)
+class RuleAlerts:
+    rule: str
+    count: int  # alerts raised
+    subjects: int  # distinct subjects alerted
+    latest: list[Row]  # newest first
+
+
+def by_rule(alerts: list[Row], rules: tuple[str, ...], shown: int) -> list[RuleAlerts]:
+    """Alerts (in log order) grouped under each of `rules`, with the `shown` latest of each."""
+    grouped: dict[str, list[Row]] = {rule: [] for rule in rules}
+    for alert in alerts:
+        grouped.setdefault(alert["rule"], []).append(alert)
+    return [
+        RuleAlerts(rule, len(found), len({(a["subject_kind"], a["subject_id"]) for a in found}), found[::-1][:shown])
+        for rule, found in grouped.items() if rule in rules
+    ]
+
+
+@router.get("", response_class=HTMLResponse)
+def risk(request: Request, svc: ServicesDep, viewer: RiskViewer, rule: str = "") -> HTMLResponse:
+    try:
+        chosen = inputs.text("rule", rule)
+        if chosen is not None and chosen not in RULES:
+            raise BadInput("rule", f"no rule {chosen!r}; the rules are {', '.join(RULES)}")
+    except BadInput as error:
+        return page(request, "risk.html", viewer, status_code=error.status, error=error, rules=RULES, chosen=None)
+    position = svc.positions(VIEWS)
+    alerts = queries.fraud_alerts(svc, rule=chosen, until=position)
+    groups = by_rule(alerts, RULES if chosen is None else (chosen,), LATEST if chosen is None else FILTERED)
+    return page(request, "risk.html", viewer, rules=RULES, chosen=chosen, position=position, groups=groups,
+                total=len(alerts))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An event an alert cites: what it was and, for an order's event, which order."""
+
+    position: int
+    type: str
+    timestamp: datetime
+    order_id: str | None
+    customer_id: str | None
+    rules: list[str]
+
+
+def evidence(svc: Services, alerts: list[Row], limit: int = EVIDENCE) -> tuple[list[Evidence], int]:
+    """The events `alerts` cite, in log order (the latest `limit` of them), and how many were left out."""
+    cited: dict[int, list[str]] = {}
+    for alert in alerts:
+        for position in alert["positions"]:
+            rules = cited.setdefault(int(position), [])
+            if alert["rule"] not in rules:
+                rules.append(alert["rule"])
+    positions = sorted(cited)
+    kept = positions[-limit:]
+    found = []
+    for position in kept:
+        for at, event in svc.reads.log_page(position - 1, 1, stop=position):
+            found.append(_evidence(at, event, cited[position]))
+    return found, len(positions) - len(kept)
+
+
+def _evidence(position: int, event: Any, rules: list[str]) -> Evidence:
+    order = event.originator_id if isinstance(event, Order.Event) else getattr(event, "order_id", None)
+    customer = getattr(event, "customer_id", None)
+    return Evidence(position, type(event).__qualname__, event.timestamp, None if order is None else str(order),
+                    None if customer is None else str(customer), rules)
+
+
+@router.get("/subjects/{kind}/{ident}", response_class=HTMLResponse)
+def subject(request: Request, svc: ServicesDep, viewer: RiskViewer, kind: str, ident: str) -> HTMLResponse:
+    try:
+        if kind not in KINDS:
+            raise BadInput("kind", f"no subject kind {kind[:50]!r}; the kinds are {', '.join(KINDS)}", 404)
+        inputs.text("ident", ident)
+    except BadInput as error:
+        return page(request, "risk_subject.html", viewer, status_code=error.status, error=error, kind=kind,
+                    ident=ident[:inputs.MAX_TEXT])
+    position = svc.positions(VIEWS)
+    found, recent = queries.fraud_subject(svc, kind, ident)
+    events, left_out = evidence(svc, recent)
+    return page(
+        request, "risk_subject.html", viewer, kind=kind, ident=ident, position=position, found=found,
+        counters=queries.fraud_counters(svc, kind, ident), alerts=recent[::-1], events=events, left_out=left_out,
+    )
