@@ -7,12 +7,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import overview, session
+from api.ui import events, overview, session
 from api.ui.auth import LoginRequired, NotAllowed, login_url
 from api.ui.render import HERE, page
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-for module in (session, overview):
+for module in (session, overview, events):
     router.include_router(module.router)
 
 
