@@ -12,6 +12,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from html import unescape
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
+from api.ui.charts import Series, chart, days_between, ticks
 from tests.api_fixtures import TOKENS, auth, open_services
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, place, stocked_product
@@ -194,6 +196,9 @@ def test_signed_out_goes_to_sign_in(world: World) -> None:
     for path in ("/ui/", "/ui/overview/panels", "/ui/events?after=3", "/ui/events/1"):
         response = browser.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/ui/login?next="), path
+    # the page's polling, signed out meanwhile: htmx loads the sign-in page instead of swapping it in
+    polled = browser.get("/ui/overview/panels", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert polled.status_code == 401 and polled.headers["hx-redirect"].startswith("/ui/login?next=")
 
 
 # ---- the event browser ----
@@ -330,3 +335,26 @@ def test_no_page_shows_an_imported_code(world: World) -> None:
         for url in ("/ui/", "/ui/overview/panels", "/ui/events"):
             html = browser.get(url).text
             assert not any(code in html for code in world.codes), (role, url)
+
+
+# ---- the charts ----
+
+
+def test_chart_axes_cover_negative_values_and_text_is_escaped() -> None:
+    assert ticks(-3.0, 7.0) == [-5.0, 0.0, 5.0, 10.0]
+    assert ticks(0.0, 0.0) == [0.0, 0.5, 1.0]
+    days = days_between("2026-02-27", "2026-03-02")
+    assert days == ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]
+    svg = str(chart("<b>&", days, [
+        Series("profit", {"2026-02-27": Decimal("-5.00"), "2026-03-02": Decimal("12.50")}),
+        Series("<line>", {"2026-02-28": Decimal(1), "2026-03-01": Decimal(2)}, kind="line"),
+    ], str))
+    assert "<b>" not in svg and "&lt;b&gt;&amp;" in svg and "&lt;line&gt;" in svg
+    bars = re.findall(r'<rect class="mark" data-series="profit" data-day="([\d-]+)" data-value="([^"]+)" '
+                      r'x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', svg)
+    assert [(d, v) for d, v, _, _ in bars] == [("2026-02-27", "-5.00"), ("2026-03-02", "12.50")]
+    (_, _, loss_top, loss_height), (_, _, gain_top, gain_height) = bars
+    assert float(gain_top) + float(gain_height) == pytest.approx(float(loss_top))  # both meet at zero
+    assert float(gain_height) / float(loss_height) == pytest.approx(2.5, rel=0.02)
+    assert len(re.findall(r'<polyline class="mark"', svg)) == 1 and svg.count('class="dot"') == 2
+    assert str(chart("empty", [], [], str)).startswith('<svg class="chart"')

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from api.deps import ServicesDep
 from api.services import Services
-from api.ui.auth import AnyViewer, Viewer
+from api.ui.auth import AnyViewer, LoginRequired, Viewer, login_url, viewer_for
 from api.ui.charts import Series, chart, days_between
 from api.ui.render import money, page
 from projections import queries
@@ -126,6 +126,13 @@ def overview(request: Request, svc: ServicesDep, viewer: AnyViewer) -> HTMLRespo
 
 
 @router.get("/overview/panels", response_class=HTMLResponse)
-def overview_panels(request: Request, svc: ServicesDep, viewer: AnyViewer) -> HTMLResponse:
-    """The panels alone, for the page's htmx polling."""
+def overview_panels(request: Request, svc: ServicesDep) -> HTMLResponse:
+    """The panels alone, for the page's htmx polling. Signed out meanwhile: htmx is told to load
+    the sign-in page (HX-Redirect) rather than swap it into the panels."""
+    try:
+        viewer = viewer_for()(request, svc)
+    except LoginRequired:
+        if request.headers.get("hx-request") != "true":
+            raise
+        return HTMLResponse("", status_code=401, headers={"HX-Redirect": login_url("/ui/")})
     return page(request, "overview_panel.html", viewer, **panels(svc, viewer))
