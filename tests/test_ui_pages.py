@@ -224,6 +224,8 @@ def test_events_page_across_boundaries(world: World) -> None:
     assert _link(browser.get(pages[0][0]).text, "previous-page") is None
     # a page starting anywhere: the next events after that position
     assert _positions(browser.get("/ui/events?after=7&limit=3").text) == [p for p in everything if p > 7][:3]
+    # the form as submitted with nothing chosen: the first page
+    assert _positions(browser.get("/ui/events?type=&aggregate=&after=&limit=").text) == everything[:50]
 
 
 def test_events_filter_by_type_and_aggregate(world: World) -> None:

@@ -123,8 +123,8 @@ def events(
         for field, text in (("type", event_type), ("aggregate", aggregate), ("after", after), ("limit", limit)):
             if len(text) > MAX_TEXT:
                 raise invalid(field, f"at most {MAX_TEXT} characters")
-        start = _number("after", after, 0)
-        size = _number("limit", limit, 1, MAX_LIMIT)
+        start = _number("after", after or "0", 0)  # an emptied form field: the default
+        size = _number("limit", limit or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
         names = [n.strip() for n in event_type.split(",") if n.strip()]
         topics = event_topics(names)
         stream = _uuid("aggregate", aggregate) if aggregate.strip() else None
