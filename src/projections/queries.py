@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from ledger import event_log, positions
@@ -164,10 +166,48 @@ class ReadSide:
 
     # ---- the log itself, for the audit trail ----
 
-    def log_page(self, after: int, limit: int, stop: int, topics: Sequence[str] = ()) -> list[tuple[int, Any]]:
-        """Up to `limit` (position, decoded event) after `after`, at most `stop`, only `topics` if any."""
-        found = event_log.page(self.app, after, limit, stop=stop, topics=topics) if stop > after else ()
+    def log_page(self, after: int, limit: int, stop: int, topics: Sequence[str] = (),
+                 stream_id: UUID | None = None) -> list[tuple[int, Any]]:
+        """Up to `limit` (position, decoded event) after `after`, at most `stop`, only `topics` if
+        any, only one aggregate's events if `stream_id` is given."""
+        if stop <= after:
+            return []
+        if stream_id is None:
+            found: Sequence[Notification] = event_log.page(self.app, after, limit, stop=stop, topics=topics)
+        else:
+            found = self._stream_page(after, limit, stop, topics, stream_id)
         return [(n.id, self.app.mapper.to_domain_event(n)) for n in found]
+
+    def _stream_page(self, after: int, limit: int, stop: int, topics: Sequence[str],
+                     stream_id: UUID) -> list[Notification]:
+        """One aggregate's notifications after `after`: the log has no index by aggregate, so it
+        is read page by page, up to the aggregate's newest event at most."""
+        newest = self.app.recorder.select_events(stream_id, desc=True, limit=1)
+        if not newest:
+            return []
+        found = []
+        for n in event_log.notifications(self.app, after, stop=stop, topics=topics):
+            if n.originator_id == stream_id:
+                found.append(n)
+                if len(found) == limit or n.originator_version >= newest[0].originator_version:
+                    break
+        return found
+
+    def previous_after(self, after: int, limit: int, topics: Sequence[str] = (),
+                       stream_id: UUID | None = None) -> int | None:
+        """Where the page before the one after `after` starts (`log_page`'s `after` for the
+        `limit` events with the same filters at positions up to `after`); None if there are none.
+        Read backwards in growing windows, since the log is only read forwards."""
+        window = 2 * limit
+        while True:
+            start = max(0, after - window)
+            last: deque[int] = deque(maxlen=limit)
+            for n in event_log.notifications(self.app, start, stop=after, topics=topics):
+                if stream_id is None or n.originator_id == stream_id:
+                    last.append(n.id)
+            if len(last) == limit or start == 0:
+                return last[0] - 1 if last else None
+            window *= 4
 
     def stream(self, stream_id: UUID) -> list[Any]:
         """Every event of one aggregate, in version order ([] if it has none)."""

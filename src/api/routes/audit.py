@@ -5,6 +5,7 @@ Events are decoded (decrypted) and their sealed codes and code hashes are remove
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from api.deps import Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.problems import NOT_FOUND
 from api.routes.reads import invalid
+from api.services import Services
 from ledger.event_json import scrub
 from ledger.service.queries import event_data
 from projections import queries
@@ -33,6 +35,27 @@ def to_audit(event: Any, position: int | None) -> AuditEvent:
                       version=event.originator_version, timestamp=event.timestamp, data=scrub(data))
 
 
+def event_topics(names: Sequence[str]) -> list[str]:
+    """The stored topics of event types named `Aggregate.Event`; 422 naming `type` for an unknown one."""
+    topics = []
+    for name in names:
+        topic = queries.event_topic(name)
+        if topic is None:
+            raise invalid("type", f"unknown event type {name}")
+        topics.append(topic)
+    return topics
+
+
+def feed_page(svc: Services, after: int, limit: int, head: int, topics: Sequence[str] = (),
+              stream_id: UUID | None = None) -> tuple[list[AuditEvent], int | None]:
+    """Up to `limit` events after `after` (at most `head`, only `topics` and `stream_id` if
+    given), decoded and scrubbed; and the `after` of the next page, None on the last one (one
+    event more is read to know). The audit feed and the UI's event browser page the log with this."""
+    found = svc.reads.log_page(after, limit + 1, stop=head, topics=topics, stream_id=stream_id)
+    items = [to_audit(event, position) for position, event in found[:limit]]
+    return items, items[-1].position if len(found) > limit else None
+
+
 @router.get("/events", response_model=AuditFeedOut)
 def events(
     svc: ServicesDep, caller: Auditor,
@@ -43,17 +66,10 @@ def events(
     min_position: MinPosition = None,
 ) -> AuditFeedOut:
     """The complete history in log order; follow `next_after` until it is null."""
-    topics: list[str] = []
-    for name in (event_type.split(",") if event_type else []):
-        topic = queries.event_topic(name)
-        if topic is None:
-            raise invalid("type", f"unknown event type {name}")
-        topics.append(topic)
+    topics = event_topics(event_type.split(",") if event_type else [])
     head = log_head(svc, min_position)
-    found = svc.reads.log_page(after, limit, stop=head, topics=topics)
-    items = [to_audit(event, position) for position, event in found]
-    return AuditFeedOut(position=head, events=items,
-                        next_after=found[-1][0] if len(found) == limit and found[-1][0] < head else None)
+    items, next_after = feed_page(svc, after, limit, head, topics)
+    return AuditFeedOut(position=head, events=items, next_after=next_after)
 
 
 @router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
