@@ -25,6 +25,7 @@ class Facts(Projection):
                 ("flash_sale_id", TEXT), ("client_ip", TEXT), ("device_id", TEXT), ("placed_at", TEXT),
                 ("status", TEXT),
             ),
+            indexes=(("customer_id",),),  # a customer's orders: their timeline (projections.timeline)
         ),
         Table(
             "keys",
