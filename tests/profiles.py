@@ -40,3 +40,8 @@ def deep() -> bool:
 def examples(ci: int) -> int:
     """The example count for a random test: `ci` in CI, DEEP_FACTOR times as many when deep."""
     return ci * DEEP_FACTOR if deep() else ci
+
+
+def deep_steps(ci: int) -> int:
+    """The steps of a stateful test's runs: twice as many when deep."""
+    return ci * 2 if deep() else ci
