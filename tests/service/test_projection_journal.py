@@ -192,6 +192,7 @@ def test_balances_as_of_equal_a_runner_stopped_there(ledger: Ledger, make_ledger
         assert balances_as_of(store, journal, position).by_account() == expected.by_account(), position
         compared += 1
     assert compared >= 15
+    assert compared == 17  # exactly: 18 steps, and the replayed callback wrote nothing
     assert balances_as_of(store, journal, 0).rows == []
 
 
