@@ -134,3 +134,19 @@ def test_a_payment_record_keeps_its_outcome_under_the_reference_id() -> None:
 
 def test_the_status_that_gives_keys_back_on_close_is_only_reserved() -> None:
     assert [s for s in OrderStatus if s.returns_keys_on_close] == [OrderStatus.RESERVED]
+
+
+def test_a_stray_payment_given_back_leaves_a_free_delivered_order_delivered() -> None:
+    """Found by the deep stateful run: an order fully discounted to 0.00 was delivered; a second
+    payment, refunded at once for want of goods, made refunded == paid (1.00 == 1.00) and turned
+    the order into 'refunded' although its keys stayed with the buyer and nothing it paid for went
+    back. An automatic refund gives back only the stray payment: it never changes the status."""
+    free, keys = delivered_order(discount="10.00")
+    assert free.amount_due == 0 and free.status == OrderStatus.DELIVERED
+    free.capture(CTX, "stray", D("1.00"), "psp")
+    free.refund(CTX, D("1.00"), "duplicate_payment", [], override_redeemed=False, automatic=True)
+    assert free.status == OrderStatus.DELIVERED and free.delivered == keys and free.refundable == 0
+    paid, _ = delivered_order()  # the same for an order that was paid for
+    paid.capture(CTX, "stray", D("10.00"), "psp")
+    paid.refund(CTX, D("10.00"), "duplicate_payment", [], override_redeemed=False, automatic=True)
+    assert paid.status == OrderStatus.DELIVERED and paid.refundable == D("10.00")
