@@ -670,7 +670,7 @@ def run_machine(ledger: Ledger, clock: FakeClock, max_examples: int, steps: int)
         machine,
         settings=settings(
             max_examples=examples(max_examples), stateful_step_count=deep_steps(steps), deadline=None,
-            derandomize=not deep(), database=None,
+            derandomize=not deep(), database=settings().database if deep() else None,  # deep runs keep failures
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
