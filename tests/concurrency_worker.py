@@ -1,4 +1,4 @@
-"""Purchase workers for tests/test_concurrency_pg.py: importable by 'spawn' child processes."""
+"""Purchase workers for tests/service/test_concurrency_pg.py: importable by 'spawn' child processes."""
 
 from __future__ import annotations
 

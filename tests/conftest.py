@@ -14,6 +14,7 @@ import pytest
 
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
+from tests import profiles  # noqa: F401  (registers the hypothesis profiles: HYPOTHESIS_PROFILE=deep)
 
 pytest_plugins = ["tests.api_fixtures", "tests.demo_history", "tests.browser"]  # shared fixtures for every test module
 

@@ -133,7 +133,11 @@ class Order(LedgerAggregate):
         def apply(self, order: Order) -> None:
             order.amount_refunded += self.amount
             order.revoked.extend(self.revoked_key_ids)
-            if order.amount_refunded == order.amount_paid and order.status == OrderStatus.DELIVERED:
+            # An automatic refund gives back a payment that bought nothing (a duplicate, or one
+            # for an order that cannot be served); what the order was paid for is not touched,
+            # so its status stays, even when nothing else was paid (a free order's stray payment).
+            if (not self.automatic and order.amount_refunded == order.amount_paid
+                    and order.status == OrderStatus.DELIVERED):
                 order.status = OrderStatus.REFUNDED
 
     def __init__(

@@ -14,7 +14,7 @@ import pytest
 
 from audit.verifier import verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "rfc9162"
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc9162"
 
 
 def _cases(kind: str) -> list[Any]:

@@ -16,7 +16,7 @@ from projections.registry import build_projections
 from projections.runner import TRANSIENT, Runner
 from projections.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
-from tests.test_runner_crash import dumps
+from tests.e2e.test_runner_crash import dumps
 
 
 def stocked(ledger: Ledger) -> Ledger:

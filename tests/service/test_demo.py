@@ -7,14 +7,18 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
 from ledger.config import Settings
 from ledger.demo import iter_events, summarize
 from ledger.domain.orders import Order
-from ledger.domain.supply import Key
-from ledger.service.ledger import open_ledger
+from ledger.domain.supply import Batch, Key
+from ledger.service.ledger import Ledger, open_ledger
+from tests.conftest import FakeClock
+from tests.helpers import buy, place, stocked_product
 
 ARGS = ["demo", "--seed", "3", "--orders", "300"]
 
@@ -46,6 +50,7 @@ def _check_store(data_dir: Path) -> dict[str, object]:
         orders_of_key: dict[UUID, set[UUID]] = defaultdict(set)
         order_keys: dict[UUID, list[UUID]] = {}
         quantity: dict[UUID, int] = {}
+        voided = revoked = 0
         for event in iter_events(ledger):
             if isinstance(event, Key.Delivered):
                 orders_of_key[event.originator_id].add(event.order_id)
@@ -54,6 +59,10 @@ def _check_store(data_dir: Path) -> dict[str, object]:
             elif isinstance(event, Order.KeysDelivered):
                 assert event.originator_id not in order_keys, "an order was delivered twice"
                 order_keys[event.originator_id] = [k["key_id"] for k in event.keys]
+            elif isinstance(event, Batch.Recalled):
+                voided += len(event.voided_key_ids)
+            elif isinstance(event, Order.Refunded):
+                revoked += len(event.revoked_key_ids)
         # No key in two orders, and each order got exactly as many keys as it bought.
         assert all(len(orders) == 1 for orders in orders_of_key.values())
         for order_id, keys in order_keys.items():
@@ -75,6 +84,19 @@ def _check_store(data_dir: Path) -> dict[str, object]:
         assert caught > 0 and caught > summary.rejections["risk-rejected"] - caught
         assert summary.keys_voided > 0 and summary.keys_redeemed > 0 and summary.keys_revoked > 0
         assert summary.gross_profit == summary.revenue - summary.refunds - summary.cost_of_goods_sold
+        # The same figures exactly, from other sources than the ones summarize() reads: each
+        # order's own state (what it kept, what its keys cost), the recalls and refunds that
+        # name keys, and the keys' own aggregates.
+        orders = [ledger.order(order_id) for order_id in quantity]
+        assert summary.revenue == sum((o.amount_paid for o in orders), Decimal(0))
+        assert summary.refunds == sum((o.amount_refunded for o in orders), Decimal(0))
+        assert summary.cost_of_goods_sold == sum((o.cost for o in orders), Decimal(0))
+        assert summary.gross_profit == sum((o.amount_paid - o.amount_refunded - o.cost for o in orders), Decimal(0))
+        assert summary.discounts == sum((o.discount for o in orders if o.delivered), Decimal(0))
+        assert summary.keys_voided == voided
+        assert summary.keys_revoked == revoked == sum(len(o.revoked) for o in orders)
+        redeemed = [key for key in map(ledger.app.repository.get, orders_of_key) if key.redeemed_by is not None]
+        assert summary.keys_redeemed == len(redeemed)
         return summary.numbers()
     finally:
         ledger.close()
@@ -111,3 +133,32 @@ def test_demo_refuses_a_store_that_is_not_empty(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "error: the store at" in result.stderr and "--reset" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_summary_of_a_small_history_has_the_numbers_worked_out_by_hand(ledger: Ledger, clock: FakeClock) -> None:
+    """Five orders whose money is known: the summary's figures are these, not a formula of its own."""
+    admin = ledger.context("admin")
+    stocked_product(ledger, "GAME-1", keys=4, price="10.00", unit_cost="6.00")
+    stocked_product(ledger, "GAME-2", keys=2, price="4.99", unit_cost="2.50")
+    ledger.create_coupon(admin, code="TAKE1", kind="amount", value="1.00", currency="USD",
+                         starts_at=clock.now - timedelta(days=1), ends_at=clock.now + timedelta(days=1))
+    buy(ledger, "alice", "GAME-1", quantity=2)  # paid 20.00 for keys that cost 12.00
+    bob, _ = buy(ledger, "bob", "GAME-1", coupon_code="TAKE1")  # paid 9.00 (1.00 off), cost 6.00
+    ledger.refund_order(admin, bob.order_id, amount="4.50", reason="goodwill")  # keeps the key
+    carol, paid = buy(ledger, "carol", "GAME-2")  # paid 4.99, cost 2.50
+    ledger.refund_order(admin, carol.order_id, amount="4.99", reason="wrong game", key_ids=paid.key_ids)
+    place(ledger, "dave", "GAME-2")  # never paid: expires
+    erin = place(ledger, "erin", "GAME-1")
+    ledger.cancel_order(ledger.context("erin"), erin.order_id)
+    clock.advance(minutes=16)
+    ledger.expire_due(ledger.context("sweeper"))
+
+    s = summarize(ledger)
+    assert s.orders == 5 and s.orders_by_status == {"cancelled": 1, "delivered": 2, "expired": 1, "refunded": 1}
+    assert s.units_sold == s.keys_delivered == s.distinct_keys_delivered == 4 and s.keys_revoked == 1
+    assert s.payments_captured == 3
+    assert s.revenue == Decimal("33.99")  # 20.00 + 9.00 + 4.99
+    assert s.refunds == Decimal("9.49")  # 4.50 + 4.99
+    assert s.discounts == Decimal("1.00")
+    assert s.cost_of_goods_sold == Decimal("20.50")  # 12.00 + 6.00 + 2.50: a revoked key's cost is not recovered
+    assert s.gross_profit == Decimal("4.00")  # 33.99 - 9.49 - 20.50

@@ -23,7 +23,7 @@ from projections.runner import Runner
 from projections.store import ViewStore
 from tests.api_fixtures import auth, open_services
 from tests.demo_history import DemoStore
-from tests.helpers import buy, head, place, stocked_product
+from tests.helpers import all_events, buy, head, place, stocked_product
 
 
 def _reconciled(ledger: Ledger, views_url: str | None = None) -> Reconciliation:
@@ -62,6 +62,11 @@ def test_clean_on_the_demo_history(demo_store: DemoStore, tmp_path: Path) -> Non
     assert result.clean and result.position == head(demo_store.ledger)
     (usd,) = result.totals
     assert usd.balanced and usd.money_in > 0 and usd.refunds_payable == 0
+    # Exactly what the orders kept, from their own state rather than the journal's entries.
+    ledger = demo_store.ledger
+    orders = [ledger.order(e.originator_id) for e in all_events(ledger) if isinstance(e, Order.Placed)]
+    assert {o.currency for o in orders} == {"USD"}
+    assert usd.money_in == usd.revenue == sum((o.amount_paid - o.amount_refunded for o in orders), Decimal(0))
     assert re.match(r"[\d,]+ orders, [\d,]+ payments", result.examined[PAYMENTS])
 
 

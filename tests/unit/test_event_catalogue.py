@@ -2,7 +2,7 @@ from pathlib import Path
 
 from ledger.event_catalogue import render
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
 def test_docs_events_md_matches_the_code() -> None:

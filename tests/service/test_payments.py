@@ -269,3 +269,21 @@ def test_a_late_payment_for_a_retired_product_is_refunded_not_delivered(ledger: 
                                     provider="psp")
     assert result.outcome == "refunded" and result.key_ids == []
     assert ledger.order(placed.order_id).amount_refunded == Decimal("1.00")
+
+
+def test_a_stray_payment_on_a_free_order_is_given_back_and_the_order_stays_delivered(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    """Found by the deep stateful run (see tests/unit/test_orders.py): a coupon worth the whole
+    price, the order delivered for 0.00, then a second callback for 1.00."""
+    stocked_product(ledger, "FREE-1", keys=1, price="10.00")
+    ledger.create_coupon(ledger.context("admin"), code="ALL10", kind="amount", value="10.00", currency="USD",
+                         starts_at=clock.now, ends_at=clock.now.replace(year=2030))
+    placed = place(ledger, "alice", "FREE-1", coupon_code="ALL10")
+    assert placed.amount_due == Decimal("0.00")
+    assert pay(ledger, placed, "free-1").outcome == "delivered"
+    stray = pay(ledger, placed, "free-2", amount="1.00")
+    assert stray.outcome == "refunded" and stray.key_ids == []
+    order = ledger.order(placed.order_id)
+    assert order.status == "delivered" and order.amount_paid == order.amount_refunded == Decimal("1.00")
+    assert [k.status for k in ledger.order_keys(placed.order_id)] == ["delivered"]

@@ -24,7 +24,7 @@ from ledger.service.ledger import Ledger, open_ledger
 from tests.api_fixtures import auth, open_services
 from tests.conftest import TEST_CIPHER_KEY
 from tests.helpers import buy, head, stocked_product
-from tests.test_audit_merkle import mth
+from tests.unit.test_audit_merkle import mth
 
 
 def _history(ledger: Ledger, orders: int = 4) -> None:

@@ -13,7 +13,7 @@ from ledger.service.ledger import Ledger
 from projections.replay import load_report, replay, write_csv
 from tests.conftest import FakeClock
 
-REPORTS = Path(__file__).resolve().parent.parent / "docs" / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "docs" / "reports"
 
 
 def buy(ledger: Ledger, customer: str, sku: str, quantity: int, ref: str) -> None:

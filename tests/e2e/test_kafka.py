@@ -395,7 +395,7 @@ def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild
 ) -> None:
     from projections.kafka_source import KafkaViews
     from tests.conftest import FakeClock
-    from tests.test_runner_crash import make_history
+    from tests.e2e.test_runner_crash import make_history
 
     settings = _settings(tmp_path, broker.bootstrap).model_copy(update={"database_url": pg_url})
     clock = FakeClock()
