@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from ledger.config import ROLES, Settings
+from projections.registry import PROJECTION_NAMES
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 
 TOKENS = {role: f"{role}-token" for role in ROLES}
@@ -24,6 +25,14 @@ def open_services(url: str, data_dir: Path, clock: FakeClock | None = None, **ap
     settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY,
                         api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
     return Services.open(settings, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
+
+
+def caught_up(svc: Services, names: tuple[str, ...] = PROJECTION_NAMES) -> int:
+    """Wait until the read models reached the log's head (the runner of `create_app(background=True)`
+    feeds them); the position they reached."""
+    position = svc.wait_for(names, svc.reads.head())
+    assert position is not None, "the projection runner did not catch up"
+    return position
 
 
 @pytest.fixture

@@ -19,11 +19,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
-from tests.api_fixtures import auth, open_services
+from tests.api_fixtures import auth, caught_up, open_services
 from tests.helpers import buy, head, place, stocked_product
 
 IP = "203.0.113.9"
-VIEWS = ("facts", "inventory", "sales", "profit", "fraud", "journal")
 
 
 @dataclass
@@ -33,11 +32,6 @@ class World:
     codes: list[str]
     order_id: str
 
-
-def _caught_up(svc: Services) -> int:
-    position = svc.wait_for(VIEWS, head(svc.ledger))
-    assert position is not None, "the projection runner did not catch up"
-    return position
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +46,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for n in range(6):  # over velocity_max_orders (5): one velocity alert for the IP
         place(ledger, f"mallory-{n}", "GAME-1", 1, client_ip=IP)
     with TestClient(create_app(svc, background=True), raise_server_exceptions=False) as client:
-        _caught_up(svc)
+        caught_up(svc)
         yield World(client, svc, codes, str(first.order_id))
     svc.close()
 
@@ -326,7 +320,7 @@ def test_audit_feed_pages_every_event_without_codes(world: World) -> None:
 
 
 def test_projection_status(world: World) -> None:
-    position = _caught_up(world.svc)
+    position = caught_up(world.svc)
     body = world.client.get("/v1/projections", headers=auth("admin")).json()
     names = {p["name"] for p in body["projections"]}
     assert {"facts", "inventory", "sales", "profit", "fraud", "journal"} <= names

@@ -23,12 +23,13 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from api.ui.charts import Series, chart, days_between, ticks
-from tests.api_fixtures import TOKENS, auth, open_services
+from projections.registry import PROJECTION_NAMES
+from tests.api_fixtures import TOKENS, auth, caught_up, open_services
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, place, stocked_product
 
 IP = "203.0.113.9"
-VIEWS = ("facts", "inventory", "sales", "profit", "fraud", "journal")
+VIEWS = PROJECTION_NAMES
 
 
 @dataclass
@@ -40,11 +41,6 @@ class World:
     order_id: str
     refunded_id: str
 
-
-def _caught_up(svc: Services) -> int:
-    position = svc.wait_for(VIEWS, head(svc.ledger))
-    assert position is not None, "the projection runner did not catch up"
-    return position
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +62,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         place(ledger, f"mallory-{n}", "GAME-1", 1, client_ip=IP)
     app = create_app(svc, background=True)
     with TestClient(app, raise_server_exceptions=False) as api:
-        _caught_up(svc)
+        caught_up(svc)
         yield World(app, api, svc, codes, str(second.order_id), str(first.order_id))
     svc.close()
 

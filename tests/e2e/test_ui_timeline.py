@@ -33,10 +33,8 @@ ROW = re.compile(r'<tr class="event" data-position="(\d+)"')
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[Services]:
-    services = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path)
-    yield services
-    services.close()
+def svc(api_services: Services) -> Services:
+    return api_services  # tests/api_fixtures.py: a ledger on SQLite with a token per role
 
 
 @pytest.fixture

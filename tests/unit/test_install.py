@@ -9,7 +9,7 @@ import sys
 from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 FIRST_PARTY = {"ledger", "projections", "api", "audit"}
 PROVIDED_BY = {"psycopg-pool": "psycopg"}  # installed through `psycopg[pool]`, the way psycopg documents it
 OPTIONAL = {"kafka": "kafka"}  # import name -> the extra that installs it (`pip install .[kafka]`)
