@@ -37,7 +37,7 @@ from projections.base import Projection
 from projections.events import EVENT_CLASSES
 from projections.facts import Facts
 from projections.registry import DEPENDENT, PROJECTION_NAMES
-from projections.runner import STATUS_DDL, TRANSIENT
+from projections.runner import TRANSIENT
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,6 @@ class LaneWorker:
         self.batch_size = batch_size
         self.projections = lane_projections(store, lane)
         with store.transaction() as cursor:
-            store.execute(cursor, STATUS_DDL)
             store.execute(cursor, LANES_DDL)
             store.execute(cursor, "INSERT INTO kafka_lanes (lane, position, offsets) VALUES (?, 0, '{}') "
                                   "ON CONFLICT (lane) DO NOTHING", (lane,))

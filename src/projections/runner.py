@@ -27,11 +27,6 @@ from projections.store import StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
 
-STATUS_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_status ("
-    " tracking_name TEXT PRIMARY KEY, position BIGINT NOT NULL, events_per_s DOUBLE PRECISION NOT NULL,"
-    " updated_at TEXT NOT NULL)"
-)
 # Errors after which the database may come back: reconnect and resume from tracking. The
 # library re-raises driver errors as its own OperationalError / InterfaceError.
 TRANSIENT = TRANSIENT_DATABASE_ERRORS  # a lost database: back off, reload and resume
@@ -73,7 +68,6 @@ class Runner:
         of it fails, memory stays dropped and the next batch starts over."""
         self._drop_memory()
         with self.store.transaction() as cursor:
-            self.store.execute(cursor, STATUS_DDL)
             for projection in self.projections:
                 projection.create_tables(cursor)
         positions = {}

@@ -22,6 +22,11 @@ sqlite3.register_adapter(Decimal, str)
 
 COPY_FROM_ROWS = 50  # PostgreSQL: fewer rows than this are sent as one pipelined INSERT
 
+STATUS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_status ("
+    " tracking_name TEXT PRIMARY KEY, position BIGINT NOT NULL, events_per_s DOUBLE PRECISION NOT NULL,"
+    " updated_at TEXT NOT NULL)"
+)
 VERSIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_versions ("
     " name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -54,6 +59,7 @@ class ViewStore:
         self._datastore: Any = getattr(self.tracking, "datastore")  # noqa: B009
         with self.transaction() as cursor:
             self.execute(cursor, VERSIONS_DDL)
+            self.execute(cursor, STATUS_DDL)  # `ledger project status` reads it before any runner ran
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

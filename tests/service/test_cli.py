@@ -132,6 +132,15 @@ def test_expire(env: dict[str, str]) -> None:
     assert "expired 0 order(s)" in result.output
 
 
+def test_project_status_before_any_runner_ran(env: dict[str, str]) -> None:
+    """A new deployment asks where its read models stand before it ever ran one: all at 0."""
+    _seed(env)
+    result = CliRunner().invoke(app, ["project", "status"], env=env)
+    assert result.exit_code == 0, result.output
+    for name in ("facts", "inventory", "fraud", "journal", "sales", "profit"):
+        assert re.search(rf"{name}\s*│\s*1\s*│\s*0\s*│", result.output), result.output  # version 1, position 0
+
+
 def test_bench_write_tiny(env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["bench", "write", "--workers", "2", "--purchases", "10", "--skus", "2"], env=env)
     assert result.exit_code == 0, result.output
