@@ -39,6 +39,26 @@ def position_of(app: LedgerApp, originator_id: UUID, version: int) -> int:
     raise TypeError(f"no position lookup for {type(recorder).__name__}")
 
 
+def events_through(app: LedgerApp, position: int) -> int:
+    """How many events the log holds at positions up to `position`: the leaf index of the event
+    after it in the audit log's Merkle tree, whose leaves are every event in log order."""
+    recorder: Any = app.recorder
+    if position <= 0:
+        return 0
+    if isinstance(recorder, PostgresApplicationRecorder):
+        table = SQL("{}.{}").format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        statement = SQL("SELECT count(*) AS n FROM {} WHERE notification_id <= %s").format(table)
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (position,))
+            row = cursor.fetchone()
+            return int(row["n"]) if row else 0
+    if isinstance(recorder, SQLiteApplicationRecorder):
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT count(*) FROM {recorder.events_table_name} WHERE rowid <= ?", (position,))
+            return int(cursor.fetchone()[0])
+    raise TypeError(f"no event count for {type(recorder).__name__}")
+
+
 def stream_page(
     app: LedgerApp, originator_id: UUID, *, after: int = 0, before: int | None = None, limit: int = 100
 ) -> list[Notification]:

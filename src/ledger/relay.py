@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from ledger.config import Settings
 from ledger.event_json import dumps, event_json
+from ledger.positions import events_through
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,12 @@ CONTENT_TYPE = b"application/json"
 TYPE_PREFIX = "ledger."
 # Headers of our own, beside the CloudEvents ones.
 POSITION, PREVIOUS, VERSION = "ledger_position", "ledger_prev_position", "ledger_version"
+# The event's leaf index in the audit log's Merkle tree (docs/audit.md): every event in log order
+# is one leaf, so it is the count of events before it. A consumer asks for the inclusion proof of
+# exactly what it received with it (or with the position).
+LEAF_INDEX = "ledger_leaf_index"
 
 Header = tuple[str, bytes]
-# Extra headers for one message, from its log position. The audit log's leaf index goes here
-# (`ledger_leaf_index`) once the audit log exists: see `Relay(extra_headers=...)`.
-ExtraHeaders = Callable[[int], Sequence[Header]]
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS kafka_relay ("
@@ -170,7 +172,7 @@ def relay_status(app: LedgerApp, settings: Settings) -> RelayStatus | None:
 
 
 def encode(
-    notification: Notification, event: Any, previous: int, source: bytes, extra: Sequence[Header] = ()
+    notification: Notification, event: Any, previous: int, source: bytes, leaf_index: int
 ) -> tuple[bytes, bytes, list[Header]]:
     """Key, value and headers of one event (CloudEvents Kafka binding, binary mode)."""
     aggregate = str(event.originator_id).encode()
@@ -186,7 +188,7 @@ def encode(
         (POSITION, str(notification.id).encode()),
         (PREVIOUS, str(previous).encode()),
         (VERSION, version),
-        *extra,
+        (LEAF_INDEX, str(leaf_index).encode()),
     ]
     return aggregate, dumps(event_json(event)), headers
 
@@ -221,7 +223,6 @@ class Relay:
         batch_size: int = 2000,
         poll_interval: float = 0.1,
         max_in_flight_batches: int = 4,
-        extra_headers: ExtraHeaders | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -229,11 +230,11 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_in_flight_batches = max_in_flight_batches
-        self.extra_headers = extra_headers
         self.source = settings.kafka_source.encode()
         self.store = RelayPosition(app, self.topic)
         self.position = self.store.position()  # acknowledged and recorded
         self._sent = self.position  # handed to the producer
+        self._leaves_sent = events_through(app, self._sent)  # the next event's leaf index
         self._in_flight: deque[tuple[int, list[Any], float]] = deque()
         self._producer: Any = None
         self._acked_since = (self.position, time.perf_counter())
@@ -255,6 +256,7 @@ class Relay:
         producer, self._producer = self._producer, None
         self._in_flight.clear()
         self._sent = self.position
+        self._leaves_sent = events_through(self.app, self._sent)
         if producer is not None:
             try:
                 producer.close(timeout=0)
@@ -280,14 +282,13 @@ class Relay:
         notifications = event_log.page(self.app, self._sent, self.batch_size)
         if not notifications:
             return 0
-        producer, previous, futures = self._producer, self._sent, []
+        producer, previous, futures, leaf = self._producer, self._sent, [], self._leaves_sent
         to_event = self.app.mapper.to_domain_event
         for notification in notifications:
-            extra = self.extra_headers(notification.id) if self.extra_headers is not None else ()
-            key, value, headers = encode(notification, to_event(notification), previous, self.source, extra)
+            key, value, headers = encode(notification, to_event(notification), previous, self.source, leaf)
             futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
-            previous = notification.id
-        self._sent = previous
+            previous, leaf = notification.id, leaf + 1
+        self._sent, self._leaves_sent = previous, leaf
         self._in_flight.append((previous, futures, time.perf_counter()))
         return len(notifications)
 

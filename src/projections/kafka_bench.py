@@ -78,8 +78,8 @@ def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000
         notifications = list(event_log.notifications(app))
         source = settings.kafka_source.encode()
         messages, previous = [], 0
-        for n in notifications:
-            messages.append(encode(n, app.mapper.to_domain_event(n), previous, source))
+        for leaf, n in enumerate(notifications):
+            messages.append(encode(n, app.mapper.to_domain_event(n), previous, source, leaf))
             previous = n.id
         results, topics = [], []
         for _ in range(rounds):

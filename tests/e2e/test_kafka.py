@@ -27,13 +27,14 @@ from ledger.config import Settings
 from ledger.demo import SimClock, run_demo
 from ledger.event_catalogue import kafka_fields
 from ledger.event_json import scrub
-from ledger.relay import POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
+from ledger.relay import LEAF_INDEX, POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
 from ledger.service.ledger import open_ledger
 from ledger.service.queries import event_data
 from projections.kafka_source import LANES
 from projections.registry import build_projections
 from projections.runner import Runner
 from projections.store import ViewStore
+from tests.audit_helpers import audit_log
 from tests.conftest import TEST_CIPHER_KEY
 from tests.helpers import buy, stocked_product
 from tests.kafka_broker import Broker, broker, new_group
@@ -218,6 +219,12 @@ def test_every_event_once_in_log_order_per_key_with_cloudevents_headers_and_no_c
         seen_strings.update(s.encode() for s in _walk_strings(value))
     assert not seen_strings & set(secrets)
 
+    # Each message names its leaf in the audit log's Merkle tree, as the tree itself numbers it.
+    with audit_log(settings) as tree:
+        tree.catch_up()
+        leaf_of = {position: tree.store.leaf_index(position) for position in (n.id for n in notifications)}
+    assert {_position(r): int(dict(r.headers)[LEAF_INDEX]) for r in records} == leaf_of
+
 
 def test_read_all_reads_to_the_end_when_the_last_batch_straddles_a_poll(broker: Broker) -> None:
     """The no-gap assertions compare what `read_all` read with the log, so it must read every record:
@@ -264,6 +271,9 @@ def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_d
     records = read_all(broker.bootstrap, events_topic(settings))
     counts = Counter(_position(r) for r in records)
     assert sorted(counts) == _log_ids(app)  # no position missing
+    # A relay that resumed from its recorded position still numbers the leaves as the tree does.
+    leaf_of = {position: index for index, position in enumerate(_log_ids(app))}
+    assert all(int(dict(r.headers)[LEAF_INDEX]) == leaf_of[_position(r)] for r in records)
     duplicated = [p for p, n in counts.items() if n > 1]
     window = batch * (in_flight + 1)
     assert all(any(k < p <= k + window for k in kills) for p in duplicated), (kills, duplicated[:20])
