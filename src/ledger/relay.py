@@ -9,6 +9,7 @@ batches in flight at the kill can arrive twice. Message format: docs/kafka.md.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -210,10 +211,46 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+Message = tuple[bytes, bytes, list[Header]]
+_worker_app: LedgerApp | None = None
+
+
+def _start_encoder(env: dict[str, str]) -> None:
+    """In the encoder process: its own application over the same store and key, and a watch
+    that ends the process when the relay is gone (a relay killed with SIGKILL cannot stop it)."""
+    global _worker_app
+    _worker_app = LedgerApp(env=env)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="relay-encoder-watch", daemon=True).start()
+
+
+def encoded_page(app: LedgerApp, after: int, size: int, leaf: int, source: bytes) -> tuple[list[Message], int]:
+    """The messages of up to `size` events after position `after` (the first being leaf `leaf`),
+    and the position of the last one (`after` when there is none)."""
+    notifications = event_log.page(app, after, size)
+    to_event, messages, previous = app.mapper.to_domain_event, [], after
+    for notification in notifications:
+        messages.append(encode(notification, to_event(notification), previous, source, leaf))
+        previous, leaf = notification.id, leaf + 1
+    return messages, previous
+
+
+def _encoded_page_in_worker(after: int, size: int, leaf: int, source: bytes) -> tuple[list[Message], int]:
+    assert _worker_app is not None
+    return encoded_page(_worker_app, after, size, leaf, source)
+
+
 class Relay:
     """Reads the log from the recorded position and publishes it. Batches are pipelined: the
-    next is read and encoded while earlier ones are in flight; the position moves over the
-    longest acknowledged prefix only."""
+    next is read, decrypted and encoded by an encoder process of its own while this process
+    hands the current one to the producer and earlier ones are in flight; the position moves
+    over the longest acknowledged prefix only."""
 
     def __init__(
         self,
@@ -237,6 +274,10 @@ class Relay:
         self._leaves_sent = events_through(app, self._sent)  # the next event's leaf index
         self._in_flight: deque[tuple[int, list[Any], float]] = deque()
         self._producer: Any = None
+        # Reading and encoding the next batch in a process of its own while this one sends: the
+        # two halves are CPU-bound Python and would otherwise take turns on one core.
+        self._encoder: Any = None
+        self._next: Any = None  # the future of the next batch's messages, read after `_sent`
         self._acked_since = (self.position, time.perf_counter())
 
     # ---- connection ----
@@ -257,6 +298,7 @@ class Relay:
         self._in_flight.clear()
         self._sent = self.position
         self._leaves_sent = events_through(self.app, self._sent)
+        self._next = None
         if producer is not None:
             try:
                 producer.close(timeout=0)
@@ -274,23 +316,44 @@ class Relay:
             finally:
                 self._producer.close(timeout=5)
                 self._producer = None
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+            self._encoder = None
 
     # ---- publishing ----
 
     def send_batch(self) -> int:
         """Hand the next batch to the producer; return how many events it had."""
-        notifications = event_log.page(self.app, self._sent, self.batch_size)
-        if not notifications:
+        messages, last = self._next_messages()
+        if not messages:
             return 0
-        producer, previous, futures, leaf = self._producer, self._sent, [], self._leaves_sent
-        to_event = self.app.mapper.to_domain_event
-        for notification in notifications:
-            key, value, headers = encode(notification, to_event(notification), previous, self.source, leaf)
+        self._sent, self._leaves_sent = last, self._leaves_sent + len(messages)
+        self._read_ahead()
+        producer, futures = self._producer, []
+        for key, value, headers in messages:
             futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
-            previous, leaf = notification.id, leaf + 1
-        self._sent, self._leaves_sent = previous, leaf
-        self._in_flight.append((previous, futures, time.perf_counter()))
-        return len(notifications)
+        self._in_flight.append((last, futures, time.perf_counter()))
+        return len(messages)
+
+    def _read_ahead(self) -> None:
+        """Have the encoder process (started on first use) read and encode the batch after `_sent`."""
+        if self._encoder is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._encoder = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_start_encoder, initargs=(dict(self.app.env),))
+        self._next = self._encoder.submit(_encoded_page_in_worker, self._sent, self.batch_size,
+                                          self._leaves_sent, self.source)
+
+    def _next_messages(self) -> tuple[list[Message], int]:
+        """The next batch's messages: read ahead by the encoder process, or read here."""
+        pending, self._next = self._next, None
+        if pending is not None:
+            messages, last = pending.result()
+            if messages:
+                return messages, last
+        return encoded_page(self.app, self._sent, self.batch_size, self._leaves_sent, self.source)
 
     def record_acknowledged(self, wait: bool = False) -> None:
         """Move the recorded position over the batches the broker acknowledged (all of them when

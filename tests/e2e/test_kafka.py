@@ -244,6 +244,11 @@ def test_read_all_reads_to_the_end_when_the_last_batch_straddles_a_poll(broker: 
     assert [r.value for r in read_all(broker.bootstrap, "straddle")] == batches[0] + batches[1]
 
 
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
 def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_dir: Path, app: LedgerApp) -> None:
     settings = _settings(store_dir, broker.bootstrap)
     batch, in_flight = 100, 4  # the relay's --batch-size and its default batches in flight
@@ -257,9 +262,13 @@ def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_d
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait(lambda f=fraction, p=process: position.position() >= f * head or p.poll() is not None, 60, "the relay")
         time.sleep(rng.uniform(0, 0.2))
+        helpers = _children(process.pid)  # the encoder process that reads ahead (and its resource tracker)
+        assert helpers, "the relay reads ahead in a process of its own"
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL, process.stderr.read() if process.stderr else ""
         kills.append(position.position())
+        _wait(lambda h=helpers: not any(Path(f"/proc/{pid}").exists() for pid in h), 10,
+              "the killed relay's encoder process to end")
     process = subprocess.Popen(_ledger_command("relay", "--batch-size", str(batch), "--poll", "0.02"),
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
