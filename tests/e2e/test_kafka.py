@@ -245,8 +245,9 @@ def test_read_all_reads_to_the_end_when_the_last_batch_straddles_a_poll(broker: 
 
 
 def _children(pid: int) -> list[int]:
-    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in found]
+    """The processes `pid` started, from any of its threads."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
 
 
 def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_dir: Path, app: LedgerApp) -> None:
@@ -262,8 +263,9 @@ def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_d
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _wait(lambda f=fraction, p=process: position.position() >= f * head or p.poll() is not None, 60, "the relay")
         time.sleep(rng.uniform(0, 0.2))
-        helpers = _children(process.pid)  # the encoder process that reads ahead (and its resource tracker)
-        assert helpers, "the relay reads ahead in a process of its own"
+        # the encoder process that reads ahead (and its resource tracker)
+        _wait(lambda p=process: bool(_children(p.pid)), 10, "the relay's encoder process")
+        helpers = _children(process.pid)
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL, process.stderr.read() if process.stderr else ""
         kills.append(position.position())
