@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 
 from api.ui.auth import COOKIE
-from tests.browser import PROBE_SKU, Browser, UiSite
+from tests.browser import PROBE_SKU, Browser, UiSite, api_post
 from tests.served import TOKENS
 
 STOCK = """
@@ -107,3 +107,21 @@ def test_no_page_shows_a_code(ui_site: UiSite, browser: Browser) -> None:
     # Which pages, never which codes: a failure must not print a secret.
     leaking = [page for page, html in browser.pages.items() if any(c.lower() in html.lower() for c in ui_site.codes)]
     assert not leaking, f"pages showing a card-key code: {leaking}"
+
+
+def test_the_overview_follows_a_sale_without_a_reload(ui_site: UiSite, browser: Browser) -> None:
+    """During a flash sale the merchant keeps the overview open: its panels refresh themselves."""
+    browser.sign_in(TOKENS["storefront"])
+    browser.open("/ui/")
+    driver = browser.driver
+    driver.execute_script("window.stayedOnThisPage = true;")  # gone if the page were loaded again
+    before = {col: int(text) for col, text in driver.execute_script(STOCK)[PROBE_SKU].items()}
+    assert before["available"] >= 1, before
+    api_post(ui_site.api, "storefront", "/v1/orders", {"customer_id": "ui-refresh", "sku": PROBE_SKU, "quantity": 1})
+    want = {**before, "available": before["available"] - 1, "reserved": before["reserved"] + 1}
+    seen = browser.wait_for(STOCK.replace("return shown;", "") + f"""
+        const now = shown[{PROBE_SKU!r}];
+        return now && Number(now.available) === {want['available']} && Number(now.reserved) === {want['reserved']}
+            ? now : null;""", timeout=15)
+    assert seen, f"the stock panel still shows {driver.execute_script(STOCK)[PROBE_SKU]}, want {want}"
+    assert driver.execute_script("return window.stayedOnThisPage === true"), "the page was reloaded"
