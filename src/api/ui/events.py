@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,8 +20,8 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import ServicesDep
 from api.models_reads import AuditEvent
-from api.problems import invalid
 from api.routes.audit import MAX_LIMIT, event_topics, feed_page
+from api.ui import inputs
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
 from projections.events import EVENT_CLASSES
@@ -31,7 +30,7 @@ router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_LIMIT = 50
-MAX_TEXT = 2000
+MAX_TYPES = 2000  # a comma list of event types
 # Aggregates with a timeline page of their own, by the name their event types start with.
 TIMELINES = {"Order": "order", "Key": "key", "Batch": "batch"}
 SKU_AGGREGATES = ("Product", "Stock", "FlashSale")
@@ -80,35 +79,17 @@ class EventRow:
         return meta if isinstance(meta, dict) else {}
 
 
-def _number(field: str, text: str, low: int, high: int | None = None) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise invalid(field, f"{text[:50]!r} is not a whole number") from None
-    if value < low or (high is not None and value > high):
-        raise invalid(field, f"must be {low} or more" + (f" and at most {high}" if high is not None else ""))
-    return value
-
-
-def _uuid(field: str, text: str) -> UUID:
-    try:
-        return UUID(text.strip())
-    except ValueError:
-        raise invalid(field, f"{text[:50]!r} is not an aggregate id (a UUID)") from None
-
-
-def _bad_input(request: Request, viewer: Viewer, error: RequestValidationError) -> HTMLResponse:
-    """A 422 page naming the field, like the API's problem: nothing was read."""
-    first = error.errors()[0]
-    return page(request, "problem.html", viewer, status_code=422, title="Bad input",
-                field=str(first["loc"][-1]), message=first["msg"], **BACK)
-
-
 def _parsed(request: Request, viewer: Viewer, parse: Callable[[], HTMLResponse]) -> HTMLResponse:
+    """The page, or a page naming the bad field (nothing was read): the UI's own refusals
+    (`api.ui.inputs`) and the API's shared ones (`event_topics`) alike."""
     try:
         return parse()
     except RequestValidationError as error:
-        return _bad_input(request, viewer, error)
+        bad = inputs.named(error)
+    except inputs.BadInput as error:
+        bad = error
+    return page(request, "problem.html", viewer, status_code=bad.status, title="Bad input", field=bad.field,
+                message=bad.message, **BACK)
 
 
 @router.get("/events", response_class=HTMLResponse)
@@ -120,14 +101,11 @@ def events(
     """A page of the log after position `after`, optionally of one type and one aggregate."""
 
     def shown() -> HTMLResponse:
-        for field, text in (("type", event_type), ("aggregate", aggregate), ("after", after), ("limit", limit)):
-            if len(text) > MAX_TEXT:
-                raise invalid(field, f"at most {MAX_TEXT} characters")
-        start = _number("after", after or "0", 0)  # an emptied form field: the default
-        size = _number("limit", limit or str(DEFAULT_LIMIT), 1, MAX_LIMIT)
-        names = [n.strip() for n in event_type.split(",") if n.strip()]
+        start = inputs.number("after", after, 0) or 0  # an emptied form field: the default
+        size = inputs.number("limit", limit, 1, MAX_LIMIT) or DEFAULT_LIMIT
+        names = [n.strip() for n in (inputs.text("type", event_type, MAX_TYPES) or "").split(",") if n.strip()]
         topics = event_topics(names)
-        stream = _uuid("aggregate", aggregate) if aggregate.strip() else None
+        stream = inputs.aggregate_id("aggregate", aggregate)
         head = svc.reads.head()
         items, next_after = feed_page(svc, start, size, head, topics, stream)
         previous = svc.reads.previous_after(start, size, topics, stream) if start else None
@@ -153,7 +131,9 @@ def event_detail(request: Request, svc: ServicesDep, viewer: Auditor, position: 
     """One event: its payload decrypted with codes left out, its metadata, and links."""
 
     def shown() -> HTMLResponse:
-        wanted = _number("position", position, 1)
+        wanted = inputs.number("position", position, 1)
+        if wanted is None:
+            raise inputs.BadInput("position", "a log position is required")
         head = svc.reads.head()
         items, _ = feed_page(svc, wanted - 1, 1, min(wanted, head))
         if not items:

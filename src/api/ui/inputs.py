@@ -5,6 +5,7 @@ page (4xx, the field and why) rather than the API's JSON problem or a 500."""
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
@@ -30,12 +31,37 @@ def named(error: RequestValidationError) -> BadInput:
     return BadInput(field, str(first["msg"]))
 
 
-def text(field: str, value: str) -> str | None:
-    """A trimmed value (None when empty); at most MAX_TEXT characters."""
+def text(field: str, value: str, longest: int = MAX_TEXT) -> str | None:
+    """A trimmed value (None when empty); at most `longest` characters."""
     value = value.strip()
-    if len(value) > MAX_TEXT:
-        raise BadInput(field, f"at most {MAX_TEXT} characters")
+    if len(value) > longest:
+        raise BadInput(field, f"at most {longest} characters")
     return value or None
+
+
+def number(field: str, value: str, low: int, high: int | None = None) -> int | None:
+    """A whole number from `low` to `high` (None when empty)."""
+    found = text(field, value)
+    if found is None:
+        return None
+    try:
+        number = int(found)
+    except ValueError:
+        raise BadInput(field, f"{found[:50]!r} is not a whole number") from None
+    if number < low or (high is not None and number > high):
+        raise BadInput(field, f"must be {low} or more" + (f" and at most {high}" if high is not None else ""))
+    return number
+
+
+def aggregate_id(field: str, value: str) -> UUID | None:
+    """An aggregate's id, a UUID (None when empty)."""
+    found = text(field, value)
+    if found is None:
+        return None
+    try:
+        return UUID(found)
+    except ValueError:
+        raise BadInput(field, f"{found[:50]!r} is not an aggregate id (a UUID)") from None
 
 
 def position(field: str, value: str) -> int | None:
