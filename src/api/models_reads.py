@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from api.models import MONEY_SCHEMA, Money, Positioned, Priced
 from projections import queries
-from projections.status import ProjectionStatus
+from projections.queries import ProjectionStatus
 
 # ---- inventory ----
 
@@ -50,11 +50,11 @@ class SkuInventoryOut(Positioned, SkuStock):
 # ---- reports ----
 
 
-SALES_MONEY, PROFIT_MONEY = queries.SALES.money, queries.PROFIT.money
 ReportRow = Annotated[dict[str, Any], WithJsonSchema({
     "type": "object", "required": ["currency"],
     "properties": {
-        "currency": {"type": "string"}, **{m: MONEY_SCHEMA for m in dict.fromkeys(SALES_MONEY + PROFIT_MONEY)},
+        "currency": {"type": "string"},
+        **{m: MONEY_SCHEMA for m in dict.fromkeys(queries.SALES.money + queries.PROFIT.money)},
         "margin": {"anyOf": [{"type": "string", "pattern": r"^-?\d+\.\d{4}$"}, {"type": "null"}],
                    "description": "profit / (revenue - discounts - refunds), 4 places; null when that is 0"},
     },

@@ -14,14 +14,15 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.models_reads import PROFIT_MONEY, SALES_MONEY
+from projections import queries
 from projections.registry import PROJECTION_NAMES
 from tests.api_fixtures import auth, open_services
 from tests.demo_history import seeded
 from tests.helpers import head
 
 USD = re.compile(r"-?\d+\.\d{2}")  # the demo sells in USD
-MONEY = {*SALES_MONEY, *PROFIT_MONEY, "debit", "credit", "balance", "unit_cost", "money_in", "refunds_payable"}
+MONEY = {*queries.SALES.money, *queries.PROFIT.money,
+         "debit", "credit", "balance", "unit_cost", "money_in", "refunds_payable"}
 READS = [
     ("/v1/reports/sales", "finance"), ("/v1/reports/profit", "finance"), ("/v1/reports/profit?group_by=sku", "finance"),
     ("/v1/ledger/trial-balance", "finance"), ("/v1/ledger/accounts/discounts", "finance"),

@@ -82,7 +82,7 @@ def _run_from_kafka(batch_size: int) -> None:
 def status_command() -> None:
     """Each read model's version, position, lag in events and seconds, and events/s."""
     from ledger.relay import relay_status
-    from projections.status import projection_status
+    from projections.queries import projection_status
 
     with bootstrapped(load_settings(), build=lambda parts: parts.views) as parts:
         app, store = parts.app, parts.views
