@@ -86,7 +86,7 @@ def read_position(svc: Services, names: tuple[str, ...], min_position: int | Non
     """Wait (bounded) for the read models to reach `min_position` (at most the log's head, else
     422); 503 with Retry-After if they do not reach it in time."""
     if min_position is None:
-        return svc.positions(names)
+        return svc.reads.position(names)
     log_head(svc, min_position)
     reached = svc.wait_for(names, min_position)
     if reached is None:

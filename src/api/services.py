@@ -118,12 +118,9 @@ class Services:
         thread.start()
         return thread
 
-    def positions(self, names: tuple[str, ...]) -> int:
-        """The position every named read model has reached."""
-        return self.reads.position(names)
-
     def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
-        """Poll until the read models reach `position`; their position, or None on timeout."""
+        """Poll (up to LEDGER_READ_WAIT_S) until the read models reach `position`; their position,
+        or None on timeout."""
         return self.reads.wait_for(names, position, self.settings.read_wait_s)
 
     # ---- the audit tree ----

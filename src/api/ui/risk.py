@@ -57,7 +57,7 @@ def risk(request: Request, svc: ServicesDep, viewer: RiskViewer, rule: str = "")
             raise BadInput("rule", f"no rule {chosen!r}; the rules are {', '.join(RULES)}")
     except BadInput as error:
         return page(request, "risk.html", viewer, status_code=error.status, error=error, rules=RULES, chosen=None)
-    position = svc.positions(VIEWS)
+    position = svc.reads.position(VIEWS)
     alerts = queries.fraud_alerts(svc, rule=chosen, until=position)
     groups = by_rule(alerts, RULES if chosen is None else (chosen,), LATEST if chosen is None else FILTERED)
     return page(request, "risk.html", viewer, rules=RULES, chosen=chosen, position=position, groups=groups,
@@ -109,7 +109,7 @@ def subject(request: Request, svc: ServicesDep, viewer: RiskViewer, kind: str, i
     except BadInput as error:
         return page(request, "risk_subject.html", viewer, status_code=error.status, error=error, kind=kind,
                     ident=ident[:inputs.MAX_TEXT])
-    position = svc.positions(VIEWS)
+    position = svc.reads.position(VIEWS)
     found, recent = queries.fraud_subject(svc, kind, ident)
     events, left_out = evidence(svc, recent)
     return page(
