@@ -1,14 +1,13 @@
 """Appending a very large number of new events in ONE transaction, streamed.
 
-`Application.save()` holds every stored event in memory and, on PostgreSQL, sends them
-as one array parameter in psycopg's pipeline mode, which hangs once the parameter passes
-some megabytes (psycopg's `Pipeline.sync()` stops sending before libpq's buffer is
-empty; docs/performance.md has the reproduction). Here events are mapped one by one with
-the application's own mapper (transcoder and cipher included) and streamed into the
-library's own events table:
+`Application.save()` holds every stored event in memory (and the library's own PostgreSQL
+recorder sends them as one array parameter in pipeline mode, which hangs once it passes
+some megabytes; docs/performance.md has the reproduction). Here events are mapped one by
+one with the application's own mapper (transcoder and cipher included) and streamed into
+the library's own events table:
 
-* PostgreSQL: under the library's EXCLUSIVE table lock (so notification order is commit
-  order) and its NOTIFY, one binary COPY; the last notification id is read under the lock.
+* PostgreSQL: the recorder's own locked binary COPY (`ledger.recorders`), fed from the
+  stream; the last notification id is read under the lock.
 * SQLite: one write transaction, `executemany` over the stream.
 
 All or nothing: any exception from the event stream, a duplicate (aggregate id, version)
@@ -33,6 +32,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from ledger.recorders import CopyingPostgresRecorder
+
 Progress = Callable[[int], None]
 """Called with the number of events written since the last call."""
 
@@ -53,7 +54,7 @@ def append_new_events(
     stored = (app.mapper.to_stored_event(event) for event in events)
     counted = _counted(stored, progress) if progress is not None else stored
     recorder = app.recorder
-    if isinstance(recorder, PostgresApplicationRecorder):
+    if isinstance(recorder, CopyingPostgresRecorder):
         return _append_postgres(recorder, counted)
     if isinstance(recorder, SQLiteApplicationRecorder):
         return _append_sqlite(recorder, counted)
@@ -87,18 +88,9 @@ def stored_ids(app: Application[UUID], ids: Iterable[UUID]) -> set[UUID]:
     raise TypeError(f"bulk lookup supports PostgreSQL and SQLite, not {type(recorder).__name__}")
 
 
-def _append_postgres(recorder: PostgresApplicationRecorder, stored: Iterator[StoredEvent]) -> int:
-    copy = SQL(
-        "COPY {0}.{1} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
-    ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-    # get_connection() turns psycopg's errors into the library's (a duplicate: IntegrityError).
+def _append_postgres(recorder: CopyingPostgresRecorder, stored: Iterator[StoredEvent]) -> int:
     with recorder.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-        recorder._lock_table(curs)  # the library's own lock statements: same lock, same timeout
-        recorder._notify_channel(curs)
-        with curs.copy(copy) as rows:
-            rows.set_types(["uuid", "int8", "text", "bytea"])
-            for event in stored:
-                rows.write_row((event.originator_id, event.originator_version, event.topic, event.state))
+        recorder.copy_locked(curs, stored)
         curs.execute(recorder.max_notification_id_statement)
         row: Any = curs.fetchone()
         return int(row["max"] or 0)

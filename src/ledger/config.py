@@ -125,6 +125,8 @@ class Settings(BaseSettings):
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # The library's recorder, writing events by binary COPY (ledger.recorders).
+            "APPLICATION_RECORDER_TOPIC": "ledger.recorders:CopyingPostgresRecorder",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),
