@@ -2,18 +2,19 @@
 
 `eventsourcing.cryptography.AESCipher` builds a new `AESGCM` (and so the key schedule) for every
 event it encrypts or decrypts, which cost more than decoding the event itself. This subclass
-keeps one. The stored form is unchanged (12-byte nonce | 16-byte tag | ciphertext), so events
+keeps one, and draws its nonces from `ledger.entropy` (the OS's random bytes, a block at a time).
+The stored form is unchanged (12-byte nonce | 16-byte tag | ciphertext), so events
 written by either class are read by the other.
 """
 
 from __future__ import annotations
 
-import os
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
+
+from ledger.entropy import random_bytes
 
 NONCE, TAG = 12, 16
 
@@ -24,7 +25,7 @@ class KeptKeyAESCipher(AESCipher):
         self._aesgcm = AESGCM(self.key)  # immutable: safe to share between threads
 
     def encrypt(self, plaintext: bytes) -> bytes:
-        nonce = os.urandom(NONCE)
+        nonce = random_bytes(NONCE)
         sealed = self._aesgcm.encrypt(nonce, plaintext, None)
         return nonce + sealed[-TAG:] + sealed[:-TAG]
 

@@ -7,16 +7,20 @@ that race to create the same id cannot both commit.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("6f1c2a6e-3b0e-4d8a-9a57-0c1b8f6d2e41")
 CATALOG_ID = uuid5(NAMESPACE, "catalog")
 
 
+# A few hundred SKUs and sales are asked for on every order: remembered (uuid5 is a SHA-1).
+@lru_cache(maxsize=4096)
 def product_id(sku: str) -> UUID:
     return uuid5(NAMESPACE, f"product:{sku}")
 
 
+@lru_cache(maxsize=4096)
 def stock_id(sku: str) -> UUID:
     return uuid5(NAMESPACE, f"stock:{sku}")
 
@@ -29,6 +33,7 @@ def coupon_id(code: str) -> UUID:
     return uuid5(NAMESPACE, f"coupon:{normalise_coupon_code(code)}")
 
 
+@lru_cache(maxsize=4096)
 def flash_sale_id(sale: str) -> UUID:
     return uuid5(NAMESPACE, f"flash-sale:{sale}")
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from ledger.commands import CancelOrder, CapturePayment, ExpireOrder, PlaceOrder, RefundOrder
 from ledger.domain.catalog import Product
@@ -38,6 +38,7 @@ from ledger.domain.orders import Order, OrderStatus, Payment, PaymentOutcome
 from ledger.domain.promotions import Coupon, FlashSale
 from ledger.domain.stock import KeysOf, Stock
 from ledger.domain.supply import Batch, Key
+from ledger.entropy import random_uuid
 from ledger.handlers import inputs
 from ledger.handlers.offers import (
     Wanted,
@@ -99,7 +100,7 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
     ctx = Context(now=cmd.ctx.now, actor=cmd.ctx.actor, correlation_id=cmd.ctx.correlation_id,
                   causation_id=cmd.ctx.causation_id, client_ip=client_ip, device_id=device_id)  # into every event
     wanted = Wanted(cmd.customer_id, cmd.sku, cmd.quantity, cmd.channel, coupon_code, client_ip, device_id)
-    order_id = uuid4()
+    order_id = random_uuid()
     product = uow.load(Product, product_id(cmd.sku), UnknownProduct(f"no product {cmd.sku}", sku=cmd.sku))
     product.check_sellable()
     try:
