@@ -77,8 +77,13 @@ class WriteModel:
         for aggregate_id in ids:
             self._held.pop(aggregate_id, None)
 
-    def dirty(self) -> list[LedgerAggregate]:
-        return [a for a in self._held.values() if a is not _ABSENT and a.pending_events]
+    def dirty(self, among: Iterable[UUID] | None = None) -> list[LedgerAggregate]:
+        """Held aggregates with pending events: of `among` (the ids a batch touched) when
+        given, instead of scanning everything held."""
+        if among is None:
+            return [a for a in self._held.values() if a is not _ABSENT and a._pending_events]
+        found = (self._held.get(i) for i in among)
+        return [a for a in found if a is not None and a is not _ABSENT and a._pending_events]
 
     def trim(self) -> None:
         """Forget the least recently used aggregates beyond the bound (between batches only)."""

@@ -218,7 +218,7 @@ class Writer:
         events = [e for s in staged for e in s.events]
         positions: dict[int, int] = {}
         if events:
-            dirty = self.model.dirty()
+            dirty = self.model.dirty(touched)
             try:
                 for aggregate in dirty:
                     aggregate._pending_events.clear()  # saved below, in command order
