@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.services import Services
 from ledger.relay import relay_status
 from projections.registry import PROJECTION_NAMES
+
+
+class Measured:
+    """Counts each request and times it, by route template. A plain ASGI middleware: Starlette's
+    `BaseHTTPMiddleware` (`@app.middleware("http")`) runs the rest of the app in a task of its own
+    and streams the body through a queue, which cost ~15 % of a small read's time."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless the app answers: an exception that escapes it
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, path, str(status)).inc()
 
 
 class Metrics:
@@ -34,15 +65,7 @@ class Metrics:
                               registry=self.registry)
 
     def install(self, app: FastAPI) -> None:
-        @app.middleware("http")
-        async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            started = time.perf_counter()
-            response = await call_next(request)
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.latency.labels(request.method, path).observe(time.perf_counter() - started)
-            self.requests.labels(request.method, path, str(response.status_code)).inc()
-            return response
+        app.add_middleware(Measured, metrics=self)
 
     def render(self, services: Services) -> Response:
         head = services.reads.head()
