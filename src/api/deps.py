@@ -82,11 +82,16 @@ def log_head(svc: Services, min_position: int | None = None) -> int:
     return head
 
 
+# A read without `min_position` reports a position at most this old (a lower bound of what
+# its rows reflect): under a flash sale's reads it saves a query on most requests.
+LIVE_POSITION_MAX_AGE = 0.05
+
+
 def read_position(svc: Services, names: tuple[str, ...], min_position: int | None) -> int:
     """Wait (bounded) for the read models to reach `min_position` (at most the log's head, else
     422); 503 with Retry-After if they do not reach it in time."""
     if min_position is None:
-        return svc.reads.position(names)
+        return svc.reads.position(names, LIVE_POSITION_MAX_AGE)
     log_head(svc, min_position)
     reached = svc.wait_for(names, min_position)
     if reached is None:

@@ -136,6 +136,7 @@ class ReadSide:
         self.versions = Versions(store, refresh_s)
         self._views: dict[str, Projection] = {}
         self._lock = threading.Lock()
+        self._positions: dict[str, tuple[float, int]] = {}  # tracking name -> (read at, position)
 
     def view(self, name: str) -> Projection:
         """The read model at its active version."""
@@ -149,9 +150,20 @@ class ReadSide:
     def head(self) -> int:
         return event_log.head(self.app)
 
-    def position(self, names: Sequence[str]) -> int:
-        """The position every named read model has reached."""
-        return min(self.store.position(self.view(n).tracking_name) for n in names)
+    def position(self, names: Sequence[str], max_age: float = 0.0) -> int:
+        """The position every named read model has reached. With `max_age`, a position read
+        at most that many seconds ago will do: a read model only moves forward, so rows read
+        after it still reflect at least that position (one query fewer per busy read)."""
+        return min(self._position(self.view(n).tracking_name, max_age) for n in names)
+
+    def _position(self, tracking_name: str, max_age: float) -> int:
+        now = time.monotonic()
+        known = self._positions.get(tracking_name)
+        if known is not None and now - known[0] <= max_age:
+            return known[1]
+        position = self.store.position(tracking_name)
+        self._positions[tracking_name] = (now, position)
+        return position
 
     def lag(self, names: Sequence[str] = PROJECTION_NAMES, head: int | None = None) -> Lag:
         """How far the named read models (all by default) are behind the log's head."""
