@@ -1,4 +1,5 @@
-"""The PostgreSQL events recorder: the library's own, writing its rows by binary COPY.
+"""The PostgreSQL events recorder: the library's own, writing its rows by binary COPY in
+four round trips.
 
 The library inserts a transaction's events as one `INSERT ... SELECT FROM unnest(arrays)`
 whose array parameters psycopg builds in Python, in text form: ~20 % of the writer's time
@@ -6,6 +7,10 @@ when it group-commits hundreds of events (py-spy, `ledger bench write --in-fligh
 It also hangs once the parameter passes some megabytes (`ledger.bulk`). Here the same
 rows go through one binary COPY, which psycopg's C extension formats, under the library's
 own EXCLUSIVE table lock and NOTIFY, so the log's order is still its commit order.
+
+Under light load a commit carries a few commands, and its time went on round trips (BEGIN,
+SET LOCAL, LOCK, NOTIFY, COPY, the ids, COMMIT: eight, each a wait for the GIL back):
+here the statements before the COPY go as one simple query, and so do the ids and COMMIT.
 
 The notification ids come back without a second scan: while this transaction holds the
 lock nobody else can insert, so the newest `n` rows it can see are its own.
@@ -20,8 +25,9 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
-from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier, Literal
 
 
 class CopyingPostgresRecorder(PostgresApplicationRecorder):
@@ -30,24 +36,41 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
         table = SQL("{0}.{1}").format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
         self._copy = SQL("COPY {0} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
                          ).format(table)
-        self._newest_ids = SQL("SELECT notification_id FROM {0} ORDER BY notification_id DESC LIMIT %s").format(table)
+        # The library's own lock statements (same lock, same timeout) and its NOTIFY, as one.
+        self._lock_and_notify = SQL("; ").join(
+            [*self.lock_table_statements, SQL("NOTIFY {0}").format(Identifier(self.channel_name))])
+        self._table = table
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        newest = SQL("SELECT notification_id FROM {0} ORDER BY notification_id DESC LIMIT {1}; COMMIT").format(
+            self._table, Literal(len(stored_events)))
         # get_connection() turns psycopg's errors into the library's (a duplicate: IntegrityError).
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self.copy_locked(curs, stored_events)
-            curs.execute(self._newest_ids, (len(stored_events),), prepare=True)
-            curs.row_factory = tuple_row  # type: ignore[assignment]  # not dict rows: one int per event
-            return [row[0] for row in reversed(curs.fetchall())]
+        # Its connections are in autocommit mode: BEGIN and COMMIT ride with other statements.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(SQL("BEGIN; ") + self._lock_and_notify)
+                self._copy_rows(curs, stored_events)
+                curs.execute(newest)  # no parameters: the simple protocol, several statements
+                ids = [row["notification_id"] for row in curs.fetchall()]
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
+                    conn.execute("ROLLBACK")
+                raise
+            ids.reverse()
+            return ids
 
     def copy_locked(self, curs: Cursor[DictRow], stored_events: Iterable[StoredEvent]) -> None:
-        """Lock the events table, NOTIFY, COPY `stored_events` in (a stream is consumed once)."""
-        self._lock_table(curs)  # the library's own lock statements: same lock, same timeout
-        self._notify_channel(curs)
+        """Inside the caller's transaction: lock the events table, NOTIFY, COPY `stored_events`
+        in (a stream is consumed once)."""
+        curs.execute(self._lock_and_notify)
+        self._copy_rows(curs, stored_events)
+
+    def _copy_rows(self, curs: Cursor[DictRow], stored_events: Iterable[StoredEvent]) -> None:
         with curs.copy(self._copy) as rows:
             rows.set_types(["uuid", "int8", "text", "bytea"])
             for event in stored_events:
                 rows.write_row((event.originator_id, event.originator_version, event.topic, event.state))
+
