@@ -34,8 +34,8 @@ def handle(command: c.Command, session: Session) -> Result:
     return HANDLERS[type(command)](command, session)
 
 
-# The aggregates a command will read that the writer is unlikely to hold: read ahead on the
-# caller's thread, many at once, so the one writer thread does not wait on the store.
+# The aggregates a command will read that the writer is unlikely to hold: the writer asks
+# the store for all of a batch's at once (one query), not one round trip per command.
 READ_AHEAD: dict[type[c.Command], Callable[[Any], list[UUID]]] = {
     c.PlaceOrder: orders.holder_ids,
 }

@@ -50,6 +50,10 @@ class WriteModel:
         if aggregate_id not in self._held:
             self._held[aggregate_id] = _ABSENT if aggregate is None else aggregate
 
+    def holds(self, aggregate_id: UUID) -> bool:
+        """Whether it knows this aggregate, or knows it does not exist."""
+        return aggregate_id in self._held
+
     def cached(self, aggregate_id: UUID) -> LedgerAggregate | None:
         held = self._held.get(aggregate_id)
         return None if held is None or held is _ABSENT else held  # type: ignore[no-any-return]

@@ -34,6 +34,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from ledger.application import LedgerApp
+from ledger.bulk import stored_ids
 from ledger.commands import Command
 from ledger.config import Settings
 from ledger.domain.answers import Answer, answer_id
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 class _Item:
     command: Command
     idempotency: Idempotency | None
-    ahead: dict[UUID, Any] = field(default_factory=dict)  # read by the caller: aggregate, or None if absent
     future: Future[Done] = field(default_factory=Future)
 
 
@@ -101,20 +101,9 @@ class Writer:
     def submit(self, command: Command, idempotency: Idempotency | None = None) -> Future[Done]:
         if self._closed:
             raise RuntimeError("the writer is closed")
-        item = _Item(command, idempotency, self._read_ahead(command))
+        item = _Item(command, idempotency)
         self._queue.put(item)
         return item.future
-
-    def _read_ahead(self, command: Command) -> dict[UUID, Any]:
-        """On the caller's thread: what the command will read and this writer may not hold."""
-        ahead: dict[UUID, Any] = {}
-        for aggregate_id in read_ahead(command):
-            if self.model.cached(aggregate_id) is None:
-                try:
-                    ahead[aggregate_id] = self.app.repository.get(aggregate_id)
-                except AggregateNotFoundError:
-                    ahead[aggregate_id] = None
-        return ahead
 
     def execute(self, command: Command, idempotency: Idempotency | None = None) -> Done:
         return self.submit(command, idempotency).result()
@@ -180,8 +169,26 @@ class Writer:
             items.append(got)
         return items, False
 
+    def _read_ahead(self, items: list[_Item]) -> None:
+        """What the batch's commands will read that this writer does not hold (a first-time
+        customer's holder, mostly absent): one query for which exist, then a read of each
+        that does. Instead of a query per command on each caller's thread."""
+        wanted = {i for item in items for i in read_ahead(item.command) if not self.model.holds(i)}
+        if not wanted:
+            return
+        stored = stored_ids(self.app, wanted)
+        for aggregate_id in wanted:
+            aggregate: Any = None
+            if aggregate_id in stored:
+                try:
+                    aggregate = self.app.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    pass
+            self.model.offer(aggregate_id, aggregate)
+
     def _run(self, items: list[_Item]) -> None:
         try:
+            self._read_ahead(items)
             staged = self._attempt(items, trust_misses=True)
         except _Conflict:
             for item in items:
@@ -245,9 +252,6 @@ class Writer:
     def _decide(self, item: _Item, session: Session) -> _Staged:
         idempotency = item.idempotency
         staged = _Staged(item)
-        if session.trust_misses:  # not when re-running after a conflict: read ahead may be what was stale
-            for aggregate_id, aggregate in item.ahead.items():
-                self.model.offer(aggregate_id, aggregate)
         if idempotency is not None:
             given = session.find_claim(Answer, answer_id(idempotency.scope, idempotency.key))
             if given is not None:
