@@ -66,7 +66,7 @@ def stored_ids(app: Application[UUID], ids: Iterable[UUID]) -> set[UUID]:
     recorder = app.recorder
     found: set[UUID] = set()
     if isinstance(recorder, PostgresApplicationRecorder):
-        statement = SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%s)").format(
+        statement = SQL("SELECT DISTINCT originator_id FROM {0}.{1} WHERE originator_id = ANY(%b)").format(
             Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
         )
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -7,43 +7,60 @@ that race to create the same id cannot both commit.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
-from uuid import UUID, uuid5
+from uuid import UUID, SafeUUID
 
 NAMESPACE = UUID("6f1c2a6e-3b0e-4d8a-9a57-0c1b8f6d2e41")
-CATALOG_ID = uuid5(NAMESPACE, "catalog")
+_PREFIX = NAMESPACE.bytes
+# What `UUID(bytes=..., version=5)` does to the hash: the variant and version bits.
+_KEEP = ~(0xC000 << 48) & ~(0xF000 << 64) & ((1 << 128) - 1)
+_SET = (0x8000 << 48) | (5 << 76)
+
+
+def uuid5(namespace_name: str) -> UUID:
+    """`uuid.uuid5(NAMESPACE, namespace_name)`, built without `UUID.__init__`'s checks: half the time
+    (~9 -> ~4 us here), and an import asks for one per code."""
+    digest = hashlib.sha1(_PREFIX + namespace_name.encode()).digest()
+    made = object.__new__(UUID)
+    object.__setattr__(made, "int", int.from_bytes(digest[:16]) & _KEEP | _SET)
+    object.__setattr__(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
+CATALOG_ID = uuid5("catalog")
 
 
 # A few hundred SKUs and sales are asked for on every order: remembered (uuid5 is a SHA-1).
 @lru_cache(maxsize=4096)
 def product_id(sku: str) -> UUID:
-    return uuid5(NAMESPACE, f"product:{sku}")
+    return uuid5(f"product:{sku}")
 
 
 @lru_cache(maxsize=4096)
 def stock_id(sku: str) -> UUID:
-    return uuid5(NAMESPACE, f"stock:{sku}")
+    return uuid5(f"stock:{sku}")
 
 
 def key_id(code_hmac: str) -> UUID:
-    return uuid5(NAMESPACE, f"key:{code_hmac}")
+    return uuid5(f"key:{code_hmac}")
 
 
 def coupon_id(code: str) -> UUID:
-    return uuid5(NAMESPACE, f"coupon:{normalise_coupon_code(code)}")
+    return uuid5(f"coupon:{normalise_coupon_code(code)}")
 
 
 @lru_cache(maxsize=4096)
 def flash_sale_id(sale: str) -> UUID:
-    return uuid5(NAMESPACE, f"flash-sale:{sale}")
+    return uuid5(f"flash-sale:{sale}")
 
 
 def payment_id(reference: str) -> UUID:
-    return uuid5(NAMESPACE, f"payment:{reference}")
+    return uuid5(f"payment:{reference}")
 
 
 def holder_id(kind: str, value: str) -> UUID:
-    return uuid5(NAMESPACE, f"holder:{kind}:{value}")
+    return uuid5(f"holder:{kind}:{value}")
 
 
 def normalise_coupon_code(code: str) -> str:
