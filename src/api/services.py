@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from api.fresh import FreshAnswers
 from audit.store import AuditStore
 from ledger.bootstrap import Components, bootstrap
 from ledger.config import Settings
@@ -37,6 +38,7 @@ class Services:
     _reads: ReadSide | None = None
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
+    _fresh: FreshAnswers | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, clock: Clock | None = None,
@@ -59,13 +61,17 @@ class Services:
 
     # ---- tokens ----
 
-    def role_of(self, token: str) -> str | None:
+    def known_role(self, token: str) -> str | None:
+        """The token's role if this process knows it already (no I/O), else None."""
         role = self.env_tokens.get(token)
         if role is not None:
             return role
-        digest = token_hash(token)
-        role = self._stored_tokens.get(digest)  # tokens are never changed: a found one is kept
+        return self._stored_tokens.get(token_hash(token))
+
+    def role_of(self, token: str) -> str | None:
+        role = self.known_role(token)
         if role is None:
+            digest = token_hash(token)  # tokens are never changed: a found one is kept
             rows = self.store.query("SELECT role FROM api_tokens WHERE token_hash = ?", (digest,))
             if rows:
                 role = self._stored_tokens[digest] = str(rows[0][0])
@@ -81,6 +87,13 @@ class Services:
         return token
 
     # ---- read models ----
+
+    @property
+    def fresh(self) -> FreshAnswers:
+        """This process's kept answers of hot live reads (`api.fresh`)."""
+        if self._fresh is None:
+            self._fresh = FreshAnswers(self.settings.live_read_max_age_ms / 1000)
+        return self._fresh
 
     @property
     def reads(self) -> ReadSide:
