@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     api_tokens: str = Field(default="", description="role=token,role=token,...")
     max_request_bytes: int = Field(default=1_048_576, gt=0, description="larger bodies get 413")
     rate_limit_per_minute: int = Field(default=0, ge=0, description="per client on orders/redemptions; 0 = off")
+    live_read_max_age_ms: int = Field(
+        default=50, ge=0, le=10_000,
+        description="a live read (no as_of) may answer from what the read models showed this long ago: "
+                    "its position, and the hottest reads' answers (api.fresh); 0 = always ask them")
     read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
     ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
     sweep_interval_s: float = Field(default=5.0, gt=0)

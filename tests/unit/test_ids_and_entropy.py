@@ -25,7 +25,7 @@ def test_stored_ids_did_not_change() -> None:
     # Ids already in stores: a SKU's product and stock, a key by its code's keyed hash.
     assert ids.product_id("SKU-1") == uuid.uuid5(ids.NAMESPACE, "product:SKU-1")
     assert ids.key_id("ab" * 32) == uuid.uuid5(ids.NAMESPACE, "key:" + "ab" * 32)
-    assert ids.CATALOG_ID == uuid.uuid5(ids.NAMESPACE, "catalog")
+    assert uuid.uuid5(ids.NAMESPACE, "catalog") == ids.CATALOG_ID
 
 
 def test_random_uuids_are_version_4_and_distinct() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
 from api.point_in_time import AsOf, AsOfTime, reading
 from api.problems import NOT_FOUND
+from api.services import Services
 from projections import queries
 from projections.base import Row
 from projections.inventory import STATES
@@ -29,7 +32,7 @@ def _batch(row: Row, currency: str) -> BatchStock:
                       unit_cost=row["unit_cost"], **_counts(row))
 
 
-def _currencies(svc: ServicesDep) -> dict[str, str]:
+def _currencies(svc: Services) -> dict[str, str]:
     """Each SKU's currency, which its batches' unit costs are in (a product's currency never changes)."""
     return {p.sku: p.currency for p in svc.ledger.products()}
 
@@ -54,10 +57,21 @@ def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: Mi
 
 
 @router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True, responses=NOT_FOUND)
-def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
-                  min_position: MinPosition = None, as_of: AsOf = None,
-                  as_of_time: AsOfTime = None) -> SkuInventoryOut:
-    """One SKU's keys by state; 404 if the read models have never seen it (by then)."""
+async def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sku",
+                        min_position: MinPosition = None, as_of: AsOf = None,
+                        as_of_time: AsOfTime = None) -> Response:
+    """One SKU's keys by state; 404 if the read models have never seen it (by then). The storefront's
+    hottest read: a live answer may come from `api.fresh` (at most LEDGER_LIVE_READ_MAX_AGE_MS old)."""
+    live = as_of is None and as_of_time is None
+    key = ("inventory", sku, by)
+    if live and (kept := svc.fresh.get(key, min_position)) is not None:
+        return kept
+    answer = await run_in_threadpool(_sku_inventory, sku, svc, by, min_position, as_of, as_of_time)
+    return svc.fresh.keep(key, answer.position, answer) if live else svc.fresh.serialise(answer)
+
+
+def _sku_inventory(sku: str, svc: Services, by: str, min_position: int | None, as_of: int | None,
+                   as_of_time: datetime | None) -> SkuInventoryOut:
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
         rows, batches = queries.inventory(source, sku, batches=by == "batch")
     if not rows:
