@@ -26,7 +26,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 
@@ -49,12 +49,12 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
             self._table, Literal(len(stored_events)))
         # get_connection() turns psycopg's errors into the library's (a duplicate: IntegrityError).
         # Its connections are in autocommit mode: BEGIN and COMMIT ride with other statements.
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             try:
                 curs.execute(SQL("BEGIN; ") + self._lock_and_notify)
                 self._copy_rows(curs, stored_events)
                 curs.execute(newest)  # no parameters: the simple protocol, several statements
-                ids = [row["notification_id"] for row in curs.fetchall()]
+                ids = [row[0] for row in curs.fetchall()]  # tuples, not the pool's dict rows
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE and not conn.closed:
                     conn.execute("ROLLBACK")
@@ -68,7 +68,7 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
         curs.execute(self._lock_and_notify)
         self._copy_rows(curs, stored_events)
 
-    def _copy_rows(self, curs: Cursor[DictRow], stored_events: Iterable[StoredEvent]) -> None:
+    def _copy_rows(self, curs: Cursor[DictRow] | Cursor[TupleRow], stored_events: Iterable[StoredEvent]) -> None:
         with curs.copy(self._copy) as rows:
             rows.set_types(["uuid", "int8", "text", "bytea"])
             for event in stored_events:
