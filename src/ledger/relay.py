@@ -142,15 +142,20 @@ def read_row(app: LedgerApp, topic: str) -> tuple[Any, ...] | None:
     """The relay's row, read only: None before a relay ever ran."""
     datastore: Any = getattr(app.recorder, "datastore")  # noqa: B009
     pg = type(datastore).__module__.startswith("eventsourcing.postgres")
-    statement = "SELECT position, events_per_s, updated_at, error, error_since FROM kafka_relay WHERE topic = ?"
     try:
-        with datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement.replace("?", "%s") if pg else statement, (topic,))
-            row = cursor.fetchone()
+        return _select_row(datastore, pg, topic)
     except (*TRANSIENT_DATABASE_ERRORS, es_persistence.ProgrammingError):
-        if _table_exists(datastore, pg):
-            raise
-        return None
+        if not _table_exists(datastore, pg):
+            return None
+    # The relay created its table between the two reads (it was just starting): read again.
+    return _select_row(datastore, pg, topic)
+
+
+def _select_row(datastore: Any, pg: bool, topic: str) -> tuple[Any, ...] | None:
+    statement = "SELECT position, events_per_s, updated_at, error, error_since FROM kafka_relay WHERE topic = ?"
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement.replace("?", "%s") if pg else statement, (topic,))
+        row = cursor.fetchone()
     if row is None:
         return None
     return tuple(row.values()) if isinstance(row, dict) else tuple(row)
