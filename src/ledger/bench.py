@@ -52,6 +52,24 @@ class SaveStats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass(frozen=True)
+class WriterAlone:
+    """The writer's own capacity: purchases handed to it `chunk` at a time by one thread, so no
+    client threads compete for its GIL; the process's CPU per purchase bounds its rate."""
+
+    purchases: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.purchases / self.seconds
+
+    @property
+    def cpu_per_purchase_us(self) -> float:
+        return 1e6 * self.cpu_seconds / self.purchases
+
+
 @dataclass
 class BenchResult:
     store: str
@@ -67,6 +85,7 @@ class BenchResult:
     failed: int
     avg_row_bytes: int
     batch_sizes: list[int] = field(default_factory=list)  # commands per transaction the writer formed
+    alone: WriterAlone | None = None
 
     @property
     def ledger_rate(self) -> float:
@@ -191,6 +210,24 @@ def _pipelined_client(ledger: Ledger, writer: Writer, ns: list[int], skus: int, 
     return failed
 
 
+def _writer_alone(ledger: Ledger, writer: Writer, ns: range, skus: int, chunk: int = 200) -> WriterAlone:
+    """Place `chunk` orders at once, then pay them at once, until `ns` are bought."""
+    began, cpu = time.perf_counter(), time.process_time()
+    for start in range(ns.start, ns.stop, chunk):
+        batch = range(start, min(ns.stop, start + chunk))
+        placed = writer.execute_all([
+            PlaceOrder(ctx=ledger.context(f"customer:alone-{n}"), customer_id=f"alone-{n}",
+                       sku=f"{SKU_PREFIX}-{n % skus}", quantity=1) for n in batch])
+        paid = writer.execute_all([
+            CapturePayment(ctx=ledger.context(f"customer:alone-{n}"), order_id=done.value.order_id,
+                           payment_reference=f"alone-pay-{n}", amount=str(done.value.amount_due), provider="bench")
+            for n, done in zip(batch, placed, strict=True) if isinstance(done.value, Placed)])
+        failed = [d.error for d in [*placed, *paid] if d.error is not None]
+        if failed or len(paid) != len(batch):
+            raise RuntimeError(f"the writer refused purchases while measured alone: {failed[:1]!r}")
+    return WriterAlone(len(ns), time.perf_counter() - began, time.process_time() - cpu)
+
+
 def _run_threads(workers: int, count: int, job: Callable[[int], None]) -> tuple[float, int]:
     """Wall time and number of failed jobs."""
     failed = 0
@@ -274,12 +311,13 @@ def _baseline_postgres(url: str, workers: int, purchases: int, split: list[int],
 
 
 def bench_write(
-    settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8, in_flight: int = 1
+    settings: Settings, workers: int = 8, purchases: int = 2000, skus: int = 8, in_flight: int = 1,
+    alone: bool = False,
 ) -> BenchResult:
     with throwaway_store(settings) as (url, where), tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         ledger = _ledger(url, workers, Path(tmp))
         try:
-            _setup(ledger, skus, purchases // skus + 2)
+            _setup(ledger, skus, (2 if alone else 1) * purchases // skus + 2)
             # One warm-up purchase per SKU: counts the rows a purchase writes, and opens the pool.
             head = event_log.head(ledger.app)
             for n in range(skus):
@@ -299,6 +337,7 @@ def bench_write(
                 failed = sum(pool.map(lambda ns: _pipelined_client(ledger, writer, ns, skus, in_flight), shares))
             ledger_seconds = time.perf_counter() - started
             batch_sizes = list(writer.batch_sizes)[formed:]
+            by_itself = _writer_alone(ledger, writer, range(purchases), skus) if alone else None
         finally:
             ledger.close()
         baseline = _baseline_postgres if settings.is_postgres else _baseline_sqlite
@@ -307,7 +346,7 @@ def bench_write(
         store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
         transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,
         in_flight=in_flight, save=stats, failed=failed, avg_row_bytes=avg_row_bytes,
-        batch_sizes=batch_sizes,
+        batch_sizes=batch_sizes, alone=by_itself,
     )
 
 

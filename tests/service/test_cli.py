@@ -147,6 +147,16 @@ def test_bench_write_tiny(env: dict[str, str]) -> None:
     assert re.search(r"^ledger: \d+ purchases/s$", result.output, re.M)
     assert re.search(r"^baseline: \d+ purchases/s$", result.output, re.M)
     assert re.search(r"^ratio \d+\.\d+$", result.output, re.M)
+    assert "writer alone" not in result.output
+
+
+def test_bench_write_alone_reports_the_writers_own_capacity(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "write", "--workers", "2", "--purchases", "10", "--skus", "2", "--alone"], env=env)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^ledger: \d+ purchases/s$", result.output, re.M)
+    assert re.search(r"^writer alone: \d+ purchases/s, [\d,]+ us of this process's CPU per purchase$",
+                     result.output, re.M)
 
 
 def test_serve_demo_names_the_web_ui(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,8 @@ def bench_write(
     purchases: Annotated[int, typer.Option(min=1, help="purchases to time (place + pay)")] = 2000,
     skus: Annotated[int, typer.Option(min=1, help="products the purchases spread over (1 = one hot SKU)")] = 8,
     in_flight: Annotated[int, typer.Option(min=1, help="purchases each client keeps going at once")] = 1,
+    alone: Annotated[bool, typer.Option(help="then as many purchases handed to the writer 200 at a time by one "
+                                        "thread: its own capacity and CPU per purchase")] = False,
 ) -> None:
     """Purchases per second through the ledger vs a plain-SQL baseline writing the same rows."""
     from ledger.bench import bench_write as run
@@ -22,7 +24,7 @@ def bench_write(
 
     settings = load_settings()
     try:
-        result = run(settings, workers=workers, purchases=purchases, skus=skus, in_flight=in_flight)
+        result = run(settings, workers=workers, purchases=purchases, skus=skus, in_flight=in_flight, alone=alone)
     except DomainError as e:
         raise fail(e.message) from None
     save, sizes = result.save, sorted(result.batch_sizes) or [0]
@@ -39,6 +41,9 @@ def bench_write(
     out.print(f"ledger: {result.ledger_rate:.0f} purchases/s", markup=False, highlight=False)
     out.print(f"baseline: {result.baseline_rate:.0f} purchases/s", markup=False, highlight=False)
     out.print(f"ratio {result.ratio:.2f}", markup=False, highlight=False)
+    if result.alone is not None:
+        out.print(f"writer alone: {result.alone.rate:.0f} purchases/s, {result.alone.cpu_per_purchase_us:,.0f} us of "
+                  "this process's CPU per purchase", markup=False, highlight=False)
 
 
 def bench_growth(
