@@ -9,7 +9,6 @@ batches in flight at the kill can arrive twice. Message format: docs/kafka.md.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from ledger.config import Settings
 from ledger.event_json import dumps, event_json
+from ledger.helper_processes import helper_pool
 from ledger.positions import events_through
 
 log = logging.getLogger(__name__)
@@ -221,18 +221,10 @@ _worker_app: LedgerApp | None = None
 
 
 def _start_encoder(env: dict[str, str]) -> None:
-    """In the encoder process: its own application over the same store and key, and a watch
-    that ends the process when the relay is gone (a relay killed with SIGKILL cannot stop it)."""
+    """In the encoder process (`ledger.helper_processes`: it ends with the relay): its own
+    application over the same store and key."""
     global _worker_app
     _worker_app = LedgerApp(env=env)
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="relay-encoder-watch", daemon=True).start()
 
 
 def encoded_page(app: LedgerApp, after: int, size: int, leaf: int, source: bytes) -> tuple[list[Message], int]:
@@ -343,11 +335,7 @@ class Relay:
     def _read_ahead(self) -> None:
         """Have the encoder process (started on first use) read and encode the batch after `_sent`."""
         if self._encoder is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._encoder = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_start_encoder, initargs=(dict(self.app.env),))
+            self._encoder = helper_pool(1, _start_encoder, (dict(self.app.env),))
         self._next = self._encoder.submit(_encoded_page_in_worker, self._sent, self.batch_size,
                                           self._leaves_sent, self.source)
 
