@@ -55,6 +55,18 @@ class Table:
         return row
 
 
+@dataclass(frozen=True)
+class Changes:
+    """Rows of one table taken from memory for one flush, as value tuples in column order:
+    immutable, so another thread may write them while handlers change the rows again.
+    `key` empty: plain inserts; else upserts by that key."""
+
+    table: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    key: tuple[str, ...] = ()
+
+
 class Projection(Handlers):
     """Subclasses name their tables and register handlers `(event, position)` with `@handles(Event)`."""
 
@@ -84,6 +96,8 @@ class Projection(Handlers):
         """Forget everything held in memory (after a failed flush, or to reload)."""
         self.rows: dict[str, dict[tuple[Any, ...], Row]] = {t.name: {} for t in self.tables}
         self.dirty: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in self.tables}
+        # Dirty rows made here that the store does not hold: inserted, no upsert needed.
+        self.created: dict[str, set[tuple[Any, ...]]] = {t.name: set() for t in self.tables}
         self.appended: dict[str, list[Row]] = {t.name: [] for t in self.tables}
         # A table is "complete" while every row it holds is also in memory (it was empty when
         # we started and nothing was evicted since): then a miss needs no query.
@@ -164,6 +178,7 @@ class Projection(Handlers):
             found.update(dict(zip(spec.key, key, strict=True)))
             found.update(defaults or {})
             rows[key] = found
+            self.created[table].add(key)
         self.dirty[table].add(key)
         return found
 
@@ -174,17 +189,45 @@ class Projection(Handlers):
         self.appended[table].append(row)
 
     def flush(self, cursor: Any) -> None:
+        """Write every changed row in the caller's transaction, then bound memory."""
+        self.write(cursor, self.changes())
+        self.trim()
+
+    def changes(self) -> list[Changes]:
+        """Take every row changed since the last call (no longer dirty afterwards): rows the
+        store lacks as inserts, the others as upserts, appended rows as inserts."""
+        out: list[Changes] = []
         for t in self.tables:
-            values = t.values
-            if self.dirty[t.name]:
+            values, columns, name = t.values, t.all_columns, self.table(t.name)
+            dirty, created = self.dirty[t.name], self.created[t.name]
+            if dirty:
                 rows = self.rows[t.name]
-                self.store.write_rows(cursor, self.table(t.name), t.all_columns,
-                                      [values(rows[k]) for k in self.dirty[t.name]], t.key)
-                self.dirty[t.name].clear()
+                fresh = dirty & created if created else set()
+                if fresh:
+                    out.append(Changes(name, columns, [values(rows[k]) for k in fresh]))
+                    dirty -= fresh
+                if dirty:
+                    out.append(Changes(name, columns, [values(rows[k]) for k in dirty], t.key))
+                self.dirty[t.name], self.created[t.name] = set(), set()
+            elif created:
+                self.created[t.name] = set()
             if self.appended[t.name]:
-                self.store.write_rows(cursor, self.table(t.name), t.all_columns,
-                                      [values(r) for r in self.appended[t.name]])
-                self.appended[t.name].clear()
+                out.append(Changes(name, columns, [values(r) for r in self.appended[t.name]]))
+                self.appended[t.name] = []
+        return out
+
+    def write(self, cursor: Any, changes: Sequence[Changes]) -> None:
+        for change in changes:
+            self.store.write_rows(cursor, change.table, change.columns, change.rows, change.key)
+
+    def trim(self) -> None:
+        """After a flush, with nothing dirty: drop rows from memory if it grew too large
+        (subclasses that fetch on demand bound theirs here)."""
+
+    @property
+    def wants_trim(self) -> bool:
+        """Would `trim` drop rows now? A runner that commits in the background waits first."""
+        return False
 
     def select(self, table: str, where: str = "", params: Sequence[Any] = (), order: str = "",
                limit: int | None = None) -> list[Row]:

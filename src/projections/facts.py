@@ -12,6 +12,8 @@ from ledger.domain.supply import Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table
 from projections.events import handles
 
+_CACHE_LIMITS = {"orders": 200_000, "keys": 500_000}  # rows kept in memory after a flush
+
 
 class Facts(Projection):
     name = "facts"
@@ -64,13 +66,17 @@ class Facts(Projection):
     def _lookup(self, table: str, ident: str) -> Row | None:
         return self.fetch(table, (ident,))
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
+    def trim(self) -> None:
         # Finished orders are rarely looked up again; keep memory bounded.
-        if len(self.rows["orders"]) > 200_000:
-            self.evict("orders")
-        if len(self.rows["keys"]) > 500_000:
-            self.evict("keys")
+        for table in self._oversized():
+            self.evict(table)
+
+    @property
+    def wants_trim(self) -> bool:
+        return bool(self._oversized())
+
+    def _oversized(self) -> list[str]:
+        return [table for table, limit in _CACHE_LIMITS.items() if len(self.rows[table]) > limit]
 
     # ---- handlers ----
 

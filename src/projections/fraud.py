@@ -148,11 +148,16 @@ class Fraud(Projection):
         return self.fetch(table, key)
 
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
-        for t in self.tables:
-            if t.key and len(self.rows[t.name]) > _CACHE_LIMIT:
-                self.evict(t.name)  # all committed with this transaction; refetched on demand
+    def trim(self) -> None:
+        for table in self._oversized():
+            self.evict(table)  # all committed with this transaction; refetched on demand
+
+    @property
+    def wants_trim(self) -> bool:
+        return bool(self._oversized())
+
+    def _oversized(self) -> list[str]:
+        return [t.name for t in self.tables if t.key and len(self.rows[t.name]) > _CACHE_LIMIT]
 
     # ---- the counting core ----
 

@@ -104,11 +104,14 @@ class Profit(Projection):
             row = spec.decode(values)
             self.rows["daily"][tuple(row[k] for k in spec.key)] = row
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
-        if len(self.rows["order_keys"]) > _KEY_CACHE_LIMIT:
+    def trim(self) -> None:
+        if self.wants_trim:
             self.evict("order_keys")
             self._order_keys = {}
+
+    @property
+    def wants_trim(self) -> bool:
+        return len(self.rows["order_keys"]) > _KEY_CACHE_LIMIT
 
     def order_keys(self, order_id: str) -> list[Row]:
         """The keys delivered to an order, in delivery order ([] if none)."""
