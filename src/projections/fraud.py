@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.domain.orders import Order
 from ledger.domain.supply import Key
-from projections.base import INT, TEXT, Projection, Row, Table
+from projections.base import INT, TEXT, Projection, Row, Table, ident
 from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
@@ -235,7 +235,7 @@ class Fraud(Projection):
             self._member(MANY_CUSTOMERS, IP, str(e.client_ip), customer, self.rules.max_customers_per_ip, e, position)
         new_customer = self._find("customers", (customer,)) is None
         if new_customer:
-            self.row("customers", (customer,), {"first_order_id": str(e.originator_id), "first_position": position})
+            self.row("customers", (customer,), {"first_order_id": ident(e.originator_id), "first_position": position})
         # A rejected order is placed with zero prices: a positive discount means the coupon applied.
         if new_customer and e.coupon_code and e.discount > 0 and e.device_id:
             self._member(COUPON_NEW_CUSTOMERS, DEVICE, str(e.device_id), customer,

@@ -11,7 +11,7 @@ from typing import Any
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
-from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
@@ -99,9 +99,9 @@ class Journal(Projection):
                 "position": position, "entry_no": number, "event_type": event_type,
                 "occurred_at": e.timestamp.isoformat(), "account": account, "currency": currency,
                 "debit": debit, "credit": credit,
-                "order_id": None if order_id is None else str(order_id),
-                "batch_id": None if batch_id is None else str(batch_id),
-                "key_id": None if key_id is None else str(key_id),
+                "order_id": None if order_id is None else ident(order_id),
+                "batch_id": None if batch_id is None else ident(batch_id),
+                "key_id": None if key_id is None else ident(key_id),
             })
             balance = self.row("balances", (account, currency), {"debit": ZERO, "credit": ZERO})
             balance["debit"] += debit

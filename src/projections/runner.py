@@ -72,6 +72,7 @@ class Runner:
         self._reader: ThreadPoolExecutor | None = None
         self._pages: Iterator[Sequence[Notification]] | None = None  # the log, page by page
         self._pages_next: tuple[int, int | None] = (0, None)  # where its next page starts, and its stop
+        self._decode = event_log.decoder(app)
         self.start()
 
     # ---- state ----
@@ -195,7 +196,7 @@ class Runner:
         """Feed each event to every projection that handles it and has not seen it; decode an
         event only if someone handles it (about a fifth of a store's events nobody does)."""
         followers = [(p.handlers, after[p.tracking_name]) for p in self.projections]
-        decode = self.app.mapper.to_domain_event
+        decode = self._decode
         for notification in notifications:
             event = None
             topic, position = notification.topic, notification.id
