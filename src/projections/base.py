@@ -57,6 +57,11 @@ class Table:
             return lambda row: (row[names[0]],)
         return itemgetter(*names)
 
+    @cached_property
+    def blank(self) -> Row:
+        """A new row before its key and defaults are set: text None, numbers 0."""
+        return {c: (None if kind == "TEXT" else 0) for c, kind in self.columns}
+
     def decode(self, values: tuple[Any, ...]) -> Row:
         """A row as read back: money columns as Decimal whatever the store returned."""
         row = dict(zip(self.all_columns, values, strict=True))
@@ -185,9 +190,10 @@ class Projection(Handlers):
         if found is None:
             self.absent[table].discard(key)
             spec = self._spec(table)
-            found = {c: (None if kind == "TEXT" else 0) for c, kind in spec.columns}
-            found.update(dict(zip(spec.key, key, strict=True)))
-            found.update(defaults or {})
+            found = spec.blank.copy()
+            found.update(zip(spec.key, key, strict=True))
+            if defaults:
+                found.update(defaults)
             rows[key] = found
             self.created[table].add(key)
         self.dirty[table].add(key)

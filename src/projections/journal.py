@@ -94,15 +94,14 @@ class Journal(Projection):
         if debits != credits:
             raise UnbalancedEntry(f"{event_type} at {position}: debits {debits} != credits {credits}")
         number = first_no
+        common = {  # the same on every line of the posting: converted once
+            "position": position, "event_type": event_type, "occurred_at": e.timestamp.isoformat(),
+            "currency": currency, "order_id": None if order_id is None else ident(order_id),
+            "batch_id": None if batch_id is None else ident(batch_id),
+            "key_id": None if key_id is None else ident(key_id),
+        }
         for account, debit, credit in kept:
-            self.append("entries", {
-                "position": position, "entry_no": number, "event_type": event_type,
-                "occurred_at": e.timestamp.isoformat(), "account": account, "currency": currency,
-                "debit": debit, "credit": credit,
-                "order_id": None if order_id is None else ident(order_id),
-                "batch_id": None if batch_id is None else ident(batch_id),
-                "key_id": None if key_id is None else ident(key_id),
-            })
+            self.append("entries", {**common, "entry_no": number, "account": account, "debit": debit, "credit": credit})
             balance = self.row("balances", (account, currency), {"debit": ZERO, "credit": ZERO})
             balance["debit"] += debit
             balance["credit"] += credit

@@ -194,15 +194,22 @@ class Runner:
 
     def _apply(self, notifications: Sequence[Notification], after: Mapping[str, int]) -> None:
         """Feed each event to every projection that handles it and has not seen it; decode an
-        event only if someone handles it (about a fifth of a store's events nobody does)."""
+        event only if someone handles it (about a fifth of a store's events nobody does). Who
+        handles a topic is worked out once per topic and batch, not once per event."""
         followers = [(p.handlers, after[p.tracking_name]) for p in self.projections]
+        chains: dict[str, list[tuple[Callable[..., None], int]]] = {}
         decode = self._decode
         for notification in notifications:
+            topic = notification.topic
+            chain = chains.get(topic)
+            if chain is None:
+                chain = chains[topic] = [(handlers[topic], done) for handlers, done in followers if topic in handlers]
+            if not chain:
+                continue
             event = None
-            topic, position = notification.topic, notification.id
-            for handlers, done in followers:
-                handler = handlers.get(topic)
-                if handler is None or position <= done:
+            position = notification.id
+            for handler, done in chain:
+                if position <= done:
                     continue
                 if event is None:
                     event = decode(notification)
