@@ -15,7 +15,7 @@ import msgspec
 from eventsourcing.utils import get_topic
 
 from projections.events import Handlers
-from projections.store import ViewStore
+from projections.store import Changes, ViewStore
 
 Row = dict[str, Any]
 TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
@@ -69,18 +69,6 @@ class Table:
             if kind.startswith("NUMERIC") and row[column] is not None:
                 row[column] = Decimal(str(row[column])).normalize() + 0
         return row
-
-
-@dataclass(frozen=True)
-class Changes:
-    """Rows of one table taken from memory for one flush, as value tuples in column order:
-    immutable, so another thread may write them while handlers change the rows again.
-    `key` empty: plain inserts; else upserts by that key."""
-
-    table: str
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-    key: tuple[str, ...] = ()
 
 
 class Projection(Handlers):
@@ -207,7 +195,7 @@ class Projection(Handlers):
 
     def flush(self, cursor: Any) -> None:
         """Write every changed row in the caller's transaction, then bound memory."""
-        self.write(cursor, self.changes())
+        self.store.write_changes(cursor, self.changes())
         self.trim()
 
     def changes(self) -> list[Changes]:
@@ -232,10 +220,6 @@ class Projection(Handlers):
                 out.append(Changes(name, columns, [values(r) for r in self.appended[t.name]]))
                 self.appended[t.name] = []
         return out
-
-    def write(self, cursor: Any, changes: Sequence[Changes]) -> None:
-        for change in changes:
-            self.store.write_rows(cursor, change.table, change.columns, change.rows, change.key)
 
     def trim(self) -> None:
         """After a flush, with nothing dirty: drop rows from memory if it grew too large

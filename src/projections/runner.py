@@ -22,9 +22,9 @@ from eventsourcing.persistence import Notification
 
 from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
-from projections.base import Changes, Projection
+from projections.base import Projection
 from projections.queries import Versions
-from projections.store import StalePosition, ViewStore
+from projections.store import Changes, StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +154,11 @@ class Runner:
         thread while the next batch is applied)."""
         with self.store.transaction() as cursor:
             self.store.expect_positions(cursor, batch.expected)
-            for projection, changes in batch.changes:
-                projection.write(cursor, changes)
-                self.store.record_position(cursor, projection.tracking_name, batch.last)
-                self.store.record_status(cursor, projection.tracking_name, batch.last, batch.rate)
+            self.store.write_changes(cursor, [change for _, changes in batch.changes for change in changes])
+            with self.store.pipeline(cursor):
+                for projection, _ in batch.changes:
+                    self.store.record_position(cursor, projection.tracking_name, batch.last)
+                    self.store.record_status(cursor, projection.tracking_name, batch.last, batch.rate)
 
     def _commit(self, batch: _Batch, written: Future[None] | None = None) -> None:
         """Write the batch (or wait for its write in a thread), then account for it."""

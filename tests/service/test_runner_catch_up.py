@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from ledger.service.ledger import Ledger
-from projections.base import Changes
 from projections.registry import build_projections
 from projections.runner import Runner
-from projections.store import ViewStore
+from projections.store import Changes, ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 from tests.e2e.test_runner_crash import dumps, make_history
 
@@ -31,7 +30,7 @@ def test_a_commit_failing_mid_catch_up_loses_and_repeats_nothing(
     store = ViewStore(ledger.settings)
     runner = Runner(ledger.app, store, build_projections(store), batch_size=25)
     journal = next(p for p in runner.projections if p.name == "journal")
-    write = journal.write
+    write = store.write_changes
     calls = {"n": 0}
 
     def failing_third(cursor: Any, changes: list[Changes]) -> None:
@@ -40,7 +39,7 @@ def test_a_commit_failing_mid_catch_up_loses_and_repeats_nothing(
             raise CommitFailed
         write(cursor, changes)
 
-    journal.write = failing_third  # type: ignore[method-assign]
+    store.write_changes = failing_third  # type: ignore[method-assign]
     try:
         with pytest.raises(CommitFailed):
             runner.catch_up()
