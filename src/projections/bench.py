@@ -1,5 +1,6 @@
 """`ledger bench replay`: rebuild every read model from N stored events, against a raw
-read of the same notification log in the same run."""
+read of the same notification log in the same run (timed before and after the rebuild; the
+faster counts)."""
 
 from __future__ import annotations
 
@@ -152,21 +153,28 @@ def seeded_store(settings: Settings, events: int) -> Iterator[tuple[Ledger, str,
             ledger.close()
 
 
+def _raw_read(ledger: Ledger, total: int, batch_size: int) -> float:
+    """Seconds to read the log up to `total` without decoding it."""
+    began = time.perf_counter()
+    for _ in event_log.pages(ledger.app, stop=total, size=batch_size):
+        pass
+    return time.perf_counter() - began
+
+
 def bench_replay(
     settings: Settings, events: int = 200_000, batch_size: int = 5000, lag_seconds: float = 10.0
 ) -> ReplayBench:
     with seeded_store(settings, events) as (ledger, where, seeded):
         total = event_log.head(ledger.app)
-
-        began = time.perf_counter()
-        for _ in event_log.pages(ledger.app, stop=total, size=batch_size):
-            pass
-        raw = time.perf_counter() - began
-
+        raw = _raw_read(ledger, total, batch_size)
         store = ViewStore(ledger.settings)
         began = time.perf_counter()
         rebuild(ledger.app, store, None, batch_size=batch_size)
         rebuilt = time.perf_counter() - began
+        # A process's first read of the log ran at half the speed of the next ones (20k against
+        # 38-45k events/s for 200k events on PostgreSQL: cold caches on both sides), which
+        # flattered the ratio. The faster of the two raw reads counts.
+        raw = min(raw, _raw_read(ledger, total, batch_size))
         lag = measure_lag(ledger, store, lag_seconds) if lag_seconds > 0 else None
         store.close()
     return ReplayBench(where, total, seeded, raw, rebuilt, lag)

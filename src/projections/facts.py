@@ -9,8 +9,10 @@ from ledger.domain.catalog import Product
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Key
-from projections.base import INT, MONEY, TEXT, Projection, Row, Table
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident
 from projections.events import handles
+
+_CACHE_LIMITS = {"orders": 200_000, "keys": 500_000}  # rows kept in memory after a flush
 
 
 class Facts(Projection):
@@ -53,10 +55,10 @@ class Facts(Projection):
             self.rows["products"][(row["sku"],)] = row
 
     def order(self, order_id: Any) -> Row | None:
-        return self._lookup("orders", str(order_id))
+        return self._lookup("orders", ident(order_id))
 
     def key(self, key_id: Any) -> Row | None:
-        return self._lookup("keys", str(key_id))
+        return self._lookup("keys", ident(key_id))
 
     def product(self, sku: str) -> Row | None:
         return self.peek("products", (sku,))
@@ -64,13 +66,17 @@ class Facts(Projection):
     def _lookup(self, table: str, ident: str) -> Row | None:
         return self.fetch(table, (ident,))
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
+    def trim(self) -> None:
         # Finished orders are rarely looked up again; keep memory bounded.
-        if len(self.rows["orders"]) > 200_000:
-            self.evict("orders")
-        if len(self.rows["keys"]) > 500_000:
-            self.evict("keys")
+        for table in self._oversized():
+            self.evict(table)
+
+    @property
+    def wants_trim(self) -> bool:
+        return bool(self._oversized())
+
+    def _oversized(self) -> list[str]:
+        return [table for table, limit in _CACHE_LIMITS.items() if len(self.rows[table]) > limit]
 
     # ---- handlers ----
 
@@ -81,7 +87,7 @@ class Facts(Projection):
 
     @handles(Order.Placed)
     def on_Order_Placed(self, e: Order.Placed, position: int) -> None:
-        self.row("orders", (str(e.originator_id),), {
+        self.row("orders", (ident(e.originator_id),), {
             "customer_id": e.customer_id, "sku": e.sku, "quantity": e.quantity, "channel": e.channel,
             "currency": e.currency, "subtotal": e.subtotal, "discount": e.discount, "coupon_code": e.coupon_code,
             "flash_sale_id": e.flash_sale_id, "client_ip": e.client_ip, "device_id": e.device_id,
@@ -116,8 +122,8 @@ class Facts(Projection):
 
     @handles(Key.Registered)
     def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
-        self.row("keys", (str(e.originator_id),), {
-            "sku": e.sku, "batch_id": str(e.batch_id), "supplier": e.supplier, "unit_cost": e.unit_cost,
+        self.row("keys", (ident(e.originator_id),), {
+            "sku": e.sku, "batch_id": ident(e.batch_id), "supplier": e.supplier, "unit_cost": e.unit_cost,
             "state": "available", "order_id": None,
         })
 
@@ -126,7 +132,7 @@ class Facts(Projection):
         if key is not None:
             key["state"] = state
             if order_id is not None:
-                key["order_id"] = str(order_id)
+                key["order_id"] = ident(order_id)
             self.dirty["keys"].add((key["key_id"],))
 
     @handles(Stock.Reserved)

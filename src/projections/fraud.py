@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.domain.orders import Order
 from ledger.domain.supply import Key
-from projections.base import INT, TEXT, Projection, Row, Table
+from projections.base import INT, TEXT, Projection, Row, Table, ident
 from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
@@ -68,8 +68,8 @@ class FraudRules(BaseSettings):
         return int(getattr(self, rule.replace("-", "_") + "_score"))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+# json.dumps with arguments builds a new encoder per call; this one is built once (same output).
+_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _micros(moment: datetime) -> int:
@@ -148,11 +148,16 @@ class Fraud(Projection):
         return self.fetch(table, key)
 
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
-        for t in self.tables:
-            if t.key and len(self.rows[t.name]) > _CACHE_LIMIT:
-                self.evict(t.name)  # all committed with this transaction; refetched on demand
+    def trim(self) -> None:
+        for table in self._oversized():
+            self.evict(table)  # all committed with this transaction; refetched on demand
+
+    @property
+    def wants_trim(self) -> bool:
+        return bool(self._oversized())
+
+    def _oversized(self) -> list[str]:
+        return [t.name for t in self.tables if t.key and len(self.rows[t.name]) > _CACHE_LIMIT]
 
     # ---- the counting core ----
 
@@ -230,7 +235,7 @@ class Fraud(Projection):
             self._member(MANY_CUSTOMERS, IP, str(e.client_ip), customer, self.rules.max_customers_per_ip, e, position)
         new_customer = self._find("customers", (customer,)) is None
         if new_customer:
-            self.row("customers", (customer,), {"first_order_id": str(e.originator_id), "first_position": position})
+            self.row("customers", (customer,), {"first_order_id": ident(e.originator_id), "first_position": position})
         # A rejected order is placed with zero prices: a positive discount means the coupon applied.
         if new_customer and e.coupon_code and e.discount > 0 and e.device_id:
             self._member(COUPON_NEW_CUSTOMERS, DEVICE, str(e.device_id), customer,

@@ -7,7 +7,7 @@ from typing import Any
 from ledger.domain.catalog import Product
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
-from projections.base import INT, MONEY, TEXT, Projection, Table
+from projections.base import INT, MONEY, TEXT, Projection, Table, ident
 from projections.events import handles
 from projections.facts import Facts
 
@@ -64,7 +64,7 @@ class Inventory(Projection):
 
     @handles(Batch.Received)
     def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
-        self.row("batches", (str(e.originator_id),), {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
+        self.row("batches", (ident(e.originator_id),), {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
 
     @handles(Key.Registered)
     def on_Key_Registered(self, e: Key.Registered, position: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
-from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.events import handles
 from projections.facts import Facts
 from projections.store import ViewStore
@@ -94,15 +94,14 @@ class Journal(Projection):
         if debits != credits:
             raise UnbalancedEntry(f"{event_type} at {position}: debits {debits} != credits {credits}")
         number = first_no
+        common = {  # the same on every line of the posting: converted once
+            "position": position, "event_type": event_type, "occurred_at": e.timestamp.isoformat(),
+            "currency": currency, "order_id": None if order_id is None else ident(order_id),
+            "batch_id": None if batch_id is None else ident(batch_id),
+            "key_id": None if key_id is None else ident(key_id),
+        }
         for account, debit, credit in kept:
-            self.append("entries", {
-                "position": position, "entry_no": number, "event_type": event_type,
-                "occurred_at": e.timestamp.isoformat(), "account": account, "currency": currency,
-                "debit": debit, "credit": credit,
-                "order_id": None if order_id is None else str(order_id),
-                "batch_id": None if batch_id is None else str(batch_id),
-                "key_id": None if key_id is None else str(key_id),
-            })
+            self.append("entries", {**common, "entry_no": number, "account": account, "debit": debit, "credit": credit})
             balance = self.row("balances", (account, currency), {"debit": ZERO, "credit": ZERO})
             balance["debit"] += debit
             balance["credit"] += credit

@@ -33,7 +33,7 @@ from typing import Any
 from ledger.domain.money import minor_units
 from ledger.domain.orders import Order
 from ledger.domain.supply import Key
-from projections.base import INT, MONEY, TEXT, Projection, Row, Table, money
+from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.events import handles
 from projections.facts import Facts
 from projections.sales import utc_day
@@ -104,11 +104,14 @@ class Profit(Projection):
             row = spec.decode(values)
             self.rows["daily"][tuple(row[k] for k in spec.key)] = row
 
-    def flush(self, cursor: Any) -> None:
-        super().flush(cursor)
-        if len(self.rows["order_keys"]) > _KEY_CACHE_LIMIT:
+    def trim(self) -> None:
+        if self.wants_trim:
             self.evict("order_keys")
             self._order_keys = {}
+
+    @property
+    def wants_trim(self) -> bool:
+        return len(self.rows["order_keys"]) > _KEY_CACHE_LIMIT
 
     def order_keys(self, order_id: str) -> list[Row]:
         """The keys delivered to an order, in delivery order ([] if none)."""
@@ -155,7 +158,7 @@ class Profit(Projection):
 
     @handles(Order.KeysDelivered)
     def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
-        order_id = str(e.originator_id)
+        order_id = ident(e.originator_id)
         order = self.facts.order(order_id)
         if order is None or not e.keys:
             return
@@ -172,7 +175,7 @@ class Profit(Projection):
             row["discounts"] += discounts[seq]
             row["cost_of_goods"] += unit_cost
             self._settle(row)
-            delivered.append(self.row("order_keys", (order_id, str(key["key_id"])), {
+            delivered.append(self.row("order_keys", (order_id, ident(key["key_id"])), {
                 "seq": seq, "sku": sku, "batch_id": batch_id, "supplier": supplier, "unit_cost": unit_cost,
             }))
         self._order_keys[order_id] = delivered
@@ -182,7 +185,7 @@ class Profit(Projection):
         order = self.facts.order(e.originator_id)
         if e.automatic or order is None or order["status"] != "delivered":
             return
-        keys = self.order_keys(str(e.originator_id))
+        keys = self.order_keys(ident(e.originator_id))
         currency = str(order["currency"])
         for key, share in zip(keys, apportion(money(e.amount), len(keys), currency), strict=True):
             row = self._daily(e, str(key["sku"]), str(key["supplier"]), str(key["batch_id"]), currency)
@@ -191,8 +194,8 @@ class Profit(Projection):
 
     @handles(Key.Revoked)
     def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
-        key_id = str(e.originator_id)
-        sold = next((k for k in self.order_keys(str(e.order_id)) if k["key_id"] == key_id), None)
+        key_id = ident(e.originator_id)
+        sold = next((k for k in self.order_keys(ident(e.order_id)) if k["key_id"] == key_id), None)
         if sold is None:
             # Not found in this order's deliveries (should not happen): fall back to the key's facts.
             sold = self.facts.key(key_id)

@@ -3,6 +3,10 @@ then swap to the new versions in one transaction."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from ledger.application import LedgerApp
 from projections.registry import build_projections
 from projections.runner import Progress, Runner
@@ -34,7 +38,8 @@ def rebuild(
     runner = Runner(app, store, building, batch_size=batch_size)
     until = runner.head() if everything else store.position(live[0].tracking_name)
     try:
-        runner.catch_up(until=until, progress=progress)
+        with _fewer_collections():
+            runner.catch_up(until=until, progress=progress)
     finally:
         runner.close()
     with store.transaction() as cursor:
@@ -44,3 +49,16 @@ def rebuild(
             if projection.version > 2:
                 projection.drop_tables(cursor, projection.version - 2)
     return versions
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A rebuild keeps hundreds of thousands of rows in memory and allocates an event per
+    position: with the default thresholds the cyclic collector ran ~470 times in a 65k-event
+    rebuild, walking those rows, for ~12 % of its CPU. Rows and events hold no cycles."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)

@@ -12,8 +12,9 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -23,7 +24,7 @@ from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from projections.base import Projection
 from projections.queries import Versions
-from projections.store import StalePosition, ViewStore
+from projections.store import Changes, StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,18 @@ log = logging.getLogger(__name__)
 TRANSIENT = TRANSIENT_DATABASE_ERRORS  # a lost database: back off, reload and resume
 
 Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch applied to memory: what its commit writes, and the positions it was built on."""
+
+    last: int
+    count: int
+    rate: float
+    expected: dict[str, int]  # tracking name -> stored position, for each read model it moves
+    changes: list[tuple[Projection, list[Changes]]]
+    reached: dict[str, int]  # every read model's position once this batch is in
 
 
 class Runner:
@@ -59,6 +72,7 @@ class Runner:
         self._reader: ThreadPoolExecutor | None = None
         self._pages: Iterator[Sequence[Notification]] | None = None  # the log, page by page
         self._pages_next: tuple[int, int | None] = (0, None)  # where its next page starts, and its stop
+        self._decode = event_log.decoder(app)
         self.start()
 
     # ---- state ----
@@ -103,34 +117,64 @@ class Runner:
 
     def run_once(self, stop: int | None = None) -> int:
         """Process one batch (never past `stop`); return how many notifications it read."""
+        batch = self._take(self.positions, stop)
+        if batch is None:
+            return 0
+        self._commit(batch)
+        return batch.count
+
+    def _take(self, after: Mapping[str, int], stop: int | None) -> _Batch | None:
+        """Read the batch after positions `after`, apply it to memory and take its changed rows
+        out of it (None: nothing to read). After a failure, memory is dropped."""
         if not self._loaded:
             self.start()
-        start = self.position + 1
+            after = self.positions
+        start = min(after.values(), default=0) + 1
         if stop is not None and start > stop:
-            return 0
+            return None
         notifications = self._read(start, stop)
         if not notifications:
-            return 0
+            return None
         began = time.perf_counter()
         last = notifications[-1].id
         try:
-            self._apply(notifications)
+            self._apply(notifications, after)
             rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
-            behind = [p for p in self.projections if last > self.positions[p.tracking_name]]
-            with self.store.transaction() as cursor:
-                self.store.expect_positions(cursor, {p.tracking_name: self.positions[p.tracking_name] for p in behind})
-                for projection in behind:
-                    projection.flush(cursor)
-                    self.store.record_position(cursor, projection.tracking_name, last)
-                    self.store.record_status(cursor, projection.tracking_name, last, rate)
+            behind = [p for p in self.projections if last > after[p.tracking_name]]
+            return _Batch(last, len(notifications), rate, {p.tracking_name: after[p.tracking_name] for p in behind},
+                          [(p, p.changes()) for p in behind], {n: max(at, last) for n, at in after.items()})
         except BaseException:
             # Memory may hold rows of a batch that never committed (or did, unacknowledged):
             # drop them now, whatever else is failing; the next batch reloads from the store.
             self._drop_memory()
             raise
-        for projection in self.projections:
-            self.positions[projection.tracking_name] = max(self.positions[projection.tracking_name], last)
-        return len(notifications)
+
+    def _write(self, batch: _Batch) -> None:
+        """Commit a batch's rows and positions in one transaction (touches no memory: safe in a
+        thread while the next batch is applied)."""
+        with self.store.transaction() as cursor:
+            self.store.expect_positions(cursor, batch.expected)
+            self.store.write_changes(cursor, [change for _, changes in batch.changes for change in changes])
+            with self.store.pipeline(cursor):
+                for projection, _ in batch.changes:
+                    self.store.record_position(cursor, projection.tracking_name, batch.last)
+                    self.store.record_status(cursor, projection.tracking_name, batch.last, batch.rate)
+
+    def _commit(self, batch: _Batch, written: Future[None] | None = None) -> None:
+        """Write the batch (or wait for its write in a thread), then account for it."""
+        try:
+            if written is None:
+                self._write(batch)
+            else:
+                written.result()
+        except BaseException:
+            self._drop_memory()
+            raise
+        for name in batch.expected:
+            self.positions[name] = max(self.positions[name], batch.last)
+        if written is None:
+            for projection in self.projections:
+                projection.trim()
 
     def _read(self, start: int, stop: int | None) -> Sequence[Notification]:
         """The page from `start`, from one `event_log.pages` generator kept while each batch starts
@@ -149,33 +193,62 @@ class Runner:
         self._pages_next = (notifications[-1].id + 1, stop)
         return notifications
 
-    def _apply(self, notifications: Sequence[Notification]) -> None:
+    def _apply(self, notifications: Sequence[Notification], after: Mapping[str, int]) -> None:
         """Feed each event to every projection that handles it and has not seen it; decode an
-        event only if someone handles it (about a fifth of a store's events nobody does)."""
-        followers = [(p.handlers, self.positions[p.tracking_name]) for p in self.projections]
-        decode = self.app.mapper.to_domain_event
+        event only if someone handles it (about a fifth of a store's events nobody does). Who
+        handles a topic is worked out once per topic and batch, not once per event."""
+        followers = [(p.handlers, after[p.tracking_name]) for p in self.projections]
+        chains: dict[str, list[tuple[Callable[..., None], int]]] = {}
+        decode = self._decode
         for notification in notifications:
+            topic = notification.topic
+            chain = chains.get(topic)
+            if chain is None:
+                chain = chains[topic] = [(handlers[topic], done) for handlers, done in followers if topic in handlers]
+            if not chain:
+                continue
             event = None
-            topic, position = notification.topic, notification.id
-            for handlers, done in followers:
-                handler = handlers.get(topic)
-                if handler is None or position <= done:
+            position = notification.id
+            for handler, done in chain:
+                if position <= done:
                     continue
                 if event is None:
                     event = decode(notification)
                 handler(event, position)
 
     def catch_up(self, until: int | None = None, progress: Progress | None = None) -> int:
-        """Process until the head (or `until`) is reached; return events read."""
+        """Process until the head (or `until`) is reached; return events read.
+
+        On PostgreSQL each batch commits in a thread while the next one is applied, so the
+        server's work on one overlaps the decoding of the other (one commit in flight at most;
+        the next is only sent once it succeeded). Memory is trimmed only with nothing in flight."""
         total = 0
         target = until if until is not None else self.head()
-        while self.position < target:
-            read = self.run_once(stop=target)
-            total += read
-            if progress is not None:
-                progress(self.position, target)
-            if read == 0:
-                break
+        background = ThreadPoolExecutor(1, "runner-commit") if self.store.is_postgres else None
+        pending: tuple[_Batch, Future[None]] | None = None
+        applied: Mapping[str, int] = self.positions
+        try:
+            while min(applied.values(), default=0) < target:
+                batch = self._take(applied, target)
+                if pending is not None:
+                    self._commit(*pending)
+                    pending = None
+                if batch is None:
+                    break
+                total += batch.count
+                applied = batch.reached
+                if background is None or any(p.wants_trim for p in self.projections):
+                    self._commit(batch)
+                else:
+                    pending = batch, background.submit(self._write, batch)
+                if progress is not None:
+                    progress(min(applied.values(), default=0), target)
+        finally:
+            if pending is not None:
+                with contextlib.suppress(BaseException):  # already failing: memory was dropped if it must be
+                    self._commit(*pending)
+            if background is not None:
+                background.shutdown(wait=True)
         return total
 
     # ---- live ----
