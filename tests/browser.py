@@ -162,7 +162,6 @@ class Browser:
 
     def sign_in(self, token: str, path: str = "/ui/") -> None:
         """Through the sign-in form, as a person would: fill #token, click #sign-in."""
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
         self.driver.delete_all_cookies()
@@ -170,7 +169,9 @@ class Browser:
         form = self.driver.find_element("id", "token")
         form.send_keys(token)
         self.driver.find_element("id", "sign-in").click()
-        WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(form))
+        # Chromedriver may answer "does not belong to the document" instead of "stale" while the
+        # next page replaces the form: both mean the form is gone.
+        WebDriverWait(self.driver, 10).until(_gone(form))
 
     def screenshot(self, name: str) -> Path:
         """The whole page as docs/screenshots/<name>.png (overwritten on each run)."""
@@ -213,3 +214,19 @@ def browser(ui_site: UiSite) -> Iterator[Browser]:
         yield Browser(driver, ui_site.base_url)
     finally:
         driver.quit()
+
+
+def _gone(element: Any) -> Any:
+    """A wait condition: `element` left the document (the page it was on was replaced)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_driver: Any) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            return "does not belong to the document" in str(error)
+        return False
+
+    return check
