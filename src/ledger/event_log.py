@@ -17,6 +17,7 @@ from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+from weakref import WeakKeyDictionary
 
 from eventsourcing.persistence import Mapper, Notification, find_id_convertor, pass_through_convertor
 from eventsourcing.utils import resolve_topic
@@ -123,9 +124,17 @@ class Decoder:
         return cls if plain else None
 
 
+_decoders: WeakKeyDictionary[LedgerApp, Decoder] = WeakKeyDictionary()
+
+
 def decoder(app: LedgerApp) -> Callable[[Notification], Any]:
-    """What turns a notification of `app`'s log into its domain event, fast (see `Decoder`)."""
-    return Decoder(app.mapper)
+    """What turns a notification of `app`'s log into its domain event, fast (see `Decoder`):
+    the one way every reader of the log decodes it, one per application (what it looked up
+    is kept)."""
+    found = _decoders.get(app)
+    if found is None:
+        found = _decoders[app] = Decoder(app.mapper)
+    return found
 
 
 def events(

@@ -231,7 +231,7 @@ def encoded_page(app: LedgerApp, after: int, size: int, leaf: int, source: bytes
     """The messages of up to `size` events after position `after` (the first being leaf `leaf`),
     and the position of the last one (`after` when there is none)."""
     notifications = event_log.page(app, after, size)
-    to_event, messages, previous = app.mapper.to_domain_event, [], after
+    to_event, messages, previous = event_log.decoder(app), [], after
     for notification in notifications:
         messages.append(encode(notification, to_event(notification), previous, source, leaf))
         previous, leaf = notification.id, leaf + 1

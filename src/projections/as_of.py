@@ -110,10 +110,11 @@ class History:
         if to <= self.read_to:
             return
         to = min(to, self.head())  # never mark positions not written yet as read
+        decode = event_log.decoder(self.app)
         with self._lock:
             for notifications in event_log.pages(self.app, self.read_to, stop=to, size=PAGE):
                 for notification in notifications:
-                    event: Any = self.app.mapper.to_domain_event(notification)
+                    event: Any = decode(notification)
                     self._positions.append(notification.id)
                     self._times.append(event.timestamp.timestamp())
                     if self._full:
@@ -147,8 +148,9 @@ class History:
             resume = self._complete_to
         yield from cached
         # Past the cache: decode from the store again.
+        decode = event_log.decoder(self.app)
         for notification in event_log.notifications(self.app, resume, stop=until, size=PAGE, topics=self.topics):
-            yield Logged(notification.id, notification.topic, self.app.mapper.to_domain_event(notification))
+            yield Logged(notification.id, notification.topic, decode(notification))
 
 
 class ReadSource(Protocol):

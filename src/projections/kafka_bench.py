@@ -77,9 +77,9 @@ def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000
         app = ledger.app
         notifications = list(event_log.notifications(app))
         source = settings.kafka_source.encode()
-        messages, previous = [], 0
+        messages, previous, decode = [], 0, event_log.decoder(app)
         for leaf, n in enumerate(notifications):
-            messages.append(encode(n, app.mapper.to_domain_event(n), previous, source, leaf))
+            messages.append(encode(n, decode(n), previous, source, leaf))
             previous = n.id
         results, topics = [], []
         for _ in range(rounds):

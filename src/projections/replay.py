@@ -81,11 +81,12 @@ def replay(
     stop = min(head, until_position) if until_position is not None else head
     began = time.perf_counter()
     read = handled = last = 0
+    decode = event_log.decoder(app)
     for notifications in event_log.pages(app, stop=stop, size=batch_size):
         for notification in notifications:
             handler = handlers.get(notification.topic)
             if handler is not None:
-                event = app.mapper.to_domain_event(notification)
+                event = decode(notification)
                 if until_time is None or getattr(event, "timestamp") <= until_time:  # noqa: B009
                     handler(event)
                     handled += 1
