@@ -188,7 +188,7 @@ class ReadSide:
             found: Sequence[Notification] = event_log.page(self.app, after, limit, stop=stop, topics=topics)
         else:
             found = self._stream_page(after, limit, stop, topics, stream_id)
-        return [(n.id, event_log.decoder(self.app)(n)) for n in found]
+        return _decoded(self.app, found)
 
     def _stream_page(self, after: int, limit: int, stop: int, topics: Sequence[str],
                      stream_id: UUID) -> list[Notification]:
@@ -230,7 +230,7 @@ class ReadSide:
         """Up to `limit` (position, decoded event) of one aggregate after `after` and before
         `before`, newest first: a timeline's page of a stream that may be long (a SKU's stock)."""
         found = positions.stream_page(self.app, stream_id, after=after, before=before, limit=limit)
-        return [(n.id, event_log.decoder(self.app)(n)) for n in found]
+        return _decoded(self.app, found)
 
 
 def _poll(read: Any, wanted: int, timeout: float, every: float) -> int | None:
@@ -394,3 +394,9 @@ def fraud_subject(source: ReadSource, kind: str, ident: str, recent: int = 50) -
     found = subject(source.store, view, kind, ident)
     latest = alerts(source.store, view, subject_kind=kind, subject_id=ident)[-recent:]
     return found, latest
+
+
+def _decoded(app: LedgerApp, found: Sequence[Notification]) -> list[tuple[int, Any]]:
+    """(position, event) of each notification, by the log's one decoder."""
+    decode = event_log.decoder(app)
+    return [(n.id, decode(n)) for n in found]
