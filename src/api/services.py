@@ -17,6 +17,7 @@ from ledger.service.ledger import Clock, Ledger
 from projections.as_of import History
 from projections.base import Projection
 from projections.queries import ReadSide
+from projections.reconcile import FOLDS
 from projections.registry import build_projections
 from projections.store import ViewStore
 
@@ -113,7 +114,7 @@ class Services:
         """The log as this process has read it, for point-in-time reads (built on first use)."""
         with self._views_lock:
             if self._history is None:
-                self._history = History(self.ledger.app, self.settings.as_of_cached_events)
+                self._history = History(self.ledger.app, self.settings.as_of_cached_events, folds=FOLDS)
             return self._history
 
     def warm_history(self) -> threading.Thread:

@@ -18,7 +18,7 @@ import bisect
 import sqlite3
 import threading
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from ledger import event_log
 from ledger.application import LedgerApp
 from projections.base import Projection
+from projections.events import Handlers
 from projections.facts import Facts
 from projections.inventory import Inventory
 from projections.journal import Journal
@@ -85,14 +86,16 @@ class History:
     """The log as this process has read it so far (thread-safe; grows at the tail only).
 
     Keeps every position's event timestamp (16 bytes an event), and the decoded events that
-    some foldable read model handles, up to `max_events` of them (about 2 KB each); events
-    past that are decoded again from the store whenever a fold needs them.
+    one of `folds` handles (the foldable read models; reconciliation adds its own), up to
+    `max_events` of them (about 2 KB each); events past that are decoded again from the store
+    whenever a fold needs them.
     """
 
-    def __init__(self, app: LedgerApp, max_events: int = DEFAULT_CACHED_EVENTS) -> None:
+    def __init__(self, app: LedgerApp, max_events: int = DEFAULT_CACHED_EVENTS,
+                 folds: Iterable[type[Handlers]] = FOLDABLE) -> None:
         self.app = app
         self.max_events = max_events
-        self.topics = tuple(sorted({t for cls in FOLDABLE for t in cls.handled_topics()}))
+        self.topics = tuple(sorted({t for cls in folds for t in cls.handled_topics()}))
         self._lock = threading.Lock()
         self._positions = array("q")  # every position read, ascending
         self._times = array("d")  # its event's timestamp, POSIX seconds (exact to the microsecond)

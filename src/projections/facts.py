@@ -8,7 +8,7 @@ from typing import Any
 from ledger.domain.catalog import Product
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
-from ledger.domain.supply import Key
+from ledger.domain.supply import Batch, Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident
 from projections.events import handles
 
@@ -120,12 +120,18 @@ class Facts(Projection):
     def on_Order_Cancelled(self, e: Order.Cancelled, position: int) -> None:
         self._status(e, "cancelled")
 
-    @handles(Key.Registered)
-    def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
-        self.row("keys", (ident(e.originator_id),), {
-            "sku": e.sku, "batch_id": ident(e.batch_id), "supplier": e.supplier, "unit_cost": e.unit_cost,
-            "state": "available", "order_id": None,
-        })
+    @handles(Batch.Received)
+    def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
+        """Every key of the batch, from the batch's own list: an import writes the batch and
+        one `Key.Registered` per key (same batch, SKU, supplier and cost) in one transaction,
+        so the keys are known at the batch. Nothing here reads `Key.Registered`, so a rebuild
+        never decrypts nor decodes those events (40 % of a store's, the largest ones)."""
+        batch_id = ident(e.originator_id)
+        for key_id in e.key_ids:
+            self.row("keys", (ident(key_id),), {
+                "sku": e.sku, "batch_id": batch_id, "supplier": e.supplier, "unit_cost": e.unit_cost,
+                "state": "available", "order_id": None,
+            })
 
     def _key_state(self, key_id: Any, state: str, order_id: Any = None) -> None:
         key = self.key(key_id)

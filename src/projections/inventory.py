@@ -35,15 +35,14 @@ class Inventory(Projection):
         self.facts = facts
         super().__init__(store, version)
 
-    def _move(self, key_id: Any, source: str | None, target: str, e: Any, position: int) -> None:
+    def _move(self, key_id: Any, source: str, target: str, e: Any, position: int) -> None:
         key = self.facts.key(key_id)
         if key is None:
             return
         batch = self.row("batches", (key["batch_id"],))
         sku = self.row("skus", (key["sku"],))
         for row in (batch, sku):
-            if source:
-                row[source] -= 1
+            row[source] -= 1
             row[target] += 1
         if source == "available":
             self._check_low(sku, e, position)
@@ -64,11 +63,15 @@ class Inventory(Projection):
 
     @handles(Batch.Received)
     def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
-        self.row("batches", (ident(e.originator_id),), {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
-
-    @handles(Key.Registered)
-    def on_Key_Registered(self, e: Key.Registered, position: int) -> None:
-        self._move(e.originator_id, None, "available", e, position)
+        """The batch's keys become available here, not at their `Key.Registered` events: those
+        follow in the same transaction, one per key of `key_ids` (see `Facts.on_Batch_Received`)."""
+        batch = self.row("batches", (ident(e.originator_id),),
+                         {"sku": e.sku, "supplier": e.supplier, "unit_cost": e.unit_cost})
+        sku = self.row("skus", (e.sku,))
+        for row in (batch, sku):
+            row["available"] += len(e.key_ids)
+        if sku["available"] > sku["threshold"]:
+            sku["low_stock"] = 0  # refilled above the threshold: the next crossing alerts again
 
     @handles(Stock.Reserved)
     def on_Stock_Reserved(self, e: Stock.Reserved, position: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Key
-from projections.as_of import History, ReadSource, fold
+from projections.as_of import FOLDABLE, History, ReadSource, fold
 from projections.events import Handlers, handles
 from projections.inventory import STATES
 from projections.journal import (
@@ -236,6 +236,11 @@ class EventFold(Handlers):
         self._move(e.originator_id, "Key.Voided", position)
 
 
+# What a `History` must keep decoded for `reconcile`: the read models' events and the fold's own
+# (`Key.Registered`, which no read model handles: they take a batch's keys from `Batch.Received`).
+FOLDS = (*FOLDABLE, EventFold)
+
+
 # ---- the checks ----
 
 
@@ -363,6 +368,9 @@ def reconcile(history: History, source: ReadSource) -> Reconciliation:
     if len(set(reached.values())) > 1:
         raise NotAligned(f"read models at different positions: {reached}")
     position = reached["journal"]
+    missing = set(EventFold.handled_topics()) - set(history.topics)
+    if missing:
+        raise ValueError(f"the history keeps no {', '.join(sorted(missing))}: build it with folds=reconcile.FOLDS")
     events = EventFold()
     for logged in history.events(position):
         events.handle(logged.topic, logged.event, logged.position)

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,9 +16,10 @@ from typer.testing import CliRunner
 from api.app import create_app
 from ledger.cli import app as cli_app
 from ledger.domain.orders import Order
+from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger
 from projections.as_of import History, LiveReadModels
-from projections.reconcile import JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
+from projections.reconcile import FOLDS, JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
 from projections.registry import build_projections
 from projections.runner import Runner
 from projections.store import ViewStore
@@ -32,7 +34,7 @@ def _reconciled(ledger: Ledger, views_url: str | None = None) -> Reconciliation:
     try:
         projections = build_projections(store)
         Runner(ledger.app, store, projections).catch_up()
-        return reconcile(History(ledger.app), LiveReadModels(store, {p.name: p for p in projections}))
+        return reconcile(History(ledger.app, folds=FOLDS), LiveReadModels(store, {p.name: p for p in projections}))
     finally:
         store.close()
 
@@ -95,7 +97,7 @@ def test_read_model_rows_changed_behind_the_runner_are_found(ledger: Ledger) -> 
         store.execute(cursor, f"UPDATE {views['inventory'].table('skus')} SET available = available + 1")
         store.execute(cursor, f"UPDATE {views['journal'].table('entries')} SET credit = '25.00' "
                               "WHERE account = 'revenue'")
-    result = reconcile(History(ledger.app), LiveReadModels(store, views))
+    result = reconcile(History(ledger.app, folds=FOLDS), LiveReadModels(store, views))
     by_check = {f.check: f for f in result.findings}
     assert set(by_check) == {KEYS, JOURNAL}
     assert by_check[KEYS].subject == "SKU GAME-1" and "inventory read model shows 4" in by_check[KEYS].detail
@@ -104,6 +106,24 @@ def test_read_model_rows_changed_behind_the_runner_are_found(ledger: Ledger) -> 
     assert revenue_at == [(revenue_at[0][0],)] and revenue_at[0][0] <= sale_at
     assert any(f.subject == f"entries at {revenue_at[0][0]}" for f in journal)
     store.close()
+
+
+def test_a_key_registered_outside_its_batch_is_found(ledger: Ledger) -> None:
+    """The read models take a batch's keys from `Batch.Received`; reconciliation folds the keys'
+    own `Key.Registered` events, so a key registered but listed by no batch cannot hide."""
+    stocked_product(ledger, "GAME-1", 2, price="10.00")
+    batch = next(e for e in all_events(ledger) if isinstance(e, Batch.Received))
+    stray = Key.register(ledger.context("planted"), uuid4(), batch.originator_id, "GAME-1", batch.supplier,
+                         batch.unit_cost, None, "hmac", "sealed")
+    ledger.app.save(stray)
+    result = _reconciled(ledger)
+    findings = {f.subject: f for f in result.findings}
+    assert len(result.findings) == 2
+    key, sku = findings[f"key {stray.id}"], findings["SKU GAME-1"]
+    assert key.check == KEYS and key.subject == f"key {stray.id}" and key.positions == (head(ledger),)
+    assert key.detail == "the events leave it available; the facts read model says nothing"
+    assert sku.check == KEYS
+    assert sku.detail == "3 keys available by the events, the inventory read model shows 2"
 
 
 @pytest.fixture

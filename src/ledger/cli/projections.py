@@ -182,7 +182,7 @@ def reconcile_command(
     revenue + refunds payable, and the journal equals the events; exit 1 on any exception."""
     from ledger import event_log
     from projections.as_of import History, LiveReadModels
-    from projections.reconcile import NotAligned, reconcile
+    from projections.reconcile import FOLDS, NotAligned, reconcile
     from projections.reconcile_view import reconciliation_tables
     from projections.registry import build_projections
 
@@ -194,7 +194,7 @@ def reconcile_command(
                 parts.runner(projections=live).catch_up(progress=update)
         views = {p.name: p for p in live}
         try:
-            result = reconcile(History(app), LiveReadModels(store, views))
+            result = reconcile(History(app, folds=FOLDS), LiveReadModels(store, views))
         except NotAligned as error:
             raise fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
         head = event_log.head(app)
