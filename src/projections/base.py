@@ -22,12 +22,25 @@ TEXT, INT, MONEY = "TEXT", "BIGINT", "NUMERIC(20, 4)"
 
 
 _JSON = msgspec.json.Encoder()
+# UUID (by its int: a C hash, where hashing the UUID calls Python) -> its text. An id is converted
+# again by nearly every event that names it (a key: its batch, reservation, delivery, the order's
+# delivery in three read models), and a look-up costs a third of a conversion.
+_IDENTS: dict[int, str] = {}
+MAX_IDENTS = 200_000  # then the cache starts again: ids come back in bursts, near where they began
 
 
 def ident(value: Any) -> str:
     """An id as the tables store it: a UUID in its canonical text (msgspec writes it in C,
-    a third of what `str(uuid)` costs; ids are converted for nearly every event), else `str`."""
-    return _JSON.encode(value)[1:-1].decode() if type(value) is UUID else str(value)
+    half what `str(uuid)` costs, and each is kept for its next use), else `str`."""
+    if type(value) is not UUID:
+        return str(value)
+    number = value.int
+    text = _IDENTS.get(number)
+    if text is None:
+        if len(_IDENTS) >= MAX_IDENTS:
+            _IDENTS.clear()
+        text = _IDENTS[number] = _JSON.encode(value)[1:-1].decode()
+    return text
 
 
 def money(value: Any) -> Decimal:
@@ -61,6 +74,27 @@ class Table:
     def blank(self) -> Row:
         """A new row before its key and defaults are set: text None, numbers 0."""
         return {c: (None if kind == "TEXT" else 0) for c, kind in self.columns}
+
+    @cached_property
+    def fresh(self) -> Callable[[tuple[Any, ...]], Row]:
+        """A new row with its key set (for a one-column key, a sixth of `update(zip(...))`)."""
+        blank, names = self.blank, self.key
+        if len(names) == 1:
+            (name,) = names
+
+            def one(key: tuple[Any, ...]) -> Row:
+                row = blank.copy()
+                row[name] = key[0]
+                return row
+
+            return one
+
+        def many(key: tuple[Any, ...]) -> Row:
+            row = blank.copy()
+            row.update(zip(names, key, strict=True))
+            return row
+
+        return many
 
     def decode(self, values: tuple[Any, ...]) -> Row:
         """A row as read back: money columns as Decimal whatever the store returned."""
@@ -177,9 +211,7 @@ class Projection(Handlers):
             found = self.fetch(table, key)  # stored, but not in memory: never overwrite it with zeros
         if found is None:
             self.absent[table].discard(key)
-            spec = self._spec(table)
-            found = spec.blank.copy()
-            found.update(zip(spec.key, key, strict=True))
+            found = self._specs[table].fresh(key)
             if defaults:
                 found.update(defaults)
             rows[key] = found
