@@ -28,7 +28,6 @@ Rules (see docs/read-models.md):
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Any
 
 from ledger.domain.money import minor_units
 from ledger.domain.orders import Order
@@ -88,6 +87,7 @@ class Profit(Projection):
 
     def __init__(self, store: ViewStore, facts: Facts, version: int | None = None) -> None:
         self.facts = facts
+        self._new_daily: dict[str, Row] = {}  # currency -> a new daily row's defaults
         super().__init__(store, version)
 
     # ---- lifecycle: order keys are fetched on demand, like facts' orders ----
@@ -136,11 +136,12 @@ class Profit(Projection):
 
     # ---- rows ----
 
-    def _daily(self, e: Any, sku: str, supplier: str, batch_id: str, currency: str) -> Row:
-        return self.row(
-            "daily", (utc_day(e), sku, supplier, batch_id),
-            {"currency": currency, "margin": None, **{c: ZERO for c in _MONEY_COLUMNS}},
-        )
+    def _daily(self, day: str, sku: str, supplier: str, batch_id: str, currency: str) -> Row:
+        defaults = self._new_daily.get(currency)
+        if defaults is None:  # built once per currency, not once per key sold
+            defaults = self._new_daily[currency] = {"currency": currency, "margin": None,
+                                                    **{c: ZERO for c in _MONEY_COLUMNS}}
+        return self.row("daily", (day, sku, supplier, batch_id), defaults)
 
     @staticmethod
     def _settle(row: Row) -> None:
@@ -166,10 +167,11 @@ class Profit(Projection):
         revenue = apportion(money(order["subtotal"]), len(e.keys), currency)
         discounts = apportion(money(order["discount"]), len(e.keys), currency)
         delivered: list[Row] = []
+        day, sku = utc_day(e), str(order["sku"])
         for seq, key in enumerate(e.keys):
-            sku, supplier, batch_id = str(order["sku"]), str(key["supplier"]), str(key["batch_id"])
+            supplier, batch_id = str(key["supplier"]), str(key["batch_id"])
             unit_cost = money(key["unit_cost"])
-            row = self._daily(e, sku, supplier, batch_id, currency)
+            row = self._daily(day, sku, supplier, batch_id, currency)
             row["keys_sold"] += 1
             row["revenue"] += revenue[seq]
             row["discounts"] += discounts[seq]
@@ -186,9 +188,9 @@ class Profit(Projection):
         if e.automatic or order is None or order["status"] != "delivered":
             return
         keys = self.order_keys(ident(e.originator_id))
-        currency = str(order["currency"])
+        currency, day = str(order["currency"]), utc_day(e)
         for key, share in zip(keys, apportion(money(e.amount), len(keys), currency), strict=True):
-            row = self._daily(e, str(key["sku"]), str(key["supplier"]), str(key["batch_id"]), currency)
+            row = self._daily(day, str(key["sku"]), str(key["supplier"]), str(key["batch_id"]), currency)
             row["refunds"] += share
             self._settle(row)
 
@@ -202,7 +204,7 @@ class Profit(Projection):
             if sold is None:
                 return
         sku = str(sold["sku"])
-        row = self._daily(e, sku, str(sold["supplier"]), str(sold["batch_id"]), self._currency(sku))
+        row = self._daily(utc_day(e), sku, str(sold["supplier"]), str(sold["batch_id"]), self._currency(sku))
         cost = money(sold["unit_cost"])
         row["keys_written_off"] += 1
         row["cost_of_goods"] -= cost
@@ -215,7 +217,7 @@ class Profit(Projection):
         if key is None:
             return
         sku = str(key["sku"])
-        row = self._daily(e, sku, str(key["supplier"]), str(key["batch_id"]), self._currency(sku))
+        row = self._daily(utc_day(e), sku, str(key["supplier"]), str(key["batch_id"]), self._currency(sku))
         row["keys_written_off"] += 1
         row["write_offs"] += money(key["unit_cost"])
         self._settle(row)

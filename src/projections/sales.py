@@ -37,7 +37,10 @@ _MONEY_COLUMNS = ("gross", "discounts", "refunds", "net", "returned_payments")
 
 def utc_day(e: Any) -> str:
     """The UTC calendar day of an event, ISO text."""
-    return str(e.timestamp.astimezone(UTC).date().isoformat())
+    moment = e.timestamp
+    if moment.tzinfo is not UTC:  # events are written in UTC: converting is for anything else
+        moment = moment.astimezone(UTC)
+    return moment.date().isoformat()
 
 
 def promotion_of(order: Row) -> str:
