@@ -21,7 +21,7 @@ Rules (see docs/read-models.md):
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,7 @@ _MONEY_COLUMNS = ("gross", "discounts", "refunds", "net", "returned_payments")
 
 def utc_day(e: Any) -> str:
     """The UTC calendar day of an event, ISO text."""
-    moment = e.timestamp
+    moment: datetime = e.timestamp
     if moment.tzinfo is not UTC:  # events are written in UTC: converting is for anything else
         moment = moment.astimezone(UTC)
     return moment.date().isoformat()
