@@ -3,7 +3,8 @@ FastAPI app doing one database round trip per request, served by uvicorn the sam
 
 Both servers run as subprocesses on a free 127.0.0.1 port over the same throwaway store
 (a temporary SQLite file, or a fresh PostgreSQL database when LEDGER_DATABASE_URL is one)
-and are driven by the same client threads (httpx, one client per thread, keep-alive).
+and are driven by the same client: keep-alive connections on one asyncio loop, each a closed
+loop of attempts (`api.bench_client`).
 
 Phases and what a request does:
 
@@ -22,8 +23,8 @@ distinct keys, and the inventory read model shows delivered == keys and availabl
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import itertools
 import os
 import random
 import secrets
@@ -47,6 +48,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
+from api.bench_client import Answer, Attempt, Connection, Phase, drive
 from ledger.bench import throwaway_store
 from ledger.config import Settings
 from ledger.service.ledger import open_ledger
@@ -207,138 +209,63 @@ def baseline_command(port: int, workers: int = 1) -> list[str]:
             "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
 
 
-# ---- the client side ----
-
-
-@dataclass
-class Phase:
-    name: str
-    attempts: int
-    seconds: float
-    latencies: list[float]
-    statuses: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def rate(self) -> float:
-        return self.attempts / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return 0.0
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
-
-    def line(self) -> str:
-        return (f"{self.name}: {self.attempts:,} attempts in {self.seconds:.2f} s, {self.rate:,.0f} attempts/s, "
-                f"p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms")
-
-
-def drive(name: str, base_url: str, headers: dict[str, str], attempts: int, clients: int,
-          attempt: Callable[[httpx.Client, int, Counter[str]], None]) -> Phase:
-    """Run `attempt(client, n, statuses)` for n in range(attempts) from `clients` threads."""
-    counter = itertools.count()
-    lock = threading.Lock()
-    latencies: list[float] = []
-    statuses: Counter[str] = Counter()
-    failures: list[BaseException] = []
-    start = threading.Barrier(clients + 1)
-
-    def work() -> None:
-        mine: list[float] = []
-        seen: Counter[str] = Counter()
-        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
-            client.get("/healthz")  # connect before the clock starts
-            start.wait()
-            try:
-                while True:
-                    with lock:
-                        n = next(counter)
-                    if n >= attempts:
-                        break
-                    began = time.perf_counter()
-                    attempt(client, n, seen)
-                    mine.append(time.perf_counter() - began)
-            except BaseException as error:
-                failures.append(error)
-        with lock:
-            latencies.extend(mine)
-            statuses.update(seen)
-
-    threads = [threading.Thread(target=work, name=f"bench-client-{i}", daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    if failures:
-        raise RuntimeError(f"{name}: a client failed: {failures[0]!r}")
-    return Phase(name, attempts, seconds, latencies, statuses)
-
-
-def _problem(response: httpx.Response) -> str:
-    try:
-        return f"{response.status_code} {str(response.json().get('type', '')).rsplit('/', 1)[-1]}"
-    except ValueError:
-        return str(response.status_code)
+# ---- the client side (api.bench_client drives it) ----
 
 
 @dataclass
 class Sale:
     sold: list[tuple[str, list[str]]] = field(default_factory=list)  # (order id, key ids)
     position: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
-    def post(client: httpx.Client, path: str, body: dict[str, Any], statuses: Counter[str]) -> httpx.Response:
+    async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str]) -> Answer:
         """POST, retrying the 503 `contention` answer (nothing was written) after a short random pause, as a
         client honouring Retry-After would (without an Idempotency-Key: the API would replay the 503)."""
         for _ in range(CONTENTION_RETRIES):
-            response = client.post(path, json=body)
-            if response.status_code != 503:
+            answer = await client.post(path, body)
+            if answer.status != 503:
                 break
             statuses["retried 503 contention"] += 1
-            time.sleep(random.uniform(0.005, 0.05))
-        return response
+            await asyncio.sleep(random.uniform(0.005, 0.05))
+        return answer
 
-    def attempt(self, client: httpx.Client, n: int, statuses: Counter[str]) -> None:
-        placed = self.post(client, "/v1/orders", {"customer_id": f"fan-{n}", "sku": SKU, "quantity": 1}, statuses)
-        if placed.status_code != 201:
-            statuses[f"order {_problem(placed)}"] += 1
+    async def attempt(self, client: Connection, n: int, statuses: Counter[str]) -> None:
+        placed = await self.post(client, "/v1/orders", {"customer_id": f"fan-{n}", "sku": SKU, "quantity": 1},
+                                 statuses)
+        if placed.status != 201:
+            statuses[f"order {placed.problem()}"] += 1
             return
         order = placed.json()
-        paid = self.post(client, f"/v1/orders/{order['order_id']}/payments", {
+        paid = await self.post(client, f"/v1/orders/{order['order_id']}/payments", {
             "payment_reference": f"pay-{n}", "amount": order["amount_due"], "provider": "bench"}, statuses)
-        if paid.status_code != 200:
-            statuses[f"payment {_problem(paid)}"] += 1
+        if paid.status != 200:
+            statuses[f"payment {paid.problem()}"] += 1
             return
         body = paid.json()
         statuses[f"paid {body['outcome']}"] += 1
-        with self.lock:
-            if body["outcome"] == "delivered":
-                self.sold.append((order["order_id"], body["key_ids"]))
-            self.position = max(self.position, int(body["position"]))
+        if body["outcome"] == "delivered":
+            self.sold.append((order["order_id"], body["key_ids"]))
+        self.position = max(self.position, int(body["position"]))
 
 
-def _baseline_writes(keys: int) -> Callable[[httpx.Client, int, Counter[str]], None]:
-    def attempt(client: httpx.Client, n: int, statuses: Counter[str]) -> None:
+def _baseline_writes(keys: int) -> Attempt:
+    async def attempt(client: Connection, n: int, statuses: Counter[str]) -> None:
         for _ in range(2 if n < keys else 1):  # the ledger's mix: place + pay while stock lasts, then place
-            response = client.post("/write", json={"customer_id": f"fan-{n}", "sku": SKU})
-            statuses[str(response.status_code)] += 1
+            answer = await client.post("/write", {"customer_id": f"fan-{n}", "sku": SKU})
+            statuses[str(answer.status)] += 1
 
     return attempt
 
 
-def _baseline_reads(rows: int) -> Callable[[httpx.Client, int, Counter[str]], None]:
-    def attempt(client: httpx.Client, n: int, statuses: Counter[str]) -> None:
-        statuses[str(client.get(f"/read/{n % rows + 1}").status_code)] += 1
+def _baseline_reads(rows: int) -> Attempt:
+    async def attempt(client: Connection, n: int, statuses: Counter[str]) -> None:
+        statuses[str((await client.get(f"/read/{n % rows + 1}")).status)] += 1
 
     return attempt
 
 
-def _inventory_reads(client: httpx.Client, n: int, statuses: Counter[str]) -> None:
-    statuses[str(client.get(f"/v1/inventory/{SKU}").status_code)] += 1
+async def _inventory_reads(client: Connection, n: int, statuses: Counter[str]) -> None:
+    statuses[str((await client.get(f"/v1/inventory/{SKU}")).status)] += 1
 
 
 def _seed(url: str, data_dir: Path, cipher_key: str, keys: int) -> list[str]:

@@ -150,6 +150,19 @@ def test_bench_write_tiny(env: dict[str, str]) -> None:
     assert "writer alone" not in result.output
 
 
+def test_bench_api_tiny_sells_exactly_the_stock(env: dict[str, str]) -> None:
+    """Both servers really served: the sale sold the 3 keys and refused the rest, and every
+    phase printed its rate and percentiles."""
+    result = CliRunner().invoke(
+        app, ["bench", "api", "--clients", "3", "--keys", "3", "--attempts", "12", "--reads", "9"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "outcomes: order 409 out-of-stock: 9, paid delivered: 3" in result.output
+    assert len(re.findall(r": (?:12|9) attempts in [\d.]+ s, [\d,]+ attempts/s, p50 [\d.]+ ms, p99 [\d.]+ ms$",
+                          result.output, re.M)) == 4, result.output
+    assert len(re.findall(r"^  ratio \d+\.\d+ ", result.output, re.M)) == 2
+    assert "want 3 sold, 0 available): OK" in result.output
+
+
 def test_bench_write_alone_reports_the_writers_own_capacity(env: dict[str, str]) -> None:
     result = CliRunner().invoke(
         app, ["bench", "write", "--workers", "2", "--purchases", "10", "--skus", "2", "--alone"], env=env)
