@@ -151,9 +151,12 @@ class Facts(Projection):
         for key_id in e.key_ids:
             self._key_state(key_id, "available")
 
-    @handles(Key.Delivered)
-    def on_Key_Delivered(self, e: Key.Delivered, position: int) -> None:
-        self._key_state(e.originator_id, "delivered", e.order_id)
+    @handles(Stock.Delivered)
+    def on_Stock_Delivered(self, e: Stock.Delivered, position: int) -> None:
+        """The stock's one event lists the keys that each get a `Key.Delivered` in the same
+        command: read it rather than one event per key (which then need no decoding)."""
+        for key_id in e.key_ids:
+            self._key_state(key_id, "delivered", e.order_id)
 
     @handles(Key.Redeemed)
     def on_Key_Redeemed(self, e: Key.Redeemed, position: int) -> None:
