@@ -219,6 +219,28 @@ class Projection(Handlers):
         self.dirty[table].add(key)
         return found
 
+    def insert_new(self, table: str, keys: Sequence[tuple[Any, ...]], values: Row) -> None:
+        """Rows that the event creates and that cannot exist yet (the keys of the batch that
+        registers them), each with `values`: no look-up in memory or in the store, where `row`
+        would query the store once per row while the table is not all in memory. Were one
+        stored after all, its insert fails the batch's commit instead of overwriting it."""
+        spec = self._specs[table]
+        template = spec.blank | values
+        rows = self.rows[table]
+        if len(spec.key) == 1:
+            (name,) = spec.key
+            for key in keys:
+                row = rows[key] = template.copy()
+                row[name] = key[0]
+        else:
+            for key in keys:
+                row = rows[key] = template.copy()
+                row.update(zip(spec.key, key, strict=True))
+        if self.absent[table]:
+            self.absent[table].difference_update(keys)
+        self.created[table].update(keys)
+        self.dirty[table].update(keys)
+
     def peek(self, table: str, key: tuple[Any, ...]) -> Row | None:
         return self.rows[table].get(key)
 

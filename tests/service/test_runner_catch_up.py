@@ -15,6 +15,7 @@ from projections.runner import Runner
 from projections.store import Changes, ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 from tests.e2e.test_runner_crash import dumps, make_history
+from tests.helpers import fresh_codes, import_batch, stocked_product
 
 
 class CommitFailed(Exception):
@@ -51,4 +52,35 @@ def test_a_commit_failing_mid_catch_up_loses_and_repeats_nothing(
         assert {p.name: p.dump() for p in runner.projections} == expected
     finally:
         runner.close()
+        store.close()
+
+
+def test_a_supplier_batch_costs_a_live_runner_no_query_per_key(ledger: Ledger) -> None:
+    """A live runner holds only part of its tables in memory, so a row it does not hold is looked
+    up in the store before it is written. A batch's keys are new by construction: following an
+    import of 2,000 codes asks the store a handful of questions, not one per key, and the facts
+    and inventory then hold every key."""
+    stocked_product(ledger, "GAME-1", 3)
+    store = ViewStore(ledger.settings)
+    try:
+        Runner(ledger.app, store, build_projections(store)).catch_up()  # tables no longer empty
+        import_batch(ledger, "GAME-1", fresh_codes(2000, "BIG"))
+        runner = Runner(ledger.app, store, build_projections(store))  # a restart: memory empty
+        queries: list[str] = []
+        query = store.query
+
+        def counted(statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+            queries.append(statement)
+            return query(statement, params)
+
+        store.query = counted  # type: ignore[method-assign]
+        runner.catch_up()
+        runner.close()
+        assert len(queries) < 30, queries[:40]
+        facts = next(p for p in runner.projections if p.name == "facts")
+        assert len(facts.select("keys", "state = ?", ("available",))) == 2003
+        inventory = next(p for p in runner.projections if p.name == "inventory")
+        (sku,) = inventory.select("skus")
+        assert sku["available"] == 2003
+    finally:
         store.close()
