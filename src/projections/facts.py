@@ -3,6 +3,7 @@ settings. Kept as a projection of its own (first in line), so lookups survive re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ledger.domain.catalog import Product
@@ -59,6 +60,12 @@ class Facts(Projection):
 
     def key(self, key_id: Any) -> Row | None:
         return self._lookup("keys", ident(key_id))
+
+    def keys(self, key_ids: Sequence[Any]) -> list[Row | None]:
+        """The facts of many keys (None for an unknown one), looked up in a few queries."""
+        wanted = [(ident(k),) for k in key_ids]
+        self.prefetch("keys", wanted)
+        return [self.fetch("keys", k) for k in wanted]
 
     def product(self, sku: str) -> Row | None:
         return self.peek("products", (sku,))
@@ -165,6 +172,10 @@ class Facts(Projection):
     def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._key_state(e.originator_id, "revoked")
 
-    @handles(Key.Voided)
-    def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
-        self._key_state(e.originator_id, "voided")
+    @handles(Stock.Voided)
+    def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
+        """A recall: the stock's one event lists the keys that each get a `Key.Voided` in the
+        same command (a supplier batch: up to 100,000 of them, looked up in a few queries)."""
+        self.prefetch("keys", [(ident(k),) for k in e.key_ids])
+        for key_id in e.key_ids:
+            self._key_state(key_id, "voided")

@@ -90,6 +90,7 @@ class Inventory(Projection):
 
     @handles(Stock.Voided)
     def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
+        self.facts.keys(e.key_ids)  # a recall names a whole batch: look them up together
         for key_id in e.key_ids:
             self._move(key_id, "available", "voided", e, position)
 

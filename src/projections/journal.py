@@ -133,8 +133,7 @@ class Journal(Projection):
     def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
         """A recall: the voided keys' cost leaves inventory as a write-off, per currency."""
         costs: dict[str, Decimal] = {}
-        for key_id in e.key_ids:
-            key = self.facts.key(key_id)
+        for key in self.facts.keys(e.key_ids):
             if key is None:
                 continue
             currency = self._currency_of_sku(str(key["sku"]))

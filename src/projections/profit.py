@@ -13,9 +13,9 @@ Rules (see docs/read-models.md):
   same way over *all* the order's delivered keys -- whichever keys it revoked -- on the
   refund's day. Automatic refunds (payments that never bought goods, duplicate payments
   included) and refunds of never-delivered orders are not in this model, as in `sales`.
-* A key voided by a supplier recall (`Key.Voided`; `Stock.Voided` names the same keys and
-  is ignored so each key is written off once) is a write-off of its unit cost (from facts)
-  on the day of the recall.
+* A key voided by a supplier recall (`Stock.Voided` names the batch's voided keys; each also
+  gets a `Key.Voided`, which is not read, so each key is written off once) is a write-off of
+  its unit cost (from facts) on the day of the recall.
 * A revoked key (`Key.Revoked`) has its cost moved from `cost_of_goods` to `write_offs` on
   the day of the revocation (its cost at time of sale), so each key's cost counts once.
 * profit = revenue - discounts - refunds - cost_of_goods - write_offs;
@@ -31,6 +31,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from ledger.domain.money import minor_units
 from ledger.domain.orders import Order
+from ledger.domain.stock import Stock
 from ledger.domain.supply import Key
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.events import handles
@@ -211,13 +212,17 @@ class Profit(Projection):
         row["write_offs"] += cost
         self._settle(row)
 
-    @handles(Key.Voided)
-    def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
-        key = self.facts.key(e.originator_id)
-        if key is None:
-            return
-        sku = str(key["sku"])
-        row = self._daily(utc_day(e), sku, str(key["supplier"]), str(key["batch_id"]), self._currency(sku))
-        row["keys_written_off"] += 1
-        row["write_offs"] += money(key["unit_cost"])
-        self._settle(row)
+    @handles(Stock.Voided)
+    def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
+        day = utc_day(e)
+        touched: dict[int, Row] = {}
+        for key in self.facts.keys(e.key_ids):
+            if key is None:
+                continue
+            sku = str(key["sku"])
+            row = self._daily(day, sku, str(key["supplier"]), str(key["batch_id"]), self._currency(sku))
+            row["keys_written_off"] += 1
+            row["write_offs"] += money(key["unit_cost"])
+            touched[id(row)] = row
+        for row in touched.values():
+            self._settle(row)

@@ -5,12 +5,14 @@ supplier-sized batch costs a catch-up a few queries, not one per key."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.service.ledger import Ledger
+from projections.base import Projection
 from projections.registry import build_projections
 from projections.runner import Runner
 from projections.store import Changes, ViewStore
@@ -56,32 +58,51 @@ def test_a_commit_failing_mid_catch_up_loses_and_repeats_nothing(
         store.close()
 
 
+def _queries_to_follow(ledger: Ledger, store: ViewStore) -> tuple[list[str], dict[str, Projection]]:
+    """Catch up after a restart (memory empty, tables not): the queries it asked, its read models."""
+    runner = Runner(ledger.app, store, build_projections(store))
+    queries: list[str] = []
+    query = store.query
+
+    def counted(statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        queries.append(statement)
+        return query(statement, params)
+
+    store.query = counted  # type: ignore[method-assign]
+    try:
+        runner.catch_up()
+    finally:
+        store.query = query  # type: ignore[method-assign]
+        runner.close()
+    return queries, {p.name: p for p in runner.projections}
+
+
 def test_a_supplier_batch_costs_a_live_runner_no_query_per_key(ledger: Ledger) -> None:
     """A live runner holds only part of its tables in memory, so a row it does not hold is looked
     up in the store before it is written. A batch's keys are new by construction: following an
-    import of 2,000 codes asks the store a handful of questions, not one per key, and the facts
-    and inventory then hold every key."""
+    import of 2,000 codes asks the store a handful of questions, not one per key, and so does
+    following the batch's recall; the facts, inventory, journal and profit then say so."""
     stocked_product(ledger, "GAME-1", 3)
     store = ViewStore(ledger.settings)
     try:
         Runner(ledger.app, store, build_projections(store)).catch_up()  # tables no longer empty
-        import_batch(ledger, "GAME-1", fresh_codes(2000, "BIG"))
-        runner = Runner(ledger.app, store, build_projections(store))  # a restart: memory empty
-        queries: list[str] = []
-        query = store.query
-
-        def counted(statement: str, params: Any = ()) -> list[tuple[Any, ...]]:
-            queries.append(statement)
-            return query(statement, params)
-
-        store.query = counted  # type: ignore[method-assign]
-        runner.catch_up()
-        runner.close()
+        batch = import_batch(ledger, "GAME-1", fresh_codes(2000, "BIG"), unit_cost="0.50")
+        queries, views = _queries_to_follow(ledger, store)
         assert len(queries) < 30, queries[:40]
-        facts = next(p for p in runner.projections if p.name == "facts")
-        assert len(facts.select("keys", "state = ?", ("available",))) == 2003
-        inventory = next(p for p in runner.projections if p.name == "inventory")
-        (sku,) = inventory.select("skus")
+        assert len(views["facts"].select("keys", "state = ?", ("available",))) == 2003
+        (sku,) = views["inventory"].select("skus")
         assert sku["available"] == 2003
+
+        ledger.recall_batch(ledger.context("admin"), batch.batch_id, "supplier recall")
+        queries, views = _queries_to_follow(ledger, store)
+        assert len(queries) < 30, queries[:40]
+        assert len(views["facts"].select("keys", "state = ?", ("voided",))) == 2000
+        (sku,) = views["inventory"].select("skus")
+        assert (sku["available"], sku["voided"]) == (3, 2000)
+        (written_off,) = views["profit"].select("daily", "batch_id = ?", (str(batch.batch_id),))
+        assert (written_off["keys_written_off"], written_off["write_offs"]) == (2000, Decimal("1000"))
+        entries = views["journal"].select("entries", "event_type = ?", ("Stock.Voided",))
+        assert sorted((e["account"], e["debit"], e["credit"]) for e in entries) == [
+            ("inventory", 0, Decimal("1000")), ("write_offs", Decimal("1000"), 0)]
     finally:
         store.close()
