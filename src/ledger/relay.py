@@ -23,7 +23,7 @@ from eventsourcing.persistence import Notification
 from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from ledger.config import Settings
-from ledger.event_json import dumps, event_json
+from ledger.event_json import dumps, kafka_json
 from ledger.helper_processes import helper_pool
 from ledger.positions import events_through
 
@@ -196,7 +196,7 @@ def encode(
         (VERSION, version),
         (LEAF_INDEX, str(leaf_index).encode()),
     ]
-    return aggregate, dumps(event_json(event)), headers
+    return aggregate, dumps(kafka_json(event)), headers
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
