@@ -412,6 +412,7 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
         ledger.define_product(ledger.context("admin"), sku="BIG-1", name="big", face_value="10.00",
                               currency="USD", price="10.00")
         batch = import_batch(ledger, "BIG-1", fresh_codes(30_000, "BIG"))
+        assert len(json.dumps([str(k) for k in batch.key_ids])) > 1_048_576  # the list alone: over 1 MiB
         buy(ledger, "after-the-import", "BIG-1")
         relay = Relay(ledger.app, settings)
         relay.publish_available()
