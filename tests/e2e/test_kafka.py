@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -434,6 +435,95 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
         assert value["key_count"] == 30_000 and "key_ids" not in value, ce_type
     registered = [r for r in by_type["ledger.Key.Registered"] if json.loads(r.value)["batch_id"] == str(batch.batch_id)]
     assert [UUID(r.key.decode()) for r in registered] == list(batch.key_ids)  # by position: import order
+
+
+def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A recall of 200 keys lists them (7.9 KB); with LEDGER_KAFKA_MAX_MESSAGE_BYTES at 4 KiB the relay
+    publishes everything before it, holds there and names the position; given room it goes on."""
+    settings = _settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=4096)
+    ledger = open_ledger(settings)
+    try:
+        ledger.define_product(ledger.context("admin"), sku="RECALL-1", name="recalled", face_value="10.00",
+                              currency="USD", price="10.00")
+        imported = import_batch(ledger, "RECALL-1", fresh_codes(200, "RECALL"))
+        recalled = ledger.recall_batch(ledger.context("admin"), imported.batch_id, "supplier recall")
+        import_batch(ledger, "RECALL-1", fresh_codes(3, "RECALL"))
+        buy(ledger, "after-the-recall", "RECALL-1")
+        app = ledger.app
+        too_big, kind = next((n.id, n.topic.rsplit(":", 1)[-1]) for n in app.recorder.select_notifications(1, 10**7)
+                             if n.topic.endswith(("Batch.Recalled", "Stock.Voided")))  # 200 ids each
+        assert recalled.voided == 200
+        relay = Relay(app, settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run_forever, args=(stop,))
+        thread.start()
+        try:
+            _wait(lambda: (relay_status(app, settings).error or "").find(f"position {too_big} ") >= 0,  # type: ignore[union-attr]
+                  30, "the relay to name the position it cannot publish")
+        finally:
+            stop.set()
+            thread.join(30)
+        held = relay_status(app, settings)
+        assert held is not None and held.position == too_big - 1 and held.lag_events > 0
+        assert held.error and f"ledger.{kind}," in held.error and "LEDGER_KAFKA_MAX_MESSAGE_BYTES" in held.error
+        published = sorted({_position(r) for r in read_all(broker.bootstrap, events_topic(settings))})
+        assert published == [p for p in _log_ids(app) if p < too_big]  # everything before it, nothing after
+
+        roomy = settings.model_copy(update={"kafka_max_message_bytes": 64 * 1024})
+        relay = Relay(app, roomy)
+        relay.publish_available()
+        relay.close()
+        done = relay_status(app, roomy)
+        assert done is not None and (done.position, done.error) == (_log_ids(app)[-1], None)
+        log_ids = _log_ids(app)
+    finally:
+        ledger.close()
+    assert sorted({_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}) == log_ids
+
+
+class _Sent:
+    """A producer future, settled: acknowledged, or refused with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.is_done, self.exception = True, error
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowledged_before_counts(
+    tmp_path: Path,
+) -> None:
+    """The broker's own limit (topic max.message.bytes under the producer's): Tansu enforces none, so
+    the refusal kafka-python reports for a one-record batch is played here."""
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+    from ledger.relay import Unpublishable
+
+    settings = _settings(tmp_path, "127.0.0.1:9")
+    built, _ = build_app(settings)
+    try:
+        relay = Relay(built, settings)
+
+        def message(position: int, ce_type: str = "ledger.Stock.Voided") -> Any:
+            return b"k", b"x" * 50, [("ce_type", ce_type.encode()), (POSITION, str(position).encode())]
+
+        relay._in_flight.append((12, [_Sent(), _Sent()], [message(11), message(12)]))
+        relay._in_flight.append((15, [_Sent(), _Sent(MessageSizeTooLargeError()), _Sent()],
+                                 [message(13), message(14, "ledger.Batch.Recalled"), message(15)]))
+        with pytest.raises(Unpublishable, match=r"position 14 \(ledger.Batch.Recalled, 50 bytes.*Held at position 13"):
+            relay.record_acknowledged()
+        assert relay.position == 13 and RelayPosition(built, relay.topic).position() == 13
+
+        relay._in_flight.clear()  # any other failure is raised as it is (an outage)
+        relay._in_flight.append((16, [_Sent(KafkaTimeoutError())], [message(16)]))
+        with pytest.raises(KafkaTimeoutError):
+            relay.record_acknowledged()
+        assert relay.position == 13
+    finally:
+        built.close()
 
 
 def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
