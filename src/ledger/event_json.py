@@ -68,14 +68,6 @@ def kafka_json(event: Any) -> dict[str, Any]:
     }
 
 
-def listed_count(event: Any, listed: str = "key_ids") -> int:
-    """How many ids `listed` holds, for an event from the log (the list) or from Kafka (its count)."""
-    ids = getattr(event, listed, None)
-    if ids is not None:
-        return len(ids)
-    return int(getattr(event, COUNTED_ON_KAFKA[type(event)][1]))
-
-
 @functools.cache
 def _encoders(cls: Any) -> dict[str, Convert]:
     return {name: _encoder(hint) for name, hint in typing.get_type_hints(cls).items() if name not in _SKIP}

@@ -11,7 +11,6 @@ from typing import Any
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
-from ledger.event_json import listed_count
 from projections.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.events import handles
 from projections.facts import Facts
@@ -123,7 +122,7 @@ class Journal(Projection):
 
     @handles(Batch.Received)
     def on_Batch_Received(self, e: Batch.Received, position: int) -> None:
-        cost = money(e.unit_cost) * listed_count(e)  # from Kafka: `key_count` (docs/kafka.md)
+        cost = money(e.unit_cost) * len(e.key_ids)
         self._post(
             e, position, "Batch.Received", e.currency,
             [(INVENTORY, cost, ZERO), (SUPPLIER_PAYABLE, ZERO, cost)],

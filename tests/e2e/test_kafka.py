@@ -437,6 +437,76 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
     assert [UUID(r.key.decode()) for r in registered] == list(batch.key_ids)  # by position: import order
 
 
+def test_read_models_from_kafka_take_a_batch_s_key_ids_from_its_key_registered_messages(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The read models take a batch's keys from `Batch.Received` (never from `Key.Registered`); on
+    Kafka it only counts them. A lane fills the list in from the `Key.Registered` messages, even
+    when the batch (600 keys) is far larger than the lane's batches (50 events)."""
+    from projections.kafka_source import KafkaViews
+
+    settings = _settings(tmp_path, broker.bootstrap)
+    ledger = open_ledger(settings)
+    try:
+        ledger.define_product(ledger.context("admin"), sku="LANE-1", name="lane", face_value="10.00",
+                              currency="USD", price="10.00", low_stock_threshold=599)
+        import_batch(ledger, "LANE-1", fresh_codes(600, "LANE"))
+        buy(ledger, "first", "LANE-1")  # crosses the low-stock threshold: an alert
+        buy(ledger, "second", "LANE-1", quantity=2)
+        relay = Relay(ledger.app, settings, batch_size=100)
+        relay.publish_available()
+        relay.close()
+        head = _log_ids(ledger.app)[-1]
+        views = _views(settings, tmp_path / "views-kafka.sqlite")
+        member = KafkaViews(settings, views, batch_size=50)
+        try:
+            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
+                  and set(member.positions().values()) == {head}, 60, "every lane")
+        finally:
+            member.close()
+        reference = _views(settings, tmp_path / "views-log.sqlite")
+        Runner(ledger.app, reference, build_projections(reference)).catch_up()
+        dumps = {}
+        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+            dumps[built.name] = built.dump()
+            assert dumps[built.name] == expected.dump(), built.name
+        assert len(dumps["facts"]["keys"]) == 600 and len(dumps["inventory"]["alerts"]) == 1
+        views.close()
+        reference.close()
+    finally:
+        ledger.close()
+
+
+def test_a_lane_never_applies_a_batch_before_all_of_its_keys_are_in() -> None:
+    from projections.kafka_source import LaneWorker, _Pending
+
+    class Record:
+        def __init__(self, key: str, value: dict[str, Any]) -> None:
+            self.key, self.value = key.encode(), json.dumps(value).encode()
+
+    batch = "0d9f6a4c-3b4e-4f4e-9d6c-2f0e8a3b1c55"
+    items = {
+        1: ("ledger.Stock.Replenished", Record("s", {"batch_id": batch, "key_count": 3})),
+        2: ("ledger.Batch.Received", Record(batch, {"key_count": 3})),
+        3: ("ledger.Key.Registered", Record("k1", {"batch_id": batch})),
+        4: ("ledger.Key.Registered", Record("k2", {"batch_id": batch})),
+        5: ("ledger.Key.Registered", Record("k3", {"batch_id": batch})),
+        6: ("ledger.Order.Placed", Record("o", {})),
+    }
+    worker: Any = object.__new__(LaneWorker)
+    worker.position, worker.batch_size, worker.pending = 0, 2, {}
+
+    def arrive(*positions: int) -> None:
+        for n in positions:
+            ce_type, record = items[n]
+            worker.pending[n - 1] = _Pending(n, 0, n, record, ce_type.encode())
+
+    arrive(1, 2, 3, 4)
+    assert [i.position for i in worker._next_chain()] == [1]  # the batch waits for its third key
+    arrive(5, 6)
+    assert [i.position for i in worker._next_chain()] == [1, 2, 3, 4, 5]  # past batch_size, to its last key
+
+
 def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
     broker: Broker, tmp_path: Path
 ) -> None:
