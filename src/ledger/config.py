@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     kafka_delivery_timeout_ms: int = Field(default=30_000, ge=1000,
                                            description="a send not acknowledged in this time fails: an outage")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
+    kafka_max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, description="the largest message the relay sends (the producer's "
+        "max_request_size); above Kafka's default, the topic's max.message.bytes must be at least this (docs/kafka.md)")
 
     # ---- risk ----
     fraud_reject_score: int = Field(

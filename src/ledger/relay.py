@@ -23,7 +23,7 @@ from eventsourcing.persistence import Notification
 from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from ledger.config import Settings
-from ledger.event_json import dumps, event_json
+from ledger.event_json import dumps, kafka_json
 from ledger.helper_processes import helper_pool
 from ledger.positions import events_through
 
@@ -40,6 +40,8 @@ POSITION, PREVIOUS, VERSION = "ledger_position", "ledger_prev_position", "ledger
 LEAF_INDEX = "ledger_leaf_index"
 
 Header = tuple[str, bytes]
+# Kafka's default max.message.bytes of a topic.
+KAFKA_DEFAULT_MAX_MESSAGE = 1_048_588
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS kafka_relay ("
@@ -59,8 +61,10 @@ def require_bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
-def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int) -> None:
-    """Create the topic unless it exists; an existing topic is left as it is."""
+def ensure_topic(
+    bootstrap: str, name: str, partitions: int, replication: int, configs: dict[str, str] | None = None
+) -> None:
+    """Create the topic (with `configs`) unless it exists; an existing topic is left as it is."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -69,11 +73,33 @@ def ensure_topic(bootstrap: str, name: str, partitions: int, replication: int) -
         if name in admin.list_topics():
             return
         try:
-            admin.create_topics([NewTopic(name, partitions, replication)])
+            admin.create_topics([NewTopic(name, partitions, replication, topic_configs=configs or {})])
         except TopicAlreadyExistsError:
             pass
     finally:
         admin.close()
+
+
+def events_topic_configs(settings: Settings) -> dict[str, str]:
+    """What the relay asks for when it creates the events topic: room for its largest message when
+    LEDGER_KAFKA_MAX_MESSAGE_BYTES is above Kafka's default (an existing topic is the operator's)."""
+    if settings.kafka_max_message_bytes <= KAFKA_DEFAULT_MAX_MESSAGE:
+        return {}
+    return {"max.message.bytes": str(settings.kafka_max_message_bytes)}
+
+
+class Unpublishable(Exception):
+    """A message the producer or the broker refuses for its size. Not an outage: retrying will not
+    help until the limits are raised. The relay holds just before it (nothing after it is skipped
+    over) and says which event it is."""
+
+    def __init__(self, position: int, ce_type: str, size: int, limit: int, held_at: int) -> None:
+        super().__init__(
+            f"cannot publish position {position} ({ce_type}, {size:,} bytes of value): over the message size "
+            f"limit (LEDGER_KAFKA_MAX_MESSAGE_BYTES={limit:,} and the topic's max.message.bytes); raise both "
+            f"(docs/kafka.md, 'Message size'). Held at position {held_at}."
+        )
+        self.position = position
 
 
 def _now() -> str:
@@ -196,12 +222,13 @@ def encode(
         (VERSION, version),
         (LEAF_INDEX, str(leaf_index).encode()),
     ]
-    return aggregate, dumps(event_json(event)), headers
+    return aggregate, dumps(kafka_json(event)), headers
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     """acks=all and the idempotent producer (no reordering or duplicates on the producer's own
-    retries); batches of up to 256 KiB, each waiting at most 5 ms to fill (measured: docs/kafka.md)."""
+    retries); batches of up to 256 KiB, each waiting at most 5 ms to fill (measured: docs/kafka.md);
+    no message over LEDGER_KAFKA_MAX_MESSAGE_BYTES (Kafka's default: 1 MiB)."""
     return {
         "bootstrap_servers": require_bootstrap(settings),
         "client_id": "ledger-relay",
@@ -213,6 +240,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "delivery_timeout_ms": settings.kafka_delivery_timeout_ms,
         "request_timeout_ms": min(30_000, settings.kafka_delivery_timeout_ms - 100),
         "max_block_ms": settings.kafka_delivery_timeout_ms,
+        "max_request_size": settings.kafka_max_message_bytes,
     }
 
 
@@ -269,7 +297,8 @@ class Relay:
         self.position = self.store.position()  # acknowledged and recorded
         self._sent = self.position  # handed to the producer
         self._leaves_sent = events_through(app, self._sent)  # the next event's leaf index
-        self._in_flight: deque[tuple[int, list[Any], float]] = deque()
+        # Per batch handed to the producer: its last position, its futures and its messages.
+        self._in_flight: deque[tuple[int, list[Any], list[Message]]] = deque()
         self._producer: Any = None
         # Reading and encoding the next batch in a process of its own while this one sends: the
         # two halves are CPU-bound Python and would otherwise take turns on one core.
@@ -284,7 +313,7 @@ class Relay:
 
         if self._producer is None:
             ensure_topic(require_bootstrap(self.settings), self.topic, self.settings.kafka_partitions,
-                         self.settings.kafka_replication)
+                         self.settings.kafka_replication, events_topic_configs(self.settings))
             self._producer = KafkaProducer(**producer_config(self.settings))
             self._producer.partitions_for(self.topic)  # metadata now, not inside the first batch
 
@@ -326,11 +355,27 @@ class Relay:
             return 0
         self._sent, self._leaves_sent = last, self._leaves_sent + len(messages)
         self._read_ahead()
+        from kafka.errors import MessageSizeTooLargeError
+
         producer, futures = self._producer, []
         for key, value, headers in messages:
-            futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
-        self._in_flight.append((last, futures, time.perf_counter()))
+            try:
+                futures.append(producer.send(self.topic, key=key, value=value, headers=headers))
+            except MessageSizeTooLargeError:  # refused before sending: publish what comes before it
+                sent = messages[:len(futures)]
+                if sent:
+                    self._in_flight.append((_position_of(sent[-1]), futures, sent))
+                self.record_acknowledged(wait=True)
+                error = self._unpublishable(messages[len(futures)])
+                self._reset()  # the next try starts from it again, never after it
+                raise error from None
+        self._in_flight.append((last, futures, messages))
         return len(messages)
+
+    def _unpublishable(self, message: Message) -> Unpublishable:
+        _, value, headers = message
+        return Unpublishable(_position_of(message), dict(headers)["ce_type"].decode(), len(value),
+                             self.settings.kafka_max_message_bytes, self.position)
 
     def _read_ahead(self) -> None:
         """Have the encoder process (started on first use) read and encode the batch after `_sent`."""
@@ -353,12 +398,15 @@ class Relay:
         `wait`); a failed send raises (the caller resets and resumes)."""
         if wait and self._in_flight:
             self._flush()
-        acknowledged = self.position
+        acknowledged, failure = self.position, None
         while self._in_flight and all(f.is_done for f in self._in_flight[0][1]):
-            last, futures, _ = self._in_flight.popleft()
-            for future in futures:
-                if future.failed():
-                    raise future.exception
+            last, futures, messages = self._in_flight.popleft()
+            failed = next((n for n, future in enumerate(futures) if future.failed()), None)
+            if failed is not None:
+                if failed:  # what the broker acknowledged before it still counts
+                    acknowledged = _position_of(messages[failed - 1])
+                failure = futures[failed].exception, messages[failed]
+                break
             acknowledged = last
         if acknowledged > self.position:
             before, since = self._acked_since
@@ -367,6 +415,13 @@ class Relay:
             self.store.advance(acknowledged, rate)
             self.position = acknowledged
             self._acked_since = (acknowledged, now)
+        if failure is not None:
+            from kafka.errors import MessageSizeTooLargeError
+
+            error, message = failure
+            if isinstance(error, MessageSizeTooLargeError):  # the broker's message.max.bytes
+                raise self._unpublishable(message) from error
+            raise error
 
     def _flush(self) -> None:
         self._producer.flush(timeout=self.settings.kafka_delivery_timeout_ms / 1000)
@@ -383,7 +438,8 @@ class Relay:
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Publish until stopped; on a broker or database failure, report it, back off and resume."""
+        """Publish until stopped; on a broker or database failure, or a message too large to send,
+        report it, back off and resume from the recorded position."""
         from kafka.errors import KafkaError
 
         backoff = 0.5
@@ -393,9 +449,13 @@ class Relay:
                 backoff = 0.5
                 self._acked_since = (self.position, time.perf_counter())
                 stop.wait(self.poll_interval)
-            except (KafkaError, *TRANSIENT_DATABASE_ERRORS) as error:
-                message = f"{type(error).__name__}: {error}"
-                log.warning("relay: %s; retrying in %.1fs from position %d", message, backoff, self.position)
+            except (Unpublishable, KafkaError, *TRANSIENT_DATABASE_ERRORS) as error:
+                if isinstance(error, Unpublishable):  # not an outage: it needs an operator
+                    message = str(error)
+                    log.error("relay: %s Retrying in %.1fs.", message, backoff)
+                else:
+                    message = f"{type(error).__name__}: {error}"
+                    log.warning("relay: %s; retrying in %.1fs from position %d", message, backoff, self.position)
                 self._reset()
                 try:
                     self.store.report(message)
@@ -404,3 +464,7 @@ class Relay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         self.close()
+
+
+def _position_of(message: Message) -> int:
+    return int(dict(message[2])[POSITION])

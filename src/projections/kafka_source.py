@@ -10,6 +10,12 @@ event after position P is the one whose previous position is P, whatever partiti
 A lane other than `facts` keeps its own copy of the facts (`facts_<lane>`), so its lookups see
 the facts as of the event being handled, exactly as the database runner's shared facts do.
 
+A supplier batch's key ids are not in its `Batch.Received` message (only `key_count`: a file of
+100,000 keys would be a 3.9 MB message, docs/kafka.md); each is the key of a `Key.Registered`
+message naming the batch, after it in the log. A lane gives its read models the `Batch.Received`
+the log holds, `key_ids` filled in from those, so it never applies (nor commits) part of a batch
+before all of its keys have arrived.
+
 Exactly once into the read models: a batch's rows, its position and the Kafka offsets it
 consumed commit in one transaction of the read-model database, conditional on the lane's
 position still being the one this member started from. A member that lost its lane in a
@@ -31,7 +37,8 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from ledger.config import Settings
-from ledger.event_json import decode_event
+from ledger.domain.supply import Batch
+from ledger.event_json import COUNTED_ON_KAFKA, decode_event
 from ledger.relay import POSITION, PREVIOUS, TYPE_PREFIX, VERSION, ensure_topic, events_topic, require_bootstrap
 from projections.base import Projection
 from projections.events import EVENT_CLASSES
@@ -48,6 +55,9 @@ LANES_DDL = (
 )
 # Event classes and their stored topics by CloudEvents type.
 _TYPES = {TYPE_PREFIX + name: (cls, get_topic(cls)) for name, cls in EVENT_CLASSES.items()}
+_BATCH_RECEIVED = (TYPE_PREFIX + "Batch.Received").encode()
+_KEY_REGISTERED = (TYPE_PREFIX + "Key.Registered").encode()
+_LISTED, _COUNT = COUNTED_ON_KAFKA[Batch.Received]
 
 
 def lanes_topic(settings: Settings) -> str:
@@ -76,6 +86,19 @@ class _Pending:
     partition: int
     offset: int
     record: Any
+    ce_type: bytes
+
+
+def _counted_keys(item: _Pending) -> int:
+    """How many keys a `Batch.Received` message counts instead of listing them (0: not one)."""
+    if item.ce_type != _BATCH_RECEIVED:
+        return 0
+    return int(json.loads(item.record.value).get(_COUNT, 0))
+
+
+def _batch_of(item: _Pending) -> bytes:
+    """The batch id a `Key.Registered` message names, as its message key spells it."""
+    return str(json.loads(item.record.value)["batch_id"]).encode()
 
 
 class LaneWorker:
@@ -132,31 +155,58 @@ class LaneWorker:
                     # Of two copies of one event the first read stays: the offsets recorded never jump
                     # past a message that is not applied yet.
                     self.pending.setdefault(int(headers[PREVIOUS]),
-                                            _Pending(position, tp.partition, record.offset, record))
-        chain: list[_Pending] = []
-        reached = self.position
-        while reached in self.pending and len(chain) < self.batch_size:
-            item = self.pending.pop(reached)
-            chain.append(item)
-            reached = item.position
+                                            _Pending(position, tp.partition, record.offset, record, headers["ce_type"]))
+        chain = self._next_chain()
         if chain:
             self._apply(chain)
         return len(chain)
 
+    def _next_chain(self) -> list[_Pending]:
+        """The events that continue the log, up to `batch_size`, but never a `Batch.Received`
+        without every key it counts: the chain runs on until they are in, or stops before it."""
+        chain: list[_Pending] = []
+        awaiting: dict[bytes, int] = {}  # batch id: keys still to come
+        reached, opened = self.position, 0  # opened: the first batch since nothing was awaited
+        while reached in self.pending and (len(chain) < self.batch_size or awaiting):
+            item = self.pending[reached]
+            counted = _counted_keys(item)
+            if counted:
+                opened = opened if awaiting else len(chain)
+                awaiting[item.record.key] = counted
+            elif awaiting and item.ce_type == _KEY_REGISTERED:
+                batch = _batch_of(item)
+                if batch in awaiting:
+                    awaiting[batch] -= 1
+                    if not awaiting[batch]:
+                        del awaiting[batch]
+            chain.append(item)
+            reached = item.position
+        return chain[:opened] if awaiting else chain
+
     def _apply(self, chain: Sequence[_Pending]) -> None:
         began = time.perf_counter()
         offsets = dict(self.offsets)
+        keys_of: dict[bytes, list[str]] = {}  # a counted batch's key ids, in log (import) order
+        if any(item.ce_type == _BATCH_RECEIVED for item in chain):
+            for item in chain:
+                if item.ce_type == _KEY_REGISTERED:
+                    keys_of.setdefault(_batch_of(item), []).append(item.record.key.decode())
         for item in chain:
             record = item.record
             headers = dict(record.headers)
-            cls, topic = _TYPES[headers["ce_type"].decode()]
+            cls, topic = _TYPES[item.ce_type.decode()]
             event = None
             for projection in self.projections:
                 handler = projection.handlers.get(topic)
                 if handler is None:
                     continue
                 if event is None:
-                    event = decode_event(cls, json.loads(record.value), UUID(record.key.decode()),
+                    data = json.loads(record.value)
+                    if _COUNT in data and item.ce_type == _BATCH_RECEIVED:  # the log's event: with its list
+                        data[_LISTED] = keys_of.get(record.key, [])
+                        if len(data[_LISTED]) != data.pop(_COUNT):
+                            raise ValueError(f"batch {record.key.decode()}: not all its keys in the chain")
+                    event = decode_event(cls, data, UUID(record.key.decode()),
                                          int(headers[VERSION]), datetime.fromisoformat(headers["ce_time"].decode()))
                 handler(event, item.position)
             offsets[item.partition] = max(offsets.get(item.partition, 0), item.offset + 1)

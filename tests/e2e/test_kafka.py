@@ -13,12 +13,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -26,7 +28,7 @@ from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
 from ledger.demo import SimClock, run_demo
 from ledger.event_catalogue import kafka_fields
-from ledger.event_json import scrub
+from ledger.event_json import COUNTED_ON_KAFKA, scrub
 from ledger.relay import LEAF_INDEX, POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
 from ledger.service.ledger import open_ledger
 from ledger.service.queries import event_data
@@ -36,7 +38,7 @@ from projections.runner import Runner
 from projections.store import ViewStore
 from tests.audit_helpers import audit_log
 from tests.conftest import TEST_CIPHER_KEY
-from tests.helpers import buy, stocked_product
+from tests.helpers import buy, fresh_codes, import_batch, stocked_product
 from tests.kafka_broker import Broker, broker, new_group
 
 __all__ = ["broker"]  # the fixture
@@ -211,7 +213,11 @@ def test_every_event_once_in_log_order_per_key_with_cloudevents_headers_and_no_c
         assert datetime.fromisoformat(headers["ce_time"].decode()) == event.timestamp
         assert record.key == str(event.originator_id).encode()
         value = json.loads(record.value)
-        assert value == scrub(event_data(event))  # the audit API's scrubbing, the reference
+        expected = scrub(event_data(event))  # the audit API's scrubbing, the reference
+        if type(event) in COUNTED_ON_KAFKA:  # a batch's key ids: their count (docs/kafka.md)
+            listed, count = COUNTED_ON_KAFKA[type(event)]
+            expected[count] = len(expected.pop(listed))
+        assert value == expected
         assert set(value) == {name for name, _ in kafka_fields(type(event))} | {"meta"}  # as docs/events.md says
         assert not {"sealed_code", "code_hmac"} & set(_walk_keys(value))  # ("code" is a coupon's)
         assert SECRET_PREFIX.encode() not in record.value + b"".join(v for _, v in record.headers)
@@ -392,6 +398,202 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     # What the broker held before it restarted died with its memory; from the outage on, nothing is missing.
     received = {_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}
     assert since_outage and since_outage <= received
+
+
+def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_accepts(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """30,000 key ids as JSON are 1.17 MB (100,000: 3.9 MB), over kafka-python's `max_request_size`
+    and a real broker's `message.max.bytes` (both ~1 MB by default): the relay used to stop there for
+    good. `Batch.Received` and `Stock.Replenished` carry `key_count` instead; the ids are each in
+    their key's `Key.Registered` message (with `batch_id`), in import order by position."""
+    settings = _settings(tmp_path, broker.bootstrap)
+    ledger = open_ledger(settings)
+    try:
+        ledger.define_product(ledger.context("admin"), sku="BIG-1", name="big", face_value="10.00",
+                              currency="USD", price="10.00")
+        batch = import_batch(ledger, "BIG-1", fresh_codes(30_000, "BIG"))
+        assert len(json.dumps([str(k) for k in batch.key_ids])) > 1_048_576  # the list alone: over 1 MiB
+        buy(ledger, "after-the-import", "BIG-1")
+        relay = Relay(ledger.app, settings)
+        relay.publish_available()
+        relay.close()
+        log_ids = _log_ids(ledger.app)
+        status = relay_status(ledger.app, settings)
+        assert status is not None and (status.position, status.error) == (log_ids[-1], None)
+    finally:
+        ledger.close()
+    records = read_all(broker.bootstrap, events_topic(settings))
+    assert sorted(_position(r) for r in records) == log_ids  # the events after the import too
+    assert max(len(r.value) for r in records) < 10_000
+    by_type: dict[str, list[Any]] = defaultdict(list)
+    for record in sorted(records, key=_position):
+        by_type[dict(record.headers)["ce_type"].decode()].append(record)
+    for ce_type in ("ledger.Batch.Received", "ledger.Stock.Replenished"):
+        [announced] = by_type[ce_type]
+        value = json.loads(announced.value)
+        assert value["key_count"] == 30_000 and "key_ids" not in value, ce_type
+    registered = [r for r in by_type["ledger.Key.Registered"] if json.loads(r.value)["batch_id"] == str(batch.batch_id)]
+    assert [UUID(r.key.decode()) for r in registered] == list(batch.key_ids)  # by position: import order
+
+
+def test_read_models_from_kafka_take_a_batch_s_key_ids_from_its_key_registered_messages(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The read models take a batch's keys from `Batch.Received` (never from `Key.Registered`); on
+    Kafka it only counts them. A lane fills the list in from the `Key.Registered` messages, even
+    when the batch (600 keys) is far larger than the lane's batches (50 events)."""
+    from projections.kafka_source import KafkaViews
+
+    settings = _settings(tmp_path, broker.bootstrap)
+    ledger = open_ledger(settings)
+    try:
+        ledger.define_product(ledger.context("admin"), sku="LANE-1", name="lane", face_value="10.00",
+                              currency="USD", price="10.00", low_stock_threshold=599)
+        import_batch(ledger, "LANE-1", fresh_codes(600, "LANE"))
+        buy(ledger, "first", "LANE-1")  # crosses the low-stock threshold: an alert
+        buy(ledger, "second", "LANE-1", quantity=2)
+        relay = Relay(ledger.app, settings, batch_size=100)
+        relay.publish_available()
+        relay.close()
+        head = _log_ids(ledger.app)[-1]
+        views = _views(settings, tmp_path / "views-kafka.sqlite")
+        member = KafkaViews(settings, views, batch_size=50)
+        try:
+            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
+                  and set(member.positions().values()) == {head}, 60, "every lane")
+        finally:
+            member.close()
+        reference = _views(settings, tmp_path / "views-log.sqlite")
+        Runner(ledger.app, reference, build_projections(reference)).catch_up()
+        dumps = {}
+        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+            dumps[built.name] = built.dump()
+            assert dumps[built.name] == expected.dump(), built.name
+        assert len(dumps["facts"]["keys"]) == 600 and len(dumps["inventory"]["alerts"]) == 1
+        views.close()
+        reference.close()
+    finally:
+        ledger.close()
+
+
+def test_a_lane_never_applies_a_batch_before_all_of_its_keys_are_in() -> None:
+    from projections.kafka_source import LaneWorker, _Pending
+
+    class Record:
+        def __init__(self, key: str, value: dict[str, Any]) -> None:
+            self.key, self.value = key.encode(), json.dumps(value).encode()
+
+    batch = "0d9f6a4c-3b4e-4f4e-9d6c-2f0e8a3b1c55"
+    items = {
+        1: ("ledger.Stock.Replenished", Record("s", {"batch_id": batch, "key_count": 3})),
+        2: ("ledger.Batch.Received", Record(batch, {"key_count": 3})),
+        3: ("ledger.Key.Registered", Record("k1", {"batch_id": batch})),
+        4: ("ledger.Key.Registered", Record("k2", {"batch_id": batch})),
+        5: ("ledger.Key.Registered", Record("k3", {"batch_id": batch})),
+        6: ("ledger.Order.Placed", Record("o", {})),
+    }
+    worker: Any = object.__new__(LaneWorker)
+    worker.position, worker.batch_size, worker.pending = 0, 2, {}
+
+    def arrive(*positions: int) -> None:
+        for n in positions:
+            ce_type, record = items[n]
+            worker.pending[n - 1] = _Pending(n, 0, n, record, ce_type.encode())
+
+    arrive(1, 2, 3, 4)
+    assert [i.position for i in worker._next_chain()] == [1]  # the batch waits for its third key
+    arrive(5, 6)
+    assert [i.position for i in worker._next_chain()] == [1, 2, 3, 4, 5]  # past batch_size, to its last key
+
+
+def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A recall of 200 keys lists them (7.9 KB); with LEDGER_KAFKA_MAX_MESSAGE_BYTES at 4 KiB the relay
+    publishes everything before it, holds there and names the position; given room it goes on."""
+    settings = _settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=4096)
+    ledger = open_ledger(settings)
+    try:
+        ledger.define_product(ledger.context("admin"), sku="RECALL-1", name="recalled", face_value="10.00",
+                              currency="USD", price="10.00")
+        imported = import_batch(ledger, "RECALL-1", fresh_codes(200, "RECALL"))
+        recalled = ledger.recall_batch(ledger.context("admin"), imported.batch_id, "supplier recall")
+        import_batch(ledger, "RECALL-1", fresh_codes(3, "RECALL"))
+        buy(ledger, "after-the-recall", "RECALL-1")
+        app = ledger.app
+        too_big, kind = next((n.id, n.topic.rsplit(":", 1)[-1]) for n in app.recorder.select_notifications(1, 10**7)
+                             if n.topic.endswith(("Batch.Recalled", "Stock.Voided")))  # 200 ids each
+        assert recalled.voided == 200
+        relay = Relay(app, settings)
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run_forever, args=(stop,))
+        thread.start()
+        try:
+            _wait(lambda: (relay_status(app, settings).error or "").find(f"position {too_big} ") >= 0,  # type: ignore[union-attr]
+                  30, "the relay to name the position it cannot publish")
+        finally:
+            stop.set()
+            thread.join(30)
+        held = relay_status(app, settings)
+        assert held is not None and held.position == too_big - 1 and held.lag_events > 0
+        assert held.error and f"ledger.{kind}," in held.error and "LEDGER_KAFKA_MAX_MESSAGE_BYTES" in held.error
+        published = sorted({_position(r) for r in read_all(broker.bootstrap, events_topic(settings))})
+        assert published == [p for p in _log_ids(app) if p < too_big]  # everything before it, nothing after
+
+        roomy = settings.model_copy(update={"kafka_max_message_bytes": 64 * 1024})
+        relay = Relay(app, roomy)
+        relay.publish_available()
+        relay.close()
+        done = relay_status(app, roomy)
+        assert done is not None and (done.position, done.error) == (_log_ids(app)[-1], None)
+        log_ids = _log_ids(app)
+    finally:
+        ledger.close()
+    assert sorted({_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}) == log_ids
+
+
+class _Sent:
+    """A producer future, settled: acknowledged, or refused with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.is_done, self.exception = True, error
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowledged_before_counts(
+    tmp_path: Path,
+) -> None:
+    """The broker's own limit (topic max.message.bytes under the producer's): Tansu enforces none, so
+    the refusal kafka-python reports for a one-record batch is played here."""
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+    from ledger.relay import Unpublishable
+
+    settings = _settings(tmp_path, "127.0.0.1:9")
+    built, _ = build_app(settings)
+    try:
+        relay = Relay(built, settings)
+
+        def message(position: int, ce_type: str = "ledger.Stock.Voided") -> Any:
+            return b"k", b"x" * 50, [("ce_type", ce_type.encode()), (POSITION, str(position).encode())]
+
+        relay._in_flight.append((12, [_Sent(), _Sent()], [message(11), message(12)]))
+        relay._in_flight.append((15, [_Sent(), _Sent(MessageSizeTooLargeError()), _Sent()],
+                                 [message(13), message(14, "ledger.Batch.Recalled"), message(15)]))
+        with pytest.raises(Unpublishable, match=r"position 14 \(ledger.Batch.Recalled, 50 bytes.*Held at position 13"):
+            relay.record_acknowledged()
+        assert relay.position == 13 and RelayPosition(built, relay.topic).position() == 13
+
+        relay._in_flight.clear()  # any other failure is raised as it is (an outage)
+        relay._in_flight.append((16, [_Sent(KafkaTimeoutError())], [message(16)]))
+        with pytest.raises(KafkaTimeoutError):
+            relay.record_acknowledged()
+        assert relay.position == 13
+    finally:
+        built.close()
 
 
 def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
