@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from ledger.application import LedgerApp
 from projections.registry import build_projections
 from projections.runner import Progress, Runner
+from projections.sizes import REBUILD_BATCH_SIZE
 from projections.store import ViewStore
 
 
@@ -19,7 +20,7 @@ def rebuild(
     names: list[str] | None = None,
     *,
     progress: Progress | None = None,
-    batch_size: int = 5000,
+    batch_size: int = REBUILD_BATCH_SIZE,
 ) -> dict[str, int]:
     """Rebuild `names` (all when None) and make them active; return name -> new version.
 

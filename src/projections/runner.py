@@ -24,6 +24,7 @@ from ledger import event_log
 from ledger.application import TRANSIENT_DATABASE_ERRORS, LedgerApp
 from projections.base import Projection
 from projections.queries import Versions
+from projections.sizes import PAGE_SIZE
 from projections.store import Changes, StalePosition, ViewStore
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,21 @@ class Runner:
         store: ViewStore,
         projections: Sequence[Projection] | Callable[[], Sequence[Projection]],
         *,
-        batch_size: int = 5000,
+        batch_size: int = PAGE_SIZE,
         poll_interval: float = 0.25,
     ) -> None:
         """`projections` may be a factory: then the runner follows version swaps made by a
-        rebuild in another process, re-creating its projections at the new versions."""
+        rebuild in another process, re-creating its projections at the new versions.
+
+        `batch_size` is events per commit. The log is read `PAGE_SIZE` at a time (less if the
+        batch is smaller), the next page read ahead while one is applied, so a large batch
+        costs no longer wait for its reads."""
         self.app = app
         self.store = store
         self._factory = projections if callable(projections) else None
         self.projections = list(projections() if callable(projections) else projections)
         self.batch_size = batch_size
+        self.page_size = min(batch_size, PAGE_SIZE)
         self.poll_interval = poll_interval
         self.positions: dict[str, int] = {}
         self._versions = Versions(store, refresh_s=1.0)  # a rebuild's swap is looked for once a second
@@ -136,12 +142,20 @@ class Runner:
         if not notifications:
             return None
         began = time.perf_counter()
-        last = notifications[-1].id
+        count = 0
         try:
-            self._apply(notifications, after)
-            rate = len(notifications) / max(time.perf_counter() - began, 1e-9)
+            while True:  # pages until the batch is full or the log (or `stop`) ends
+                self._apply(notifications, after)
+                count += len(notifications)
+                last = notifications[-1].id
+                if count >= self.batch_size or len(notifications) < self.page_size or last == stop:
+                    break
+                notifications = self._read(last + 1, stop)
+                if not notifications:
+                    break
+            rate = count / max(time.perf_counter() - began, 1e-9)
             behind = [p for p in self.projections if last > after[p.tracking_name]]
-            return _Batch(last, len(notifications), rate, {p.tracking_name: after[p.tracking_name] for p in behind},
+            return _Batch(last, count, rate, {p.tracking_name: after[p.tracking_name] for p in behind},
                           [(p, p.changes()) for p in behind], {n: max(at, last) for n, at in after.items()})
         except BaseException:
             # Memory may hold rows of a batch that never committed (or did, unacknowledged):
@@ -184,7 +198,7 @@ class Runner:
         if self._pages is None or self._pages_next != (start, stop):
             if self._reader is None:
                 self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-read-ahead")
-            self._pages = event_log.pages(self.app, start - 1, stop=stop, size=self.batch_size,
+            self._pages = event_log.pages(self.app, start - 1, stop=stop, size=self.page_size,
                                           read_ahead=self._reader)
         notifications = next(self._pages, None)
         if not notifications:

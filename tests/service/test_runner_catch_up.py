@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ledger.service.ledger import Ledger
+from projections import runner as runner_module
 from projections.base import Projection
 from projections.registry import build_projections
 from projections.runner import Runner
@@ -105,4 +106,33 @@ def test_a_supplier_batch_costs_a_live_runner_no_query_per_key(ledger: Ledger) -
         assert sorted((e["account"], e["debit"], e["credit"]) for e in entries) == [
             ("inventory", 0, Decimal("1000")), ("write_offs", Decimal("1000"), 0)]
     finally:
+        store.close()
+
+
+def test_a_batch_of_several_pages_commits_once_and_builds_the_same_rows(
+    ledger: Ledger, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild commits more events at a time than it reads: a batch is read page by page (here
+    pages of 4 events, batches of 25) and commits once; the rows equal one-page-per-commit's."""
+    make_history(ledger, clock, purchases=12)
+    monkeypatch.setattr(runner_module, "PAGE_SIZE", 4)
+    store = ViewStore(ledger.settings)
+    runner = Runner(ledger.app, store, build_projections(store), batch_size=25)
+    commits: list[int] = []
+    write = store.write_changes
+
+    def counted(cursor: Any, changes: list[Changes]) -> None:
+        commits.append(1)
+        write(cursor, changes)
+
+    store.write_changes = counted  # type: ignore[method-assign]
+    try:
+        head = runner.head()
+        assert runner.catch_up() == head
+        # A batch ends with the page that fills it: 7 pages of 4 = 28 events a commit, not one per page.
+        assert len(commits) == -(-head // 28)
+        expected = dumps(ledger, f"sqlite:///{tmp_path / 'one-page-per-commit.sqlite'}")
+        assert {p.name: p.dump() for p in runner.projections} == expected
+    finally:
+        runner.close()
         store.close()

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ledger.cli.common import bootstrapped, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
+from projections.sizes import REBUILD_BATCH_SIZE
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
 
@@ -103,7 +104,7 @@ def status_command() -> None:
 def rebuild_command(
     names: Annotated[list[str] | None, typer.Argument(help="read models to rebuild")] = None,
     all_: Annotated[bool, typer.Option("--all", help="rebuild every read model")] = False,
-    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 5000,
+    batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = REBUILD_BATCH_SIZE,
 ) -> None:
     """Rebuild from zero into fresh tables while the old ones serve, then swap atomically."""
     from projections.rebuild import rebuild
@@ -155,7 +156,7 @@ def _parse_until(until: str | None) -> tuple[int | None, datetime | None]:
 
 def bench_replay_command(
     events: Annotated[int, typer.Option(min=1, help="events to seed and replay")] = 200_000,
-    batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = 5000,
+    batch_size: Annotated[int, typer.Option(min=1, help="events per transaction")] = REBUILD_BATCH_SIZE,
     lag_seconds: Annotated[float, typer.Option(min=0, help="seconds of live writes to sample lag (0: skip)")] = 10.0,
 ) -> None:
     """Rebuild all read models from N events vs a raw read of the same log (throwaway store),
