@@ -49,6 +49,9 @@ class UnbalancedEntry(Exception):
     """A posting whose debits and credits differ: a bug in a posting rule, never data."""
 
 
+_NEW_BALANCE = {"debit": ZERO, "credit": ZERO}  # a balance row's defaults (row() copies them)
+
+
 class Journal(Projection):
     name = "journal"
     tables = (
@@ -88,9 +91,13 @@ class Journal(Projection):
         first_no: int = 1,
     ) -> int:
         """Post one balanced set of lines (zero lines are skipped); return the next entry number."""
-        kept = [(account, debit, credit) for account, debit, credit in lines if debit or credit]
-        debits = sum((d for _, d, _ in kept), ZERO)
-        credits = sum((c for _, _, c in kept), ZERO)
+        kept = []
+        debits = credits = ZERO
+        for line in lines:  # a loop, not sums of generators: this runs for nearly every sale
+            if line[1] or line[2]:
+                kept.append(line)
+                debits += line[1]
+                credits += line[2]
         if debits != credits:
             raise UnbalancedEntry(f"{event_type} at {position}: debits {debits} != credits {credits}")
         number = first_no
@@ -100,9 +107,10 @@ class Journal(Projection):
             "batch_id": None if batch_id is None else ident(batch_id),
             "key_id": None if key_id is None else ident(key_id),
         }
+        append = self.appended["entries"].append
         for account, debit, credit in kept:
-            self.append("entries", {**common, "entry_no": number, "account": account, "debit": debit, "credit": credit})
-            balance = self.row("balances", (account, currency), {"debit": ZERO, "credit": ZERO})
+            append({**common, "entry_no": number, "account": account, "debit": debit, "credit": credit})
+            balance = self.row("balances", (account, currency), _NEW_BALANCE)
             balance["debit"] += debit
             balance["credit"] += credit
             number += 1
