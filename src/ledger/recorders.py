@@ -33,6 +33,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, TupleRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+_new = object.__new__
+
 
 class CopyingPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,10 +100,16 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
         params.append(limit)
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, params, prepare=True)
-            return [
-                Notification(id=i, originator_id=originator, originator_version=version, topic=topic, state=state)
-                for i, originator, version, topic, state in curs.fetchall()
-            ]
+            rows = curs.fetchall()
+        # The frozen dataclass's __init__ sets each field through object.__setattr__: a third of
+        # the cost of filling the same instance's __dict__ (equal by the dataclass's __eq__).
+        page = []
+        for i, originator, version, topic, state in rows:
+            notification = _new(Notification)
+            notification.__dict__.update(originator_id=originator, originator_version=version, topic=topic,
+                                         state=state, id=i)
+            page.append(notification)
+        return page
 
     def _select(self, after: bool, inclusive: bool, before: bool, topics: bool) -> Composed:
         conditions = []
