@@ -301,6 +301,30 @@ def _views(settings: Settings, path: Path) -> ViewStore:
     return ViewStore(settings.model_copy(update={"views_database_url": f"sqlite:///{path}"}))
 
 
+def _lanes_equal_a_rebuild(app: LedgerApp, settings: Settings, views: ViewStore, head: int,
+                           tmp_path: Path) -> dict[str, Any]:
+    """One member builds every lane into `views` up to `head`; each read model must equal a
+    rebuild from the database log. Returns the Kafka-built dumps by read model."""
+    from projections.kafka_source import KafkaViews
+
+    member = KafkaViews(settings, views, batch_size=50)
+    try:
+        _wait(lambda: member.step() >= 0 and len(member.workers) == 6
+              and set(member.positions().values()) == {head}, 60, "every lane")
+    finally:
+        member.close()
+    reference = _views(settings, tmp_path / "views-log.sqlite")
+    try:
+        Runner(app, reference, build_projections(reference)).catch_up()
+        dumps = {}
+        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
+            dumps[built.name] = built.dump()
+            assert dumps[built.name] == expected.dump(), built.name
+        return dumps
+    finally:
+        reference.close()
+
+
 def _lane_positions(views: ViewStore) -> dict[str, int]:
     try:
         return {str(lane): int(pos) for lane, pos in views.query("SELECT lane, position FROM kafka_lanes")}
@@ -443,7 +467,6 @@ def test_read_models_from_kafka_take_a_batch_s_key_ids_from_its_key_registered_m
     """The read models take a batch's keys from `Batch.Received` (never from `Key.Registered`); on
     Kafka it only counts them. A lane fills the list in from the `Key.Registered` messages, even
     when the batch (600 keys) is far larger than the lane's batches (50 events)."""
-    from projections.kafka_source import KafkaViews
 
     settings = _settings(tmp_path, broker.bootstrap)
     ledger = open_ledger(settings)
@@ -458,21 +481,9 @@ def test_read_models_from_kafka_take_a_batch_s_key_ids_from_its_key_registered_m
         relay.close()
         head = _log_ids(ledger.app)[-1]
         views = _views(settings, tmp_path / "views-kafka.sqlite")
-        member = KafkaViews(settings, views, batch_size=50)
-        try:
-            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
-                  and set(member.positions().values()) == {head}, 60, "every lane")
-        finally:
-            member.close()
-        reference = _views(settings, tmp_path / "views-log.sqlite")
-        Runner(ledger.app, reference, build_projections(reference)).catch_up()
-        dumps = {}
-        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
-            dumps[built.name] = built.dump()
-            assert dumps[built.name] == expected.dump(), built.name
+        dumps = _lanes_equal_a_rebuild(ledger.app, settings, views, head, tmp_path)
         assert len(dumps["facts"]["keys"]) == 600 and len(dumps["inventory"]["alerts"]) == 1
         views.close()
-        reference.close()
     finally:
         ledger.close()
 
@@ -616,7 +627,6 @@ def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing
 def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild(
     broker: Broker, pg_url: str, tmp_path: Path
 ) -> None:
-    from projections.kafka_source import KafkaViews
     from tests.conftest import FakeClock
     from tests.e2e.test_runner_crash import make_history
 
@@ -634,16 +644,7 @@ def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild
         assert status is not None and (status.position, status.lag_events, status.error) == (head, 0, None)
 
         views = ViewStore(settings)  # the read models beside the events, on PostgreSQL
-        member = KafkaViews(settings, views, batch_size=50)
-        try:
-            _wait(lambda: member.step() >= 0 and len(member.workers) == 6
-                  and set(member.positions().values()) == {head}, 60, "every lane")
-        finally:
-            member.close()
-        reference = _views(settings, tmp_path / "views-log.sqlite")
-        Runner(ledger.app, reference, build_projections(reference)).catch_up()
-        for built, expected in zip(build_projections(views), build_projections(reference), strict=True):
-            assert built.dump() == expected.dump(), built.name
+        _lanes_equal_a_rebuild(ledger.app, settings, views, head, tmp_path)
         views.close()
     finally:
         ledger.close()
