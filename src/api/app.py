@@ -15,6 +15,7 @@ from api.metrics import Metrics
 from api.models import ReadyOut
 from api.routes import ROUTERS
 from api.services import Services
+from ledger.collector import tune_for_serving
 from ledger.relay import relay_status
 
 
@@ -61,9 +62,11 @@ def _too_large(limit: int) -> Response:
     return problems.problem(413, "request-too-large", "Request too large", f"at most {limit} bytes")
 
 
-def create_app(services: Services | None = None, *, background: bool = False) -> FastAPI:
+def create_app(services: Services | None = None, *, background: bool = False,
+               tune_collector: bool = False) -> FastAPI:
     """`background`: also run the projection runner and the sweeper in this process. Without
-    `services`, the app bootstraps its own from the environment (`ledger.bootstrap`) at startup."""
+    `services`, the app bootstraps its own from the environment (`ledger.bootstrap`) at startup.
+    `tune_collector`: the process is a server of its own (`ledger.collector`), not a test's."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,6 +76,8 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
         if worker:
             worker.start()
         svc.warm_history()
+        if tune_collector:
+            tune_for_serving()
         try:
             yield
         finally:
@@ -125,4 +130,4 @@ def create_app(services: Services | None = None, *, background: bool = False) ->
 def worker_app() -> FastAPI:
     """The app of one `ledger serve --workers N` worker process: requests only; the parent runs
     the projection runner and the sweeper once for the whole deployment."""
-    return create_app(background=False)
+    return create_app(background=False, tune_collector=True)

@@ -62,12 +62,15 @@ async def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sk
                         as_of_time: AsOfTime = None) -> Response:
     """One SKU's keys by state; 404 if the read models have never seen it (by then). The storefront's
     hottest read: a live answer may come from `api.fresh` (at most LEDGER_LIVE_READ_MAX_AGE_MS old)."""
-    live = as_of is None and as_of_time is None
-    key = ("inventory", sku, by)
-    if live and (kept := svc.fresh.get(key, min_position)) is not None:
-        return kept
-    answer = await run_in_threadpool(_sku_inventory, sku, svc, by, min_position, as_of, as_of_time)
-    return svc.fresh.keep(key, answer.position, answer) if live else svc.fresh.serialise(answer)
+    if as_of is not None or as_of_time is not None:
+        return svc.fresh.serialise(
+            await run_in_threadpool(_sku_inventory, sku, svc, by, min_position, as_of, as_of_time))
+
+    async def ask() -> tuple[int, SkuInventoryOut]:
+        answer = await run_in_threadpool(_sku_inventory, sku, svc, by, min_position, None, None)
+        return answer.position, answer
+
+    return await svc.fresh.answer(("inventory", sku, by), min_position, ask)
 
 
 def _sku_inventory(sku: str, svc: Services, by: str, min_position: int | None, as_of: int | None,

@@ -123,6 +123,7 @@ def serve(
 
     from api.app import create_app
     from api.background import Background
+    from ledger.collector import tune_for_serving
 
     settings = _api_settings()
     if relay and not settings.kafka_bootstrap:
@@ -136,8 +137,8 @@ def serve(
         if demo:
             _print_demo_tokens({role: services.create_token(role) for role in ROLES}, host, port)
         if workers == 1:
-            config = uvicorn.Config(create_app(services, background=True), host=host, port=port,
-                                    log_level=log_level)
+            config = uvicorn.Config(create_app(services, background=True, tune_collector=True), host=host,
+                                    port=port, log_level=log_level)
             server = _quiet_server(config)
             server.run()  # the app's lifespan stops the runner and the sweeper
             if not server.started:
@@ -146,6 +147,7 @@ def serve(
         background = Background(services)
         background.start()
         commands = _serve_writer(services)
+        tune_for_serving()  # this process runs the writer, the runner and the sweeper
         try:
             uvicorn.run("api.app:worker_app", factory=True, host=host, port=port, workers=workers,
                         log_level=log_level)

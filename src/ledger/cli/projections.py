@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ledger.cli.common import bootstrapped, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
+from ledger.collector import tune_for_serving
 from projections.sizes import REBUILD_BATCH_SIZE
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
@@ -38,6 +39,7 @@ def run_command(
             raise fail(str(error)) from None
         stop = stop_on_signals()
         out.print(f"projecting from position {runner.position} (head {runner.head()}); Ctrl-C stops")
+        tune_for_serving()  # a long-running process (ledger.collector)
         runner.run_forever(stop)
         runner.close()
         out.print(f"stopped at position {runner.position}")
