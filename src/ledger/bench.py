@@ -32,6 +32,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 
 from ledger import event_log
+from ledger.collector import tuned_for_serving
 from ledger.commands import CapturePayment, PlaceOrder
 from ledger.config import Settings
 from ledger.results import Placed
@@ -331,17 +332,20 @@ def bench_write(
             writer = ledger.writer
             assert isinstance(writer, Writer)  # in this process
             formed = len(writer.batch_sizes)
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                shares = [list(range(w, purchases, workers)) for w in range(workers)]
-                failed = sum(pool.map(lambda ns: _pipelined_client(ledger, writer, ns, skus, in_flight), shares))
-            ledger_seconds = time.perf_counter() - started
-            batch_sizes = list(writer.batch_sizes)[formed:]
-            by_itself = _writer_alone(ledger, writer, range(purchases), skus) if alone else None
+            with tuned_for_serving():  # the collector as `ledger serve` runs the writer with
+                started = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    shares = [list(range(w, purchases, workers)) for w in range(workers)]
+                    failed = sum(pool.map(lambda ns: _pipelined_client(ledger, writer, ns, skus, in_flight),
+                                          shares))
+                ledger_seconds = time.perf_counter() - started
+                batch_sizes = list(writer.batch_sizes)[formed:]
+                by_itself = _writer_alone(ledger, writer, range(purchases), skus) if alone else None
         finally:
             ledger.close()
         baseline = _baseline_postgres if settings.is_postgres else _baseline_sqlite
-        baseline_seconds = baseline(url, workers, purchases, split, avg_row_bytes)
+        with tuned_for_serving():  # the same collector for both sides
+            baseline_seconds = baseline(url, workers, purchases, split, avg_row_bytes)
     return BenchResult(
         store=where, workers=workers, purchases=purchases, skus=skus, rows_per_purchase=rows_per_purchase,
         transactions_per_purchase=len(split), ledger_seconds=ledger_seconds, baseline_seconds=baseline_seconds,

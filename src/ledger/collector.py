@@ -16,6 +16,8 @@ the few cycles frameworks make are still collected.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 YOUNGEST, MIDDLE, OLDEST = 10_000, 20, 100
 
@@ -25,3 +27,16 @@ def tune_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNGEST, MIDDLE, OLDEST)
+
+
+@contextmanager
+def tuned_for_serving() -> Iterator[None]:
+    """`tune_for_serving` for a while, then the collector as it was (a benchmark timing the writer
+    as `ledger serve` runs it, inside a process that goes on: a test's)."""
+    thresholds = gc.get_threshold()
+    tune_for_serving()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
