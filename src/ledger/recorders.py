@@ -87,13 +87,20 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
         self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (), *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        """The library's page of the log (same conditions, same order), read as tuples."""
-        shape = (start is not None, inclusive_of_start, stop is not None, bool(topics))
+        """The library's page of the log (same conditions, same order), read as tuples.
+
+        Without topics, `stop` is applied here, not sent: `id >= start AND id <= stop ... LIMIT n`
+        made PostgreSQL, whenever its statistics were behind the table (a store that just grew),
+        scan every row up to `stop` and sort them for the first n (a bitmap scan: 54 ms where the
+        index gives the page in 3; a rebuild read the log at half speed). The rows past `stop`
+        this reads instead are at most one page, once."""
+        bounded = stop is not None and bool(topics)
+        shape = (start is not None, inclusive_of_start, bounded, bool(topics))
         statement = self._selects.get(shape) or self._select(*shape)
         params: list[Any] = []
         if start is not None:
             params.append(start)
-        if stop is not None:
+        if bounded:
             params.append(stop)
         if topics:
             params.append(list(topics))
@@ -105,6 +112,8 @@ class CopyingPostgresRecorder(PostgresApplicationRecorder):
         # the cost of filling the same instance's __dict__ (equal by the dataclass's __eq__).
         page = []
         for i, originator, version, topic, state in rows:
+            if stop is not None and i > stop:
+                break
             notification = _new(Notification)
             notification.__dict__.update(originator_id=originator, originator_version=version, topic=topic,
                                          state=state, id=i)
