@@ -90,6 +90,16 @@ class Table:
 
             return one
 
+        if len(names) == 2:
+            first, second = names
+
+            def two(key: tuple[Any, ...]) -> Row:
+                row = blank.copy()
+                row[first], row[second] = key
+                return row
+
+            return two
+
         def many(key: tuple[Any, ...]) -> Row:
             row = blank.copy()
             row.update(zip(names, key, strict=True))

@@ -170,7 +170,7 @@ class Profit(Projection):
         delivered: list[Row] = []
         day, sku = utc_day(e), str(order["sku"])
         for seq, key in enumerate(e.keys):
-            supplier, batch_id = str(key["supplier"]), str(key["batch_id"])
+            supplier, batch_id = str(key["supplier"]), ident(key["batch_id"])
             unit_cost = money(key["unit_cost"])
             row = self._daily(day, sku, supplier, batch_id, currency)
             row["keys_sold"] += 1
