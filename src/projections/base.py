@@ -292,18 +292,18 @@ class Projection(Handlers):
             values, columns, name = t.values, t.all_columns, self.table(t.name)
             dirty, created = self.dirty[t.name], self.created[t.name]
             if dirty:
-                rows = self.rows[t.name]
+                row_of = self.rows[t.name].__getitem__
                 fresh = dirty & created if created else set()
-                if fresh:
-                    out.append(Changes(name, columns, [values(rows[k]) for k in fresh]))
+                if fresh:  # map, not a comprehension: no Python frame per row
+                    out.append(Changes(name, columns, list(map(values, map(row_of, fresh)))))
                     dirty -= fresh
                 if dirty:
-                    out.append(Changes(name, columns, [values(rows[k]) for k in dirty], t.key))
+                    out.append(Changes(name, columns, list(map(values, map(row_of, dirty))), t.key))
                 self.dirty[t.name], self.created[t.name] = set(), set()
             elif created:
                 self.created[t.name] = set()
             if self.appended[t.name]:
-                out.append(Changes(name, columns, [values(r) for r in self.appended[t.name]]))
+                out.append(Changes(name, columns, list(map(values, self.appended[t.name]))))
                 self.appended[t.name] = []
         return out
 
