@@ -43,15 +43,17 @@ LOOKUP_CHUNK_SQLITE = 500  # SQLite builds before 3.32 allow 999 variables per s
 
 
 def append_new_events(
-    app: Application[UUID], events: Iterable[DomainEventProtocol[UUID]], progress: Progress | None = None
+    app: Application[UUID], events: Iterable[DomainEventProtocol[UUID] | StoredEvent], progress: Progress | None = None
 ) -> int:
-    """Write every event of `events` in one transaction; return the last notification id.
+    """Write every event of `events` in one transaction (domain events, or events the caller
+    stored already: `imports.stored_registrations`); return the last notification id.
 
     The iterable is consumed once, lazily: memory holds one event (and a COPY buffer) at
     a time, however many there are. An empty iterable writes nothing and returns the
     current last notification id.
     """
-    stored = (app.mapper.to_stored_event(event) for event in events)
+    to_stored = app.mapper.to_stored_event
+    stored = (event if isinstance(event, StoredEvent) else to_stored(event) for event in events)
     counted = _counted(stored, progress) if progress is not None else stored
     recorder = app.recorder
     if isinstance(recorder, CopyingPostgresRecorder):

@@ -21,7 +21,9 @@ from itertools import chain
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+import msgspec
 from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from ledger.bulk import append_new_events, stored_ids
@@ -35,6 +37,7 @@ from ledger.keyfile import check_code
 from ledger.vault import CodeVault
 
 CHECK_PROGRESS_EVERY = 5_000
+_ENCODE = msgspec.msgpack.Encoder().encode  # a str as the transcoder's MessagePack writes it
 
 
 class ImportProgress(Protocol):
@@ -104,6 +107,35 @@ def key_registrations(
         )
 
 
+def stored_registrations(app: Application[UUID], registrations: Iterator[Key.Registered]) -> Iterator[StoredEvent]:
+    """`registrations` as the mapper stores them, the same bytes before encryption, at a fraction
+    of the cost: every field of an import's registrations but the code's HMAC and sealed code is
+    the same object for every key, so their encoding (the transcoder's header and values) is made
+    once, from the first event through the mapper's own transcoder, and only the two strings are
+    encoded per key. A registration whose encoding would not end with those two (the event's
+    fields changed) makes every one go through the mapper, as before. Measured on 100,000 codes:
+    the mapper's generic path and the transcoder were ~40 % of an import's CPU."""
+    first = next(registrations, None)
+    if first is None:
+        return
+    mapper = app.mapper
+    topic = get_topic(Key.Registered)
+    state = dict(vars(first))
+    state.pop("originator_id"), state.pop("originator_version")
+    plain = mapper.transcoder.encode(state)
+    tail = _ENCODE(first.code_hmac) + _ENCODE(first.sealed_code)
+    if getattr(Key.Registered, "class_version", 1) != 1 or mapper.compressor or not plain.endswith(tail) \
+            or list(state)[-2:] != ["code_hmac", "sealed_code"]:
+        yield from map(mapper.to_stored_event, chain((first,), registrations))
+        return
+    head = plain[: -len(tail)]
+    seal = mapper.cipher.encrypt if mapper.cipher else bytes
+    yield StoredEvent(first.originator_id, first.originator_version, topic, seal(plain))
+    for event in registrations:
+        yield StoredEvent(event.originator_id, event.originator_version, topic,
+                          seal(head + _ENCODE(event.code_hmac) + _ENCODE(event.sealed_code)))
+
+
 def import_codes(
     app: Application[UUID], vault: CodeVault, ctx: Context, *, product: Product, stock: Stock, supplier: str,
     cost: Decimal, codes: Sequence[tuple[int, str]], line_errors: Iterable[LineError] = (),
@@ -134,9 +166,9 @@ def import_codes(
     last = then(ImportedBatch(batch_id, key_ids, 0)) if then is not None else ()
     events = chain(
         stock.collect_events(), batch.collect_events(),
-        key_registrations(
+        stored_registrations(app, key_registrations(
             ctx, vault, codes, key_ids, batch_id=batch_id, product=product, supplier=supplier, cost=cost
-        ),
+        )),
         last,
     )
     write = progress.phase("write", len(key_ids) + 2) if progress else None  # the answer, if any, uncounted

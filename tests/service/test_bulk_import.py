@@ -21,7 +21,7 @@ from ledger.domain.catalog import Product
 from ledger.domain.errors import ImportRejected, LineError
 from ledger.domain.ids import key_id, product_id
 from ledger.domain.supply import Batch, Key
-from ledger.imports import key_registrations
+from ledger.imports import key_registrations, stored_registrations
 from ledger.results import Imported
 from ledger.service.ledger import Ledger
 from tests.conftest import TEST_CIPHER_KEY, LedgerFactory
@@ -146,6 +146,28 @@ def test_an_import_event_is_what_key_register_would_have_written(ledger: Ledger)
                                 fingerprint, "sealed").collect_events()
     assert built.__dict__ | {"sealed_code": "sealed"} == registered.__dict__
     assert ledger.vault.unseal(built.sealed_code) == code
+
+
+@pytest.mark.parametrize("platform", [None, "steam"])
+def test_stored_registrations_are_the_mappers_bytes(ledger: Ledger, platform: str | None) -> None:
+    """An import encodes what its registrations share once: each stored event decrypts to exactly
+    the bytes the mapper's transcoder writes for it, and reads back as the same event."""
+    ledger.define_product(ledger.context("admin"), sku="GAME-1", name="Game", face_value="10.00", currency="USD",
+                          price="10.00", platform=platform)
+    codes = fresh_codes(50, "SAME")
+    events = list(_key_events(ledger, codes))
+    stored = list(stored_registrations(ledger.app, iter(events)))
+    mapper = ledger.app.mapper
+    assert mapper.cipher is not None
+    for event, row in zip(events, stored, strict=True):
+        state = dict(vars(event))
+        state.pop("originator_id"), state.pop("originator_version")
+        assert mapper.cipher.decrypt(row.state) == mapper.transcoder.encode(state)
+        assert (row.originator_id, row.originator_version, row.topic) == (
+            event.originator_id, 1, "ledger.domain.supply:Key.Registered")
+        assert vars(mapper.to_domain_event(row)) == vars(event)
+    assert len({row.state for row in stored}) == 50  # each its own nonce
+    assert list(stored_registrations(ledger.app, iter([]))) == []
 
 
 def test_a_failure_mid_stream_or_a_taken_id_at_the_end_writes_nothing(either_ledger: Ledger) -> None:
