@@ -78,13 +78,18 @@ class Table:
 
     @cached_property
     def fresh(self) -> Callable[[tuple[Any, ...]], Row]:
-        """A new row with its key set (for a one-column key, a sixth of `update(zip(...))`)."""
-        blank, names = self.blank, self.key
+        """A new row with its key set, its other columns blank."""
+        return self.maker(self.blank)
+
+    def maker(self, template: Row) -> Callable[[tuple[Any, ...]], Row]:
+        """What makes a row from its key: a copy of `template` with the key set (for a key of one
+        or two columns directly, a sixth of `update(zip(...))`)."""
+        names = self.key
         if len(names) == 1:
             (name,) = names
 
             def one(key: tuple[Any, ...]) -> Row:
-                row = blank.copy()
+                row = template.copy()
                 row[name] = key[0]
                 return row
 
@@ -94,14 +99,14 @@ class Table:
             first, second = names
 
             def two(key: tuple[Any, ...]) -> Row:
-                row = blank.copy()
+                row = template.copy()
                 row[first], row[second] = key
                 return row
 
             return two
 
         def many(key: tuple[Any, ...]) -> Row:
-            row = blank.copy()
+            row = template.copy()
             row.update(zip(names, key, strict=True))
             return row
 
@@ -257,17 +262,9 @@ class Projection(Handlers):
         would query the store once per row while the table is not all in memory. Were one
         stored after all, its insert fails the batch's commit instead of overwriting it."""
         spec = self._specs[table]
-        template = spec.blank | values
-        rows = self.rows[table]
-        if len(spec.key) == 1:
-            (name,) = spec.key
-            for key in keys:
-                row = rows[key] = template.copy()
-                row[name] = key[0]
-        else:
-            for key in keys:
-                row = rows[key] = template.copy()
-                row.update(zip(spec.key, key, strict=True))
+        make, rows = spec.maker(spec.blank | values), self.rows[table]
+        for key in keys:
+            rows[key] = make(key)
         if self.absent[table]:
             self.absent[table].difference_update(keys)
         self.created[table].update(keys)
