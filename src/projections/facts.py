@@ -176,6 +176,6 @@ class Facts(Projection):
     def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
         """A recall: the stock's one event lists the keys that each get a `Key.Voided` in the
         same command (a supplier batch: up to 100,000 of them, looked up in a few queries)."""
-        self.prefetch("keys", [(ident(k),) for k in e.key_ids])
+        self.keys(e.key_ids)
         for key_id in e.key_ids:
             self._key_state(key_id, "voided")
