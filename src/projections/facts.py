@@ -56,10 +56,12 @@ class Facts(Projection):
             self.rows["products"][(row["sku"],)] = row
 
     def order(self, order_id: Any) -> Row | None:
-        return self._lookup("orders", ident(order_id))
+        key = (ident(order_id),)
+        return self.rows["orders"].get(key) or self.fetch("orders", key)  # memory first: most events
 
     def key(self, key_id: Any) -> Row | None:
-        return self._lookup("keys", ident(key_id))
+        key = (ident(key_id),)
+        return self.rows["keys"].get(key) or self.fetch("keys", key)
 
     def keys(self, key_ids: Sequence[Any]) -> list[Row | None]:
         """The facts of many keys (None for an unknown one), looked up in a few queries."""
@@ -69,9 +71,6 @@ class Facts(Projection):
 
     def product(self, sku: str) -> Row | None:
         return self.peek("products", (sku,))
-
-    def _lookup(self, table: str, ident: str) -> Row | None:
-        return self.fetch(table, (ident,))
 
     def trim(self) -> None:
         # Finished orders are rarely looked up again; keep memory bounded.
