@@ -56,10 +56,14 @@ def rebuild(
 def _fewer_collections() -> Iterator[None]:
     """A rebuild keeps hundreds of thousands of rows in memory and allocates an event per
     position: with the default thresholds the cyclic collector ran ~470 times in a 65k-event
-    rebuild, walking those rows, for ~12 % of its CPU. Rows and events hold no cycles."""
+    rebuild, walking those rows, for ~12 % of its CPU. Rows and events hold no cycles. What the
+    process held before the rebuild (modules, the application) is frozen out of the collector's
+    sight meanwhile: a 200k-event rebuild's collections took 0.26 s instead of 0.32-0.45 s."""
     thresholds = gc.get_threshold()
+    gc.freeze()  # what the process held before: never walked during the rebuild
     gc.set_threshold(50_000, 20, 20)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
+        gc.unfreeze()
