@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,26 @@ def test_serve_demo_names_the_web_ui(capsys: pytest.CaptureFixture[str]) -> None
 
     _print_demo_tokens({"storefront": "t0ken"}, "0.0.0.0", 8123)
     assert "web UI: http://127.0.0.1:8123/ui/" in capsys.readouterr().out
+
+
+_STOP_WHILE_WAITING = """
+import os, signal, sys
+from ledger.cli.common import stop_on_signals
+
+stop = stop_on_signals()
+# The moment a long-running command is in stop.wait() holding the event's lock: the signal's
+# handler runs right here, in this thread, while the lock is held.
+with stop._cond:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):  # bytecodes, for the handler to run before the lock is let go
+        pass
+sys.exit(0 if stop.wait(5) else 3)
+"""
+
+
+def test_sigterm_while_the_command_waits_on_its_stop_event_stops_it() -> None:
+    """SIGTERM arriving while the main thread holds the stop event's lock (inside `stop.wait`,
+    which a polling command calls 50 times a second) stops the command; setting the event from
+    the handler itself waited for that lock forever, and the process never exited."""
+    done = subprocess.run([sys.executable, "-c", _STOP_WHILE_WAITING], timeout=30, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()

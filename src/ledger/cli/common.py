@@ -113,8 +113,18 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event set by Ctrl-C or SIGTERM: a long-running command stops cleanly on it."""
+    """An event set by Ctrl-C or SIGTERM: a long-running command stops cleanly on it.
+
+    The handler sets it from a thread of its own. A signal handler runs in the main thread between
+    two of its bytecodes, and the main thread of such a command spends its idle time in
+    `stop.wait(poll)`, which holds the event's (non-reentrant) lock for a moment on each call: a
+    handler calling `stop.set()` then would wait for that lock forever. The relay, polling every
+    20 ms in a test, now and then never exited on SIGTERM."""
     stop = threading.Event()
+
+    def handler(*_: object) -> None:
+        threading.Thread(target=stop.set, name="stop-on-signal", daemon=True).start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handler)
     return stop
