@@ -139,7 +139,10 @@ class Projection(Handlers):
 
     @property
     def tracking_name(self) -> str:
-        return f"{self.name}@v{self.version}"
+        return self.tracking_name_of(self.version)
+
+    def tracking_name_of(self, version: int) -> str:
+        return f"{self.name}@v{version}"
 
     def table(self, name: str, version: int | None = None) -> str:
         return f"{self.name}_{name}_v{self.version if version is None else version}"
@@ -173,8 +176,12 @@ class Projection(Handlers):
         return kind if self.store.is_postgres or not kind.startswith("NUMERIC") else "TEXT"
 
     def drop_tables(self, cursor: Any, version: int | None = None) -> None:
+        """Drop a version's tables, and the position they were built to: a rebuild killed part-way
+        leaves both, and the next one, making that version again, must start from the log's
+        beginning (it started from the killed one's position over empty tables)."""
         for t in self.tables:
             self.store.execute(cursor, f"DROP TABLE IF EXISTS {self.table(t.name, version)}")
+        self.store.forget_position(cursor, self.tracking_name_of(self.version if version is None else version))
 
     def check_complete(self) -> None:
         """Mark the keyed tables that are empty on disk: lookups in them never need a query."""

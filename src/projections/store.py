@@ -155,12 +155,9 @@ class ViewStore:
         a second runner) never commit. One query for all names."""
         if not expected:
             return
-        table, lock = "tracking", ""
-        if self.is_postgres:
-            table = f'"{self._datastore.schema}"."{self.tracking.tracking_table_name}"'  # type: ignore[attr-defined]
-            lock = " FOR UPDATE"
+        lock = " FOR UPDATE" if self.is_postgres else ""
         marks = ", ".join("?" for _ in expected)
-        self.execute(cursor, f"SELECT application_name, notification_id FROM {table}"
+        self.execute(cursor, f"SELECT application_name, notification_id FROM {self._tracking_table}"
                              f" WHERE application_name IN ({marks}){lock}", list(expected))
         stored: dict[str, int] = {}
         for name, position in map(_values, cursor.fetchall()):  # several rows each if multi-row tracking
@@ -168,6 +165,19 @@ class ViewStore:
         stale = {name: stored.get(name, 0) for name, position in expected.items() if stored.get(name, 0) != position}
         if stale:
             raise StalePosition(f"the store is at {stale}, the rows in memory at {dict(expected)}")
+
+    @property
+    def _tracking_table(self) -> str:
+        """The library's tracking table, as a statement names it."""
+        if self.is_postgres:
+            return f'"{self._datastore.schema}"."{self.tracking.tracking_table_name}"'  # type: ignore[attr-defined]
+        return "tracking"
+
+    def forget_position(self, cursor: Any, tracking_name: str) -> None:
+        """The tables tracked under `tracking_name` were dropped: their position and status go too,
+        so that tables made again under the name start from the beginning of the log."""
+        self.execute(cursor, f"DELETE FROM {self._tracking_table} WHERE application_name = ?", (tracking_name,))
+        self.execute(cursor, "DELETE FROM projection_status WHERE tracking_name = ?", (tracking_name,))
 
     def record_position(self, cursor: Any, tracking_name: str, position: int) -> None:
         self.tracking._insert_tracking(cursor, Tracking(tracking_name, position))  # type: ignore[attr-defined]
