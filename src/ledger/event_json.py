@@ -38,9 +38,7 @@ def event_json(event: Any) -> dict[str, Any]:
     """An event's own fields (no envelope, no secrets) as JSON-ready values: what `scrub(event_data(
     event))` gives, with each field encoded by a function chosen once per class from its type hint
     (the relay encodes every event; the generic walk was a fifth of its time)."""
-    kind: Any = type(event)
-    encoders = _encoders(kind)
-    return {name: encoders.get(name, scrub)(value) for name, value in vars(event).items() if name not in _SKIP}
+    return _fields(event, None)
 
 
 _SKIP = SECRET_FIELDS | ENVELOPE_FIELDS
@@ -56,12 +54,15 @@ COUNTED_ON_KAFKA: dict[type, tuple[str, str]] = {
 
 def kafka_json(event: Any) -> dict[str, Any]:
     """`event_json` as published on Kafka: the lists of `COUNTED_ON_KAFKA` as their length."""
-    counted = COUNTED_ON_KAFKA.get(type(event))
-    if counted is None:
-        return event_json(event)
-    listed, count = counted
+    return _fields(event, COUNTED_ON_KAFKA.get(type(event)))
+
+
+def _fields(event: Any, counted: tuple[str, str] | None) -> dict[str, Any]:
+    """The event's fields, each by its class's encoder; `counted` (list field, count field): that
+    list as its length, under the other name (the list itself is never encoded)."""
     kind: Any = type(event)
     encoders = _encoders(kind)
+    listed, count = counted or ("", "")  # "": no field has that name
     return {
         count if name == listed else name: len(value) if name == listed else encoders.get(name, scrub)(value)
         for name, value in vars(event).items() if name not in _SKIP
