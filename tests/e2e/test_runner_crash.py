@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,26 +42,39 @@ def make_history(ledger: Ledger, clock: FakeClock, purchases: int = 120) -> None
     ledger.expire_due(ledger.context("sweeper"))
 
 
-def run_killed_and_restarted(settings: Settings, tmp_path: Path) -> None:
+def _ledger_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env.update(LEDGER_DATABASE_URL=settings.effective_database_url, LEDGER_CIPHER_KEY=TEST_CIPHER_KEY,
                LEDGER_DATA_DIR=str(tmp_path))
-    command = [sys.executable, "-c", "from ledger.cli import main; main()", "project", "run",
-               "--batch-size", "7", "--poll", "0.05"]
+    return env
+
+
+def _ledger_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from ledger.cli import main; main()", *args]
+
+
+def _kill_once(command: list[str], env: dict[str, str], done: Callable[[], bool], seconds: float = 60) -> None:
+    """Run `command` until `done()` (polled every 2 ms), then SIGKILL it."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not done():
+            if process.poll() is not None:
+                raise AssertionError(process.stderr.read().decode() if process.stderr else "it exited")
+            time.sleep(0.002)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def run_killed_and_restarted(settings: Settings, tmp_path: Path) -> None:
+    env = _ledger_env(settings, tmp_path)
+    command = _ledger_command("project", "run", "--batch-size", "7", "--poll", "0.05")
     store = ViewStore(settings)
     total = total_events(settings)
     reached = []
     for fraction in (0.2, 0.5, 0.8):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and store.position("facts@v1") < fraction * total:
-                if process.poll() is not None:
-                    raise AssertionError(process.stderr.read().decode() if process.stderr else "runner exited")
-                time.sleep(0.002)
-        finally:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+        _kill_once(command, env, lambda f=fraction: store.position("facts@v1") >= f * total)
         reached.append(store.position("facts@v1"))
     store.close()
     # Each kill landed part-way: the next run had work left to redo or resume.
@@ -164,23 +178,11 @@ def test_a_rebuild_killed_mid_batch_then_run_again_builds_what_an_uninterrupted_
     ledger.import_keys(ledger.context("admin"), sku="VIDEO-1M", supplier="acme", unit_cost="6.50", codes=codes)
     settings = ledger.settings
     dumps(ledger)  # the live read models (version 1), built by a runner
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    env.update(LEDGER_DATABASE_URL=settings.effective_database_url, LEDGER_CIPHER_KEY=TEST_CIPHER_KEY,
-               LEDGER_DATA_DIR=str(tmp_path))
-    command = [sys.executable, "-c", "from ledger.cli import main; main()", "project", "rebuild", "--all",
-               "--batch-size", "5500"]
+    env = _ledger_env(settings, tmp_path)
+    command = _ledger_command("project", "rebuild", "--all", "--batch-size", "5500")
     store = ViewStore(settings)
     total = total_events(settings)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and store.position("facts@v2") == 0:
-            if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode() if process.stderr else "rebuild exited")
-            time.sleep(0.002)
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+    _kill_once(command, env, lambda: store.position("facts@v2") > 0, seconds=120)
     killed_at = store.position("facts@v2")
     assert 0 < killed_at < total, (killed_at, total)  # one batch in, the rest not
     assert store.active_versions()["facts"] == 1  # the half-built version never served
