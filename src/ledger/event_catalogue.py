@@ -130,10 +130,13 @@ per event, key = the aggregate id, in the CloudEvents Kafka binding's binary mod
 The value is a JSON object of the event's own fields below plus `meta` (object of strings).
 Identifiers are strings in UUID form, money is a decimal string (`"9.50"`, never a float), times
 are ISO 8601 strings. `sealed_code` and `code_hmac` are never sent: no card-key code, sealed code
-or code hash leaves the ledger this way. `Batch.Received` and `Stock.Replenished` carry `key_count`
-instead of the batch's `key_ids` (a supplier file of 100,000 keys would be a 3.9 MB message): each
-key's id is the key of its own `Key.Registered` message, whose `batch_id` names the batch, right
-after them in the log and in import order by `ledger_position` (docs/kafka.md, "Message size").
+or code hash leaves the ledger this way. Lists of key ids as long as a supplier file are sent as
+their length (a file of 100,000 keys would be a 3.9 MB message): `Batch.Received` and
+`Stock.Replenished` carry `key_count` instead of the batch's `key_ids`, and a recall's
+`Batch.Recalled` and `Stock.Voided` carry `voided_key_count` and `key_count`. Each of those ids is
+the key of its own message, `Key.Registered` (whose `batch_id` names the batch) or `Key.Voided`,
+after them in the log, of the same command (the same `meta.correlation_id`) and in list order by
+`ledger_position` (docs/kafka.md, "Message size").
 """
 
 _JSON_NAMES = {
@@ -161,9 +164,11 @@ def kafka_fields(event: type[LedgerAggregate.Event]) -> list[tuple[str, str]]:
     from ledger.service.queries import SECRET_FIELDS
 
     hints = typing.get_type_hints(event)
-    listed, count = COUNTED_ON_KAFKA.get(event, ("", ""))
+    counted = COUNTED_ON_KAFKA.get(event)
+    listed, count = counted[:2] if counted else ("", "")
+    member = counted.member.__qualname__ if counted else ""
     return [
-        (count, "integer (how many; the ids are in `Key.Registered`)") if f.name == listed
+        (count, f"integer (how many; the ids are in `{member}`)") if f.name == listed
         else (f.name, _json_type(hints[f.name]))
         for f in dataclasses.fields(event)  # type: ignore[arg-type]
         if f.name not in _BASE_FIELDS and f.name not in SECRET_FIELDS

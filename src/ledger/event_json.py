@@ -11,11 +11,11 @@ import typing
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from ledger.domain.stock import Stock
-from ledger.domain.supply import Batch
+from ledger.domain.supply import Batch, Key
 from ledger.service.queries import ENVELOPE_FIELDS, SECRET_FIELDS
 
 
@@ -43,12 +43,27 @@ def event_json(event: Any) -> dict[str, Any]:
 
 _SKIP = SECRET_FIELDS | ENVELOPE_FIELDS
 
+
+class Counted(NamedTuple):
+    """A list published on Kafka as its length: `listed` is sent as `counted_as`. Each id of the
+    list is the message key of one `member` event of the same command, after it in the log and in
+    list order. (A command's events are contiguous in the log, grouped by aggregate in the order
+    the command first touched each: an import and a recall touch the batch and the stock before
+    the keys; docs/kafka.md, "Message size".)"""
+
+    listed: str
+    counted_as: str
+    member: type
+
+
 # Lists as long as a supplier file (100,000 key ids are 3.9 MB of JSON, over Kafka's 1 MB default
-# message size) whose every id the log also carries in a message of its own: each key's
-# `Key.Registered` names its batch. On Kafka such a list is replaced by its length (docs/kafka.md).
-COUNTED_ON_KAFKA: dict[type, tuple[str, str]] = {
-    Batch.Received: ("key_ids", "key_count"),
-    Stock.Replenished: ("key_ids", "key_count"),
+# message size) whose every id the log also carries in a message of its own: an import's keys
+# each have a `Key.Registered`, a recall's each a `Key.Voided`.
+COUNTED_ON_KAFKA: dict[type, Counted] = {
+    Batch.Received: Counted("key_ids", "key_count", Key.Registered),
+    Stock.Replenished: Counted("key_ids", "key_count", Key.Registered),
+    Batch.Recalled: Counted("voided_key_ids", "voided_key_count", Key.Voided),
+    Stock.Voided: Counted("key_ids", "key_count", Key.Voided),
 }
 
 
@@ -57,12 +72,12 @@ def kafka_json(event: Any) -> dict[str, Any]:
     return _fields(event, COUNTED_ON_KAFKA.get(type(event)))
 
 
-def _fields(event: Any, counted: tuple[str, str] | None) -> dict[str, Any]:
-    """The event's fields, each by its class's encoder; `counted` (list field, count field): that
-    list as its length, under the other name (the list itself is never encoded)."""
+def _fields(event: Any, counted: Counted | None) -> dict[str, Any]:
+    """The event's fields, each by its class's encoder; `counted`: that list as its length, under
+    the other name (the list itself is never encoded)."""
     kind: Any = type(event)
     encoders = _encoders(kind)
-    listed, count = counted or ("", "")  # "": no field has that name
+    listed, count = counted[:2] if counted else ("", "")  # "": no field has that name
     return {
         count if name == listed else name: len(value) if name == listed else encoders.get(name, scrub)(value)
         for name, value in vars(event).items() if name not in _SKIP

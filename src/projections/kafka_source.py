@@ -10,11 +10,12 @@ event after position P is the one whose previous position is P, whatever partiti
 A lane other than `facts` keeps its own copy of the facts (`facts_<lane>`), so its lookups see
 the facts as of the event being handled, exactly as the database runner's shared facts do.
 
-A supplier batch's key ids are not in its `Batch.Received` message (only `key_count`: a file of
-100,000 keys would be a 3.9 MB message, docs/kafka.md); each is the key of a `Key.Registered`
-message naming the batch, after it in the log. A lane gives its read models the `Batch.Received`
-the log holds, `key_ids` filled in from those, so it never applies (nor commits) part of a batch
-before all of its keys have arrived.
+Lists as long as a supplier file are not in their messages, only their length (docs/kafka.md,
+"Message size"): a batch's key ids in `Batch.Received` and `Stock.Replenished`, a recall's in
+`Batch.Recalled` and `Stock.Voided`. Each id is the key of a message of its own (`Key.Registered`,
+`Key.Voided`) of the same command, after it in the log. A lane gives its read models the events
+the log holds, lists filled back in from those messages, so it never applies (nor commits) part of
+an import or a recall before all of its keys have arrived.
 
 Exactly once into the read models: a batch's rows, its position and the Kafka offsets it
 consumed commit in one transaction of the read-model database, conditional on the lane's
@@ -37,7 +38,6 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from ledger.config import Settings
-from ledger.domain.supply import Batch
 from ledger.event_json import COUNTED_ON_KAFKA, decode_event
 from ledger.relay import POSITION, PREVIOUS, TYPE_PREFIX, VERSION, ensure_topic, events_topic, require_bootstrap
 from projections.base import Projection
@@ -55,9 +55,11 @@ LANES_DDL = (
 )
 # Event classes and their stored topics by CloudEvents type.
 _TYPES = {TYPE_PREFIX + name: (cls, get_topic(cls)) for name, cls in EVENT_CLASSES.items()}
-_BATCH_RECEIVED = (TYPE_PREFIX + "Batch.Received").encode()
-_KEY_REGISTERED = (TYPE_PREFIX + "Key.Registered").encode()
-_LISTED, _COUNT = COUNTED_ON_KAFKA[Batch.Received]
+# What a counted message's list is made of, by its CloudEvents type: (list, count, members' type).
+_COUNTED = {
+    (TYPE_PREFIX + cls.__qualname__).encode(): (c.listed, c.counted_as, (TYPE_PREFIX + c.member.__qualname__).encode())
+    for cls, c in COUNTED_ON_KAFKA.items()
+}
 
 
 def lanes_topic(settings: Settings) -> str:
@@ -87,18 +89,25 @@ class _Pending:
     offset: int
     record: Any
     ce_type: bytes
+    _value: dict[str, Any] | None = None
+
+    @property
+    def value(self) -> dict[str, Any]:
+        """The message's JSON, parsed once."""
+        if self._value is None:
+            self._value = json.loads(self.record.value)
+        return self._value
+
+    def counted(self) -> tuple[bytes, int] | None:
+        """(members' type, how many) when the message counts a list instead of listing it."""
+        shape = _COUNTED.get(self.ce_type)
+        if shape is None or shape[1] not in self.value:  # published before lists were counted
+            return None
+        return shape[2], int(self.value[shape[1]])
 
 
-def _counted_keys(item: _Pending) -> int:
-    """How many keys a `Batch.Received` message counts instead of listing them (0: not one)."""
-    if item.ce_type != _BATCH_RECEIVED:
-        return 0
-    return int(json.loads(item.record.value).get(_COUNT, 0))
-
-
-def _batch_of(item: _Pending) -> bytes:
-    """The batch id a `Key.Registered` message names, as its message key spells it."""
-    return str(json.loads(item.record.value)["batch_id"]).encode()
+def _correlation(item: _Pending) -> Any:
+    return item.value.get("meta", {}).get("correlation_id")
 
 
 class LaneWorker:
@@ -162,35 +171,49 @@ class LaneWorker:
         return len(chain)
 
     def _next_chain(self) -> list[_Pending]:
-        """The events that continue the log, up to `batch_size`, but never a `Batch.Received`
-        without every key it counts: the chain runs on until they are in, or stops before it."""
+        """The events that continue the log, up to `batch_size`, but never a counted list (an
+        import's, a recall's) without every key it counts: the chain runs on until they are in, or
+        stops before the first such list until they are."""
         chain: list[_Pending] = []
-        awaiting: dict[bytes, int] = {}  # batch id: keys still to come
-        reached, opened = self.position, 0  # opened: the first batch since nothing was awaited
+        awaiting: list[list[Any]] = []  # [members' type, how many still to come] per open list
+        reached, opened = self.position, 0  # opened: where the first still-open list is
         while reached in self.pending and (len(chain) < self.batch_size or awaiting):
             item = self.pending[reached]
-            counted = _counted_keys(item)
-            if counted:
+            counted = item.counted()
+            for entry in awaiting:
+                if entry[0] == item.ce_type:
+                    entry[1] -= 1
+            awaiting = [entry for entry in awaiting if entry[1]]
+            if counted and counted[1]:
                 opened = opened if awaiting else len(chain)
-                awaiting[item.record.key] = counted
-            elif awaiting and item.ce_type == _KEY_REGISTERED:
-                batch = _batch_of(item)
-                if batch in awaiting:
-                    awaiting[batch] -= 1
-                    if not awaiting[batch]:
-                        del awaiting[batch]
+                awaiting.append(list(counted))
             chain.append(item)
             reached = item.position
         return chain[:opened] if awaiting else chain
 
+    @staticmethod
+    def _fill_lists(chain: Sequence[_Pending]) -> dict[int, list[str]]:
+        """Each counted list of the chain, by position: the keys of the next `count` messages of
+        its members' type (the chain holds them all, see `_next_chain`)."""
+        lists: dict[int, list[str]] = {}
+        open_lists: list[tuple[_Pending, bytes, list[str], int]] = []
+        for item in chain:
+            for counted, member, keys, count in open_lists:
+                if item.ce_type == member and len(keys) < count:
+                    if _correlation(item) != _correlation(counted):
+                        raise ValueError(f"position {item.position}: a {member.decode()} of another command "
+                                         f"where position {counted.position} expects one of its keys")
+                    keys.append(item.record.key.decode())
+            shape = item.counted()
+            if shape:
+                lists[item.position] = []
+                open_lists.append((item, shape[0], lists[item.position], shape[1]))
+        return lists
+
     def _apply(self, chain: Sequence[_Pending]) -> None:
         began = time.perf_counter()
         offsets = dict(self.offsets)
-        keys_of: dict[bytes, list[str]] = {}  # a counted batch's key ids, in log (import) order
-        if any(item.ce_type == _BATCH_RECEIVED for item in chain):
-            for item in chain:
-                if item.ce_type == _KEY_REGISTERED:
-                    keys_of.setdefault(_batch_of(item), []).append(item.record.key.decode())
+        lists = self._fill_lists(chain) if any(item.ce_type in _COUNTED for item in chain) else {}
         for item in chain:
             record = item.record
             headers = dict(record.headers)
@@ -201,11 +224,12 @@ class LaneWorker:
                 if handler is None:
                     continue
                 if event is None:
-                    data = json.loads(record.value)
-                    if _COUNT in data and item.ce_type == _BATCH_RECEIVED:  # the log's event: with its list
-                        data[_LISTED] = keys_of.get(record.key, [])
-                        if len(data[_LISTED]) != data.pop(_COUNT):
-                            raise ValueError(f"batch {record.key.decode()}: not all its keys in the chain")
+                    data = dict(item.value)  # the item keeps its message as it came
+                    if item.position in lists:  # the log's event: with its list
+                        listed, count, _ = _COUNTED[item.ce_type]
+                        data[listed] = lists[item.position]
+                        if len(data[listed]) != data.pop(count):
+                            raise ValueError(f"position {item.position}: not all its keys in the chain")
                     event = decode_event(cls, data, UUID(record.key.decode()),
                                          int(headers[VERSION]), datetime.fromisoformat(headers["ce_time"].decode()))
                 handler(event, item.position)

@@ -38,7 +38,7 @@ from projections.runner import Runner
 from projections.store import ViewStore
 from tests.audit_helpers import audit_log
 from tests.conftest import TEST_CIPHER_KEY
-from tests.helpers import buy, fresh_codes, import_batch, stocked_product
+from tests.helpers import buy, fresh_codes, import_batch, place, stocked_product
 from tests.kafka_broker import Broker, broker, new_group
 
 __all__ = ["broker"]  # the fixture
@@ -214,8 +214,8 @@ def test_every_event_once_in_log_order_per_key_with_cloudevents_headers_and_no_c
         assert record.key == str(event.originator_id).encode()
         value = json.loads(record.value)
         expected = scrub(event_data(event))  # the audit API's scrubbing, the reference
-        if type(event) in COUNTED_ON_KAFKA:  # a batch's key ids: their count (docs/kafka.md)
-            listed, count = COUNTED_ON_KAFKA[type(event)]
+        if type(event) in COUNTED_ON_KAFKA:  # an import's or a recall's key ids: their count (docs/kafka.md)
+            listed, count, _ = COUNTED_ON_KAFKA[type(event)]
             expected[count] = len(expected.pop(listed))
         assert value == expected
         assert set(value) == {name for name, _ in kafka_fields(type(event))} | {"meta"}  # as docs/events.md says
@@ -430,15 +430,19 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
     """30,000 key ids as JSON are 1.17 MB (100,000: 3.9 MB), over kafka-python's `max_request_size`
     and a real broker's `message.max.bytes` (both ~1 MB by default): the relay used to stop there for
     good. `Batch.Received` and `Stock.Replenished` carry `key_count` instead; the ids are each in
-    their key's `Key.Registered` message (with `batch_id`), in import order by position."""
+    their key's `Key.Registered` message (with `batch_id`), in import order by position. So does the
+    recall of those keys: `Batch.Recalled` and `Stock.Voided` count them, each has its `Key.Voided`."""
     settings = _settings(tmp_path, broker.bootstrap)
     ledger = open_ledger(settings)
     try:
         ledger.define_product(ledger.context("admin"), sku="BIG-1", name="big", face_value="10.00",
                               currency="USD", price="10.00")
+        stocked_product(ledger, "SMALL-1", 1)
         batch = import_batch(ledger, "BIG-1", fresh_codes(30_000, "BIG"))
         assert len(json.dumps([str(k) for k in batch.key_ids])) > 1_048_576  # the list alone: over 1 MiB
-        buy(ledger, "after-the-import", "BIG-1")
+        _, paid = buy(ledger, "after-the-import", "BIG-1")
+        assert ledger.recall_batch(ledger.context("admin"), batch.batch_id, "supplier recall").voided == 29_999
+        buy(ledger, "after-the-recall", "SMALL-1")
         relay = Relay(ledger.app, settings)
         relay.publish_available()
         relay.close()
@@ -453,89 +457,142 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
     by_type: dict[str, list[Any]] = defaultdict(list)
     for record in sorted(records, key=_position):
         by_type[dict(record.headers)["ce_type"].decode()].append(record)
-    for ce_type in ("ledger.Batch.Received", "ledger.Stock.Replenished"):
-        [announced] = by_type[ce_type]
+    for ce_type, count, expected in (("ledger.Batch.Received", "key_count", 30_000),
+                                     ("ledger.Stock.Replenished", "key_count", 30_000),
+                                     ("ledger.Batch.Recalled", "voided_key_count", 29_999),
+                                     ("ledger.Stock.Voided", "key_count", 29_999)):
+        [announced] = [r for r in by_type[ce_type]
+                       if str(batch.batch_id) in (r.key.decode(), json.loads(r.value).get("batch_id"))]
         value = json.loads(announced.value)
-        assert value["key_count"] == 30_000 and "key_ids" not in value, ce_type
+        assert value[count] == expected and set(value).isdisjoint({"key_ids", "voided_key_ids"}), ce_type
     registered = [r for r in by_type["ledger.Key.Registered"] if json.loads(r.value)["batch_id"] == str(batch.batch_id)]
     assert [UUID(r.key.decode()) for r in registered] == list(batch.key_ids)  # by position: import order
+    sold = set(paid.key_ids)
+    voided = [UUID(r.key.decode()) for r in by_type["ledger.Key.Voided"]]
+    assert voided == [k for k in batch.key_ids if k not in sold]  # by position: the recall's order
 
 
-def test_read_models_from_kafka_take_a_batch_s_key_ids_from_its_key_registered_messages(
+def test_read_models_from_kafka_take_an_import_s_and_a_recall_s_key_ids_from_their_keys_messages(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """The read models take a batch's keys from `Batch.Received` (never from `Key.Registered`); on
-    Kafka it only counts them. A lane fills the list in from the `Key.Registered` messages, even
-    when the batch (600 keys) is far larger than the lane's batches (50 events)."""
+    """The read models take a batch's keys from `Batch.Received` and a recall's from `Stock.Voided`
+    (never from `Key.Registered` / `Key.Voided`); on Kafka those only count them. A lane fills the
+    lists in from the keys' own messages, even when they (600 keys) are far more than the lane's
+    batches (50 events), and for a recall that also cancels an unpaid order holding two keys."""
 
     settings = _settings(tmp_path, broker.bootstrap)
     ledger = open_ledger(settings)
     try:
         ledger.define_product(ledger.context("admin"), sku="LANE-1", name="lane", face_value="10.00",
                               currency="USD", price="10.00", low_stock_threshold=599)
-        import_batch(ledger, "LANE-1", fresh_codes(600, "LANE"))
+        imported = import_batch(ledger, "LANE-1", fresh_codes(600, "LANE"))
         buy(ledger, "first", "LANE-1")  # crosses the low-stock threshold: an alert
         buy(ledger, "second", "LANE-1", quantity=2)
+        place(ledger, "unpaid", "LANE-1", quantity=2)  # holds two keys: the recall cancels it
+        recalled = ledger.recall_batch(ledger.context("admin"), imported.batch_id, "supplier recall")
+        assert (recalled.voided, len(recalled.cancelled_orders)) == (597, 1)
+        import_batch(ledger, "LANE-1", fresh_codes(5, "LANE"))
+        buy(ledger, "third", "LANE-1")
         relay = Relay(ledger.app, settings, batch_size=100)
         relay.publish_available()
         relay.close()
         head = _log_ids(ledger.app)[-1]
         views = _views(settings, tmp_path / "views-kafka.sqlite")
         dumps = _lanes_equal_a_rebuild(ledger.app, settings, views, head, tmp_path)
-        assert len(dumps["facts"]["keys"]) == 600 and len(dumps["inventory"]["alerts"]) == 1
+        states = Counter(row["state"] for row in dumps["facts"]["keys"])
+        assert len(dumps["facts"]["keys"]) == 605 and states["voided"] == 597, states
         views.close()
     finally:
         ledger.close()
 
 
-def test_a_lane_never_applies_a_batch_before_all_of_its_keys_are_in() -> None:
+class _Record:
+    def __init__(self, key: str, value: dict[str, Any]) -> None:
+        self.key, self.value = key.encode(), json.dumps(value).encode()
+
+
+def _lane_fed(batch_size: int, items: dict[int, tuple[str, _Record]]) -> tuple[Any, Callable[..., None]]:
+    """A lane worker at position 0 with nothing pending, and a function that delivers `items` by position."""
     from projections.kafka_source import LaneWorker, _Pending
 
-    class Record:
-        def __init__(self, key: str, value: dict[str, Any]) -> None:
-            self.key, self.value = key.encode(), json.dumps(value).encode()
-
-    batch = "0d9f6a4c-3b4e-4f4e-9d6c-2f0e8a3b1c55"
-    items = {
-        1: ("ledger.Stock.Replenished", Record("s", {"batch_id": batch, "key_count": 3})),
-        2: ("ledger.Batch.Received", Record(batch, {"key_count": 3})),
-        3: ("ledger.Key.Registered", Record("k1", {"batch_id": batch})),
-        4: ("ledger.Key.Registered", Record("k2", {"batch_id": batch})),
-        5: ("ledger.Key.Registered", Record("k3", {"batch_id": batch})),
-        6: ("ledger.Order.Placed", Record("o", {})),
-    }
     worker: Any = object.__new__(LaneWorker)
-    worker.position, worker.batch_size, worker.pending = 0, 2, {}
+    worker.position, worker.batch_size, worker.pending = 0, batch_size, {}
 
     def arrive(*positions: int) -> None:
         for n in positions:
             ce_type, record = items[n]
             worker.pending[n - 1] = _Pending(n, 0, n, record, ce_type.encode())
 
+    return worker, arrive
+
+
+def test_a_lane_never_applies_a_batch_before_all_of_its_keys_are_in() -> None:
+    batch = "0d9f6a4c-3b4e-4f4e-9d6c-2f0e8a3b1c55"
+    worker, arrive = _lane_fed(2, {
+        1: ("ledger.Stock.Replenished", _Record("s", {"batch_id": batch, "key_count": 3})),
+        2: ("ledger.Batch.Received", _Record(batch, {"key_count": 3})),
+        3: ("ledger.Key.Registered", _Record("k1", {"batch_id": batch})),
+        4: ("ledger.Key.Registered", _Record("k2", {"batch_id": batch})),
+        5: ("ledger.Key.Registered", _Record("k3", {"batch_id": batch})),
+        6: ("ledger.Order.Placed", _Record("o", {})),
+    })
     arrive(1, 2, 3, 4)
-    assert [i.position for i in worker._next_chain()] == [1]  # the batch waits for its third key
+    assert worker._next_chain() == []  # the import (its stock's and batch's lists) waits for its third key
     arrive(5, 6)
-    assert [i.position for i in worker._next_chain()] == [1, 2, 3, 4, 5]  # past batch_size, to its last key
+    chain = worker._next_chain()
+    assert [i.position for i in chain] == [1, 2, 3, 4, 5]  # past batch_size, to its last key
+    assert worker._fill_lists(chain) == {1: ["k1", "k2", "k3"], 2: ["k1", "k2", "k3"]}
+
+
+def test_a_lane_fills_a_recall_s_lists_from_the_key_voided_messages_of_that_recall_only() -> None:
+    """A recall writes `Batch.Recalled`, the stock's events, the cancelled orders' and then one
+    `Key.Voided` per key, in the order its lists name them. An earlier recall's `Key.Voided` is
+    not one of this one's; a `Key.Voided` of another command where one is expected is an error."""
+    this, other = {"correlation_id": "recall-2"}, {"correlation_id": "recall-1"}
+    items = {
+        1: ("ledger.Key.Voided", _Record("k0", {"meta": other})),
+        2: ("ledger.Batch.Recalled", _Record("b", {"voided_key_count": 2, "meta": this})),
+        3: ("ledger.Stock.Released", _Record("s", {"meta": this})),
+        4: ("ledger.Stock.Voided", _Record("s", {"batch_id": "b", "key_count": 2, "meta": this})),
+        5: ("ledger.Order.Cancelled", _Record("o", {"meta": this})),
+        6: ("ledger.Key.Voided", _Record("k1", {"meta": this})),
+        7: ("ledger.Key.Voided", _Record("k2", {"meta": this})),
+        8: ("ledger.Batch.Recalled", _Record("c", {"voided_key_count": 0, "meta": other})),
+    }
+    worker, arrive = _lane_fed(1, items)
+    arrive(1, 2, 3, 4, 5, 6)
+    assert [i.position for i in worker._next_chain()] == [1]  # the recall waits for its second key
+    arrive(7, 8)
+    worker.position = 1  # as after applying position 1
+    chain = worker._next_chain()
+    assert [i.position for i in chain] == [2, 3, 4, 5, 6, 7]
+    assert worker._fill_lists(chain) == {2: ["k1", "k2"], 4: ["k1", "k2"]}
+
+    items[7] = ("ledger.Key.Voided", _Record("k2", {"meta": other}))
+    worker, arrive = _lane_fed(1, items)
+    arrive(*items)
+    worker.position = 1
+    with pytest.raises(ValueError, match=r"position 7: a ledger\.Key\.Voided of another command"):
+        worker._fill_lists(worker._next_chain())
 
 
 def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """A recall of 200 keys lists them (7.9 KB); with LEDGER_KAFKA_MAX_MESSAGE_BYTES at 4 KiB the relay
-    publishes everything before it, holds there and names the position; given room it goes on."""
-    settings = _settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=4096)
+    """An order of 100 keys lists them (~3.9 KB in `Stock.Reserved`, `Stock.Delivered`, ...); with
+    LEDGER_KAFKA_MAX_MESSAGE_BYTES at 2 KiB the relay publishes everything before it, holds there and
+    names the position; given room it goes on."""
+    settings = _settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=2048)
     ledger = open_ledger(settings)
     try:
-        ledger.define_product(ledger.context("admin"), sku="RECALL-1", name="recalled", face_value="10.00",
-                              currency="USD", price="10.00")
-        imported = import_batch(ledger, "RECALL-1", fresh_codes(200, "RECALL"))
-        recalled = ledger.recall_batch(ledger.context("admin"), imported.batch_id, "supplier recall")
-        import_batch(ledger, "RECALL-1", fresh_codes(3, "RECALL"))
-        buy(ledger, "after-the-recall", "RECALL-1")
+        stocked_product(ledger, "BULK-1", 103)
+        bought, _ = buy(ledger, "bulk-buyer", "BULK-1", quantity=100)
+        buy(ledger, "after-the-bulk-order", "BULK-1")
         app = ledger.app
-        too_big, kind = next((n.id, n.topic.rsplit(":", 1)[-1]) for n in app.recorder.select_notifications(1, 10**7)
-                             if n.topic.endswith(("Batch.Recalled", "Stock.Voided")))  # 200 ids each
-        assert recalled.voided == 200
+        events = {n.id: app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 10**7)}
+        too_big, kind = next((position, type(e).__qualname__) for position, e in events.items()
+                             if len(getattr(e, "key_ids", ())) == 100)
+        assert len(json.dumps([str(k) for k in bought.key_ids])) > 2048
         relay = Relay(app, settings)
         stop = threading.Event()
         thread = threading.Thread(target=relay.run_forever, args=(stop,))
