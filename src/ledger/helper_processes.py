@@ -22,11 +22,13 @@ WATCH_EVERY_S = 0.5
 def helper_pool(workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> ProcessPoolExecutor:
     """`workers` spawned processes, each set up by `initializer(*initargs)` (both picklable)."""
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start, initargs=(initializer, initargs))
+                               initializer=_start, initargs=(os.getpid(), initializer, initargs))
 
 
-def _start(initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
-    parent = os.getppid()
+def _start(parent: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """`parent`: the pid that made the pool, not `os.getppid()` here. A parent killed while this
+    interpreter was still starting has already left it to another parent; asking then would watch
+    that one, and the helper (which holds its own queue's pipe open) would wait forever."""
 
     def watch() -> None:
         while os.getppid() == parent:
