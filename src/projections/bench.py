@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ledger import event_log
 from ledger.bench import _ledger, throwaway_store
+from ledger.collector import tuned_for_bulk
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger, utc_now
@@ -155,11 +156,13 @@ def seeded_store(settings: Settings, events: int) -> Iterator[tuple[Ledger, str,
 
 
 def _raw_read(ledger: Ledger, total: int) -> float:
-    """Seconds to read the log up to `total` without decoding it, in the runner's pages."""
-    began = time.perf_counter()
-    for _ in event_log.pages(ledger.app, stop=total, size=PAGE_SIZE):
-        pass
-    return time.perf_counter() - began
+    """Seconds to read the log up to `total` without decoding it, in the runner's pages, with the
+    collector tuned as the rebuild tunes it (untuned, the read took 1.6 times as long)."""
+    with tuned_for_bulk():
+        began = time.perf_counter()
+        for _ in event_log.pages(ledger.app, stop=total, size=PAGE_SIZE):
+            pass
+        return time.perf_counter() - began
 
 
 def bench_replay(
