@@ -202,3 +202,22 @@ def test_sigterm_while_the_command_waits_on_its_stop_event_stops_it() -> None:
     the handler itself waited for that lock forever, and the process never exited."""
     done = subprocess.run([sys.executable, "-c", _STOP_WHILE_WAITING], timeout=30, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_bench_replay_tiny_prints_every_rate_and_names_what_it_rebuilt(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["bench", "replay", "--events", "400", "--lag-seconds", "0"], env=env)
+    assert result.exit_code == 0, result.output
+    for line in (r"read models: \d+ events/s", r"raw read: \d+ events/s",
+                 r"read and decode, no read model: \d+ events/s \(\d+\.\d+ of the raw read\)", r"ratio \d+\.\d+"):
+        assert re.search(f"^{line}$", result.output, re.M), (line, result.output)
+    some = CliRunner().invoke(app, ["bench", "replay", "--events", "400", "--read-models", "journal,facts"], env=env)
+    assert some.exit_code == 0, some.output
+    assert re.search(r"^read models \(journal, facts\): \d+ events/s$", some.output, re.M), some.output
+    assert "lag under" not in some.output
+
+
+def test_bench_replay_refuses_an_unknown_read_model_before_seeding(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["bench", "replay", "--read-models", "facts,ledgers"], env=env)
+    assert result.exit_code == 1
+    assert "--read-models: unknown ledgers; known: facts, inventory, fraud, journal, sales, profit" in result.output
+    assert "store:" not in result.output
