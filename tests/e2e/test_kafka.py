@@ -576,6 +576,20 @@ def test_a_lane_fills_a_recall_s_lists_from_the_key_voided_messages_of_that_reca
         worker._fill_lists(worker._next_chain())
 
 
+def test_a_lane_takes_a_recall_published_before_recalls_were_counted_as_it_is() -> None:
+    """A topic written by an older relay lists a recall's keys in `Stock.Voided`: nothing to wait
+    for, nothing to fill in."""
+    listed = {"batch_id": "b", "key_ids": ["k1", "k2"], "meta": {"correlation_id": "r"}}
+    worker, arrive = _lane_fed(1, {
+        1: ("ledger.Stock.Voided", _Record("s", listed)),
+        2: ("ledger.Key.Voided", _Record("k1", {"meta": {"correlation_id": "r"}})),
+    })
+    arrive(1, 2)
+    chain = worker._next_chain()
+    assert [i.position for i in chain] == [1]
+    assert worker._fill_lists(chain) == {}
+
+
 def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
     broker: Broker, tmp_path: Path
 ) -> None:
