@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ledger.cli.common import bootstrapped, err, fail, load_settings, progress_bar, say, stop_on_signals
+from ledger.collector import tune_for_serving
 from ledger.config import Settings
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ def follow_command(
         log = AuditLog(store, reader, batch_size=batch_size)
         stop = stop_on_signals()
         say(f"following from {log.size} leaves (position {log.position}); Ctrl-C stops")
+        tune_for_serving()  # a long-running process (ledger.collector)
         log.run_forever(stop, settings.audit_poll_interval_s)
         say(f"stopped at {log.size} leaves (position {log.position})")
 

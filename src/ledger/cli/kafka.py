@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli.common import fail, load_settings, require_kafka, say, stop_on_signals
+from ledger.collector import tune_for_serving
 
 
 def relay_command(
@@ -34,6 +35,7 @@ def relay_command(
         raise fail(str(error)) from None
     stop = stop_on_signals()
     say(f"relaying to {relay.topic} at {settings.kafka_bootstrap} from position {relay.position}; Ctrl-C stops")
+    tune_for_serving()  # a long-running process (ledger.collector)
     try:
         relay.run_forever(stop)
     finally:

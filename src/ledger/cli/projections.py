@@ -73,6 +73,7 @@ def _run_from_kafka(batch_size: int) -> None:
         raise fail(f"cannot join the read-model group at {settings.kafka_bootstrap}: {error}") from None
     stop = stop_on_signals()
     out.print(f"joined consumer group {settings.kafka_group} at {settings.kafka_bootstrap}; Ctrl-C stops")
+    tune_for_serving()  # a long-running process (ledger.collector)
     try:
         member.run_forever(stop)
     finally:
