@@ -35,13 +35,9 @@ def tune_for_serving() -> None:
 def tuned_for_serving() -> Iterator[None]:
     """`tune_for_serving` for a while, then the collector as it was (a benchmark timing the writer
     as `ledger serve` runs it, inside a process that goes on: a test's)."""
-    thresholds = gc.get_threshold()
-    tune_for_serving()
-    try:
+    with _restored():
+        tune_for_serving()
         yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 @contextmanager
@@ -55,9 +51,16 @@ def tuned_for_bulk() -> Iterator[None]:
     0.32-0.45 s. A plain read of the same 200k events ran 1.6 times as fast under this as without
     it (~420k against 230-280k events/s: full collections walked the seeding process's objects),
     so `ledger bench replay` times its raw read under it too. Rows and events hold no cycles."""
+    with _restored():
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
+        yield
+
+
+@contextmanager
+def _restored() -> Iterator[None]:
+    """The collector's thresholds as they were, and nothing frozen, once the block ends."""
     thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
     try:
         yield
     finally:

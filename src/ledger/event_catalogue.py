@@ -165,10 +165,9 @@ def kafka_fields(event: type[LedgerAggregate.Event]) -> list[tuple[str, str]]:
 
     hints = typing.get_type_hints(event)
     counted = COUNTED_ON_KAFKA.get(event)
-    listed, count = counted[:2] if counted else ("", "")
-    member = counted.member.__qualname__ if counted else ""
     return [
-        (count, f"integer (how many; the ids are in `{member}`)") if f.name == listed
+        (counted.counted_as, f"integer (how many; the ids are in `{counted.member.__qualname__}`)")
+        if counted and f.name == counted.listed
         else (f.name, _json_type(hints[f.name]))
         for f in dataclasses.fields(event)  # type: ignore[arg-type]
         if f.name not in _BASE_FIELDS and f.name not in SECRET_FIELDS
