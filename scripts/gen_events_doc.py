@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-from ledger.event_catalogue import render
+from ledger.encoding.catalogue import render
 
 Path(__file__).resolve().parent.parent.joinpath("docs", "events.md").write_text(render())

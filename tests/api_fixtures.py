@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from ledger.config import ROLES, Settings
-from projections.registry import PROJECTION_NAMES
+from projections.engine.registry import PROJECTION_NAMES
+from shell.composition import compose
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 
 TOKENS = {role: f"{role}-token" for role in ROLES}
@@ -24,7 +25,7 @@ def auth(role: str) -> dict[str, str]:
 def open_services(url: str, data_dir: Path, clock: FakeClock | None = None, **api: object) -> Services:
     settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY,
                         api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
-    return Services.open(settings, **({"clock": clock} if clock else {}))  # type: ignore[arg-type]
+    return Services.open(compose(settings, clock))
 
 
 def caught_up(svc: Services, names: tuple[str, ...] = PROJECTION_NAMES) -> int:

@@ -12,7 +12,7 @@ from audit.checkpoint import Checkpoint, Signer
 from audit.log import AuditLog
 from audit.rows import EventReader
 from audit.store import AuditStore
-from audit.verify import Verification, verify
+from audit.verification import Verification, verify
 from ledger.config import Settings
 from tests.conftest import TEST_CIPHER_KEY
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ledger.config import Settings
-from ledger.demo import SimClock, run_demo
 from ledger.service.ledger import Ledger, open_ledger
+from shell.demo import SimClock, run_demo
 from tests.conftest import TEST_CIPHER_KEY
 
 DEMO_SEED, DEMO_ORDERS = 5, 120  # about 2,100 events, ~2 s to make

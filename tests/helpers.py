@@ -6,9 +6,9 @@ from itertools import count
 from typing import Any
 from uuid import UUID
 
-from ledger.demo import iter_events
 from ledger.results import Imported, PaymentResult, Placed
 from ledger.service.ledger import Ledger
+from shell.demo import iter_events
 
 _serial = count(1)
 

@@ -54,7 +54,7 @@ class Served:
     def start(self, timeout: float = 60) -> None:
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from ledger.cli import main; main()", "serve", "--port", str(self.port),
+                [sys.executable, "-c", "from shell.cli import main; main()", "serve", "--port", str(self.port),
                  "--workers", str(self.workers), "--log-level", "warning"],
                 env=self.env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             )

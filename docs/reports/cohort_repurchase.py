@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.domain.orders import Order
-from projections.events import handles
-from projections.replay import Report
+from projections.engine.events import handles
+from projections.engine.replay import Report
 
 
 class CohortRepurchase(Report):

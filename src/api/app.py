@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -16,7 +16,7 @@ from api.models import ReadyOut
 from api.routes import ROUTERS
 from api.services import Services
 from ledger.collector import tune_for_serving
-from ledger.relay import relay_status
+from projections.kafka.relay import relay_status
 
 
 class BodyLimit:
@@ -62,15 +62,18 @@ def _too_large(limit: int) -> Response:
     return problems.problem(413, "request-too-large", "Request too large", f"at most {limit} bytes")
 
 
-def create_app(services: Services | None = None, *, background: bool = False,
-               tune_collector: bool = False) -> FastAPI:
-    """`background`: also run the projection runner and the sweeper in this process. Without
-    `services`, the app bootstraps its own from the environment (`ledger.bootstrap`) at startup.
-    `tune_collector`: the process is a server of its own (`ledger.collector`), not a test's."""
+def create_app(services: Services | None = None, *, open_services: Callable[[], Services] | None = None,
+               background: bool = False, tune_collector: bool = False) -> FastAPI:
+    """Over `services`, or over those `open_services` opens at startup and the app closes at
+    shutdown (a worker process of `ledger serve`: `shell.worker`). `background`: also run the
+    projection runner and the sweeper in this process. `tune_collector`: the process is a server
+    of its own (`ledger.collector`), not a test's."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services or Services.open()
+        if services is None and open_services is None:
+            raise RuntimeError("create_app needs its services, or a way to open them")
+        svc = services or open_services()  # type: ignore[misc]
         app.state.services = svc
         worker = Background(svc) if background else None
         if worker:
@@ -126,8 +129,3 @@ def create_app(services: Services | None = None, *, background: bool = False,
 
     return app
 
-
-def worker_app() -> FastAPI:
-    """The app of one `ledger serve --workers N` worker process: requests only; the parent runs
-    the projection runner and the sweeper once for the whole deployment."""
-    return create_app(background=False, tune_collector=True)

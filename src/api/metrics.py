@@ -10,8 +10,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.services import Services
-from ledger.relay import relay_status
-from projections.registry import PROJECTION_NAMES
+from projections.engine.registry import PROJECTION_NAMES
+from projections.kafka.relay import relay_status
 
 
 class Measured:

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from api.models import MONEY_SCHEMA, Money, Positioned, Priced
-from projections import queries
-from projections.queries import ProjectionStatus
+from projections.engine.read_side import ProjectionStatus
+from projections.models import report_queries
 
 # ---- inventory ----
 
@@ -54,7 +54,7 @@ ReportRow = Annotated[dict[str, Any], WithJsonSchema({
     "type": "object", "required": ["currency"],
     "properties": {
         "currency": {"type": "string"},
-        **{m: MONEY_SCHEMA for m in dict.fromkeys(queries.SALES.money + queries.PROFIT.money)},
+        **{m: MONEY_SCHEMA for m in dict.fromkeys(report_queries.SALES.money + report_queries.PROFIT.money)},
         "margin": {"anyOf": [{"type": "string", "pattern": r"^-?\d+\.\d{4}$"}, {"type": "null"}],
                    "description": "profit / (revenue - discounts - refunds), 4 places; null when that is 0"},
     },

@@ -1,5 +1,5 @@
 """`as_of` / `as_of_time` on the read routes: answer from the live read models, or from the
-read models folded up to a past position (`projections.as_of`)."""
+read models folded up to a past position (`projections.engine.as_of`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fastapi import Query
 from api.deps import read_position
 from api.problems import invalid
 from api.services import Services
-from projections.as_of import ReadSource, fold
+from projections.engine.as_of import ReadSource, fold
 
 AsOf = Annotated[int | None, Query(ge=0, description="answer as the read models stood once every event up to this "
                                    "log position was applied; not with as_of_time")]

@@ -8,18 +8,21 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from api.fresh import FreshAnswers
+from audit.rows import EventReader
 from audit.store import AuditStore
-from ledger.bootstrap import Components, bootstrap
 from ledger.config import Settings
-from ledger.service.ledger import Clock, Ledger
-from projections.as_of import History
-from projections.base import Projection
-from projections.queries import ReadSide
-from projections.reconcile import FOLDS
-from projections.registry import build_projections
-from projections.store import ViewStore
+from ledger.service.ledger import Ledger
+from projections.engine.as_of import History
+from projections.engine.base import Projection
+from projections.engine.read_side import ReadSide
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.kafka.relay import Relay
+from projections.models.reconcile import FOLDS
 
 log = logging.getLogger(__name__)
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
@@ -29,9 +32,26 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class Parts(Protocol):
+    """What the API is built over, made by the composition root (`shell.composition.Components`)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def views(self) -> ViewStore: ...
+    @property
+    def audit(self) -> AuditStore: ...
+    def runner(self, *, poll_interval: float = ...) -> Runner: ...
+    def relay(self) -> Relay: ...
+    def event_reader(self) -> EventReader: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class Services:
-    components: Components
+    components: Parts
     ledger: Ledger
     store: ViewStore
     env_tokens: dict[str, str]
@@ -42,10 +62,9 @@ class Services:
     _fresh: FreshAnswers | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None, clock: Clock | None = None,
-             components: Components | None = None) -> Services:
-        """From `components` (`ledger.bootstrap`), or bootstrapped here from `settings`."""
-        components = components or bootstrap(settings or Settings(), clock)
+    def open(cls, components: Parts) -> Services:
+        """Over a process's parts (`shell.composition` builds them): the token table and every
+        read model's tables are made here, before the first request."""
         env_tokens = components.settings.token_roles()
         ledger, store = components.ledger, components.views
         with store.transaction() as cursor:
@@ -98,7 +117,7 @@ class Services:
 
     @property
     def reads(self) -> ReadSide:
-        """The read side's seam (`projections.queries`): versions, the log's head, lag, queries."""
+        """The read side's seam (`projections.engine.read_side`): versions, the log's head, lag, queries."""
         with self._views_lock:
             if self._reads is None:
                 self._reads = ReadSide(self.ledger.app, self.store, refresh_s=1.0)

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.verifier import CHECKPOINT_ORIGIN, checkpoint_message
+from audit.offline_verifier import CHECKPOINT_ORIGIN, checkpoint_message
 from ledger.config import write_new_secret
 
 FILE_FORMAT = "ledger-audit-checkpoint/1"

@@ -15,7 +15,7 @@ from audit.checkpoint import Checkpoint, Signer
 from audit.merkle import CompactRange
 from audit.rows import EventReader, leaf_hashes
 from audit.store import AuditStore
-from projections.runner import TRANSIENT
+from ledger.application import TRANSIENT_DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 CONFLICT = (es_persistence.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -96,7 +96,7 @@ class AuditLog:
                 if self.catch_up() == 0:
                     stop.wait(poll_interval)
                 backoff = 0.5
-            except TRANSIENT as error:
+            except TRANSIENT_DATABASE_ERRORS as error:
                 log.warning("audit log lost the database (%s); retrying in %.1fs", error, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
@@ -104,5 +104,5 @@ class AuditLog:
                     with self.lock:
                         self.reader.reconnect()
                         self.start()
-                except TRANSIENT:
+                except TRANSIENT_DATABASE_ERRORS:
                     continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 
-from audit.verifier import empty_root, node_hash
+from audit.offline_verifier import empty_root, node_hash
 
 Node = tuple[int, int]  # (level, index)
 Span = tuple[int, int]  # leaves [start, end)

@@ -42,7 +42,7 @@ def leaf_hashes(rows: Sequence[Row]) -> list[bytes]:
 
 def leaf_bytes(row: Row) -> bytes:
     """The leaf bytes of one row (the layout above), as `leaf_hashes` hashes them: what a proof
-    bundle hands an auditor, who recomputes its leaf hash with `audit.verifier.leaf_hash`."""
+    bundle hands an auditor, who recomputes its leaf hash with `audit.offline_verifier.leaf_hash`."""
     position, originator_id, version, topic, state = row
     return _HEAD.pack(0, LEAF_FORMAT, position, originator_id, version, len(topic))[1:] + topic + \
         _LEN.pack(len(state)) + state

@@ -16,7 +16,7 @@ from typing import Any
 from audit.checkpoint import Checkpoint
 from audit.merkle import Node, frontier_nodes
 from ledger.config import Settings
-from projections.store import ViewStore
+from ledger.storage.database import Database
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class VerificationRecord:
     tree_size: int  # leaves in the stored tree
     root_hash: str  # recomputed root of the stored tree, hex ("" when empty)
     not_in_tree: int  # newer events the follower had not added yet
-    finding_kind: str | None  # the first difference (audit.verify.Finding), if any
+    finding_kind: str | None  # the first difference (audit.verification.Finding), if any
     finding_position: int | None
     finding_detail: str | None
     checkpoint_size: int | None  # the checkpoint the log was held to, if any
@@ -44,7 +44,7 @@ class AuditStore:
     def __init__(self, settings: Settings) -> None:
         # Always the events' database; a small pool: one follower and the odd proof or checkpoint.
         small = settings.model_copy(update={"postgres_pool_size": 2})
-        self.db = ViewStore(small, database_url=settings.effective_database_url)
+        self.db = Database(small, database_url=settings.effective_database_url)
         blob = "BYTEA" if self.db.is_postgres else "BLOB"
         with self.db.transaction() as cursor:
             for ddl in (

@@ -27,8 +27,8 @@ from ledger.vault import derive_key_b64
 
 class LedgerApp(Application[UUID]):
     name = "Ledger"
-    # Typed MessagePack (ledger.transcoding): events written by the library's JSON stay readable.
-    env: ClassVar[dict[str, str]] = {"TRANSCODER_TOPIC": "ledger.transcoding:LedgerTranscoder"}
+    # Typed MessagePack (ledger.encoding.transcoding): events written by the library's JSON stay readable.
+    env: ClassVar[dict[str, str]] = {"TRANSCODER_TOPIC": "ledger.encoding.transcoding:LedgerTranscoder"}
     # Aggregates that every order touches grow long; snapshots keep cold loads short.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
         Stock: 500,
@@ -84,13 +84,13 @@ class LedgerApp(Application[UUID]):
 
 def build_app(settings: Settings, master_key: str | None = None) -> tuple[LedgerApp, str]:
     """The application and the master key it was built with: `master_key` as resolved by the
-    caller (`ledger.bootstrap` resolves it once per process), else resolved here."""
+    caller (`shell.composition` resolves it once per process), else resolved here."""
     if master_key is None:
         master_key, _ = resolve_cipher_key(settings)
     env = settings.eventsourcing_env()
     env.update(
         {
-            "CIPHER_TOPIC": "ledger.cipher:KeptKeyAESCipher",  # the library's AES-GCM, key set up once
+            "CIPHER_TOPIC": "ledger.encoding.cipher:KeptKeyAESCipher",  # the library's AES-GCM, key set up once
             "CIPHER_KEY": derive_key_b64(master_key, "event-payload"),
             "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
         }

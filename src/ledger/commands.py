@@ -16,7 +16,7 @@ from uuid import UUID
 from ledger.domain.catalog import DEFAULT_CHANNEL, ProductKind
 from ledger.domain.context import Context
 from ledger.domain.errors import LineError
-from ledger.imports import ImportProgress
+from ledger.supplier_import.importer import ImportProgress
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,7 +1,7 @@
 """The one settings object, from the environment (prefix LEDGER_) or passed in by tests.
 
 Every part of the product reads its settings here: the store, the writer, the business
-rules, the HTTP API, the audit tree, Kafka and order-time risk. `ledger.bootstrap` builds
+rules, the HTTP API, the audit tree, Kafka and order-time risk. `shell.composition` builds
 a process from one `Settings`."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # ---- risk ----
     fraud_reject_score: int = Field(
         default=0, ge=0, description="order-time rejection when the fraud read model scores a subject this high; "
-        "0 turns it off (the rules themselves: LEDGER_FRAUD_* of projections.fraud.FraudRules)")
+        "0 turns it off (the rules themselves: LEDGER_FRAUD_* of projections.models.fraud.FraudRules)")
 
     @field_validator("database_url", "views_database_url")
     @classmethod
@@ -132,8 +132,8 @@ class Settings(BaseSettings):
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path, "SQLITE_LOCK_TIMEOUT": "30"}
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            # The library's recorder, writing events by binary COPY (ledger.recorders).
-            "APPLICATION_RECORDER_TOPIC": "ledger.recorders:CopyingPostgresRecorder",
+            # The library's recorder, writing events by binary COPY (ledger.storage.recorders).
+            "APPLICATION_RECORDER_TOPIC": "ledger.storage.recorders:CopyingPostgresRecorder",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.utils import Environment
 
-from ledger.cipher import KeptKeyAESCipher
+from ledger.encoding.cipher import KeptKeyAESCipher
 
 
 def derive_key(master_b64: str, purpose: str) -> bytes:

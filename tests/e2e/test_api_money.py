@@ -14,14 +14,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from projections import queries
-from projections.registry import PROJECTION_NAMES
+from projections.engine.registry import PROJECTION_NAMES
+from projections.models import report_queries
 from tests.api_fixtures import auth, open_services
 from tests.demo_history import seeded
 from tests.helpers import head
 
 USD = re.compile(r"-?\d+\.\d{2}")  # the demo sells in USD
-MONEY = {*queries.SALES.money, *queries.PROFIT.money,
+MONEY = {*report_queries.SALES.money, *report_queries.PROFIT.money,
          "debit", "credit", "balance", "unit_cost", "money_in", "refunds_payable"}
 READS = [
     ("/v1/reports/sales", "finance"), ("/v1/reports/profit", "finance"), ("/v1/reports/profit?group_by=sku", "finance"),

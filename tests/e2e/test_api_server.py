@@ -180,9 +180,10 @@ def _facts_from_read_models(client: httpx.Client, position: int, pg_url: str, tm
     """The same facts straight from the read models, for a checkout whose read routes are not there yet."""
     from api.services import Services
     from ledger.config import Settings
-    from projections.journal import trial_balance
+    from projections.models.journal import trial_balance
+    from shell.composition import compose
 
-    services = Services.open(Settings(database_url=pg_url, cipher_key=TEST_CIPHER_KEY, data_dir=tmp_path))
+    services = Services.open(compose(Settings(database_url=pg_url, cipher_key=TEST_CIPHER_KEY, data_dir=tmp_path)))
     try:
         assert services.wait_for(("inventory", "sales", "journal"), position) is not None
         inventory = services.view("inventory")

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.services import Services
 from audit.checkpoint import Checkpoint
+from audit.offline_verifier import verify_consistency, verify_inclusion
 from audit.rows import EventReader, leaf_hashes
-from audit.verifier import verify_consistency, verify_inclusion
-from ledger.cli.audit import audit as audit_cli
 from ledger.config import Settings
 from ledger.service.ledger import Ledger, open_ledger
+from shell.cli.audit import audit as audit_cli
 from tests.api_fixtures import auth, open_services
 from tests.conftest import TEST_CIPHER_KEY
 from tests.helpers import buy, head, stocked_product

@@ -33,7 +33,7 @@ def test_a_follower_killed_mid_batch_leaves_a_sound_tree(tmp_path: Path) -> None
         )
     conn.close()
     env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{db}", "LEDGER_DATA_DIR": str(tmp_path)}
-    follower = subprocess.Popen([sys.executable, "-m", "ledger.cli", "audit", "follow", "--batch-size", "250"],
+    follower = subprocess.Popen([sys.executable, "-m", "shell.cli", "audit", "follow", "--batch-size", "250"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     leaves = 0

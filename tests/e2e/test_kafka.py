@@ -26,16 +26,16 @@ import pytest
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
-from ledger.demo import SimClock, run_demo
-from ledger.event_catalogue import kafka_fields
-from ledger.event_json import COUNTED_ON_KAFKA, scrub
-from ledger.relay import LEAF_INDEX, POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
+from ledger.encoding.catalogue import kafka_fields
+from ledger.encoding.event_json import COUNTED_ON_KAFKA, scrub
+from ledger.encoding.fields import event_data
 from ledger.service.ledger import open_ledger
-from ledger.service.queries import event_data
-from projections.kafka_source import LANES
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.kafka.relay import LEAF_INDEX, POSITION, VERSION, Relay, RelayPosition, events_topic, relay_status
+from projections.kafka.source import LANES
+from shell.demo import SimClock, run_demo
 from tests.audit_helpers import audit_log
 from tests.conftest import TEST_CIPHER_KEY
 from tests.helpers import buy, fresh_codes, import_batch, place, stocked_product
@@ -91,7 +91,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def _ledger_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from ledger.cli import main; main()", *args]
+    return [sys.executable, "-c", "from shell.cli import main; main()", *args]
 
 
 def read_all(bootstrap: str, topic: str, seconds: float = 60) -> list[Any]:
@@ -315,7 +315,7 @@ def _lanes_equal_a_rebuild(app: LedgerApp, settings: Settings, views: ViewStore,
                            tmp_path: Path) -> dict[str, Any]:
     """One member builds every lane into `views` up to `head`; each read model must equal a
     rebuild from the database log. Returns the Kafka-built dumps by read model."""
-    from projections.kafka_source import KafkaViews
+    from projections.kafka.source import KafkaViews
 
     member = KafkaViews(settings, views, batch_size=50)
     try:
@@ -396,9 +396,11 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     from api.background import Background
     from api.metrics import Metrics
     from api.services import Services
+    from shell.composition import compose
 
     settings = _settings(tmp_path, broker.bootstrap)
-    services = Services.open(settings.model_copy(update={"serve_relay": True, "serve_projections": False}))  # --relay
+    relay_settings = settings.model_copy(update={"serve_relay": True, "serve_projections": False})  # --relay
+    services = Services.open(compose(relay_settings))
     ledger = services.ledger
     app = ledger.app
     stocked_product(ledger, "KAFKA-1", 10)
@@ -523,7 +525,7 @@ class _Record:
 
 def _lane_fed(batch_size: int, items: dict[int, tuple[str, _Record]]) -> tuple[Any, Callable[..., None]]:
     """A lane worker at position 0 with nothing pending, and a function that delivers `items` by position."""
-    from projections.kafka_source import LaneWorker, _Pending
+    from projections.kafka.source import LaneWorker, _Pending
 
     worker: Any = object.__new__(LaneWorker)
     worker.position, worker.batch_size, worker.pending = 0, batch_size, {}
@@ -662,7 +664,7 @@ def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowle
     the refusal kafka-python reports for a one-record batch is played here."""
     from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
-    from ledger.relay import Unpublishable
+    from projections.kafka.relay import Unpublishable
 
     settings = _settings(tmp_path, "127.0.0.1:9")
     built, _ = build_app(settings)
@@ -691,7 +693,7 @@ def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowle
 def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ledger.cli import app as cli
+    from shell.cli import app as cli
 
     env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
            "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}

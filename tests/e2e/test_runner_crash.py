@@ -15,9 +15,9 @@ import pytest
 
 from ledger.config import Settings
 from ledger.service.ledger import Ledger
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import StalePosition, ViewStore
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import StalePosition, ViewStore
 from tests.conftest import TEST_CIPHER_KEY, FakeClock, LedgerFactory
 
 
@@ -50,7 +50,7 @@ def _ledger_env(settings: Settings, tmp_path: Path) -> dict[str, str]:
 
 
 def _ledger_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from ledger.cli import main; main()", *args]
+    return [sys.executable, "-c", "from shell.cli import main; main()", *args]
 
 
 def _kill_once(command: list[str], env: dict[str, str], done: Callable[[], bool], seconds: float = 60) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.problems import PROBLEM, TYPE_BASE
-from projections.fraud import FraudRules
+from projections.models.fraud import FraudRules
 from tests.conftest import TEST_CIPHER_KEY
 from tests.served import TOKENS, Served, auth
 

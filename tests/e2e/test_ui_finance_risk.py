@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.services import Services
 from api.ui import finance
-from audit.verify import Finding, Verification
-from ledger.cli.audit import audit as audit_cli
+from audit.verification import Finding, Verification
+from shell.cli.audit import audit as audit_cli
 from tests.api_fixtures import TOKENS, auth, open_services
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, stocked_product

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from api.ui.charts import Series, chart, days_between, ticks
-from projections.registry import PROJECTION_NAMES
+from projections.engine.registry import PROJECTION_NAMES
 from tests.api_fixtures import TOKENS, auth, caught_up, open_services
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, place, stocked_product

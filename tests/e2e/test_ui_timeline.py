@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from audit.checkpoint import Signer
-from audit.verifier import checkpoint_message, leaf_hash, verify_inclusion
-from ledger import event_log
+from audit.offline_verifier import checkpoint_message, leaf_hash, verify_inclusion
 from ledger.domain.ids import stock_id
 from ledger.results import Placed
+from ledger.storage import event_log
 from tests.api_fixtures import TOKENS, open_services
 from tests.audit_helpers import build
 from tests.helpers import buy, delivered_codes, head, import_batch, place, stocked_product

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from ledger.application import LedgerApp
 from ledger.config import Settings
 from ledger.service.ledger import Ledger
-from projections.as_of import History, fold
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.as_of import History, fold
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.demo_history import DemoStore, seeded
 from tests.helpers import buy, head, stocked_product
 

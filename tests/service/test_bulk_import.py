@@ -15,15 +15,15 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 from typer.testing import CliRunner
 
-from ledger.bulk import append_new_events, stored_ids
-from ledger.cli import app
 from ledger.domain.catalog import Product
 from ledger.domain.errors import ImportRejected, LineError
 from ledger.domain.ids import key_id, product_id
 from ledger.domain.supply import Batch, Key
-from ledger.imports import key_registrations, stored_registrations
 from ledger.results import Imported
 from ledger.service.ledger import Ledger
+from ledger.supplier_import.bulk import append_new_events, stored_ids
+from ledger.supplier_import.importer import key_registrations, stored_registrations
+from shell.cli import app
 from tests.conftest import TEST_CIPHER_KEY, LedgerFactory
 from tests.helpers import buy, delivered_codes, fresh_codes, head, stocked_product
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ledger.cli import app
 from ledger.config import Settings
 from ledger.service.ledger import open_ledger
+from shell.cli import app
 
 CODES = ["VIDX-AAAA-1111", "VIDX-BBBB-2222", "VIDX-CCCC-3333"]
 
@@ -175,7 +175,7 @@ def test_bench_write_alone_reports_the_writers_own_capacity(env: dict[str, str])
 
 
 def test_serve_demo_names_the_web_ui(capsys: pytest.CaptureFixture[str]) -> None:
-    from ledger.cli.api import _print_demo_tokens
+    from shell.cli.api import _print_demo_tokens
 
     _print_demo_tokens({"storefront": "t0ken"}, "0.0.0.0", 8123)
     assert "web UI: http://127.0.0.1:8123/ui/" in capsys.readouterr().out
@@ -183,7 +183,7 @@ def test_serve_demo_names_the_web_ui(capsys: pytest.CaptureFixture[str]) -> None
 
 _STOP_WHILE_WAITING = """
 import os, signal, sys
-from ledger.cli.common import stop_on_signals
+from shell.cli.common import stop_on_signals
 
 stop = stop_on_signals()
 # The moment a long-running command is in stop.wait() holding the event's lock: the signal's

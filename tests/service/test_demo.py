@@ -13,10 +13,10 @@ from pathlib import Path
 from uuid import UUID
 
 from ledger.config import Settings
-from ledger.demo import iter_events, summarize
 from ledger.domain.orders import Order
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger, open_ledger
+from shell.demo import iter_events, summarize
 from tests.conftest import FakeClock
 from tests.helpers import buy, place, stocked_product
 
@@ -27,7 +27,7 @@ def _run_demo(cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["COLUMNS"] = "160"
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *ARGS], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "shell.cli", *ARGS], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -128,7 +128,7 @@ def test_demo_refuses_a_store_that_is_not_empty(tmp_path: Path) -> None:
     _run_demo(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", *ARGS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "shell.cli", *ARGS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 1
     assert "error: the store at" in result.stderr and "--reset" in result.stderr

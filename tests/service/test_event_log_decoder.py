@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from ledger import event_log
-from ledger.recorders import CopyingPostgresRecorder
 from ledger.service.ledger import Ledger
+from ledger.storage import event_log
+from ledger.storage.recorders import CopyingPostgresRecorder
 from tests.conftest import FakeClock
 from tests.e2e.test_runner_crash import make_history
 

@@ -20,11 +20,11 @@ from ledger.domain.orders import Order
 from ledger.domain.risk import OrderFacts
 from ledger.results import Placed
 from ledger.service.ledger import Ledger, open_ledger
-from projections.fraud import Fraud, FraudRules, alerts, subject
-from projections.registry import build_projections
-from projections.risk import FraudRiskAssessor
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.models.fraud import Fraud, FraudRules, alerts, subject
+from projections.models.risk import FraudRiskAssessor
 from tests.conftest import FakeClock, LedgerFactory
 
 SKU = "GAME-1"

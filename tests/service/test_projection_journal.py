@@ -20,17 +20,17 @@ from hypothesis import strategies as st
 from ledger.config import Settings
 from ledger.domain.errors import AmountMismatch, DomainError
 from ledger.service.ledger import Ledger, open_ledger
-from projections.base import Projection
-from projections.journal import (
+from projections.engine.base import Projection
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.models.journal import (
     ACCOUNTS,
     Journal,
     TrialBalance,
     balances_as_of,
     trial_balance,
 )
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
 from tests.conftest import TEST_CIPHER_KEY, FakeClock, LedgerFactory
 from tests.outcomes import assert_explored, outcomes
 from tests.profiles import examples

@@ -13,10 +13,10 @@ from uuid import UUID
 
 from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger
-from projections.base import Projection, Row
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.base import Projection, Row
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 
 D = Decimal

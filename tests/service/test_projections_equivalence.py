@@ -16,11 +16,11 @@ from ledger.config import Settings
 from ledger.domain.errors import DomainError
 from ledger.domain.supply import Key
 from ledger.service.ledger import Ledger, open_ledger
-from projections.journal import trial_balance
-from projections.rebuild import rebuild
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.rebuild import rebuild
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.models.journal import trial_balance
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 from tests.outcomes import assert_explored, outcomes
 from tests.profiles import deep, examples

@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
-from ledger import event_log
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
 from ledger.service.ledger import Ledger
-from projections.base import Projection, Table
-from projections.events import UnknownEvent, handles
-from projections.queries import ReadSide, lag
-from projections.registry import build_projections
-from projections.replay import Report
-from projections.runner import Runner
-from projections.store import ViewStore
+from ledger.storage import event_log
+from projections.engine.base import Projection, Table
+from projections.engine.events import UnknownEvent, handles
+from projections.engine.read_side import ReadSide, lag
+from projections.engine.registry import build_projections
+from projections.engine.replay import Report
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, stocked_product
 

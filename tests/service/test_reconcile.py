@@ -14,15 +14,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
-from ledger.cli import app as cli_app
 from ledger.domain.orders import Order
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger
-from projections.as_of import History, LiveReadModels
-from projections.reconcile import FOLDS, JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.as_of import History, LiveReadModels
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
+from projections.models.reconcile import FOLDS, JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
+from shell.cli import app as cli_app
 from tests.api_fixtures import auth, open_services
 from tests.demo_history import DemoStore
 from tests.helpers import all_events, buy, head, place, stocked_product

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger.service.ledger import Ledger
-from projections.replay import load_report, replay, write_csv
+from projections.engine.replay import load_report, replay, write_csv
 from tests.conftest import FakeClock
 
 REPORTS = Path(__file__).resolve().parents[2] / "docs" / "reports"

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from ledger.service.ledger import Ledger
-from projections import runner as runner_module
-from projections.base import Projection
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import Changes, ViewStore
+from ledger.storage.database import Changes
+from projections.engine import runner as runner_module
+from projections.engine.base import Projection
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 from tests.e2e.test_runner_crash import dumps, make_history
 from tests.helpers import fresh_codes, import_batch, stocked_product

@@ -11,10 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger.application import TRANSIENT_DATABASE_ERRORS
 from ledger.service.ledger import Ledger
-from projections.registry import build_projections
-from projections.runner import TRANSIENT, Runner
-from projections.store import ViewStore
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 from tests.e2e.test_runner_crash import dumps
 
@@ -116,13 +117,13 @@ def test_a_batch_retried_after_its_connections_died_counts_once(
             idle = pool.get_stats()["pool_available"]
             assert kill_connections(pg_server, pg_url) > 0
             for _ in range((idle + parity) % 2):
-                with pytest.raises(TRANSIENT):
+                with pytest.raises(TRANSIENT_DATABASE_ERRORS):
                     store.query("SELECT 1")
             failures = 0
             while runner.position < head and failures < 100:
                 try:
                     runner.run_once()
-                except TRANSIENT:
+                except TRANSIENT_DATABASE_ERRORS:
                     failures += 1
             assert failures > 0  # the batch met dead connections
             assert runner.position == head

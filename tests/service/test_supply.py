@@ -17,8 +17,8 @@ from ledger.domain.errors import (
     UnknownProduct,
 )
 from ledger.domain.supply import Key
-from ledger.keyfile import parse_codes
 from ledger.service.ledger import Ledger
+from ledger.supplier_import.files import parse_codes
 from tests.helpers import (
     all_events,
     buy,

@@ -1,4 +1,4 @@
-"""The event encoding (ledger.transcoding): every state an event or a snapshot can hold comes
+"""The event encoding (ledger.encoding.transcoding): every state an event or a snapshot can hold comes
 back with the same values AND the same types, and stores written with the library's JSON
 stay readable."""
 
@@ -18,13 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.application import LedgerApp
-from ledger.cipher import KeptKeyAESCipher
 from ledger.domain.catalog import ProductKind
 from ledger.domain.holders import HolderKind
 from ledger.domain.ids import stock_id
 from ledger.domain.orders import OrderStatus
 from ledger.domain.supply import KeyStatus
-from ledger.transcoding import LedgerTranscoder, TranscodingError
+from ledger.encoding.cipher import KeptKeyAESCipher
+from ledger.encoding.transcoding import LedgerTranscoder, TranscodingError
 from tests.conftest import FakeClock, LedgerFactory
 
 

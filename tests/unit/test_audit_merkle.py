@@ -14,7 +14,7 @@ from audit.merkle import (
     span_hashes,
     subtree_root,
 )
-from audit.verifier import empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion
+from audit.offline_verifier import empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion
 
 Node = tuple[int, int]
 

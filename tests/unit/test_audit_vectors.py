@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from audit.verifier import verify_consistency, verify_inclusion
+from audit.offline_verifier import verify_consistency, verify_inclusion
 
 VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc9162"
 

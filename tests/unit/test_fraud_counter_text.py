@@ -9,7 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.fraud import _json, _loads
+from projections.models.fraud import _json, _loads
 
 positions = st.lists(st.integers(min_value=0, max_value=2**63 - 1), max_size=50)
 windows = st.lists(st.tuples(st.integers(min_value=0, max_value=2**62), st.integers(min_value=0, max_value=2**40))

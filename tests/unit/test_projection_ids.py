@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections import base
-from projections.base import ident
+from projections.engine import base
+from projections.engine.base import ident
 
 
 @given(st.uuids(allow_nil=True))

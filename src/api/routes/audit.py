@@ -16,10 +16,10 @@ from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.problems import NOT_FOUND
 from api.routes.reads import invalid
 from api.services import Services
-from ledger.event_json import scrub
-from ledger.service.queries import event_data
-from projections import queries
-from projections.events import EVENT_CLASSES
+from ledger.encoding.event_json import scrub
+from ledger.encoding.fields import event_data
+from projections.engine import read_side
+from projections.engine.events import EVENT_CLASSES
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Caller, Depends(require("finance", "analyst"))]
@@ -39,7 +39,7 @@ def event_topics(names: Sequence[str]) -> list[str]:
     """The stored topics of event types named `Aggregate.Event`; 422 naming `type` for an unknown one."""
     topics = []
     for name in names:
-        topic = queries.event_topic(name)
+        topic = read_side.event_topic(name)
         if topic is None:
             raise invalid("type", f"unknown event type {name}")
         topics.append(topic)

@@ -11,8 +11,8 @@ from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
 from api.point_in_time import AsOf, AsOfTime, reading
 from api.problems import NOT_FOUND
-from projections import queries
-from projections.journal import ACCOUNTS, TrialBalance
+from projections.models import report_queries
+from projections.models.journal import ACCOUNTS, TrialBalance
 
 router = APIRouter(prefix="/v1/ledger", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]
@@ -47,7 +47,7 @@ def trial(
 ) -> TrialBalanceOut:
     """Every account's debits, credits and balance per currency; `balanced` when debits equal credits."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        tb = queries.trial_balance(source)
+        tb = report_queries.trial_balance(source)
     return TrialBalanceOut(
         position=position, as_of=None if source is svc else position, balanced=tb.balanced,
         accounts=balances(tb),
@@ -68,8 +68,8 @@ def account(
     if account not in ACCOUNTS:
         raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)}")
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        rows, more = queries.account_entries(source, account, after, position, limit)
-        tb = queries.trial_balance(source)
+        rows, more = report_queries.account_entries(source, account, after, position, limit)
+        tb = report_queries.trial_balance(source)
     held = account_held(tb, account)
     kind, description = ACCOUNTS[account]
     return AccountOut(

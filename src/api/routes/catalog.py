@@ -32,7 +32,7 @@ from api.problems import NOT_FOUND
 from ledger.domain.catalog import DEFAULT_CHANNEL, Product
 from ledger.domain.errors import LineError
 from ledger.domain.ids import normalise_coupon_code
-from ledger.keyfile import parse_codes
+from ledger.supplier_import.files import parse_codes
 
 products_router = APIRouter(prefix="/v1/products", tags=["catalog"])
 promotions_router = APIRouter(prefix="/v1/promotions", tags=["promotions"])

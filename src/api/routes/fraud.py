@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import AlertsOut, FraudAlert, SubjectOut
-from projections import fraud, queries
-from projections.base import Row
+from projections.engine.base import Row
+from projections.models import fraud, report_queries
 
 router = APIRouter(prefix="/v1/fraud", tags=["fraud"])
 Risk = Annotated[Caller, Depends(require("risk"))]
@@ -33,7 +33,8 @@ def alerts(
 ) -> AlertsOut:
     """Alerts in log order."""
     position = read_position(svc, VIEWS, min_position)
-    rows = queries.fraud_alerts(svc, rule=rule, subject_kind=subject_kind, since=since, until=position, limit=limit)
+    rows = report_queries.fraud_alerts(svc, rule=rule, subject_kind=subject_kind, since=since, until=position,
+                                       limit=limit)
     return AlertsOut(position=position, alerts=[_alert(r) for r in rows],
                      next_since=rows[-1]["position"] if len(rows) == limit else None)
 
@@ -46,7 +47,7 @@ def subject(
     """A customer's, IP's or device's total score, alert count, top rule, score per rule and its latest alerts.
     A subject never alerted has score 0 (`alerted: false`)."""
     position = read_position(svc, VIEWS, min_position)
-    found, recent = queries.fraud_subject(svc, kind, ident)
+    found, recent = report_queries.fraud_subject(svc, kind, ident)
     if found is None:
         return SubjectOut(position=position, subject_kind=kind, subject_id=ident, alerted=False, score=0, alerts=0,
                           top_rule=None, rule_scores={}, last_position=None, updated_at=None, recent_alerts=[])

@@ -13,9 +13,9 @@ from api.models_reads import BatchStock, InventoryOut, SkuInventoryOut, SkuStock
 from api.point_in_time import AsOf, AsOfTime, reading
 from api.problems import NOT_FOUND
 from api.services import Services
-from projections import queries
-from projections.base import Row
-from projections.inventory import STATES
+from projections.engine.base import Row
+from projections.models import report_queries
+from projections.models.inventory import STATES
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 Reader = Annotated[Caller, Depends(require("storefront", "analyst"))]
@@ -51,7 +51,7 @@ def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: Mi
               as_of: AsOf = None, as_of_time: AsOfTime = None) -> InventoryOut:
     """Every SKU's keys by state."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        skus, batches = queries.inventory(source, batches=by == "batch")
+        skus, batches = report_queries.inventory(source, batches=by == "batch")
     currencies = _currencies(svc) if by == "batch" else {}
     return InventoryOut(position=position, items=[_sku(r, batches, currencies) for r in skus])
 
@@ -76,7 +76,7 @@ async def sku_inventory(sku: str, svc: ServicesDep, caller: Reader, by: By = "sk
 def _sku_inventory(sku: str, svc: Services, by: str, min_position: int | None, as_of: int | None,
                    as_of_time: datetime | None) -> SkuInventoryOut:
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        rows, batches = queries.inventory(source, sku, batches=by == "batch")
+        rows, batches = report_queries.inventory(source, sku, batches=by == "batch")
     if not rows:
         raise HTTPException(404, f"no inventory for SKU {sku}")
     currencies = _currencies(svc) if by == "batch" else {}

@@ -57,7 +57,7 @@ def inclusion_proof(
     tree_size: Size = None,
 ) -> InclusionOut:
     """The audit path proving the event at `position` is leaf `leaf_index` of the tree of
-    `tree_size` leaves; check it with `audit.verifier.verify_inclusion` against a checkpoint."""
+    `tree_size` leaves; check it with `audit.offline_verifier.verify_inclusion` against a checkpoint."""
     try:
         found = inclusion(svc.audit(), position, tree_size)
     except ProofError as error:
@@ -71,7 +71,7 @@ def consistency_proof(
     second: Size = None,
 ) -> ConsistencyOut:
     """The proof that the tree of `first` leaves is a prefix of the tree of `second`; check it
-    with `audit.verifier.verify_consistency`."""
+    with `audit.offline_verifier.verify_consistency`."""
     try:
         found = consistency(svc.audit(), first, second)
     except ProofError as error:

@@ -14,8 +14,8 @@ from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
 from api.problems import invalid as invalid  # re-exported: the read routes' 422 naming a field
 from ledger.domain.money import format_amount
-from projections.base import Row
-from projections.registry import PROJECTION_NAMES
+from projections.engine.base import Row
+from projections.engine.registry import PROJECTION_NAMES
 
 router = APIRouter(prefix="/v1/projections", tags=["projections"])
 Admin = Annotated[Caller, Depends(require("admin"))]

@@ -1,4 +1,4 @@
-"""Reconciliation for finance: the checks of `projections.reconcile`, at the read models' position."""
+"""Reconciliation for finance: the checks of `projections.models.reconcile`, at the read models' position."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ReconciliationException, ReconciliationOut, ReconciliationTotal
 from api.problems import problem_responses
-from projections.reconcile import READ_MODELS, NotAligned, reconcile
+from projections.models.reconcile import READ_MODELS, NotAligned, reconcile
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]

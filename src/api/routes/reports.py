@@ -16,12 +16,12 @@ from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import ReportOut
 from api.point_in_time import AsOf, AsOfTime, reading
 from api.routes.reads import csv_text, invalid, shown
-from projections import queries
-from projections.queries import DailyReport
+from projections.models import report_queries
+from projections.models.report_queries import DailyReport
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Caller, Depends(require("finance", "analyst"))]
-SALES, PROFIT = queries.SALES, queries.PROFIT
+SALES, PROFIT = report_queries.SALES, report_queries.PROFIT
 
 From = Annotated[date | None, Query(alias="from", description="first day, inclusive (ISO date, UTC)")]
 To = Annotated[date | None, Query(alias="to", description="last day, inclusive (ISO date, UTC)")]
@@ -34,7 +34,7 @@ def _report(report: DailyReport, request: Request, svc: ServicesDep, date_from: 
         raise invalid("to", "must not be before from")
     chosen = list(dict.fromkeys((group_by or ",".join(report.dimensions)).split(",")))
     with reading(svc, (report.name,), min_position, as_of, as_of_time) as (source, position):
-        rows = queries.daily_report(source, report, chosen, date_from, date_to)
+        rows = report_queries.daily_report(source, report, chosen, date_from, date_to)
     columns = report.columns(chosen)
     headers = {"X-Read-Position": str(position)}
     rows = [shown(r, columns, report.money) for r in rows]

@@ -24,7 +24,7 @@ from api.routes.audit import MAX_LIMIT, event_topics, feed_page
 from api.ui import inputs
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
-from projections.events import EVENT_CLASSES
+from projections.engine.events import EVENT_CLASSES
 
 router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]

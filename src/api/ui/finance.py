@@ -2,8 +2,8 @@
 the reconciliation's exceptions, the last signed checkpoint and the last verification.
 
 The numbers come from what the API's routes use: `api.point_in_time.reading`, the books' queries
-(`projections.queries.trial_balance`, `account_entries`) and `api.routes.books.balances`,
-`projections.reconcile.reconcile`, and the audit tables (`Services.audit`)."""
+(`projections.engine.read_side.trial_balance`, `account_entries`) and `api.routes.books.balances`,
+`projections.models.reconcile.reconcile`, and the audit tables (`Services.audit`)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from api.ui.inputs import BadInput
 from api.ui.render import page
 from audit.checkpoint import Checkpoint
 from audit.store import VerificationRecord
-from projections import queries
-from projections.as_of import ReadSource
-from projections.journal import ACCOUNTS
-from projections.reconcile import NotAligned, Reconciliation, reconcile
+from projections.engine.as_of import ReadSource
+from projections.models import report_queries
+from projections.models.journal import ACCOUNTS
+from projections.models.reconcile import NotAligned, Reconciliation, reconcile
 
 router = APIRouter(prefix="/finance")
 FinanceViewer = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/ledger/*, /v1/reconciliation
@@ -92,7 +92,7 @@ def finance(request: Request, svc: ServicesDep, viewer: FinanceViewer, as_of: st
     moment = Moment(as_of, as_of_time)
     try:
         with _reading(svc, moment) as (source, position):
-            tb = queries.trial_balance(source)
+            tb = report_queries.trial_balance(source)
             live = source is svc
     except BadInput as error:
         return page(request, "finance.html", viewer, status_code=error.status, error=error, moment=moment)
@@ -113,8 +113,8 @@ def account(request: Request, svc: ServicesDep, viewer: FinanceViewer, account: 
             raise BadInput("account", f"no account {account[:100]}; the chart has {', '.join(ACCOUNTS)}", 404)
         start = inputs.position("after", after) or 0
         with _reading(svc, moment) as (source, position):
-            rows, more = queries.account_entries(source, account, start, position, ENTRIES)
-            tb = queries.trial_balance(source)
+            rows, more = report_queries.account_entries(source, account, start, position, ENTRIES)
+            tb = report_queries.trial_balance(source)
             live = source is svc
     except BadInput as error:
         return page(request, "finance_account.html", viewer, status_code=error.status, error=error, moment=moment,

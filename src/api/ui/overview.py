@@ -25,8 +25,8 @@ from api.services import Services
 from api.ui.auth import AnyViewer, LoginRequired, Viewer, login_url, viewer_for
 from api.ui.charts import Series, chart, days_between
 from api.ui.render import money, page
-from projections import queries
-from projections.base import Row
+from projections.engine.base import Row
+from projections.models import report_queries
 
 router = APIRouter()
 DAYS = 31  # the charts show the last month that has any rows
@@ -63,7 +63,7 @@ def _money(currency: str, amount: Decimal) -> str:
 def sales_charts(svc: Services) -> list[CurrencyChart]:
     """Per currency: sales (gross less discounts) on each day with deliveries, and refunds."""
     charts = []
-    for currency, rows in _by_currency(queries.daily_report(svc.reads, queries.SALES, ["day"])).items():
+    for currency, rows in _by_currency(report_queries.daily_report(svc.reads, report_queries.SALES, ["day"])).items():
         days = _window(rows)
         shown = [r for r in rows if r["day"] in days]
         sales = Series("sales", {r["day"]: r["gross"] - r["discounts"] for r in shown if r["orders"]})
@@ -76,7 +76,7 @@ def sales_charts(svc: Services) -> list[CurrencyChart]:
 
 def margin_chart(svc: Services) -> Markup | None:
     """Gross margin (profit over net revenue, in %) per day: one line per currency."""
-    rows = queries.daily_report(svc.reads, queries.PROFIT, ["day"])
+    rows = report_queries.daily_report(svc.reads, report_queries.PROFIT, ["day"])
     days = _window(rows)
     if not days:
         return None
@@ -98,7 +98,7 @@ def panels(svc: Services, viewer: Viewer) -> dict[str, Any]:
     context: dict[str, Any] = {"skus": None, "sales_charts": None, "margin": None, "alerts": None}
     if viewer.may(*STOCK):
         views.append("inventory")
-        context["skus"] = queries.inventory(svc.reads)[0]
+        context["skus"] = report_queries.inventory(svc.reads)[0]
     if viewer.may(*REPORTS):
         views += ["sales", "profit"]
         context["sales_charts"] = sales_charts(svc)
@@ -106,7 +106,7 @@ def panels(svc: Services, viewer: Viewer) -> dict[str, Any]:
     if viewer.may(*FRAUD):
         views.append("fraud")
         position = svc.reads.position(("fraud",))
-        latest = queries.fraud_alerts(svc.reads, until=position)[-LATEST_ALERTS:][::-1]
+        latest = report_queries.fraud_alerts(svc.reads, until=position)[-LATEST_ALERTS:][::-1]
         context["alerts"] = [{**row, "occurred_at": _moment(row["occurred_at"])} for row in latest]
     lag = svc.reads.lag()
     return {

@@ -1,5 +1,5 @@
 """Risk: fraud alerts grouped by rule, and each subject (customer, IP, device) with its score, its
-counters and the events its alerts cite. The same queries as GET /v1/fraud/* (`projections.queries`)."""
+counters and the events its alerts cite. The same queries as GET /v1/fraud/* (`projections.engine.read_side`)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from api.ui.auth import Viewer, viewer_for
 from api.ui.inputs import BadInput
 from api.ui.render import page
 from ledger.domain.orders import Order
-from projections import queries
-from projections.base import Row
-from projections.fraud import RULES
+from projections.engine.base import Row
+from projections.models import report_queries
+from projections.models.fraud import RULES
 
 router = APIRouter(prefix="/risk")
 RiskViewer = Annotated[Viewer, Depends(viewer_for("risk"))]  # as GET /v1/fraud/*
@@ -58,7 +58,7 @@ def risk(request: Request, svc: ServicesDep, viewer: RiskViewer, rule: str = "")
     except BadInput as error:
         return page(request, "risk.html", viewer, status_code=error.status, error=error, rules=RULES, chosen=None)
     position = svc.reads.position(VIEWS)
-    alerts = queries.fraud_alerts(svc, rule=chosen, until=position)
+    alerts = report_queries.fraud_alerts(svc, rule=chosen, until=position)
     groups = by_rule(alerts, RULES if chosen is None else (chosen,), LATEST if chosen is None else FILTERED)
     return page(request, "risk.html", viewer, rules=RULES, chosen=chosen, position=position, groups=groups,
                 total=len(alerts))
@@ -110,9 +110,9 @@ def subject(request: Request, svc: ServicesDep, viewer: RiskViewer, kind: str, i
         return page(request, "risk_subject.html", viewer, status_code=error.status, error=error, kind=kind,
                     ident=ident[:inputs.MAX_TEXT])
     position = svc.reads.position(VIEWS)
-    found, recent = queries.fraud_subject(svc, kind, ident)
+    found, recent = report_queries.fraud_subject(svc, kind, ident)
     events, left_out = evidence(svc, recent)
     return page(
         request, "risk_subject.html", viewer, kind=kind, ident=ident, position=position, found=found,
-        counters=queries.fraud_counters(svc, kind, ident), alerts=recent[::-1], events=events, left_out=left_out,
+        counters=report_queries.fraud_counters(svc, kind, ident), alerts=recent[::-1], events=events, left_out=left_out,
     )

@@ -17,8 +17,8 @@ from api.problems import problem
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
 from audit.proofs import ProofError, bundle
-from projections import timeline
-from projections.timeline import Timeline
+from projections.models import timeline
+from projections.models.timeline import Timeline
 
 router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]  # as GET /v1/audit/events

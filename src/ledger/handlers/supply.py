@@ -11,16 +11,16 @@ from ledger.domain.supply import Batch, Key
 from ledger.handlers import inputs
 from ledger.handlers.catalog import load_product
 from ledger.handlers.orders import close_reservation, load_order
-from ledger.imports import import_codes
-from ledger.keyfile import check_code
 from ledger.results import Imported, Recalled, Redeemed
+from ledger.supplier_import.files import check_code
+from ledger.supplier_import.importer import import_codes
 from ledger.writer.session import Session
 
 
 def import_keys(cmd: ImportKeys, uow: Session) -> Imported:
     """All or nothing: every bad, duplicate or already-stored line is reported, or all go in.
 
-    Written by `ledger.imports` in a transaction of its own, streamed (a supplier file of
+    Written by `ledger.supplier_import.importer` in a transaction of its own, streamed (a supplier file of
     100,000 codes is one COPY on PostgreSQL); its idempotency answer goes in as its last event."""
     inputs.text(cmd.supplier, "supplier")
     product = load_product(uow, cmd.sku)

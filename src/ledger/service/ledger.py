@@ -26,9 +26,9 @@ from ledger.domain.ids import CATALOG_ID, stock_id
 from ledger.domain.risk import RiskAssessor
 from ledger.domain.stock import Stock
 from ledger.handlers import handle
-from ledger.positions import position_of
 from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Result, Written
-from ledger.service.queries import Reads
+from ledger.service.store_reads import Reads
+from ledger.storage.positions import position_of
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
 from ledger.writer.outcomes import Done, Idempotency, replay
@@ -74,7 +74,7 @@ class Ledger(Reads):
 
     @property
     def risk(self) -> RiskAssessor | None:
-        """The order-time risk check, given at construction (`ledger.bootstrap` arms it)."""
+        """The order-time risk check, given at construction (`shell.composition` arms it)."""
         return self.writer.risk
 
     def context(self, actor: str = "system", **kwargs: str | None) -> Context:
@@ -230,7 +230,7 @@ class Ledger(Reads):
 
 
 def open_ledger(settings: Settings | None = None, clock: Clock = utc_now, risk: RiskAssessor | None = None) -> Ledger:
-    """A ledger over the store alone (tests, benches); a process is built by `ledger.bootstrap`."""
+    """A ledger over the store alone (tests, benches); a process is built by `shell.composition`."""
     settings = settings or Settings()
     app, master_key = build_app(settings)
     return Ledger(app, settings, CodeVault(master_key), clock=clock, risk=risk)

@@ -34,15 +34,15 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from ledger.application import LedgerApp
-from ledger.bulk import stored_ids
 from ledger.commands import Command
 from ledger.config import Settings
 from ledger.domain.answers import Answer, answer_id
 from ledger.domain.errors import Contention, DomainError
 from ledger.domain.risk import RiskAssessor
 from ledger.handlers import handle, read_ahead
-from ledger.positions import position_of
 from ledger.results import Result
+from ledger.storage.positions import position_of
+from ledger.supplier_import.bulk import stored_ids
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
 from ledger.writer.outcomes import Done, Idempotency, answer_for, replay

@@ -1,5 +1,0 @@
-"""`python -m ledger.cli`."""
-
-from ledger.cli import main
-
-main()

@@ -1,0 +1,1 @@
+"""`ledger bench ...`: each benchmark against its baseline in the same run, on throwaway stores."""

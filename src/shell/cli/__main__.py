@@ -1,0 +1,5 @@
+"""`python -m shell.cli`."""
+
+from shell.cli import main
+
+main()

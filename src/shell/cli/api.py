@@ -1,0 +1,193 @@
+"""`ledger serve`, `ledger tokens`, `ledger bench api`: the HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ledger.config import ROLES, Settings
+from shell.cli.common import describe_store, err, fail, load_settings, note_generated_key, out, require_kafka, say
+
+if TYPE_CHECKING:  # fastapi and uvicorn load only when a command needs them
+    import uvicorn
+
+    from api.services import Services
+    from ledger.writer.remote import CommandServer
+
+tokens = typer.Typer(help="API tokens: stored hashed, shown once.", no_args_is_help=True)
+
+
+def _api_settings() -> Settings:
+    settings = load_settings()
+    try:
+        settings.token_roles()  # a malformed LEDGER_API_TOKENS fails here, not in every worker
+    except ValueError as error:
+        raise fail(str(error)) from None
+    return settings
+
+
+def _open_services(settings: Settings) -> Services:
+    """The API's services over the process's parts (`shell.composition`): the cipher key is
+    resolved here, once, before any worker starts."""
+    from api.services import Services
+    from shell.composition import compose
+
+    parts = compose(settings)
+    try:
+        services = Services.open(parts)
+    except (ValueError, OSError) as error:
+        parts.close()
+        raise fail(f"cannot open the store at {describe_store(settings)}: {error}") from None
+    note_generated_key(parts.generated_key)
+    return services
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}")
+    return role
+
+
+def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which kills the process before
+    `serve` closes the store; this server's graceful shutdown returns, and the process exits 0."""
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    captured = getattr(self, "_captured_signals", None)
+                    if isinstance(captured, list):
+                        captured.clear()
+
+    return QuietServer(config)
+
+
+def _serve_writer(services: Services) -> CommandServer:
+    """The one writer stays in this process; the workers reach it over a local socket whose
+    address and secret they inherit through the environment."""
+    import os
+    import secrets
+    import tempfile
+
+    from ledger.writer.remote import CommandServer
+    from ledger.writer.writer import Writer
+
+    writer = services.ledger.writer
+    assert isinstance(writer, Writer)
+    address = os.path.join(tempfile.mkdtemp(prefix="ledger-"), "writer.sock")
+    authkey = secrets.token_hex(32)
+    server = CommandServer(writer, address, authkey.encode())
+    os.environ["LEDGER_WRITER_ADDRESS"], os.environ["LEDGER_WRITER_AUTHKEY"] = address, authkey
+    return server
+
+
+def _print_demo_tokens(created: dict[str, str], host: str, port: int) -> None:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    out.print("demo tokens (stored hashed; shown only now):", markup=False, highlight=False)
+    for role, token in created.items():
+        out.print(f"export TOKEN_{role.upper()}={token}", markup=False, highlight=False, soft_wrap=True)
+    out.print("try:", markup=False, highlight=False)
+    out.print(f'curl -s -H "Authorization: Bearer $TOKEN_STOREFRONT" {base}/v1/inventory', markup=False,
+              highlight=False, soft_wrap=True)
+    out.print(f"docs: {base}/docs", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"web UI: {base}/ui/ (sign in with one of the tokens above)", markup=False, highlight=False,
+              soft_wrap=True)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes serving requests")] = 1,
+    demo: Annotated[bool, typer.Option(help="create one token per role and print them")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    relay: Annotated[bool, typer.Option("--relay", help="also publish the log to Kafka (LEDGER_KAFKA_*)")] = False,
+    projections: Annotated[bool, typer.Option(
+        help="run the projection runner here; --no-projections when `project run --from-kafka` builds them")] = True,
+) -> None:
+    """Serve the HTTP API with uvicorn; the read models and the reservation sweeper run once here.
+
+    With --workers 1 they run inside the serving process; with more, uvicorn starts that many
+    worker processes for requests and this process keeps the read models up to date and
+    expires unpaid reservations. Ctrl-C / SIGTERM shut down gracefully.
+    """
+    import uvicorn
+
+    from api.app import create_app
+    from api.background import Background
+    from ledger.collector import tune_for_serving
+
+    settings = _api_settings()
+    if relay and not settings.kafka_bootstrap:
+        raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
+    if relay or settings.serve_relay:
+        require_kafka()
+    settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
+                                           "serve_projections": projections and settings.serve_projections})
+    services = _open_services(settings)
+    try:
+        if demo:
+            _print_demo_tokens({role: services.create_token(role) for role in ROLES}, host, port)
+        if workers == 1:
+            config = uvicorn.Config(create_app(services, background=True, tune_collector=True), host=host,
+                                    port=port, log_level=log_level)
+            server = _quiet_server(config)
+            server.run()  # the app's lifespan stops the runner and the sweeper
+            if not server.started:
+                raise typer.Exit(3)  # uvicorn's own code for a failed startup (port in use, ...)
+            return
+        background = Background(services)
+        background.start()
+        commands = _serve_writer(services)
+        tune_for_serving()  # this process runs the writer, the runner and the sweeper
+        try:
+            uvicorn.run("shell.worker:worker_app", factory=True, host=host, port=port, workers=workers,
+                        log_level=log_level)
+        finally:
+            commands.close()
+            background.close()
+    finally:
+        services.close()
+
+
+@tokens.command("create")
+def create_token(
+    role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}", callback=_check_role)],
+) -> None:
+    """Create a token for ROLE; it is stored hashed and printed only this once."""
+    services = _open_services(_api_settings())
+    try:
+        token = services.create_token(role)
+    finally:
+        services.close()
+    err.print(f"created a {role} token (stored hashed; it cannot be shown again):", markup=False, highlight=False)
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+def bench_api(
+    clients: Annotated[int, typer.Option(min=1, help="concurrent HTTP clients")] = 64,
+    keys: Annotated[int, typer.Option(min=1, help="keys on sale (one SKU)")] = 1000,
+    attempts: Annotated[int, typer.Option(min=1, help="order attempts in the flash sale")] = 5_000,
+    reads: Annotated[int | None, typer.Option(min=1, help="inventory reads (default: as many as attempts)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes of both servers")] = 1,
+) -> None:
+    """A flash sale over HTTP against a real `ledger serve` on a throwaway store, beside a bare
+    FastAPI route doing one database round trip, served the same way."""
+    from shell.bench.api import run_bench_api
+
+    settings = load_settings()
+    try:
+        ok = run_bench_api(settings, clients=clients, keys=keys, attempts=attempts,
+                           reads=attempts if reads is None else reads, say=say, workers=workers)
+    except RuntimeError as error:
+        raise fail(str(error)) from None
+    if not ok:
+        raise typer.Exit(1)

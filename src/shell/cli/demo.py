@@ -1,0 +1,104 @@
+"""`ledger demo`: a realistic store on a simulated clock, and what it adds up to."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shell.cli.common import composed, describe_store, fail, load_settings, out
+
+
+def demo(
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same store")] = 7,
+    orders: Annotated[int, typer.Option(min=1, help="orders to simulate")] = 2000,
+    reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store first")] = False,
+) -> None:
+    """Seed a realistic store on a simulated clock and print what it adds up to."""
+    from shell.demo import DEMO_REJECT_SCORE, SimClock, run_demo, store_is_empty, summarize
+
+    settings = load_settings()
+    if reset and not settings.is_postgres:
+        path = Path(describe_store(settings))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    clock = SimClock()
+    # The demo's risk check: the fraud read model's verdict, armed through the settings.
+    settings = settings.model_copy(update={"fraud_reject_score": DEMO_REJECT_SCORE})
+    with composed(settings, clock, build=lambda parts: parts.ledger) as parts:
+        ledger, generated = parts.ledger, parts.generated_key
+        if not store_is_empty(ledger):
+            hint = "" if settings.is_postgres else " (or pass --reset to delete it)"
+            raise fail(f"the store at {describe_store(settings)} already holds events; the demo needs an empty "
+                       f"one: point LEDGER_DATA_DIR or LEDGER_DATABASE_URL elsewhere{hint}")
+        fraud = parts.runner(["fraud"])  # what the risk assessor reads: the demo keeps it current
+
+        def refresh_risk() -> None:
+            fraud.catch_up()
+
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]simulating orders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=out, transient=False,
+        ) as progress:
+            task = progress.add_task("orders", total=orders)
+            run = run_demo(ledger, clock, seed, orders, lambda n: progress.advance(task, n), refresh_risk)
+        elapsed = time.perf_counter() - started
+        fraud.close()
+        summary = summarize(ledger, run.scalper_ids)
+    _print_summary(summary, seed, orders, elapsed)
+    out.print(f"data: {describe_store(settings)}", markup=False, highlight=False, soft_wrap=True)
+    if generated is not None:
+        out.print(
+            f"cipher key: generated on this run in {generated.resolve()} (mode 0600); the store is unreadable "
+            "without it", markup=False, highlight=False, soft_wrap=True,
+        )
+    out.print("try: ledger history scalper-01", markup=False, highlight=False)
+
+
+def _money(amount: Decimal) -> str:
+    from ledger.domain.money import format_amount
+    from shell.demo import CURRENCY  # the demo sells in one currency
+
+    return f"{format_amount(amount, CURRENCY)} {CURRENCY}"
+
+
+def _print_summary(s: Any, seed: int, orders: int, elapsed: float) -> None:
+    table = Table(title=f"demo summary (seed {seed}, {orders} orders, {elapsed:.1f} s)", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, str]] = [
+        ("events written", f"{s.events:,}"),
+        ("orders", f"{s.orders:,}"),
+    ]
+    rows += [(f"  {status}", f"{n:,}") for status, n in s.orders_by_status.items()]
+    rows += [
+        ("units sold", f"{s.units_sold:,}"),
+        ("keys delivered", f"{s.keys_delivered:,}"),
+        ("distinct keys delivered", f"{s.distinct_keys_delivered:,}"),
+        ("keys in two orders", f"{s.keys_in_two_orders:,}"),
+        ("keys redeemed", f"{s.keys_redeemed:,}"),
+        ("keys revoked (refunds)", f"{s.keys_revoked:,}"),
+        ("keys voided (recall)", f"{s.keys_voided:,}"),
+        ("payments captured", f"{s.payments_captured:,}"),
+        ("revenue (captured)", _money(s.revenue)),
+        ("discounts", _money(s.discounts)),
+        ("refunds", _money(s.refunds)),
+        ("cost of goods sold", _money(s.cost_of_goods_sold)),
+        ("gross profit", _money(s.gross_profit)),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    out.print(table)
+    rejections = Table(title="rejections by reason")
+    rejections.add_column("reason")
+    rejections.add_column("all", justify="right")
+    rejections.add_column("scalper", justify="right")
+    for reason, n in s.rejections.items():
+        rejections.add_row(reason, f"{n:,}", f"{s.scalper_rejections.get(reason, 0):,}")
+    out.print(rejections)
