@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from kafka.future import Future
 
-from ledger import relay as relay_module
-from ledger.relay import POSITION, Relay, RelayPosition
 from ledger.service.ledger import Ledger
+from projections.kafka import relay as relay_module
+from projections.kafka.relay import POSITION, Relay, RelayPosition
 from tests.helpers import buy, head, stocked_product
 
 

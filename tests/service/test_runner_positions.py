@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from ledger.service.ledger import Ledger
-from projections.registry import build_projections
-from projections.runner import Runner
-from projections.store import ViewStore
+from projections.engine.registry import build_projections
+from projections.engine.runner import Runner
+from projections.engine.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
 from tests.e2e.test_runner_crash import dumps, make_history
 
