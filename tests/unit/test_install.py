@@ -10,7 +10,7 @@ from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-FIRST_PARTY = {"ledger", "projections", "api", "audit"}
+FIRST_PARTY = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}  # our own packages
 PROVIDED_BY = {"psycopg-pool": "psycopg"}  # installed through `psycopg[pool]`, the way psycopg documents it
 OPTIONAL = {"kafka": "kafka"}  # import name -> the extra that installs it (`pip install .[kafka]`)
 
