@@ -6,6 +6,8 @@ have run) each take the batch's events after their own position only, not the on
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,45 @@ def test_a_rebuild_whose_last_commit_fails_swaps_nothing_and_a_rerun_completes_i
             f"{p.name}@v2": head for p in live}
         assert {p.name: p.dump() for p in rebuilt} == dumps(ledger, f"sqlite:///{tmp_path / 'rebuilt.sqlite'}")
     finally:
+        store.close()
+
+
+def test_a_live_runner_whose_commit_fails_raises_and_restarts_from_the_store(
+    any_ledger: Ledger, clock: FakeClock, tmp_path: Path
+) -> None:
+    """`run_forever` commits each batch before taking the next: a commit failing with an error it
+    does not retry by itself ends it with that error (the service's supervisor logs it and starts
+    it again), the store keeps the batch before. Started again, the same runner reloads from the
+    store and reaches the head, equal to a rebuild."""
+    ledger = any_ledger
+    make_history(ledger, clock, purchases=12)
+    store = ViewStore(ledger.settings)
+    runner = Runner(ledger.app, store, build_projections(store), batch_size=25, poll_interval=0.05)
+    names = [p.tracking_name for p in runner.projections]
+    log = [n.id for n in ledger.app.recorder.select_notifications(1, 10**7)]
+    head, last_batch = log[-1], log[(len(log) - 1) // 25 * 25 - 1]
+    restore = _failing_at(store, head)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run_forever, args=(stop,), daemon=True)
+    try:
+        with pytest.raises(PositionWriteFailed):
+            runner.run_forever(stop)
+        assert {name: store.position(name) for name in names} == dict.fromkeys(names, last_batch)
+        assert runner.position <= last_batch
+        restore()
+
+        thread.start()  # restarted, as the supervisor does
+        deadline = time.monotonic() + 30
+        while runner.position < head and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert runner.position == head and {name: store.position(name) for name in names} == dict.fromkeys(names, head)
+        clean = dumps(ledger, f"sqlite:///{tmp_path / 'rebuilt.sqlite'}")
+        assert {p.name: p.dump() for p in runner.projections} == clean
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(timeout=10)
+        runner.close()
         store.close()
 
 
