@@ -233,31 +233,42 @@ class Runner:
 
         On PostgreSQL each batch commits in a thread while the next one is applied, so the
         server's work on one overlaps the decoding of the other (one commit in flight at most;
-        the next is only sent once it succeeded). Memory is trimmed only with nothing in flight."""
+        the next is only sent once it succeeded). Memory is trimmed only with nothing in flight.
+        Progress is reported once a batch committed, and the last commit is waited for before
+        returning: a failed one is the catch-up's error, like any other."""
         total = 0
         target = until if until is not None else self.head()
         background = ThreadPoolExecutor(1, "runner-commit") if self.store.is_postgres else None
         pending: tuple[_Batch, Future[None]] | None = None
         applied: Mapping[str, int] = self.positions
+
+        def commit(batch: _Batch, written: Future[None] | None = None) -> None:
+            self._commit(batch, written)
+            if progress is not None:
+                progress(self.position, target)
+
         try:
             while min(applied.values(), default=0) < target:
                 batch = self._take(applied, target)
                 if pending is not None:
-                    self._commit(*pending)
-                    pending = None
+                    in_flight, pending = pending, None
+                    commit(*in_flight)
                 if batch is None:
                     break
                 total += batch.count
                 applied = batch.reached
                 if background is None or any(p.wants_trim for p in self.projections):
-                    self._commit(batch)
+                    commit(batch)
                 else:
                     pending = batch, background.submit(self._write, batch)
-                if progress is not None:
-                    progress(min(applied.values(), default=0), target)
+            if pending is not None:  # the last batch: done only once it committed
+                in_flight, pending = pending, None
+                commit(*in_flight)
         finally:
             if pending is not None:
-                with contextlib.suppress(BaseException):  # already failing: memory was dropped if it must be
+                # Already failing: wait for the write in flight and account for it (memory is
+                # dropped if it failed), but let the error that stopped the loop propagate.
+                with contextlib.suppress(BaseException):
                     self._commit(*pending)
             if background is not None:
                 background.shutdown(wait=True)
