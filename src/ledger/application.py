@@ -19,9 +19,11 @@ from eventsourcing.utils import Environment, EnvType
 
 from ledger.config import Settings, resolve_cipher_key
 from ledger.domain.catalog import Catalog
+from ledger.domain.fulfilment import OpenFulfilments
 from ledger.domain.holders import Holder
 from ledger.domain.promotions import Coupon, FlashSale
 from ledger.domain.stock import Stock
+from ledger.domain.suppliers import Supplier
 from ledger.vault import derive_key_b64
 
 
@@ -36,6 +38,8 @@ class LedgerApp(Application[UUID]):
         Coupon: 500,
         FlashSale: 500,
         Catalog: 200,
+        Supplier: 500,  # two events per attempt; its state holds only open attempts
+        OpenFulfilments: 500,  # two events per fulfilment; its state lists only open ones
     }
 
     def commit(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:

@@ -43,6 +43,12 @@ class DefineProduct(Command):
     per_customer_limit: int | None = None
     low_stock_threshold: int = 0
     reservation_timeout_s: int | None = None
+    # Upstream kinds (direct_recharge, platform_grant): the recipient account's pattern and how
+    # to describe it, how long to keep trying after payment, and what a supplier's reversal does.
+    account_pattern: str | None = None
+    account_hint: str | None = None
+    fulfilment_deadline_s: int | None = None
+    on_reversal: str = "refund"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +101,7 @@ class PlaceOrder(Command):
     coupon_code: str | None = None
     client_ip: str | None = None
     device_id: str | None = None
+    recipient_account: str | None = field(default=None, repr=False)  # personal data: never in a repr
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,3 +164,69 @@ class Redeem(Command):
     code: str = field(repr=False)
     account_id: str
     platform: str | None = None
+
+
+# ---- upstream suppliers and fulfilment ----
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetSupplier(Command):
+    """Register an upstream supplier, or change its connection settings (by name)."""
+
+    name: str
+    base_url: str
+    secret: str = field(repr=False)  # sealed before it is recorded
+    currency: str
+    timeout_ms: int = 5000
+    concurrency: int = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundSupplier(Command):
+    """Money prepaid to a supplier: its float grows."""
+
+    name: str
+    amount: object
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetOffer(Command):
+    """A supplier's offer for an upstream product: its code for it, the cost per unit, a priority."""
+
+    sku: str
+    supplier: str
+    supplier_product: str
+    cost: object
+    priority: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveOffer(Command):
+    sku: str
+    supplier: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartAttempt(Command):
+    """The fulfilment worker asks what to send next: the outstanding attempt if there is one, else
+    a new attempt on the best route (cheapest healthy offer the float covers), or nothing when
+    it must wait, or has ended (giving up, with a refund, when no route is left)."""
+
+    fulfilment_id: UUID
+    unhealthy: tuple[str, ...] = ()  # suppliers whose breaker is open: skipped while others remain
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordAttempt(Command):
+    """What a supplier said of an attempt (its answer, a status look-up, or a callback), or that
+    its answer was lost: recorded once; a repeat changes nothing, a contradiction is refused."""
+
+    fulfilment_id: UUID
+    attempt_id: str
+    outcome: str  # pending | succeeded | failed | reversed | unknown | resent
+    supplier: str | None = None  # a callback's supplier: must be the attempt's
+    supplier_ref: str | None = None
+    reason: str | None = None
+    retryable: bool = True
+    charged: object | None = None

@@ -86,6 +86,19 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="the largest message the relay sends (the producer's "
         "max_request_size); above Kafka's default, the topic's max.message.bytes must be at least this (docs/kafka.md)")
 
+    # ---- upstream fulfilment (direct recharge, platform grants) ----
+    fulfilment_deadline_s: int = Field(default=900, gt=0, description="how long after payment an upstream "
+                                       "product is tried before it is refunded (a product may set its own)")
+    fulfilment_poll_s: float = Field(default=0.5, gt=0, description="how often the worker looks for work, and "
+                                     "asks about an outstanding attempt at most")
+    fulfilment_breaker_failures: int = Field(default=5, gt=0, description="consecutive failures or lost "
+                                             "answers after which a supplier's breaker opens")
+    fulfilment_breaker_open_s: float = Field(default=30, gt=0, description="how long an open breaker waits "
+                                             "before it lets one probe through")
+    serve_fulfilment: bool = Field(default=True, description="run the fulfilment worker in `serve`")
+    public_url: str = Field(default="", description="this server's URL as suppliers reach it, for their "
+                            "callbacks (POST {public_url}/v1/upstreams/{supplier}/callbacks); empty: no callbacks")
+
     # ---- risk ----
     fraud_reject_score: int = Field(
         default=0, ge=0, description="order-time rejection when the fraud read model scores a subject this high; "

@@ -71,4 +71,32 @@ class Redeemed:
     position: int
 
 
-Result = Written | Placed | PaymentResult | OrderChange | Imported | Recalled | Redeemed | None
+@dataclass(frozen=True)
+class AttemptPlan:
+    """What the fulfilment worker is to send (or ask about): one attempt, outstanding. `resolve`:
+    it was sent before (by this process or one that died), so its status is asked first."""
+
+    fulfilment_id: UUID
+    attempt_id: str
+    supplier: str
+    supplier_product: str
+    amount: Decimal
+    currency: str
+    account_sealed: str
+    resolve: bool
+    position: int
+
+
+@dataclass(frozen=True)
+class FulfilmentState:
+    """Where a fulfilment stands after a command: `changed` when the command recorded something."""
+
+    fulfilment_id: UUID
+    status: str
+    changed: bool
+    position: int
+    waiting: str | None = None  # why no attempt was started now (no healthy route the float covers)
+
+
+Result = (Written | Placed | PaymentResult | OrderChange | Imported | Recalled | Redeemed | AttemptPlan
+          | FulfilmentState | None)

@@ -1,7 +1,8 @@
-"""Card-key codes at rest: sealed with AES-GCM, looked up by a keyed hash (HMAC).
+"""Secrets at rest: card-key codes and recipient accounts sealed with AES-GCM and looked up by
+a keyed hash (HMAC); suppliers' API secrets sealed.
 
-Both keys are derived from the one master key, each for its own purpose, so the
-event cipher, the code cipher and the lookup hash never share key material.
+Every key is derived from the one master key for its own purpose, so the event cipher, each
+seal and each look-up hash never share key material.
 """
 
 from __future__ import annotations
@@ -28,17 +29,36 @@ def derive_key_b64(master_b64: str, purpose: str) -> str:
     return base64.b64encode(derive_key(master_b64, purpose)).decode()
 
 
+class Seal:
+    """AES-GCM under a key derived for one purpose; sealed text is base64."""
+
+    def __init__(self, master_b64: str, purpose: str) -> None:
+        self._cipher = KeptKeyAESCipher(Environment(env={"CIPHER_KEY": derive_key_b64(master_b64, purpose)}))
+
+    def seal(self, plain: str) -> str:
+        return base64.b64encode(self._cipher.encrypt(plain.encode())).decode()
+
+    def unseal(self, sealed: str) -> str:
+        return self._cipher.decrypt(base64.b64decode(sealed)).decode()
+
+
 class CodeVault:
     def __init__(self, master_b64: str) -> None:
         self._hmac_key = derive_key(master_b64, "card-code-hmac")
-        env = Environment(env={"CIPHER_KEY": derive_key_b64(master_b64, "card-code-seal")})
-        self._cipher = KeptKeyAESCipher(env)
+        self._codes = Seal(master_b64, "card-code-seal")
+        self._account_hmac_key = derive_key(master_b64, "recipient-account-hmac")
+        self.accounts = Seal(master_b64, "recipient-account-seal")
+        self.supplier_secrets = Seal(master_b64, "supplier-secret-seal")
 
     def fingerprint(self, code: str) -> str:
         return hmac.new(self._hmac_key, code.encode(), hashlib.sha256).hexdigest()
 
     def seal(self, code: str) -> str:
-        return base64.b64encode(self._cipher.encrypt(code.encode())).decode()
+        return self._codes.seal(code)
 
     def unseal(self, sealed: str) -> str:
-        return self._cipher.decrypt(base64.b64decode(sealed)).decode()
+        return self._codes.unseal(sealed)
+
+    def account_fingerprint(self, account: str) -> str:
+        """The keyed hash support finds a recipient account by, without the account in clear."""
+        return hmac.new(self._account_hmac_key, account.encode(), hashlib.sha256).hexdigest()

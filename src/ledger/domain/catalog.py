@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.context import Context
@@ -18,12 +19,33 @@ DEFAULT_CHANNEL = "default"
 class ProductKind(StrEnum):
     CARD_KEY = "card_key"
     GIFT_CARD = "gift_card"
-    DIRECT_RECHARGE = "direct_recharge"
+    DIRECT_RECHARGE = "direct_recharge"  # an account topped up by an upstream supplier's API
+    PLATFORM_GRANT = "platform_grant"  # a membership or seat activated on a partner platform's API
+    DIGITAL_ACCESS = "digital_access"  # no stock, no supplier: access granted at payment
 
     @property
     def fulfilled_from_stock(self) -> bool:
-        # Direct recharge credits an account upstream; there is no key to allocate yet.
-        return self != ProductKind.DIRECT_RECHARGE
+        return self in (ProductKind.CARD_KEY, ProductKind.GIFT_CARD)
+
+    @property
+    def fulfilled_upstream(self) -> bool:
+        """Sent to a supplier after payment, for a recipient account the order names."""
+        return self in (ProductKind.DIRECT_RECHARGE, ProductKind.PLATFORM_GRANT)
+
+
+class ReversalPolicy(StrEnum):
+    """What happens to an order whose completed recharge the supplier takes back later."""
+
+    REFUND = "refund"
+    REFULFIL = "refulfil"  # send it again, to the next supplier on the route
+
+
+class Offer(TypedDict):
+    """One supplier's offer for an upstream product: its own product code, what it costs, its rank."""
+
+    supplier_product: str
+    cost: Decimal
+    priority: int
 
 
 class Product(LedgerAggregate):
@@ -63,6 +85,41 @@ class Product(LedgerAggregate):
         def apply(self, product: Product) -> None:
             product.flash_sales[self.sale_id] = [self.starts_at, self.ends_at]
 
+    class FulfilmentConfigured(LedgerAggregate.Event):
+        """How an upstream product is fulfilled: the recipient account's pattern, the deadline, the reversal policy."""
+
+        account_pattern: str
+        account_hint: str
+        deadline_s: int
+        on_reversal: str
+
+        def apply(self, product: Product) -> None:
+            product.account_pattern = self.account_pattern
+            product.account_hint = self.account_hint
+            product.fulfilment_deadline_s = self.deadline_s
+            product.on_reversal = self.on_reversal
+
+    class OfferSet(LedgerAggregate.Event):
+        """A supplier offers this upstream product (its code for it, the cost per unit, a priority)."""
+
+        supplier: str
+        supplier_product: str
+        cost: Decimal
+        priority: int
+
+        def apply(self, product: Product) -> None:
+            product.offers[self.supplier] = {
+                "supplier_product": self.supplier_product, "cost": self.cost, "priority": self.priority,
+            }
+
+    class OfferRemoved(LedgerAggregate.Event):
+        """A supplier no longer offers this product: routing stops sending it there."""
+
+        supplier: str
+
+        def apply(self, product: Product) -> None:
+            product.offers.pop(self.supplier, None)
+
     class Retired(LedgerAggregate.Event):
         """The product can no longer be ordered; delivered keys stay valid."""
 
@@ -98,6 +155,12 @@ class Product(LedgerAggregate):
         self.reservation_timeout_s = reservation_timeout_s
         self.flash_sales: dict[str, list[datetime]] = {}
         self.retired = False
+        # Upstream kinds (`FulfilmentConfigured`, `OfferSet`): empty for stock and access products.
+        self.account_pattern = ""
+        self.account_hint = ""
+        self.fulfilment_deadline_s = 0
+        self.on_reversal = ReversalPolicy.REFUND.value
+        self.offers: dict[str, Offer] = {}
 
     @classmethod
     def define(cls, ctx: Context, **fields: Any) -> Product:
@@ -119,6 +182,34 @@ class Product(LedgerAggregate):
                 return sale_id
         return None
 
+    def configure_fulfilment(self, ctx: Context, account_pattern: str, account_hint: str, deadline_s: int,
+                             on_reversal: ReversalPolicy) -> None:
+        self._emit(self.FulfilmentConfigured, ctx, account_pattern=account_pattern, account_hint=account_hint,
+                   deadline_s=deadline_s, on_reversal=on_reversal.value)
+
+    def set_offer(self, ctx: Context, supplier: str, supplier_product: str, cost: Decimal, priority: int) -> None:
+        if not self.kind.fulfilled_upstream:
+            raise NotSellable(f"{self.kind} products are not fulfilled by suppliers", sku=self.sku)
+        self._emit(self.OfferSet, ctx, supplier=supplier, supplier_product=supplier_product, cost=cost,
+                   priority=priority)
+
+    def remove_offer(self, ctx: Context, supplier: str) -> None:
+        if supplier not in self.offers:
+            raise InvalidInput("supplier", f"{supplier} has no offer for {self.sku}")
+        self._emit(self.OfferRemoved, ctx, supplier=supplier)
+
+    def check_account(self, account: str | None) -> str:
+        """The recipient account an upstream product needs, checked against its pattern."""
+        if not self.kind.fulfilled_upstream:
+            if account:
+                raise InvalidInput("recipient_account", f"{self.kind} products take no recipient account")
+            return ""
+        if not account:
+            raise InvalidInput("recipient_account", f"is required for {self.sku} ({self.account_hint})")
+        if not isinstance(account, str) or re.fullmatch(self.account_pattern, account) is None:
+            raise InvalidInput("recipient_account", f"must be {self.account_hint}")
+        return account
+
     def retire(self, ctx: Context, reason: str) -> None:
         if self.retired:
             raise ProductRetired(f"product {self.sku} is already retired", sku=self.sku)
@@ -127,8 +218,8 @@ class Product(LedgerAggregate):
     def check_sellable(self) -> None:
         if self.retired:
             raise ProductRetired(f"product {self.sku} is retired", sku=self.sku)
-        if not self.kind.fulfilled_from_stock:
-            raise NotSellable(f"{self.kind} products cannot be ordered yet", sku=self.sku)
+        if self.kind.fulfilled_upstream and not self.account_pattern:
+            raise NotSellable(f"{self.sku} has no fulfilment configured", sku=self.sku)
 
     def check_quantity(self, quantity: int) -> None:
         if self.per_customer_limit is not None and quantity > self.per_customer_limit:

@@ -207,6 +207,24 @@ class BatchAlreadyRecalled(DomainError):
     code = "batch-already-recalled"
 
 
+# --- upstream suppliers and fulfilment ---
+
+
+class UnknownSupplier(NotFound):
+    code = "unknown-supplier"
+
+
+class UnknownFulfilment(NotFound):
+    code = "unknown-fulfilment"
+
+
+class AttemptConflict(DomainError):
+    """An answer about an attempt that contradicts what is recorded of it (another outcome, or
+    an attempt this fulfilment never made): nothing is changed."""
+
+    code = "attempt-conflict"
+
+
 def _rebuild(cls: type[DomainError], args: tuple[Any, ...], state: dict[str, Any]) -> DomainError:
     error = cls.__new__(cls)
     Exception.__init__(error, *args)

@@ -68,5 +68,17 @@ def holder_id(kind: str, value: str) -> UUID:
     return uuid5(f"holder:{kind}:{value}")
 
 
+def supplier_id(name: str) -> UUID:
+    return uuid5(f"supplier:{name}")
+
+
+def fulfilment_id(order_id: UUID) -> UUID:
+    """An order's one fulfilment: paying twice can never start two."""
+    return uuid5(f"fulfilment:{order_id}")
+
+
+OPEN_FULFILMENTS_ID = uuid5("open-fulfilments")
+
+
 def normalise_coupon_code(code: str) -> str:
     return code.strip().upper()

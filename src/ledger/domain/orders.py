@@ -16,7 +16,8 @@ from ledger.domain.errors import InvalidInput, InvalidOrderState, RefundExceedsP
 class OrderStatus(StrEnum):
     PLACED = "placed"
     REJECTED = "rejected"
-    RESERVED = "reserved"  # keys held, waiting for payment
+    RESERVED = "reserved"  # keys (or, without stock, the order itself) held, waiting for payment
+    FULFILLING = "fulfilling"  # paid; an upstream supplier is fulfilling it
     DELIVERED = "delivered"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -68,6 +69,26 @@ class Order(LedgerAggregate):
             order.reserved = list(self.key_ids)
             order.reserved_until = self.until
 
+    class RecipientGiven(LedgerAggregate.Event):
+        """The account an upstream product is for: sealed, its keyed hash for look-ups, and masked to show."""
+
+        account_sealed: str
+        account_hmac: str
+        account_masked: str
+
+        def apply(self, order: Order) -> None:
+            order.recipient = {"sealed": self.account_sealed, "hmac": self.account_hmac,
+                               "masked": self.account_masked}
+
+    class Held(LedgerAggregate.Event):
+        """An order of goods not taken from stock awaits payment until the deadline."""
+
+        until: datetime
+
+        def apply(self, order: Order) -> None:
+            order.status = OrderStatus.RESERVED
+            order.reserved_until = self.until
+
     class PaymentCaptured(LedgerAggregate.Event):
         """The payment provider's money was captured for the order."""
 
@@ -101,6 +122,47 @@ class Order(LedgerAggregate):
             order.delivered = [k["key_id"] for k in self.keys]
             order.reserved = []
             order.cost = self.total_cost
+
+    class FulfilmentStarted(LedgerAggregate.Event):
+        """The paid order went to its upstream fulfilment."""
+
+        fulfilment_id: UUID
+
+        def apply(self, order: Order) -> None:
+            order.status = OrderStatus.FULFILLING
+            order.reserved_until = None
+
+    class Fulfilled(LedgerAggregate.Event):
+        """A supplier completed the order: which attempt, the supplier's reference and the cost it charged."""
+
+        attempt_id: str
+        supplier: str
+        supplier_ref: str | None
+        cost: Decimal
+
+        def apply(self, order: Order) -> None:
+            order.status = OrderStatus.DELIVERED
+            order.cost = self.cost
+
+    class FulfilmentReversed(LedgerAggregate.Event):
+        """The supplier took back the completed recharge: its cost is no longer the order's."""
+
+        attempt_id: str
+        supplier: str
+        cost: Decimal
+
+        def apply(self, order: Order) -> None:
+            order.status = OrderStatus.FULFILLING
+            order.cost -= self.cost
+
+    class Granted(LedgerAggregate.Event):
+        """Access without stock or supplier was granted at payment, valid until a date (None: for good)."""
+
+        valid_until: datetime | None
+
+        def apply(self, order: Order) -> None:
+            order.status = OrderStatus.DELIVERED
+            order.reserved_until = None
 
     class Expired(LedgerAggregate.Event):
         """The unpaid reservation lapsed and its keys were released."""
@@ -137,7 +199,7 @@ class Order(LedgerAggregate):
             # for an order that cannot be served); what the order was paid for is not touched,
             # so its status stays, even when nothing else was paid (a free order's stray payment).
             if (not self.automatic and order.amount_refunded == order.amount_paid
-                    and order.status == OrderStatus.DELIVERED):
+                    and order.status in (OrderStatus.DELIVERED, OrderStatus.FULFILLING)):
                 order.status = OrderStatus.REFUNDED
 
     def __init__(
@@ -168,6 +230,7 @@ class Order(LedgerAggregate):
         self.amount_paid = Decimal(0)
         self.amount_refunded = Decimal(0)
         self.cost = Decimal(0)
+        self.recipient: dict[str, str] | None = None  # upstream products: sealed, hmac, masked
 
     @classmethod
     def place(cls, ctx: Context, order_id: UUID, **fields: Any) -> Order:
@@ -176,6 +239,11 @@ class Order(LedgerAggregate):
     @property
     def is_open(self) -> bool:
         return self.status == OrderStatus.RESERVED
+
+    @property
+    def fulfilling(self) -> bool:
+        """Paid, and with an upstream supplier until it succeeds or gives up."""
+        return self.status == OrderStatus.FULFILLING
 
     @property
     def refundable(self) -> Decimal:
@@ -191,6 +259,14 @@ class Order(LedgerAggregate):
         if len(key_ids) != self.quantity:
             raise InvalidOrderState(f"order {self.id} needs {self.quantity} keys, got {len(key_ids)}")
         self._emit(self.KeysReserved, ctx, key_ids=key_ids, until=until)
+
+    def give_recipient(self, ctx: Context, sealed: str, hmac: str, masked: str) -> None:
+        self._emit(self.RecipientGiven, ctx, account_sealed=sealed, account_hmac=hmac, account_masked=masked)
+
+    def hold(self, ctx: Context, until: datetime) -> None:
+        """Await payment with nothing reserved: goods that are not taken from stock."""
+        self._require(OrderStatus.PLACED)
+        self._emit(self.Held, ctx, until=until)
 
     def capture(self, ctx: Context, reference: str, amount: Decimal, provider: str) -> None:
         if reference in self.payments:
@@ -210,6 +286,27 @@ class Order(LedgerAggregate):
             raise InvalidOrderState(f"order {self.id} is not paid")
         total = sum((Decimal(k["unit_cost"]) for k in keys), Decimal(0))
         self._emit(self.KeysDelivered, ctx, keys=keys, total_cost=total)
+
+    def start_fulfilment(self, ctx: Context, fulfilment_id: UUID) -> None:
+        self._require_paid()
+        self._emit(self.FulfilmentStarted, ctx, fulfilment_id=fulfilment_id)
+
+    def fulfilled(self, ctx: Context, attempt_id: str, supplier: str, supplier_ref: str | None, cost: Decimal) -> None:
+        self._require(OrderStatus.FULFILLING)
+        self._emit(self.Fulfilled, ctx, attempt_id=attempt_id, supplier=supplier, supplier_ref=supplier_ref, cost=cost)
+
+    def fulfilment_reversed(self, ctx: Context, attempt_id: str, supplier: str, cost: Decimal) -> None:
+        self._require(OrderStatus.DELIVERED)
+        self._emit(self.FulfilmentReversed, ctx, attempt_id=attempt_id, supplier=supplier, cost=cost)
+
+    def grant(self, ctx: Context, valid_until: datetime | None) -> None:
+        self._require_paid()
+        self._emit(self.Granted, ctx, valid_until=valid_until)
+
+    def _require_paid(self) -> None:
+        self._require(OrderStatus.RESERVED)
+        if self.amount_paid < self.amount_due:
+            raise InvalidOrderState(f"order {self.id} is not paid")
 
     def expire(self, ctx: Context) -> None:
         self._require(OrderStatus.RESERVED)
@@ -245,6 +342,7 @@ class Order(LedgerAggregate):
 
 class PaymentOutcome(StrEnum):
     DELIVERED = "delivered"
+    ACCEPTED = "accepted"  # paid; an upstream supplier is fulfilling the order
     REFUNDED = "refunded"  # captured, then returned in full: no goods could be given
     REJECTED = "rejected"
 

@@ -1,5 +1,8 @@
 """Per-SKU key allocator: the single place that decides which key goes to which order.
 
+It is also the SKU's book of unpaid orders and their deadlines, which the sweeper reads: an
+order of goods not taken from stock (a recharge, a grant) holds a reservation of no keys.
+
 All reservations of one SKU go through one aggregate version, so two orders can
 never take the same key: a concurrent writer that loaded the same version loses
 the commit and re-decides against fresh stock.
@@ -175,15 +178,17 @@ class Stock(LedgerAggregate):
         return keys
 
     def release(self, ctx: Context, order_id: UUID, reason: str) -> list[UUID]:
+        """Give an unpaid order's keys back (none, for goods not taken from stock: the hold ends)."""
         keys = self.reserved_keys(order_id)
-        if keys:
+        if str(order_id) in self.reservations:
             self._emit(self.Released, ctx, order_id=order_id, key_ids=keys, reason=reason)
         return keys
 
     def deliver(self, ctx: Context, order_id: UUID) -> list[UUID]:
-        keys = self.reserved_keys(order_id)
-        if not keys:
+        """The paid order's keys leave stock for good (none, for goods not taken from stock)."""
+        if str(order_id) not in self.reservations:
             raise InvalidOrderState(f"order {order_id} holds no reservation of {self.sku}")
+        keys = self.reserved_keys(order_id)
         self._emit(self.Delivered, ctx, order_id=order_id, key_ids=keys)
         return keys
 

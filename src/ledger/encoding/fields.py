@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Never shown outside the key's own aggregate: the sealed code and its lookup hash.
-SECRET_FIELDS = frozenset({"sealed_code", "code_hmac"})
+# Never shown outside the store: a key's sealed code and its look-up hash, a recipient
+# account sealed and its look-up hash (the masked account is what readers see), a supplier's
+# sealed API secret.
+SECRET_FIELDS = frozenset({"sealed_code", "code_hmac", "account_sealed", "account_hmac", "secret_sealed"})
 # The library's envelope: every stored event has them, readers are given them apart.
 ENVELOPE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger import commands as c
-from ledger.handlers import catalog, orders, supply
+from ledger.handlers import catalog, fulfilment, orders, suppliers, supply
 from ledger.results import Result
 from ledger.writer.session import Session
 
@@ -27,6 +27,12 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.ImportKeys: supply.import_keys,
     c.RecallBatch: supply.recall_batch,
     c.Redeem: supply.redeem,
+    c.SetSupplier: suppliers.set_supplier,
+    c.FundSupplier: suppliers.fund_supplier,
+    c.SetOffer: suppliers.set_offer,
+    c.RemoveOffer: suppliers.remove_offer,
+    c.StartAttempt: fulfilment.start_attempt,
+    c.RecordAttempt: fulfilment.record_attempt,
 }
 
 

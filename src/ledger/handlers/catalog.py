@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from ledger.commands import ChangePrice, CreateCoupon, CreateFlashSale, DefineProduct, RetireProduct
-from ledger.domain.catalog import DEFAULT_CHANNEL, Catalog, Product, ProductKind
+from ledger.domain.catalog import DEFAULT_CHANNEL, Catalog, Product, ProductKind, ReversalPolicy
 from ledger.domain.context import Context
 from ledger.domain.errors import AlreadyExists, InvalidInput, UnknownProduct
 from ledger.domain.ids import CATALOG_ID, coupon_id, flash_sale_id, normalise_coupon_code, product_id
@@ -43,6 +45,8 @@ def define_product(cmd: DefineProduct, uow: Session) -> Written:
     per_customer_limit = inputs.count(cmd.per_customer_limit, "per_customer_limit", optional=True)
     low_stock_threshold = inputs.count(cmd.low_stock_threshold, "low_stock_threshold", minimum=0)
     reservation_timeout_s = inputs.count(cmd.reservation_timeout_s, "reservation_timeout_s", optional=True)
+    fulfilment = _fulfilment(cmd, uow.settings.fulfilment_deadline_s) if ProductKind(cmd.kind).fulfilled_upstream \
+        else None
     if uow.find(Product, product_id(cmd.sku)) is not None:
         raise AlreadyExists(f"product {cmd.sku} already exists", sku=cmd.sku)
     product = Product.define(
@@ -50,9 +54,36 @@ def define_product(cmd: DefineProduct, uow: Session) -> Written:
         prices=prices, validity_days=validity_days, platform=platform, per_customer_limit=per_customer_limit,
         low_stock_threshold=low_stock_threshold, reservation_timeout_s=reservation_timeout_s,
     )
+    if fulfilment is not None:
+        product.configure_fulfilment(cmd.ctx, *fulfilment)
     catalog(uow, cmd.ctx).list_product(cmd.ctx, cmd.sku)
     uow.add(product, Stock.open(cmd.ctx, cmd.sku))
     return Written(product.id, 0)
+
+
+# What an upstream product's recipient account looks like, unless its definition says.
+_DEFAULT_ACCOUNTS = {
+    ProductKind.DIRECT_RECHARGE: (r"\+?[0-9]{6,15}", "a phone number of 6 to 15 digits"),
+    ProductKind.PLATFORM_GRANT: (r"[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}", "an email address"),
+}
+
+
+def _fulfilment(cmd: DefineProduct, default_deadline_s: int) -> tuple[str, str, int, ReversalPolicy]:
+    """An upstream product's fulfilment settings, checked: (account pattern, hint, deadline, on reversal)."""
+    pattern, hint = _DEFAULT_ACCOUNTS[ProductKind(cmd.kind)]
+    if cmd.account_pattern is not None:
+        pattern = inputs.text(cmd.account_pattern, "account_pattern")
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise InvalidInput("account_pattern", f"not a regular expression: {error}") from None
+        hint = inputs.text(cmd.account_hint, "account_hint", required=False) or f"matching {pattern}"
+    elif cmd.account_hint is not None:
+        hint = inputs.text(cmd.account_hint, "account_hint")
+    deadline = inputs.count(cmd.fulfilment_deadline_s, "fulfilment_deadline_s", optional=True) or default_deadline_s
+    if cmd.on_reversal not in {p.value for p in ReversalPolicy}:
+        raise InvalidInput("on_reversal", f"one of {', '.join(p.value for p in ReversalPolicy)}")
+    return pattern, hint, deadline, ReversalPolicy(cmd.on_reversal)
 
 
 def change_price(cmd: ChangePrice, uow: Session) -> Written:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -36,10 +36,12 @@ from ledger.domain.ids import (
 from ledger.domain.money import parse_amount
 from ledger.domain.orders import Order, OrderStatus, Payment, PaymentOutcome
 from ledger.domain.promotions import Coupon, FlashSale
+from ledger.domain.recipients import mask
 from ledger.domain.stock import KeysOf, Stock
 from ledger.domain.supply import Batch, Key
 from ledger.entropy import random_uuid
 from ledger.handlers import inputs
+from ledger.handlers.fulfilment import start_fulfilment
 from ledger.handlers.offers import (
     Wanted,
     assess_risk,
@@ -60,6 +62,7 @@ _NO_GOODS = {
     OrderStatus.CANCELLED: "order_cancelled",
     OrderStatus.REJECTED: "order_rejected",
     OrderStatus.DELIVERED: "duplicate_payment",
+    OrderStatus.FULFILLING: "duplicate_payment",
     OrderStatus.REFUNDED: "duplicate_payment",
     OrderStatus.PLACED: "order_not_reserved",
 }
@@ -103,6 +106,7 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
     order_id = random_uuid()
     product = uow.load(Product, product_id(cmd.sku), UnknownProduct(f"no product {cmd.sku}", sku=cmd.sku))
     product.check_sellable()
+    account = product.check_account(inputs.optional_text(cmd.recipient_account, "recipient_account"))
     try:
         coupon = None
         if coupon_code:
@@ -110,9 +114,11 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         offer = make_offer(uow, ctx, product, wanted, coupon, check_unpaid=True)
         assess_risk(uow, wanted, offer)
         until = ctx.now + timedelta(seconds=product.reservation_timeout_s or uow.settings.reservation_timeout_s)
-        keys = offer.stock.reserve(ctx, order_id, cmd.quantity, until, keys_of(uow))
         order = Order.place(ctx, order_id, **placed_fields(wanted, product.currency, offer.prices()))
-        order.reserve(ctx, keys, until)
+        if account:
+            order.give_recipient(ctx, uow.vault.accounts.seal(account), uow.vault.account_fingerprint(account),
+                                 mask(account))
+        keys = hold(uow, ctx, offer.stock, product, order, until)
         claim(ctx, offer, order)
         uow.add(order)
     except OrderRejected as rejection:
@@ -126,6 +132,18 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         rejection.order_id = order_id
         raise
     return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0)
+
+
+def hold(uow: Session, ctx: Context, stock: Stock, product: Product, order: Order, until: datetime) -> list[UUID]:
+    """Hold what the order needs until `until`: its keys, or (goods not taken from stock) the order
+    itself, on the SKU's book all the same, so the sweeper expires it unpaid."""
+    from_stock = product.kind.fulfilled_from_stock
+    keys = stock.reserve(ctx, order.id, order.quantity if from_stock else 0, until, keys_of(uow))
+    if from_stock:
+        order.reserve(ctx, keys, until)
+    else:
+        order.hold(ctx, until)
+    return keys
 
 
 # ---- paying ----
@@ -148,8 +166,8 @@ def capture_payment(cmd: CapturePayment, uow: Session) -> PaymentResult:
     if order.status == OrderStatus.EXPIRED:
         _re_reserve(uow, ctx, order)
     if order.status == OrderStatus.RESERVED:
-        keys = _deliver(uow, ctx, order)
-        outcome, reason = PaymentOutcome.DELIVERED, ""
+        keys, reason = _hand_over(uow, ctx, order), ""
+        outcome = PaymentOutcome.ACCEPTED if order.fulfilling else PaymentOutcome.DELIVERED
     else:
         # No goods can be given (cancelled, rejected, already paid, or stock gone
         # after expiry): money is never kept without goods.
@@ -195,10 +213,9 @@ def _re_reserve(uow: Session, ctx: Context, order: Order) -> None:
                            use_sale=bool(order.flash_sale_id))
         if order.flash_sale_id and (offer.sale is None or offer.sale.sale_id != order.flash_sale_id):
             return  # the sale price it was sold at is gone
-        keys = offer.stock.reserve(ctx, order.id, order.quantity, ctx.now, keys_of(uow))
+        hold(uow, ctx, offer.stock, product, order, ctx.now)
     except OrderRejected:
         return
-    order.reserve(ctx, keys, ctx.now)
     for holder in offer.holders:
         if holder.kind == HolderKind.CUSTOMER:
             holder.late_purchase(ctx, order.id, order.sku, order.quantity)
@@ -208,8 +225,24 @@ def _re_reserve(uow: Session, ctx: Context, order: Order) -> None:
         offer.sale.claim(ctx, order.id, order.customer_id, order.quantity)
 
 
-def _deliver(uow: Session, ctx: Context, order: Order) -> list[UUID]:
+def _hand_over(uow: Session, ctx: Context, order: Order) -> list[UUID]:
+    """Give the paid order its goods: its keys, its access, or its upstream fulfilment; the keys."""
+    product = uow.load(Product, product_id(order.sku), UnknownProduct(f"no product {order.sku}"))
     stock = uow.load(Stock, stock_id(order.sku), UnknownProduct(f"no stock for {order.sku}"))
+    if product.kind.fulfilled_from_stock:
+        return _deliver(uow, ctx, order, stock)
+    stock.deliver(ctx, order.id)  # the order's hold leaves the SKU's book
+    if product.kind.fulfilled_upstream:
+        start_fulfilment(uow, ctx, order, product)
+    else:
+        days = product.validity_days
+        order.grant(ctx, ctx.now + timedelta(days=days) if days else None)
+    for holder in order_holders(uow, order):
+        holder.close(ctx, order.id, order.quantity, "paid")
+    return []
+
+
+def _deliver(uow: Session, ctx: Context, order: Order, stock: Stock) -> list[UUID]:
     batches = stock.reserved_batches(order.id)
     key_ids = stock.deliver(ctx, order.id)
     delivered: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ from ledger.results import Result
 _RESULTS: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (results.Written, results.Placed, results.PaymentResult, results.OrderChange, results.Imported,
-                results.Recalled, results.Redeemed)
+                results.Recalled, results.Redeemed, results.AttemptPlan, results.FulfilmentState)
 }
 _ADAPTERS = {name: TypeAdapter(cls) for name, cls in _RESULTS.items()}
 

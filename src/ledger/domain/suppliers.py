@@ -1,0 +1,141 @@
+"""Upstream suppliers that fulfil direct recharges and platform grants through their API, and
+the prepaid float the merchant keeps with each.
+
+A supplier's secret is sealed before it is recorded (`ledger.vault`); the base URL, timeouts
+and concurrency are plain settings. The float is money paid to the supplier in advance: an
+attempt holds its cost while it is outstanding, a success turns the hold into a charge (of
+what the supplier says it charged), a failure releases it, and a reversal gives the charge
+back. Routing never sends an attempt the float cannot cover.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.context import Context
+from ledger.domain.errors import InvalidInput, InvalidOrderState
+from ledger.domain.ids import supplier_id
+
+
+class Supplier(LedgerAggregate):
+    """One upstream supplier: where to reach it, how hard to push it, and its prepaid float."""
+
+    class Registered(LedgerAggregate.Created):
+        """An upstream supplier was registered: its API's base URL, sealed secret, limits and float currency."""
+
+        name: str
+        base_url: str
+        secret_sealed: str
+        currency: str
+        timeout_ms: int
+        concurrency: int
+
+    class Changed(LedgerAggregate.Event):
+        """A supplier's connection settings changed (base URL, secret, timeout, concurrency)."""
+
+        base_url: str
+        secret_sealed: str
+        timeout_ms: int
+        concurrency: int
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.base_url = self.base_url
+            supplier.secret_sealed = self.secret_sealed
+            supplier.timeout_ms = self.timeout_ms
+            supplier.concurrency = self.concurrency
+
+    class FloatFunded(LedgerAggregate.Event):
+        """Money was prepaid to the supplier: its float grew by the amount."""
+
+        amount: Decimal
+        reference: str
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.funded += self.amount
+
+    class FloatHeld(LedgerAggregate.Event):
+        """An attempt was sent: its expected cost is held on the float until it ends."""
+
+        attempt_id: str
+        amount: Decimal
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.holds[self.attempt_id] = self.amount
+
+    class FloatReleased(LedgerAggregate.Event):
+        """An attempt failed: what it held on the float is free again."""
+
+        attempt_id: str
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.holds.pop(self.attempt_id, None)
+
+    class Charged(LedgerAggregate.Event):
+        """An attempt succeeded: the supplier charged the float what it says it charged."""
+
+        attempt_id: str
+        amount: Decimal
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.holds.pop(self.attempt_id, None)
+            supplier.charged += self.amount
+
+    class ChargeReversed(LedgerAggregate.Event):
+        """A success the supplier took back later: its charge went back to the float."""
+
+        attempt_id: str
+        amount: Decimal
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.charged -= self.amount
+
+    def __init__(self, name: str, base_url: str, secret_sealed: str, currency: str, timeout_ms: int,
+                 concurrency: int) -> None:
+        self.name = name
+        self.base_url = base_url
+        self.secret_sealed = secret_sealed
+        self.currency = currency
+        self.timeout_ms = timeout_ms
+        self.concurrency = concurrency
+        self.funded = Decimal(0)
+        self.charged = Decimal(0)
+        # Outstanding attempt -> cost held: only open attempts, so the state never grows with use.
+        self.holds: dict[str, Decimal] = {}
+
+    @classmethod
+    def register(cls, ctx: Context, name: str, base_url: str, secret_sealed: str, currency: str, timeout_ms: int,
+                 concurrency: int) -> Supplier:
+        return cls._start(cls.Registered, supplier_id(name), ctx, name=name, base_url=base_url,
+                          secret_sealed=secret_sealed, currency=currency, timeout_ms=timeout_ms,
+                          concurrency=concurrency)
+
+    @property
+    def available(self) -> Decimal:
+        """What the float can still cover: funded, less charged, less held by outstanding attempts."""
+        return self.funded - self.charged - sum(self.holds.values(), Decimal(0))
+
+    def change(self, ctx: Context, base_url: str, secret_sealed: str, timeout_ms: int, concurrency: int) -> None:
+        self._emit(self.Changed, ctx, base_url=base_url, secret_sealed=secret_sealed, timeout_ms=timeout_ms,
+                   concurrency=concurrency)
+
+    def fund(self, ctx: Context, amount: Decimal, reference: str) -> None:
+        if amount <= 0:
+            raise InvalidInput("amount", "must be greater than zero")
+        self._emit(self.FloatFunded, ctx, amount=amount, reference=reference)
+
+    def hold(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
+        if amount > self.available:
+            raise InvalidOrderState(f"supplier {self.name}'s float cannot cover {amount}")
+        self._emit(self.FloatHeld, ctx, attempt_id=attempt_id, amount=amount)
+
+    def release(self, ctx: Context, attempt_id: str) -> None:
+        if attempt_id in self.holds:
+            self._emit(self.FloatReleased, ctx, attempt_id=attempt_id)
+
+    def charge(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
+        self._emit(self.Charged, ctx, attempt_id=attempt_id, amount=amount)
+
+    def reverse(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
+        """`amount`: what the attempt was charged (the fulfilment records it)."""
+        self._emit(self.ChargeReversed, ctx, attempt_id=attempt_id, amount=amount)
