@@ -1,5 +1,5 @@
-"""The projection runner, the reservation sweeper, the audit log's follower and checkpoints
-(and the Kafka relay, when asked): one of each per deployment."""
+"""The projection runner, the reservation sweeper, the fulfilment worker, the audit log's
+follower and checkpoints (and the Kafka relay, when asked): one of each per deployment."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from api.services import Services
 from audit.checkpoint import Signer
 from audit.log import AuditLog
 from ledger.domain.errors import DomainError
+from ledger.fulfilment.worker import FulfilmentWorker
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class Background:
             self.threads.append(threading.Thread(target=self._project, name="ledger-projections", daemon=True))
         if settings.serve_relay:
             self.threads.append(threading.Thread(target=self._relay, name="ledger-relay", daemon=True))
+        self.fulfilment = FulfilmentWorker(services.ledger, settings) if settings.serve_fulfilment else None
+        if self.fulfilment is not None:
+            self.threads.append(threading.Thread(target=self._fulfil, name="ledger-fulfilment", daemon=True))
         if settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
@@ -45,6 +49,8 @@ class Background:
         for thread in self.threads:
             thread.join(timeout=10)
         self.runner.close()
+        if self.fulfilment is not None:
+            self.fulfilment.close()
         self.audit.reader.close()
 
     def _project(self) -> None:
@@ -62,6 +68,10 @@ class Background:
             except Exception as error:  # supervise: a relay that dies is restarted
                 log.error("kafka relay failed (%s); restarting", type(error).__name__)
                 self.stop.wait(1.0)
+
+    def _fulfil(self) -> None:
+        assert self.fulfilment is not None
+        self.fulfilment.run_forever(self.stop)  # it supervises itself: a failing tick is tried again
 
     def _sweep(self) -> None:
         ledger = self.services.ledger

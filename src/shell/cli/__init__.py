@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import typer
 
-from shell.cli import api, audit, bench, demo, kafka, projections, store
+from shell.cli import api, audit, bench, demo, fulfil, kafka, projections, store
 from shell.cli.common import describe_store, fail, load_settings, note_generated_key
+from simulators.cli import upstream_app
 
 __all__ = ["app", "bench_app", "describe_store", "fail", "load_settings", "main", "note_generated_key"]
 
@@ -39,6 +40,8 @@ app.command("replay")(projections.replay_command)
 app.command("serve")(api.serve)
 app.add_typer(api.tokens, name="tokens")
 app.add_typer(audit.audit, name="audit")
+app.add_typer(fulfil.fulfil, name="fulfil")
+app.add_typer(upstream_app, name="upstream")
 app.command("relay")(kafka.relay_command)
 
 bench_app.command("write")(bench.bench_write)
