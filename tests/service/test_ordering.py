@@ -8,8 +8,8 @@ from uuid import uuid4
 import pytest
 
 from ledger.domain.errors import (
+    InvalidInput,
     InvalidOrderState,
-    NotSellable,
     OrderRejected,
     OutOfStock,
     ProductRetired,
@@ -331,10 +331,13 @@ def test_retiring_keeps_open_reservations_payable(ledger: Ledger) -> None:
     assert pay(ledger, placed).outcome == "delivered"
 
 
-def test_products_not_fulfilled_from_stock_cannot_be_ordered_yet(ledger: Ledger) -> None:
+def test_an_upstream_product_ordered_without_its_recipient_account_is_refused_and_writes_nothing(
+    ledger: Ledger,
+) -> None:
     ledger.define_product(ledger.context("admin"), sku="TOPUP-1", name="Top-up", kind="direct_recharge",
                           face_value="5.00", currency="USD", price="5.00")
     before = head(ledger)
-    with pytest.raises(NotSellable):
+    with pytest.raises(InvalidInput) as refused:
         place(ledger, sku="TOPUP-1")
+    assert refused.value.field == "recipient_account"
     assert head(ledger) == before
