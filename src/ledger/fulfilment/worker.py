@@ -58,8 +58,12 @@ def http_connector(supplier: Supplier, secret: str) -> Connector:
 
 class FulfilmentWorker:
     def __init__(self, ledger: Ledger, settings: Settings, *, connector: ConnectorFactory = http_connector,
-                 threads: int = 32, clock: Callable[[], float] = time.monotonic) -> None:
+                 threads: int = 32, clock: Callable[[], float] = time.monotonic,
+                 on_settled: Callable[[UUID], None] | None = None) -> None:
+        """`on_settled(fulfilment_id)`: told each time this worker ends a fulfilment (delivered or refunded)."""
         self.ledger = ledger
+        self._on_settled = on_settled
+        self._wake = threading.Event()
         self.settings = settings
         self.breakers = Breakers(settings.fulfilment_breaker_failures, settings.fulfilment_breaker_open_s, clock)
         self._make_connector = connector
@@ -81,7 +85,13 @@ class FulfilmentWorker:
                 self.tick()
             except Exception as error:  # the store may be down for a moment: the next tick tries again
                 log.warning("fulfilment tick failed (%s)", type(error).__name__)
-            stop.wait(self.settings.fulfilment_poll_s)
+            self._wake.wait(self.settings.fulfilment_poll_s)
+            self._wake.clear()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for work now: a payment just opened a fulfilment (the writer's process says so)."""
+        self._wake.set()
 
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""
@@ -121,6 +131,8 @@ class FulfilmentWorker:
                     self._due.pop(fulfilment_id, None)
                 else:
                     self._due[fulfilment_id] = self._clock() + retry_in
+            if retry_in is None and self._on_settled is not None:
+                self._on_settled(fulfilment_id)
 
     def drive(self, fulfilment_id: UUID) -> float | None:
         """Take one fulfilment as far as it goes now: None when it ended, else seconds until it is
