@@ -101,3 +101,27 @@ def bench_codec(
     for t in result.timings:
         out.print(f"{t.what}: JSON {t.json_s * 1e6:.1f} us, ledger {t.ledger_s * 1e6:.1f} us per event, "
                   f"{t.speedup:.1f}x", markup=False, highlight=False, soft_wrap=True)
+
+
+def bench_recharge(
+    fulfilments: Annotated[int, typer.Option(min=1, help="recharges per timed run of each side")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="requests in flight to the supplier")] = 16,
+    latency_ms: Annotated[int, typer.Option(min=0, help="the simulated supplier's own latency")] = 20,
+    latency_orders: Annotated[int, typer.Option(min=1, help="orders paid one by one per client for latency")] = 400,
+    repeat: Annotated[int, typer.Option(min=1, help="raw/ledger pairs; the median ratio counts")] = 3,
+) -> None:
+    """Direct-recharge fulfilments per second through the ledger against a raw client calling the
+    same simulated supplier the same way, and the time from payment to delivery against the
+    supplier's own p99, same run."""
+    from shell.bench.recharge import bench_recharge as run
+
+    result = run(load_settings(), fulfilments=fulfilments, concurrency=concurrency, latency_ms=latency_ms,
+                 latency_orders=latency_orders, repeat=repeat, say=lambda line: out.print(
+                     line, markup=False, highlight=False, soft_wrap=True))
+    rate, p99 = result.rate_ratio, result.p99_ratio
+    out.print(f"store: {result.store}; {result.fulfilments} recharges per run, {result.concurrency} in flight, "
+              f"supplier latency {result.latency_ms} ms", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"throughput ratio (ledger / raw): median {rate[0]:.2f} (min {rate[1]:.2f}, max {rate[2]:.2f})",
+              markup=False, highlight=False, soft_wrap=True)
+    out.print(f"p99 ratio (payment to delivered / raw request): median {p99[0]:.2f} (min {p99[1]:.2f}, "
+              f"max {p99[2]:.2f})", markup=False, highlight=False, soft_wrap=True)
