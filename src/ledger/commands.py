@@ -191,6 +191,17 @@ class FundSupplier(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SettleSupplier(Command):
+    """A payment to a supplier against what is owed to it; idempotent by `reference`."""
+
+    supplier: str
+    amount: object
+    currency: str
+    reference: str
+    period: str = ""  # the statement it settles, e.g. 2026-11
+
+
+@dataclass(frozen=True, kw_only=True)
 class SetOffer(Command):
     """A supplier's offer for an upstream product: its code for it, the cost per unit, a priority."""
 

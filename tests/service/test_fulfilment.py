@@ -6,6 +6,7 @@ No HTTP here: these tests say what a supplier answered as the fulfilment worker 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -252,3 +253,43 @@ def test_an_unpaid_recharge_expires_and_a_second_payment_is_refunded(ledger: Led
     assert [o.order_id for o in ledger.expire_due(ledger.context("sweeper"))] == [placed.order_id]
     paid = paid_recharge(ledger)
     assert pay(ledger, paid, "second-payment").outcome == "refunded"  # a duplicate payment goes back
+
+
+def test_a_platform_grant_renewed_early_extends_from_the_end_of_its_term(ledger: Ledger, clock: FakeClock) -> None:
+    from ledger.domain.fulfilment import Grant
+    from ledger.domain.ids import grant_id
+
+    run(ledger, c.DefineProduct, sku="VIDEO-1M", name="Video, one month", kind="platform_grant",
+        face_value="15.00", currency="USD", price="15.00", validity_days=30)
+    run(ledger, c.SetSupplier, name="partner", base_url="http://127.0.0.1:9000", secret=SECRET, currency="USD")
+    run(ledger, c.FundSupplier, name="partner", amount="100.00", reference="wire")
+    run(ledger, c.SetOffer, sku="VIDEO-1M", supplier="partner", supplier_product="vid-30", cost="12.00")
+    first_day = clock()
+    for _ in range(2):  # a month, then a renewal ten days in
+        placed = paid_recharge(ledger, account="ann@example.com", sku="VIDEO-1M")
+        plan = start(ledger, placed)
+        assert isinstance(plan, AttemptPlan)
+        answer(ledger, plan, "succeeded", charged="12.00")
+        clock.advance(days=10)
+    grant = ledger.find(Grant, grant_id("VIDEO-1M", ledger.vault.account_fingerprint("ann@example.com")))
+    assert grant is not None and grant.until == first_day + timedelta(days=60)  # not day 10 + 30
+
+
+def test_a_platform_grant_needs_its_term(ledger: Ledger) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        run(ledger, c.DefineProduct, sku="SEAT-1", name="Seat", kind="platform_grant", face_value="5.00",
+            currency="USD", price="5.00")
+    assert refused.value.field == "validity_days"
+
+
+def test_a_settlement_is_recorded_once_by_its_reference(ledger: Ledger) -> None:
+    from ledger.domain.errors import AlreadyExists
+
+    fields = {"supplier": "acme", "amount": "1200.00", "currency": "USD", "reference": "wire-2026-11",
+              "period": "2026-11"}
+    first = run(ledger, c.SettleSupplier, **fields)
+    assert run(ledger, c.SettleSupplier, **fields).id == first.id  # a retry: the same settlement
+    with pytest.raises(AlreadyExists):
+        run(ledger, c.SettleSupplier, **{**fields, "amount": "1300.00"})
+    with pytest.raises(InvalidInput):
+        run(ledger, c.SettleSupplier, **{**fields, "reference": "wire-x", "amount": "-1"})

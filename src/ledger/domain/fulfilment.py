@@ -18,7 +18,7 @@ finds every one after a restart; it holds only open ones, so it never grows with
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypedDict
@@ -27,7 +27,7 @@ from uuid import UUID
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.context import Context
 from ledger.domain.errors import AttemptConflict, InvalidOrderState
-from ledger.domain.ids import OPEN_FULFILMENTS_ID, fulfilment_id
+from ledger.domain.ids import OPEN_FULFILMENTS_ID, fulfilment_id, grant_id
 
 
 class FulfilmentStatus(StrEnum):
@@ -324,3 +324,39 @@ class OpenFulfilments(LedgerAggregate):
     def remove(self, ctx: Context, fulfilment: UUID) -> None:
         if fulfilment in self.ids:
             self._emit(self.Removed, ctx, fulfilment_id=fulfilment)
+
+
+class Grant(LedgerAggregate):
+    """A membership or seat on a partner platform, for one account and one product: each delivered
+    order extends its term from where it ends (or from now, when it has ended)."""
+
+    class Started(LedgerAggregate.Created):
+        """The first grant of a product to an account (by its keyed hash)."""
+
+        sku: str
+        account_hmac: str
+
+    class Extended(LedgerAggregate.Event):
+        """A delivered order extended the term: from its current end (or now, if it had ended) by its days."""
+
+        order_id: UUID
+        starts: datetime
+        until: datetime
+
+        def apply(self, grant: Grant) -> None:
+            grant.until = self.until
+
+    def __init__(self, sku: str, account_hmac: str) -> None:
+        self.sku = sku
+        self.account_hmac = account_hmac
+        self.until: datetime | None = None
+
+    @classmethod
+    def start(cls, ctx: Context, sku: str, account_hmac: str) -> Grant:
+        return cls._start(cls.Started, grant_id(sku, account_hmac), ctx, sku=sku, account_hmac=account_hmac)
+
+    def extend(self, ctx: Context, order_id: UUID, days: int) -> datetime:
+        starts = max(ctx.now, self.until) if self.until is not None else ctx.now
+        until = starts + timedelta(days=days)
+        self._emit(self.Extended, ctx, order_id=order_id, starts=starts, until=until)
+        return until

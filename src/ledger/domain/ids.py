@@ -80,5 +80,15 @@ def fulfilment_id(order_id: UUID) -> UUID:
 OPEN_FULFILMENTS_ID = uuid5("open-fulfilments")
 
 
+def grant_id(sku: str, account_hmac: str) -> UUID:
+    """One account's term of one platform product: renewals extend it."""
+    return uuid5(f"grant:{sku}:{account_hmac}")
+
+
+def settlement_id(reference: str) -> UUID:
+    """A settlement with a supplier, by its payment reference: recorded once."""
+    return uuid5(f"settlement:{reference}")
+
+
 def normalise_coupon_code(code: str) -> str:
     return code.strip().upper()

@@ -15,7 +15,7 @@ from decimal import Decimal
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.context import Context
 from ledger.domain.errors import InvalidInput, InvalidOrderState
-from ledger.domain.ids import supplier_id
+from ledger.domain.ids import settlement_id, supplier_id
 
 
 class Supplier(LedgerAggregate):
@@ -139,3 +139,30 @@ class Supplier(LedgerAggregate):
     def reverse(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
         """`amount`: what the attempt was charged (the fulfilment records it)."""
         self._emit(self.ChargeReversed, ctx, attempt_id=attempt_id, amount=amount)
+
+
+class Settlement(LedgerAggregate):
+    """A payment to a supplier that settles what the merchant owes it (card-key batches bought on
+    credit): recorded once, by its payment reference."""
+
+    class Recorded(LedgerAggregate.Created):
+        """The merchant paid a supplier: the amount, the payment reference, the statement period it settles."""
+
+        supplier: str
+        amount: Decimal
+        currency: str
+        reference: str
+        period: str
+
+    def __init__(self, supplier: str, amount: Decimal, currency: str, reference: str, period: str) -> None:
+        self.supplier = supplier
+        self.amount = amount
+        self.currency = currency
+        self.reference = reference
+        self.period = period
+
+    @classmethod
+    def record(cls, ctx: Context, supplier: str, amount: Decimal, currency: str, reference: str,
+               period: str) -> Settlement:
+        return cls._start(cls.Recorded, settlement_id(reference), ctx, supplier=supplier, amount=amount,
+                          currency=currency, reference=reference, period=period)

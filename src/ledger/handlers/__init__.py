@@ -29,6 +29,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Redeem: supply.redeem,
     c.SetSupplier: suppliers.set_supplier,
     c.FundSupplier: suppliers.fund_supplier,
+    c.SettleSupplier: suppliers.settle_supplier,
     c.SetOffer: suppliers.set_offer,
     c.RemoveOffer: suppliers.remove_offer,
     c.StartAttempt: fulfilment.start_attempt,

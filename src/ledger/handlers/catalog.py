@@ -47,6 +47,8 @@ def define_product(cmd: DefineProduct, uow: Session) -> Written:
     reservation_timeout_s = inputs.count(cmd.reservation_timeout_s, "reservation_timeout_s", optional=True)
     fulfilment = _fulfilment(cmd, uow.settings.fulfilment_deadline_s) if ProductKind(cmd.kind).fulfilled_upstream \
         else None
+    if cmd.kind == ProductKind.PLATFORM_GRANT.value and not validity_days:
+        raise InvalidInput("validity_days", "a platform grant's term in days is required")
     if uow.find(Product, product_id(cmd.sku)) is not None:
         raise AlreadyExists(f"product {cmd.sku} already exists", sku=cmd.sku)
     product = Product.define(

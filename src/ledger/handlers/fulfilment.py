@@ -15,11 +15,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from ledger.commands import RecordAttempt, StartAttempt
-from ledger.domain.catalog import Offer, Product
+from ledger.domain.catalog import Offer, Product, ProductKind
 from ledger.domain.context import Context
 from ledger.domain.errors import AttemptConflict, InvalidInput, UnknownFulfilment, UnknownOrder, UnknownProduct
-from ledger.domain.fulfilment import Fulfilment, FulfilmentStatus, OpenFulfilments
-from ledger.domain.ids import OPEN_FULFILMENTS_ID, product_id, supplier_id
+from ledger.domain.fulfilment import Fulfilment, FulfilmentStatus, Grant, OpenFulfilments
+from ledger.domain.ids import OPEN_FULFILMENTS_ID, grant_id, product_id, supplier_id
 from ledger.domain.money import parse_amount
 from ledger.domain.orders import Order
 from ledger.domain.suppliers import Supplier
@@ -153,6 +153,8 @@ def record_attempt(cmd: RecordAttempt, uow: Session) -> FulfilmentState:
             supplier.charge(ctx, cmd.attempt_id, charged)
             _order(uow, fulfilment).fulfilled(ctx, cmd.attempt_id, supplier.name, cmd.supplier_ref, charged)
             open_fulfilments(uow, ctx).remove(ctx, fulfilment.id)
+            if fulfilment.kind == ProductKind.PLATFORM_GRANT.value:
+                _extend_grant(uow, ctx, fulfilment)
     elif cmd.outcome == "failed":
         changed = fulfilment.fail(ctx, cmd.attempt_id, cmd.reason or "failed", cmd.retryable, cmd.supplier_ref)
         if changed:
@@ -169,6 +171,17 @@ def record_attempt(cmd: RecordAttempt, uow: Session) -> FulfilmentState:
     if fulfilment.current is not None and ctx.now >= fulfilment.deadline:
         changed = fulfilment.escalate(ctx, "outcome still unknown at the deadline") or changed
     return _state(fulfilment, changed)
+
+
+def _extend_grant(uow: Session, ctx: Context, fulfilment: Fulfilment) -> None:
+    """A platform product's term: extended from its current end, by the product's days per unit."""
+    product = uow.load(Product, product_id(fulfilment.sku), UnknownProduct(f"no product {fulfilment.sku}"))
+    grant = uow.find(Grant, grant_id(fulfilment.sku, fulfilment.account_hmac))
+    if grant is None:
+        grant = Grant.start(ctx, fulfilment.sku, fulfilment.account_hmac)
+        uow.add(grant)
+    assert product.validity_days, "a platform grant is defined with its term (validity_days)"
+    grant.extend(ctx, fulfilment.order_id, product.validity_days * fulfilment.quantity)
 
 
 def _reversed(uow: Session, ctx: Context, fulfilment: Fulfilment, supplier: Supplier, attempt_id: str) -> None:

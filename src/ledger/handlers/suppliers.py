@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from ledger.commands import FundSupplier, RemoveOffer, SetOffer, SetSupplier
+from ledger.commands import FundSupplier, RemoveOffer, SetOffer, SetSupplier, SettleSupplier
 from ledger.domain.catalog import Product
-from ledger.domain.errors import InvalidInput, UnknownProduct, UnknownSupplier
-from ledger.domain.ids import product_id, supplier_id
+from ledger.domain.errors import AlreadyExists, InvalidInput, UnknownProduct, UnknownSupplier
+from ledger.domain.ids import product_id, settlement_id, supplier_id
 from ledger.domain.money import check_currency, parse_amount
-from ledger.domain.suppliers import Supplier
+from ledger.domain.suppliers import Settlement, Supplier
 from ledger.handlers import inputs
 from ledger.results import Written
 from ledger.writer.session import Session
@@ -49,6 +49,26 @@ def fund_supplier(cmd: FundSupplier, uow: Session) -> Written:
     supplier = load_supplier(uow, cmd.name)
     supplier.fund(cmd.ctx, parse_amount(cmd.amount, supplier.currency, "amount", allow_zero=False), cmd.reference)
     return Written(supplier.id, 0)
+
+
+def settle_supplier(cmd: SettleSupplier, uow: Session) -> Written:
+    """Recorded once per reference: the same settlement again is answered as it was, another one
+    under a used reference is refused."""
+    inputs.text(cmd.supplier, "supplier")
+    inputs.text(cmd.reference, "reference")
+    inputs.text(cmd.period, "period", required=False)
+    check_currency(cmd.currency)
+    amount = parse_amount(cmd.amount, cmd.currency, "amount", allow_zero=False)
+    found = uow.find_claim(Settlement, settlement_id(cmd.reference))
+    if found is not None:
+        if (found.supplier, found.amount, found.currency, found.period) != (cmd.supplier, amount, cmd.currency,
+                                                                              cmd.period):
+            raise AlreadyExists(f"settlement {cmd.reference} was recorded with other figures",
+                                reference=cmd.reference)
+        return Written(found.id, 0)
+    settlement = Settlement.record(cmd.ctx, cmd.supplier, amount, cmd.currency, cmd.reference, cmd.period)
+    uow.add(settlement)
+    return Written(settlement.id, 0)
 
 
 def set_offer(cmd: SetOffer, uow: Session) -> Written:
