@@ -216,3 +216,16 @@ def test_a_failure_names_whether_another_supplier_may_succeed() -> None:
     assert answer.retryable is False
     answer = parse_answer(b'{"request_id": "x", "status": "failed", "reason": "out_of_stock"}', "x")
     assert answer.retryable is True
+
+
+def test_a_success_reversed_before_the_worker_heard_of_it_is_recorded_as_both(ledger: Ledger) -> None:
+    recharge_product(ledger)
+
+    def reversed_already(request: Request) -> Answer:
+        return Answer(request.request_id, "reversed", "ref-1", reason="supplier_reversed", charged=Decimal("0.00"))
+
+    suppliers = {"cheap": ScriptedSupplier("cheap", reversed_already), "dear": ScriptedSupplier("dear", succeed)}
+    placed = paid_recharge(ledger)
+    worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id))
+    order = ledger.order(placed.order_id)
+    assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))  # the product refunds

@@ -158,6 +158,8 @@ class FulfilmentWorker:
             else:
                 self.breakers.succeeded(step.supplier)
             charged = str(answer.charged) if answer.charged is not None else None
+            if answer.status == "reversed":  # it succeeded and was taken back before we heard: both happened
+                self._record(step, "succeeded", supplier_ref=answer.supplier_ref, charged=charged)
             self._record(step, answer.status, supplier_ref=answer.supplier_ref, reason=answer.reason,
                          retryable=answer.retryable, charged=charged)
             if answer.status != "failed":
