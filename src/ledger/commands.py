@@ -10,17 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from ledger.domain.catalog import DEFAULT_CHANNEL, ProductKind
 from ledger.domain.context import Context
 from ledger.domain.errors import LineError
+from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Written
 from ledger.supplier_import.importer import ImportProgress
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Command:
+class Command(Generic[R]):
+    """A write, answered by an `R` (`ledger.results`) or refused by a `DomainError`."""
+
     ctx: Context
     # A command that writes a great many events runs alone in its own transaction.
     exclusive: ClassVar[bool] = False
@@ -30,7 +35,7 @@ class Command:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DefineProduct(Command):
+class DefineProduct(Command[Written]):
     sku: str
     name: str
     kind: str = ProductKind.CARD_KEY.value
@@ -46,20 +51,20 @@ class DefineProduct(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChangePrice(Command):
+class ChangePrice(Command[Written]):
     sku: str
     price: object
     channel: str = DEFAULT_CHANNEL
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetireProduct(Command):
+class RetireProduct(Command[Written]):
     sku: str
     reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
-class CreateCoupon(Command):
+class CreateCoupon(Command[Written]):
     code: str
     kind: str
     value: object
@@ -73,7 +78,7 @@ class CreateCoupon(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CreateFlashSale(Command):
+class CreateFlashSale(Command[Written]):
     sale_id: str
     sku: str
     starts_at: datetime
@@ -87,7 +92,7 @@ class CreateFlashSale(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlaceOrder(Command):
+class PlaceOrder(Command[Placed]):
     customer_id: str
     sku: str
     quantity: int
@@ -98,7 +103,7 @@ class PlaceOrder(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CapturePayment(Command):
+class CapturePayment(Command[PaymentResult]):
     """A payment provider's callback: idempotent by `payment_reference`."""
 
     order_id: UUID
@@ -108,20 +113,20 @@ class CapturePayment(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CancelOrder(Command):
+class CancelOrder(Command[OrderChange]):
     order_id: UUID
     reason: str = "cancelled_by_customer"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExpireOrder(Command):
+class ExpireOrder(Command[OrderChange | None]):
     """Expire one order if its deadline has passed (the sweeper's command)."""
 
     order_id: UUID
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefundOrder(Command):
+class RefundOrder(Command[OrderChange]):
     order_id: UUID
     amount: object
     reason: str
@@ -133,7 +138,7 @@ class RefundOrder(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImportKeys(Command):
+class ImportKeys(Command[Imported]):
     """A supplier batch: all or nothing. `codes` are (line, code) pairs; `line_errors` are
     problems the file reader already found, reported together with the codes' own."""
 
@@ -147,13 +152,13 @@ class ImportKeys(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecallBatch(Command):
+class RecallBatch(Command[Recalled]):
     batch_id: UUID
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class Redeem(Command):
+class Redeem(Command[Redeemed]):
     code: str = field(repr=False)
     account_id: str
     platform: str | None = None

@@ -24,10 +24,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -49,13 +49,14 @@ from ledger.writer.outcomes import Done, Idempotency, answer_for, replay
 from ledger.writer.session import Session
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass
 class _Item:
-    command: Command
+    command: Command[Any]
     idempotency: Idempotency | None
-    future: Future[Done] = field(default_factory=Future)
+    future: Future[Done[Any]] = field(default_factory=Future)
 
 
 @dataclass
@@ -98,17 +99,18 @@ class Writer:
 
     # ---- callers ----
 
-    def submit(self, command: Command, idempotency: Idempotency | None = None) -> Future[Done]:
+    def submit(self, command: Command[Any], idempotency: Idempotency | None = None) -> Future[Done[Any]]:
         if self._closed:
             raise RuntimeError("the writer is closed")
         item = _Item(command, idempotency)
         self._queue.put(item)
         return item.future
 
-    def execute(self, command: Command, idempotency: Idempotency | None = None) -> Done:
-        return self.submit(command, idempotency).result()
+    def execute(self, command: Command[R], idempotency: Idempotency | None = None) -> Done[R]:
+        done: Done[R] = self.submit(command, idempotency).result()
+        return done
 
-    def execute_all(self, commands: list[Command]) -> list[Done]:
+    def execute_all(self, commands: Sequence[Command[R]]) -> list[Done[R]]:
         """Hand all to the writer at once (they commit together), then wait for every answer."""
         return [f.result() for f in [self.submit(c) for c in commands]]
 
