@@ -19,7 +19,6 @@ from uuid import UUID
 from ledger import commands as c
 from ledger.application import build_app
 from ledger.config import Settings
-from ledger.domain.answers import Answer, answer_id
 from ledger.domain.catalog import DEFAULT_CHANNEL, Catalog
 from ledger.domain.context import Context
 from ledger.domain.ids import CATALOG_ID, stock_id
@@ -28,10 +27,9 @@ from ledger.domain.stock import Stock
 from ledger.handlers import handle
 from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Written
 from ledger.service.store_reads import Reads
-from ledger.storage.positions import position_of
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
-from ledger.writer.outcomes import Done, Idempotency, replay
+from ledger.writer.outcomes import Done, Idempotency
 from ledger.writer.remote import RemoteWriter
 from ledger.writer.session import Session
 from ledger.writer.writer import Writer
@@ -89,17 +87,10 @@ class Ledger(Reads):
         request = _REQUEST.get()
         if idempotency is None and request is not None and not request.used:
             request.used, idempotency = True, request.idempotency
-        done = self._answer_given(idempotency) if idempotency is not None else None
-        if done is None:
-            done = self.writer.execute(command, idempotency)
+        done = self.writer.execute(command, idempotency)
         if request is not None and idempotency is request.idempotency:
             request.replayed = done.replayed
         return done
-
-    def _answer_given(self, idempotency: Idempotency) -> Done[Any] | None:
-        """The answer stored under this key before, if any (read here, not in the writer)."""
-        given = self.find(Answer, answer_id(idempotency.scope, idempotency.key))
-        return replay(given, idempotency, position_of(self.app, given.id, 1)) if given is not None else None
 
     @contextmanager
     def idempotent(self, idempotency: Idempotency) -> Iterator[IdempotentRequest]:
