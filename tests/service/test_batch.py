@@ -4,8 +4,10 @@ import contextlib
 
 import pytest
 
+from ledger import commands as c
 from ledger.domain.errors import OutOfStock
 from ledger.service.ledger import Ledger
+from ledger.writer.outcomes import Idempotency
 
 
 def setup(ledger: Ledger, keys: int) -> None:
@@ -38,3 +40,12 @@ def test_a_failed_command_discards_the_whole_batch(ledger: Ledger) -> None:
     # only b's refusal record (written on its own) reached the store; a's reservation did not
     assert ledger.app.recorder.max_notification_id() == before + 2
     assert len(ledger.stock("EBOOK").available) == 2
+
+
+def test_an_idempotency_key_is_refused_inside_a_batch(ledger: Ledger) -> None:
+    """Only the writer keeps answers under keys: a batch would drop the key, so it says so."""
+    setup(ledger, 1)
+    order = c.PlaceOrder(ctx=ledger.context(), customer_id="k", sku="EBOOK", quantity=1)
+    with pytest.raises(RuntimeError, match="idempotency key"), ledger.batch():
+        ledger.execute(order, Idempotency("storefront:t", "k-1", "order"))
+    assert len(ledger.stock("EBOOK").available) == 1

@@ -10,8 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -36,18 +34,6 @@ from ledger.writer.writer import Writer
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")
-
-
-@dataclass
-class IdempotentRequest:
-    """A request named by an idempotency key: its first command is answered under the key."""
-
-    idempotency: Idempotency
-    used: bool = False
-    replayed: bool = False
-
-
-_REQUEST: ContextVar[IdempotentRequest | None] = ContextVar("idempotent_request", default=None)
 
 
 def utc_now() -> datetime:
@@ -81,27 +67,14 @@ class Ledger(Reads):
     # ---- running commands ----
 
     def execute(self, command: c.Command[R], idempotency: Idempotency | None = None) -> Done[R]:
-        """Run one command; its answer (or the one given before under the same idempotency key)."""
+        """Run one command: its answer, or its refusal. Under a caller's `idempotency` key the
+        writer keeps the answer in the same transaction as the command's events, and gives it
+        again to a retry with the same key and request (`Done.replayed`)."""
         if getattr(self._local, "batch", None) is not None:
+            if idempotency is not None:
+                raise RuntimeError("an idempotency key is answered by the writer: not inside Ledger.batch()")
             return Done(self._in_batch(command))
-        request = _REQUEST.get()
-        if idempotency is None and request is not None and not request.used:
-            request.used, idempotency = True, request.idempotency
-        done = self.writer.execute(command, idempotency)
-        if request is not None and idempotency is request.idempotency:
-            request.replayed = done.replayed
-        return done
-
-    @contextmanager
-    def idempotent(self, idempotency: Idempotency) -> Iterator[IdempotentRequest]:
-        """Within this block, the first command is answered under `idempotency`: a retry gets
-        the stored answer, written in the same transaction as the command's events."""
-        request = IdempotentRequest(idempotency)
-        token = _REQUEST.set(request)
-        try:
-            yield request
-        finally:
-            _REQUEST.reset(token)
+        return self.writer.execute(command, idempotency)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
