@@ -110,15 +110,15 @@ def test_two_hundred_mixed_commands_group_commit_and_each_caller_gets_its_own_an
     assert all(isinstance(r, DomainError) for r in results if isinstance(r, InvalidInput | TooManyUnpaidReservations))
 
     # The failing ones changed nothing; the bug's reservation is gone; the others all landed.
-    stock = ledger.stock("GC-1")
+    stock = ledger.reads.stock("GC-1")
     assert len(stock.available) == 0 and stock.delivered == 10
     assert len(stock.reservations) == 15 + 3  # the payers' keys are delivered
-    assert ledger.customer("ghost") is None
-    assert len(ledger.stock("GC-BUG").available) == 3 and not ledger.stock("GC-BUG").reservations
-    assert ledger.order(paid_orders[0].order_id).status == OrderStatus.DELIVERED
-    assert ledger.stock("GC-2").available == []
+    assert ledger.reads.customer("ghost") is None
+    assert len(ledger.reads.stock("GC-BUG").available) == 3 and not ledger.reads.stock("GC-BUG").reservations
+    assert ledger.reads.order(paid_orders[0].order_id).status == OrderStatus.DELIVERED
+    assert ledger.reads.stock("GC-2").available == []
     for refusal in refusals:
-        assert ledger.order(refusal.order_id).status == OrderStatus.REJECTED
+        assert ledger.reads.order(refusal.order_id).status == OrderStatus.REJECTED
 
     # ... in far fewer transactions than commands.
     batches = list(ledger.writer.batch_sizes)[batches_before:]

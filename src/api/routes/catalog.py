@@ -81,13 +81,13 @@ def define_product(body: ProductIn, request: Request, svc: ServicesDep, caller: 
 @products_router.get("", response_model=ProductsOut)
 def list_products(svc: ServicesDep, caller: Reader) -> ProductsOut:
     position = _head(svc)
-    return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.products()], position=position)
+    return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.reads.products()], position=position)
 
 
 @products_router.get("/{sku}", response_model=ProductOut, responses=NOT_FOUND)
 def get_product(sku: SkuPath, svc: ServicesDep, caller: Reader) -> ProductOut:
     position = _head(svc)
-    return ProductOut(**_fields(svc.ledger.product(sku)), position=position)
+    return ProductOut(**_fields(svc.ledger.reads.product(sku)), position=position)
 
 
 # ---- batches: a JSON list of codes, or a multipart file upload ----
@@ -195,7 +195,7 @@ def create_promotion(body: Annotated[PromotionIn, Body()], request: Request, svc
 @promotions_router.get("/{code}", response_model=CouponOut, responses=NOT_FOUND)
 def get_coupon(code: CouponPath, svc: ServicesDep, caller: Storefront) -> CouponOut:
     position = _head(svc)
-    coupon = svc.ledger.coupon(code)
+    coupon = svc.ledger.reads.coupon(code)
     return CouponOut(
         code=coupon.code, kind=coupon.kind.value, value=coupon.value, currency=coupon.currency,
         min_spend=coupon.min_spend, skus=coupon.skus, starts_at=coupon.starts_at, ends_at=coupon.ends_at,

@@ -58,9 +58,9 @@ def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: Serv
 
 @router.get("/{order_id}", response_model=OrderView)
 def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView:
-    order = svc.ledger.order(order_id)
+    order = svc.ledger.reads.order(order_id)
     timeline = [TimelineEvent(at=e.timestamp, stream=e.stream, event=e.event, version=e.version)
-                for e in svc.ledger.stream(order_id)]
+                for e in svc.ledger.reads.stream(order_id)]
     return OrderView(
         order_id=order.id, status=str(order.status), customer_id=order.customer_id, sku=order.sku,
         quantity=order.quantity, channel=order.channel, currency=order.currency, unit_price=order.unit_price,
@@ -74,7 +74,7 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
 @router.get("/{order_id}/keys", response_model=KeysOut)
 def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends(require("storefront"))]) -> KeysOut:
     """The delivered codes: the only route that ever returns a code."""
-    keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.order_keys(order_id)]
+    keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.reads.order_keys(order_id)]
     return KeysOut(keys=keys, position=svc.reads.head())
 
 

@@ -2,7 +2,8 @@
 
 Every write becomes a command (`ledger.commands`) and goes to the store's one writer
 (`ledger.writer`), which decides it against its memory and group-commits it; the methods
-here only build the command and wait for its answer. Reads come straight from the store.
+here only build the command and wait for its answer. The state they wrote is read straight
+from the store, through one named query object: `Ledger.reads` (`StoreReads`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ledger.domain.risk import RiskAssessor
 from ledger.domain.stock import Stock
 from ledger.handlers import handle
 from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Written
-from ledger.service.store_reads import Reads
+from ledger.service.store_reads import StoreReads
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
 from ledger.writer.outcomes import Done, Idempotency
@@ -40,13 +41,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(Reads):
-    """Catalog, supply, orders and queries over one event store."""
+class Ledger:
+    """Catalog, supply and orders over one event store; `reads` is its state, read from the store."""
 
     def __init__(
         self, app: Any, settings: Settings, vault: CodeVault, clock: Clock = utc_now, risk: RiskAssessor | None = None,
     ) -> None:
-        super().__init__(app, vault)
+        self.app = app
+        self.vault = vault
+        self.reads = StoreReads(app, vault)
         self.settings = settings
         self.clock = clock
         self.writer: Writer | RemoteWriter
@@ -155,10 +158,10 @@ class Ledger(Reads):
     def expire_due(self, ctx: Context) -> list[OrderChange]:
         """Expire every reservation whose deadline has passed (the sweeper's one call): all
         due orders are handed to the writer at once, so they commit together."""
-        catalog = self.find(Catalog, CATALOG_ID)
+        catalog = self.reads.find(Catalog, CATALOG_ID)
         due = []
         for sku in catalog.skus if catalog else []:
-            stock = self.find(Stock, stock_id(sku))
+            stock = self.reads.find(Stock, stock_id(sku))
             due += stock.expired_reservations(ctx.now) if stock else []
         expiries = [c.ExpireOrder(ctx=ctx, order_id=o) for o in due]
         if getattr(self._local, "batch", None) is not None:
