@@ -77,7 +77,7 @@ def buy(ledger: Ledger, customer: str = "alice", sku: str = "GAME-1", quantity: 
 
 
 def delivered_codes(ledger: Ledger, order_id: UUID) -> list[str]:
-    return [k.code for k in ledger.order_keys(order_id)]
+    return [k.code for k in ledger.reads.order_keys(order_id)]
 
 
 def all_events(ledger: Ledger) -> list[Any]:

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Query, Request, Security
 from fastapi.responses import Response
@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import domain_problem, invalid
 from api.services import Services, token_hash
 from ledger.domain.context import Context
-from ledger.domain.errors import DomainError
-from ledger.writer.outcomes import Idempotency, IdempotencyKeyReused
+from ledger.writer.outcomes import Done, Idempotency, IdempotencyKeyReused
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -104,25 +105,27 @@ def read_position(svc: Services, names: tuple[str, ...], min_position: int | Non
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def idempotent(
-    svc: Services, caller: Caller, key: str | None, route: str, body: Any, run: Callable[[], Response]
-) -> Response:
-    """A retry with the same key and body returns the stored answer; another body is a 409.
-
-    The answer is stored by the ledger's writer in the same transaction as the command's
-    events, so a crash at any moment leaves either both or neither: never a key "in
-    progress". Refusals are answers too; a temporary failure (503) is not."""
+def idempotency(caller: Caller, key: str | None, route: str, body: Any) -> Idempotency | None:
+    """What an `Idempotency-Key` names, handed to the ledger beside the command: the key, scoped
+    to the caller, and a fingerprint of the route and body (a retry must send the same ones).
+    The route is the route's own text, not the URL as sent, so that a fingerprint never changes."""
     if not key:
-        return run()
+        return None
     fingerprint = hashlib.sha256(json.dumps([route, body], sort_keys=True, default=str).encode()).hexdigest()
-    with svc.ledger.idempotent(Idempotency(f"{caller.role}:{caller.token_id}", key, fingerprint)) as request:
-        try:
-            response = run()
-        except IdempotencyKeyReused:
-            raise HTTPException(409, "this Idempotency-Key was used with another request") from None
-        except DomainError as error:  # a refusal is an answer too: a retry gets the same one
-            response = domain_problem(error)
-    if request.replayed:
+    return Idempotency(f"{caller.role}:{caller.token_id}", key, fingerprint)
+
+
+def respond(done: Done[R], render: Callable[[R], Response]) -> Response:
+    """The HTTP answer to a command: its result `render`ed, or its refusal as a problem; either
+    marked `Idempotent-Replayed: true` when it is the answer stored under the key, given again.
+
+    The writer stores the answer in the same transaction as the command's events, so a crash
+    at any moment leaves either both or neither: never a key "in progress". Refusals are
+    answers too; a temporary failure (503) is not. A key reused with another request is a 409."""
+    if isinstance(done.error, IdempotencyKeyReused):
+        raise HTTPException(409, done.error.message)
+    response = domain_problem(done.error) if done.error is not None else render(done.value)
+    if done.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 

@@ -10,17 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from ledger.domain.catalog import DEFAULT_CHANNEL, ProductKind
 from ledger.domain.context import Context
 from ledger.domain.errors import LineError
+from ledger.results import (
+    AttemptPlan,
+    FulfilmentState,
+    Imported,
+    OrderChange,
+    PaymentResult,
+    Placed,
+    Recalled,
+    Redeemed,
+    Written,
+)
 from ledger.supplier_import.importer import ImportProgress
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Command:
+class Command(Generic[R]):
+    """A write, answered by an `R` (`ledger.results`) or refused by a `DomainError`."""
+
     ctx: Context
     # A command that writes a great many events runs alone in its own transaction.
     exclusive: ClassVar[bool] = False
@@ -30,7 +45,7 @@ class Command:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DefineProduct(Command):
+class DefineProduct(Command[Written]):
     sku: str
     name: str
     kind: str = ProductKind.CARD_KEY.value
@@ -52,20 +67,20 @@ class DefineProduct(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ChangePrice(Command):
+class ChangePrice(Command[Written]):
     sku: str
     price: object
     channel: str = DEFAULT_CHANNEL
 
 
 @dataclass(frozen=True, kw_only=True)
-class RetireProduct(Command):
+class RetireProduct(Command[Written]):
     sku: str
     reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
-class CreateCoupon(Command):
+class CreateCoupon(Command[Written]):
     code: str
     kind: str
     value: object
@@ -79,7 +94,7 @@ class CreateCoupon(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CreateFlashSale(Command):
+class CreateFlashSale(Command[Written]):
     sale_id: str
     sku: str
     starts_at: datetime
@@ -93,7 +108,7 @@ class CreateFlashSale(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlaceOrder(Command):
+class PlaceOrder(Command[Placed]):
     customer_id: str
     sku: str
     quantity: int
@@ -105,7 +120,7 @@ class PlaceOrder(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CapturePayment(Command):
+class CapturePayment(Command[PaymentResult]):
     """A payment provider's callback: idempotent by `payment_reference`."""
 
     order_id: UUID
@@ -115,20 +130,20 @@ class CapturePayment(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CancelOrder(Command):
+class CancelOrder(Command[OrderChange]):
     order_id: UUID
     reason: str = "cancelled_by_customer"
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExpireOrder(Command):
+class ExpireOrder(Command[OrderChange | None]):
     """Expire one order if its deadline has passed (the sweeper's command)."""
 
     order_id: UUID
 
 
 @dataclass(frozen=True, kw_only=True)
-class RefundOrder(Command):
+class RefundOrder(Command[OrderChange]):
     order_id: UUID
     amount: object
     reason: str
@@ -140,7 +155,7 @@ class RefundOrder(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ImportKeys(Command):
+class ImportKeys(Command[Imported]):
     """A supplier batch: all or nothing. `codes` are (line, code) pairs; `line_errors` are
     problems the file reader already found, reported together with the codes' own."""
 
@@ -154,13 +169,13 @@ class ImportKeys(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecallBatch(Command):
+class RecallBatch(Command[Recalled]):
     batch_id: UUID
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class Redeem(Command):
+class Redeem(Command[Redeemed]):
     code: str = field(repr=False)
     account_id: str
     platform: str | None = None
@@ -170,7 +185,7 @@ class Redeem(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SetSupplier(Command):
+class SetSupplier(Command[Written]):
     """Register an upstream supplier, or change its connection settings (by name)."""
 
     name: str
@@ -182,7 +197,7 @@ class SetSupplier(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FundSupplier(Command):
+class FundSupplier(Command[Written]):
     """Money prepaid to a supplier: its float grows."""
 
     name: str
@@ -191,7 +206,7 @@ class FundSupplier(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SettleSupplier(Command):
+class SettleSupplier(Command[Written]):
     """A payment to a supplier against what is owed to it; idempotent by `reference`."""
 
     supplier: str
@@ -202,7 +217,7 @@ class SettleSupplier(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SetOffer(Command):
+class SetOffer(Command[Written]):
     """A supplier's offer for an upstream product: its code for it, the cost per unit, a priority."""
 
     sku: str
@@ -213,13 +228,13 @@ class SetOffer(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RemoveOffer(Command):
+class RemoveOffer(Command[Written]):
     sku: str
     supplier: str
 
 
 @dataclass(frozen=True, kw_only=True)
-class StartAttempt(Command):
+class StartAttempt(Command[AttemptPlan | FulfilmentState]):
     """The fulfilment worker asks what to send next: the outstanding attempt if there is one, else
     a new attempt on the best route (cheapest healthy offer the float covers), or nothing when
     it must wait, or has ended (giving up, with a refund, when no route is left)."""
@@ -229,7 +244,7 @@ class StartAttempt(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecordAttempt(Command):
+class RecordAttempt(Command[FulfilmentState]):
     """What a supplier said of an attempt (its answer, a status look-up, or a callback), or that
     its answer was lost: recorded once; a repeat changes nothing, a contradiction is refused."""
 

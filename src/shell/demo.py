@@ -272,7 +272,7 @@ class _Driver:
         if not self.delivered or rng.random() > 0.45:
             return
         order_id, customer, _sku = self.delivered[rng.randrange(len(self.delivered))]
-        order = self.ledger.order(order_id)
+        order = self.ledger.reads.order(order_id)
         if order.status != OrderStatus.DELIVERED:
             return
         if rng.random() < 0.08:
@@ -287,8 +287,8 @@ class _Driver:
                     override_redeemed=True,
                 )
             return
-        platform = self.ledger.product(order.sku).platform
-        for key in self.ledger.order_keys(order_id):
+        platform = self.ledger.reads.product(order.sku).platform
+        for key in self.ledger.reads.order_keys(order_id):
             if key.status == "delivered":
                 try:
                     self.ledger.redeem(self.ctx(f"customer:{customer}"), code=key.code, account_id=customer,
@@ -438,7 +438,7 @@ def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALI
     s.orders = len(customer_of)
     statuses: Counter[str] = Counter()
     for order_id in customer_of:
-        statuses[ledger.order(order_id).status.value] += 1
+        statuses[ledger.reads.order(order_id).status.value] += 1
     s.orders_by_status = dict(sorted(statuses.items()))
     s.units_sold = sum(quantity_of[o] for o in delivered_orders)
     s.discounts = sum((discount_of[o] for o in delivered_orders), Decimal(0))

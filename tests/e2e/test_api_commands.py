@@ -333,14 +333,14 @@ def test_batch_with_bad_lines_lists_each_and_imports_nothing(http: TestClient, m
     assert "duplicate of line 1" in body["errors"][1]["reason"]
     assert all(set(e) == {"line", "reason"} for e in body["errors"])
     assert not any(c and c in r.text for c in codes)
-    assert module_services.ledger.stock(sku).available == []
+    assert module_services.ledger.reads.stock(sku).available == []
     # An already-imported code is refused on a later batch too.
     assert http.post(f"/v1/products/{sku}/batches", headers=auth("admin"),
                      json={"supplier": "acme", "unit_cost": "6.00", "codes": good[:1]}).status_code == 201
     r = http.post(f"/v1/products/{sku}/batches", headers=auth("admin"),
                   json={"supplier": "acme", "unit_cost": "6.00", "codes": good})
     assert assert_problem(r, 422, "import-rejected")["errors"] == [{"line": 1, "reason": "code already imported"}]
-    assert len(module_services.ledger.stock(sku).available) == 1
+    assert len(module_services.ledger.reads.stock(sku).available) == 1
 
 
 def test_batch_upload_as_a_file(http: TestClient, module_services: Services) -> None:
@@ -360,7 +360,7 @@ def test_batch_upload_as_a_file(http: TestClient, module_services: Services) -> 
     body = assert_problem(r, 422, "import-rejected")
     assert [e["line"] for e in body["errors"]] == [1, 3, 4]
     assert plain[0] not in r.text
-    assert len(module_services.ledger.stock(sku).available) == 5
+    assert len(module_services.ledger.reads.stock(sku).available) == 5
     form = {"supplier": "acme", "unit_cost": "6"}
     missing = http.post(f"/v1/products/{sku}/batches", headers=auth("admin"), data=form,
                         files={"other": ("k.txt", b"A-1", "text/plain")})
@@ -385,9 +385,9 @@ def test_idempotency_key_replays_the_stored_response(http: TestClient, module_se
     second = http.post("/v1/orders", json=body, headers=headers)
     assert first.status_code == second.status_code == 201
     assert second.json() == first.json() and second.headers["idempotent-replayed"] == "true"
-    holder = module_services.ledger.customer(customer)
+    holder = module_services.ledger.reads.customer(customer)
     assert holder is not None and list(holder.open_orders) == [first.json()["order_id"]]
-    assert len(module_services.ledger.stock(sku).available) == 2
+    assert len(module_services.ledger.reads.stock(sku).available) == 2
     other = http.post("/v1/orders", json={**body, "quantity": 2}, headers=headers)
     assert_problem(other, 409, "conflict")
     # Another caller may use the same key for its own request.
@@ -466,7 +466,7 @@ def test_redemption_refusals_have_distinct_types(http: TestClient, module_servic
     assert_problem(redeem(revoked_code["code"]), 409, "key-revoked")
     # Voided: a supplier recall of keys still in stock (no API route yet: through the ledger).
     sku2, codes2 = make_product(http, keys=1)
-    batch = module_services.ledger.stock(sku2)
+    batch = module_services.ledger.reads.stock(sku2)
     assert len(batch.available) == 1
     key: Any = module_services.ledger.app.repository.get(batch.available[0])
     module_services.ledger.recall_batch(module_services.ledger.context("admin"), key.batch_id, "supplier recall")

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.services import Services
 from ledger.domain.errors import Contention
+from ledger.writer.outcomes import Done
 from tests.api_fixtures import auth
 
 
@@ -43,16 +44,16 @@ def test_a_temporary_failure_is_not_replayed_under_its_idempotency_key(
     admin = ledger.context("admin")
     ledger.define_product(admin, sku="TEMP-1", name="t", face_value="1", currency="USD", price="1.00")
     ledger.import_keys(admin, sku="TEMP-1", supplier="s", unit_cost="0.50", codes=[(1, "TEMP-CODE-1")])
-    real = ledger.place_order
+    real = ledger.execute
     calls: list[int] = []
 
     def busy_once(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
-        if len(calls) == 1:
-            raise Contention("gave up after 40 conflicting attempts; retry the request")
+        if len(calls) == 1:  # what the writer answers when it gives up
+            return Done(None, Contention("gave up after 40 conflicting attempts; retry the request"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ledger, "place_order", busy_once)
+    monkeypatch.setattr(ledger, "execute", busy_once)
     body = {"customer_id": "temp", "sku": "TEMP-1", "quantity": 1}
     headers = auth("storefront") | {"Idempotency-Key": "temp-key"}
     first = client.post("/v1/orders", json=body, headers=headers)

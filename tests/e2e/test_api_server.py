@@ -82,8 +82,8 @@ def test_flash_sale_over_http_sells_each_key_once(server: Served, pg_url: str, t
     contention: list[str] = []
 
     def post(client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
-        """A client that honours the 503 `contention` answer (nothing was written): retry after a short random
-        pause. No Idempotency-Key: the API stores the 503 under the key and replays it to every retry."""
+        """A client that honours the 503 `contention` answer (nothing was written, and nothing is kept under an
+        Idempotency-Key): retry after a short random pause."""
         for _ in range(50):
             response = client.post(path, json=body)
             if response.status_code != 503:

@@ -40,7 +40,7 @@ def simulators(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
 def supplier(ledger: Ledger, name: str, sim: Simulator, cost: str, *, timeout_ms: int = 2000) -> None:
     """The supplier `name` at the simulator, funded, offering TOPUP-10 (defined on first use) at `cost`."""
     ctx = ledger.context("admin")
-    if "TOPUP-10" not in [p.sku for p in ledger.products()]:
+    if "TOPUP-10" not in [p.sku for p in ledger.reads.products()]:
         ledger.execute(c.DefineProduct(ctx=ctx, sku="TOPUP-10", name="Top-up 10", kind="direct_recharge",
                                        face_value="10.00", currency="USD", price="10.50",
                                        fulfilment_deadline_s=3600)).get()
@@ -67,10 +67,10 @@ def run_until_settled(worker: FulfilmentWorker, ledger: Ledger, orders: list[Pla
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(str(ledger.order(o.order_id).status) in ("delivered", "refunded") for o in orders):
+            if all(str(ledger.reads.order(o.order_id).status) in ("delivered", "refunded") for o in orders):
                 return
             time.sleep(0.05)
-        pending = Counter(str(ledger.order(o.order_id).status) for o in orders)
+        pending = Counter(str(ledger.reads.order(o.order_id).status) for o in orders)
         raise AssertionError(f"not settled in {timeout} s: {pending}")
     finally:
         stop.set()
@@ -92,14 +92,14 @@ def test_recharges_through_a_flaky_and_a_steady_supplier_end_delivered_once_each
     charges = [ch for sim in (flaky, steady) for ch in sim.charges() if ch["status"] == "succeeded"]
     by_account = Counter(ch["account"] for ch in charges)
     assert max(by_account.values()) == 1, "an account was recharged twice"
-    delivered = {o.order_id for o in orders if str(ledger.order(o.order_id).status) == "delivered"}
+    delivered = {o.order_id for o in orders if str(ledger.reads.order(o.order_id).status) == "delivered"}
     assert len(by_account) == len(delivered) == len(orders)  # the steady supplier takes what flaky failed
     for placed in orders:
-        fulfilment = ledger.find(Fulfilment, fulfilment_id(placed.order_id))
+        fulfilment = ledger.reads.find(Fulfilment, fulfilment_id(placed.order_id))
         assert fulfilment is not None and fulfilment.succeeded is not None
         attempt_id, attempt = fulfilment.succeeded
         (charge,) = [ch for ch in charges if ch["request_id"] == attempt_id]
-        assert Decimal(charge["charged"]) == attempt["charged"] == ledger.order(placed.order_id).cost
+        assert Decimal(charge["charged"]) == attempt["charged"] == ledger.reads.order(placed.order_id).cost
     for sim in (flaky, steady):
         sim.assert_no_errors()
 
@@ -113,7 +113,7 @@ def test_when_every_supplier_refuses_the_order_is_refunded(
     run_until_settled(FulfilmentWorker(ledger, ledger.settings.model_copy(update={"fulfilment_poll_s": 0.05})),
                       ledger, orders)
     for placed in orders:
-        order = ledger.order(placed.order_id)
+        order = ledger.reads.order(placed.order_id)
         assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))
     assert [ch for ch in refusing.charges() if ch["status"] == "succeeded"] == []
 
@@ -128,5 +128,5 @@ def test_a_wrong_secret_charges_nothing_and_the_order_is_refunded(
     orders = paid_orders(ledger, 1)
     run_until_settled(FulfilmentWorker(ledger, ledger.settings.model_copy(update={"fulfilment_poll_s": 0.05})),
                       ledger, orders)
-    assert str(ledger.order(orders[0].order_id).status) == "refunded"
+    assert str(ledger.reads.order(orders[0].order_id).status) == "refunded"
     assert sim.charges() == []

@@ -4,8 +4,10 @@ import contextlib
 
 import pytest
 
+from ledger import commands as c
 from ledger.domain.errors import OutOfStock
 from ledger.service.ledger import Ledger
+from ledger.writer.outcomes import Idempotency
 
 
 def setup(ledger: Ledger, keys: int) -> None:
@@ -24,8 +26,8 @@ def test_a_batch_commits_every_command_together(ledger: Ledger) -> None:
             ledger.capture_payment(ledger.context(), placed.order_id, payment_reference=f"p{n}", amount="2.50",
                                    provider="psp")
             assert ledger.app.recorder.max_notification_id() == before
-    assert ledger.stock("EBOOK").delivered == 5
-    assert len({k for o in ledger.history("EBOOK") if o.event == "Delivered" for k in o.data["key_ids"]}) == 5
+    assert ledger.reads.stock("EBOOK").delivered == 5
+    assert len({k for o in ledger.reads.history("EBOOK") if o.event == "Delivered" for k in o.data["key_ids"]}) == 5
 
 
 def test_a_failed_command_discards_the_whole_batch(ledger: Ledger) -> None:
@@ -37,4 +39,13 @@ def test_a_failed_command_discards_the_whole_batch(ledger: Ledger) -> None:
             ledger.place_order(ledger.context(), customer_id="b", sku="EBOOK", quantity=1)
     # only b's refusal record (written on its own) reached the store; a's reservation did not
     assert ledger.app.recorder.max_notification_id() == before + 2
-    assert len(ledger.stock("EBOOK").available) == 2
+    assert len(ledger.reads.stock("EBOOK").available) == 2
+
+
+def test_an_idempotency_key_is_refused_inside_a_batch(ledger: Ledger) -> None:
+    """Only the writer keeps answers under keys: a batch would drop the key, so it says so."""
+    setup(ledger, 1)
+    order = c.PlaceOrder(ctx=ledger.context(), customer_id="k", sku="EBOOK", quantity=1)
+    with pytest.raises(RuntimeError, match="idempotency key"), ledger.batch():
+        ledger.execute(order, Idempotency("storefront:t", "k-1", "order"))
+    assert len(ledger.reads.stock("EBOOK").available) == 1

@@ -36,7 +36,7 @@ def _import(ledger: Ledger, numbered: list[tuple[int, str]]) -> Imported:
 def _all_or_nothing(ledger: Ledger, n: int, bad_line: int) -> None:
     """One bad line: it alone is reported and nothing is written; then the good file goes in whole."""
     stocked = stocked_product(ledger, keys=1)
-    before, stock_before = head(ledger), ledger.stock("GAME-1").available
+    before, stock_before = head(ledger), ledger.reads.stock("GAME-1").available
     codes = fresh_codes(n, "BULK")
     numbered = list(enumerate(codes, start=1))
 
@@ -51,7 +51,7 @@ def _all_or_nothing(ledger: Ledger, n: int, bad_line: int) -> None:
     assert imported.position == head(ledger) == before + n + 2  # the stock, the batch and n keys
     assert len(set(imported.key_ids)) == n
     assert imported.key_ids[bad_line - 1] == key_id(ledger.vault.fingerprint(codes[bad_line - 1]))  # file order
-    assert ledger.stock("GAME-1").available == [*stock_before, *imported.key_ids]
+    assert ledger.reads.stock("GAME-1").available == [*stock_before, *imported.key_ids]
     # The stock serves orders (FIFO: the older key, then the file's first), codes decrypted.
     placed, _ = buy(ledger, "alice", quantity=2)
     assert delivered_codes(ledger, placed.order_id) == [stocked[0], codes[0]]

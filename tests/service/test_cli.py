@@ -59,7 +59,7 @@ def test_import_keys_success(tmp_path: Path, env: dict[str, str]) -> None:
     assert not any(c in result.output for c in CODES)
     ledger = _ledger(env["LEDGER_DATA_DIR"])
     try:
-        assert len(ledger.stock("VID-1M").available) == 3
+        assert len(ledger.reads.stock("VID-1M").available) == 3
     finally:
         ledger.close()
     history = CliRunner().invoke(app, ["history", match.group(1)], env=env)
@@ -83,7 +83,7 @@ def test_import_keys_failure_reports_every_bad_line(tmp_path: Path, env: dict[st
     assert not any(c in result.output for c in CODES)
     ledger = _ledger(env["LEDGER_DATA_DIR"])
     try:
-        assert ledger.stock("VID-1M").available == []
+        assert ledger.reads.stock("VID-1M").available == []
     finally:
         ledger.close()
 
@@ -108,7 +108,7 @@ def test_history_of_order_and_customer_never_shows_codes(tmp_path: Path, env: di
                            codes=list(enumerate(CODES, start=1)))
         placed = ledger.place_order(ctx, customer_id="alice", sku="VID-1M", quantity=2)
         ledger.capture_payment(ctx, placed.order_id, payment_reference="p-1", amount="18.00", provider="card")
-        delivered = [k.code for k in ledger.order_keys(placed.order_id)]
+        delivered = [k.code for k in ledger.reads.order_keys(placed.order_id)]
         ledger.redeem(ctx, code=delivered[0], account_id="alice")
     finally:
         ledger.close()

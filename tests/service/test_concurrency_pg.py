@@ -58,7 +58,7 @@ def check_race(ledger: Ledger, sku: str, results: list[Result], label: str, seco
     delivered = [k for _, outcome, keys in results if outcome.startswith("delivered") for k in keys]
     assert outcomes["delivered"] == LAST_KEYS == len(delivered) == len(set(delivered))
 
-    stock = ledger.stock(sku)
+    stock = ledger.reads.stock(sku)
     assert stock.available == [] and stock.reservations == {}
     assert stock.delivered == LAST_KEYS + SOLD_BEFORE
     reserved: list[UUID] = []
@@ -134,13 +134,13 @@ def test_one_payment_callback_delivered_fifty_times_at_once(make_ledger: LedgerF
     events = list(ledger.app.events.get(placed.order_id))
     assert sum(isinstance(e, Order.KeysDelivered) for e in events) == 1
     assert sum(isinstance(e, Order.PaymentCaptured) for e in events) == 1
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.amount_paid == placed.amount_due and order.amount_refunded == 0
     for key_id in placed.key_ids:
         key_events = list(ledger.app.events.get(key_id))
         assert sum(isinstance(e, Key.Delivered) for e in key_events) == 1
-    assert ledger.stock("CALLBACK").delivered == 2
-    uow_keys = [ledger.order_keys(placed.order_id)]
+    assert ledger.reads.stock("CALLBACK").delivered == 2
+    uow_keys = [ledger.reads.order_keys(placed.order_id)]
     assert all(k.status == KeyStatus.DELIVERED for k in uow_keys[0])
 
 
@@ -170,7 +170,7 @@ def test_fifty_orders_race_for_a_ten_use_coupon(make_ledger: LedgerFactory, pg_u
     lost = [r for r in results if isinstance(r, Exception)]
     assert len(won) == 10 and all(r.amount_due == 4 for r in won)
     assert all(isinstance(e, CouponExhausted) for e in lost), Counter(type(e).__name__ for e in lost)
-    coupon = ledger.coupon("TEN-ONLY")
+    coupon = ledger.reads.coupon("TEN-ONLY")
     assert len(coupon.uses) == 10 and coupon.uses_left == 0
     assert set(coupon.uses) == {str(r.order_id) for r in won}
-    assert len(ledger.stock("COUPONED").reservations) == 10
+    assert len(ledger.reads.stock("COUPONED").reservations) == 10

@@ -87,7 +87,7 @@ def _check_store(data_dir: Path) -> dict[str, object]:
         # The same figures exactly, from other sources than the ones summarize() reads: each
         # order's own state (what it kept, what its keys cost), the recalls and refunds that
         # name keys, and the keys' own aggregates.
-        orders = [ledger.order(order_id) for order_id in quantity]
+        orders = [ledger.reads.order(order_id) for order_id in quantity]
         assert summary.revenue == sum((o.amount_paid for o in orders), Decimal(0))
         assert summary.refunds == sum((o.amount_refunded for o in orders), Decimal(0))
         assert summary.cost_of_goods_sold == sum((o.cost for o in orders), Decimal(0))

@@ -36,7 +36,7 @@ def _run_everything(ledger: Ledger, clock: FakeClock) -> None:
     ledger.capture_payment(ledger.context("psp"), placed.order_id, payment_reference="p-1",
                            amount=placed.amount_due, provider="psp")
     clock.advance(minutes=1)
-    first, second = ledger.order_keys(placed.order_id)
+    first, second = ledger.reads.order_keys(placed.order_id)
     ledger.redeem(ledger.context("alice"), code=first.code, account_id="acct")
     clock.advance(minutes=1)
     ledger.refund_order(ledger.context("support"), placed.order_id, amount="9.00", reason="one key back",
@@ -51,7 +51,7 @@ def _run_everything(ledger: Ledger, clock: FakeClock) -> None:
                                            quantity=1).order_id)
     with pytest.raises(OutOfStock):
         ledger.place_order(ledger.context("web"), customer_id="dave", sku="GAME-1", quantity=5)
-    assert ledger.order(expiring.order_id).status == "expired"
+    assert ledger.reads.order(expiring.order_id).status == "expired"
 
 
 def test_every_event_carries_actor_correlation_and_causation(ledger: Ledger, clock: FakeClock) -> None:

@@ -63,11 +63,11 @@ def answer(ledger: Ledger, plan: AttemptPlan, outcome: str, **fields: Any) -> Fu
 
 
 def order_status(ledger: Ledger, placed: Placed) -> str:
-    return str(ledger.order(placed.order_id).status)
+    return str(ledger.reads.order(placed.order_id).status)
 
 
 def supplier(ledger: Ledger, name: str) -> Supplier:
-    found = ledger.find(Supplier, supplier_id(name))
+    found = ledger.reads.find(Supplier, supplier_id(name))
     assert found is not None
     return found
 
@@ -75,7 +75,7 @@ def supplier(ledger: Ledger, name: str) -> Supplier:
 def open_ids(ledger: Ledger) -> list[UUID]:
     from ledger.domain.fulfilment import OpenFulfilments
 
-    found = ledger.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
+    found = ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
     return list(found.ids) if found else []
 
 
@@ -92,7 +92,7 @@ def test_a_paid_recharge_goes_to_the_cheapest_supplier_and_is_delivered_at_what_
     assert supplier(ledger, "cheap").available == Decimal("990.40")  # the cost is held while outstanding
     state = answer(ledger, plan, "succeeded", supplier_ref="R1", charged="9.55")
     assert (state.status, state.changed) == ("succeeded", True)
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.cost) == ("delivered", Decimal("9.55"))
     assert supplier(ledger, "cheap").available == Decimal("990.45")
     assert open_ids(ledger) == []
@@ -128,7 +128,7 @@ def test_a_failure_moves_to_the_next_route_and_the_last_failure_refunds(ledger: 
     answer(ledger, second, "failed", reason="out_of_stock", retryable=True)
     ended = start(ledger, placed)
     assert isinstance(ended, FulfilmentState) and ended.status == "failed"
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))
     assert open_ids(ledger) == []
     with pytest.raises(AttemptConflict):
@@ -180,7 +180,7 @@ def test_an_unknown_outcome_past_the_deadline_is_escalated_never_refunded(ledger
     assert isinstance(plan, AttemptPlan)
     clock.advance(seconds=120)
     answer(ledger, plan, "unknown", reason="timed out")
-    fulfilment = ledger.find(Fulfilment, plan.fulfilment_id)
+    fulfilment = ledger.reads.find(Fulfilment, plan.fulfilment_id)
     assert fulfilment is not None and fulfilment.escalated
     again = start(ledger, placed)
     assert isinstance(again, AttemptPlan) and again.resolve  # still asking, not refunding
@@ -198,7 +198,7 @@ def test_a_reversed_recharge_is_refunded_or_fulfilled_again(ledger: Ledger, poli
     answer(ledger, plan, "succeeded", charged="9.60")
     assert answer(ledger, plan, "reversed", reason="operator_reversal").changed
     assert supplier(ledger, "cheap").available == Decimal("1000.00")  # the charge came back
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.cost) == (status_after, Decimal("0.00"))
     assert (open_ids(ledger) == [plan.fulfilment_id]) is (policy == "refulfil")
 
@@ -221,9 +221,9 @@ def test_the_recipient_account_is_checked_sealed_and_shown_masked(ledger: Ledger
     with pytest.raises(InvalidInput):
         place(ledger, sku="TOPUP-10", recipient_account="not a phone")
     placed = place(ledger, sku="TOPUP-10", recipient_account="13812345678")
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.recipient is not None and order.recipient["masked"] == "138****5678"
-    assert "13812345678" not in repr(ledger.stream(placed.order_id))
+    assert "13812345678" not in repr(ledger.reads.stream(placed.order_id))
 
 
 def test_an_upstream_product_without_offers_is_sold_and_refunded_not_kept(ledger: Ledger) -> None:
@@ -271,7 +271,7 @@ def test_a_platform_grant_renewed_early_extends_from_the_end_of_its_term(ledger:
         assert isinstance(plan, AttemptPlan)
         answer(ledger, plan, "succeeded", charged="12.00")
         clock.advance(days=10)
-    grant = ledger.find(Grant, grant_id("VIDEO-1M", ledger.vault.account_fingerprint("ann@example.com")))
+    grant = ledger.reads.find(Grant, grant_id("VIDEO-1M", ledger.vault.account_fingerprint("ann@example.com")))
     assert grant is not None and grant.until == first_day + timedelta(days=60)  # not day 10 + 30
 
 

@@ -85,7 +85,7 @@ def test_a_paid_recharge_is_delivered_by_the_cheapest_supplier(ledger: Ledger) -
     suppliers = {"cheap": ScriptedSupplier("cheap", succeed), "dear": ScriptedSupplier("dear", succeed)}
     placed = paid_recharge(ledger)
     assert worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id)) is None
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.cost) == ("delivered", Decimal("9.50"))
     assert suppliers["cheap"].sent == [f"{fulfilment_id(placed.order_id)}-1"] and suppliers["dear"].sent == []
 
@@ -95,7 +95,7 @@ def test_a_failure_goes_on_to_the_next_route_at_once(ledger: Ledger) -> None:
     suppliers = {"cheap": ScriptedSupplier("cheap", fail), "dear": ScriptedSupplier("dear", succeed)}
     placed = paid_recharge(ledger)
     assert worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id)) is None
-    assert str(ledger.order(placed.order_id).status) == "delivered"
+    assert str(ledger.reads.order(placed.order_id).status) == "delivered"
     assert [len(s.sent) for s in suppliers.values()] == [1, 1]
 
 
@@ -106,9 +106,9 @@ def test_a_lost_answer_is_asked_about_and_never_sent_elsewhere(ledger: Ledger) -
     placed = paid_recharge(ledger)
     worker = worker_for(ledger, suppliers)
     assert worker.drive(fulfilment_id(placed.order_id)) == ledger.settings.fulfilment_poll_s  # asked again later
-    assert str(ledger.order(placed.order_id).status) == "fulfilling"
+    assert str(ledger.reads.order(placed.order_id).status) == "fulfilling"
     assert worker.drive(fulfilment_id(placed.order_id)) is None  # the status look-up finds the success
-    assert str(ledger.order(placed.order_id).status) == "delivered"
+    assert str(ledger.reads.order(placed.order_id).status) == "delivered"
     assert suppliers["cheap"].sent == [f"{fulfilment_id(placed.order_id)}-1"]  # sent once, asked once
     assert suppliers["dear"].sent == []
     assert dict(charged_accounts(suppliers)) == {str(fulfilment_id(placed.order_id)): 1}
@@ -124,9 +124,9 @@ def test_a_request_never_received_is_sent_again_with_the_same_id(ledger: Ledger)
     assert worker.drive(fulfilment_id(placed.order_id)) is None
     attempt = f"{fulfilment_id(placed.order_id)}-1"
     assert suppliers["cheap"].sent == [attempt, attempt]
-    fulfilment = ledger.find(Fulfilment, fulfilment_id(placed.order_id))
+    fulfilment = ledger.reads.find(Fulfilment, fulfilment_id(placed.order_id))
     assert fulfilment is not None and list(fulfilment.attempts) == [attempt]
-    assert [e.event for e in ledger.stream(fulfilment.id)] == [
+    assert [e.event for e in ledger.reads.stream(fulfilment.id)] == [
         "Requested", "AttemptStarted", "AttemptUnknown", "AttemptResent", "AttemptSucceeded"]
 
 
@@ -148,7 +148,7 @@ def test_a_worker_that_died_after_recording_an_attempt_is_followed_by_one_that_r
         worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id))
     suppliers["cheap"].decide = succeed
     assert worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id)) is None
-    assert str(ledger.order(placed.order_id).status) == "delivered"
+    assert str(ledger.reads.order(placed.order_id).status) == "delivered"
     assert len(suppliers["cheap"].sent) == 1  # resolved by its status, not sent again
 
 
@@ -177,14 +177,14 @@ def test_the_worker_drives_every_open_fulfilment_with_bounded_requests_per_suppl
     thread.start()
     try:
         for _ in range(500):
-            if all(str(ledger.order(o.order_id).status) == "delivered" for o in orders):
+            if all(str(ledger.reads.order(o.order_id).status) == "delivered" for o in orders):
                 break
             threading.Event().wait(0.02)
     finally:
         stop.set()
         thread.join()
         worker.close()
-    assert [str(ledger.order(o.order_id).status) for o in orders] == ["delivered"] * 12
+    assert [str(ledger.reads.order(o.order_id).status) for o in orders] == ["delivered"] * 12
     assert peak <= 2
 
 
@@ -227,5 +227,5 @@ def test_a_success_reversed_before_the_worker_heard_of_it_is_recorded_as_both(le
     suppliers = {"cheap": ScriptedSupplier("cheap", reversed_already), "dear": ScriptedSupplier("dear", succeed)}
     placed = paid_recharge(ledger)
     worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id))
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))  # the product refunds

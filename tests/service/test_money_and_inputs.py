@@ -73,7 +73,7 @@ def test_float_unit_cost_on_import_is_refused(ledger: Ledger) -> None:
                            codes=[(1, "AAAA-BBBB-CCCC")])
     assert caught.value.field == "unit_cost"
     assert head(ledger) == before
-    assert ledger.stock("GAME-1").available == []
+    assert ledger.reads.stock("GAME-1").available == []
 
 
 def test_float_payment_amount_is_refused_and_nothing_is_delivered(ledger: Ledger) -> None:
@@ -85,7 +85,7 @@ def test_float_payment_amount_is_refused_and_nothing_is_delivered(ledger: Ledger
                                provider="psp")
     assert caught.value.field == "amount"
     assert head(ledger) == before
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "reserved" and order.amount_paid == 0
 
 
@@ -102,7 +102,7 @@ def test_exact_decimal_prices_keep_their_value(ledger: Ledger) -> None:
     placed = place(ledger, quantity=3)
     assert placed.amount_due == Decimal("0.30")  # not 0.30000000000000004
     assert isinstance(placed.amount_due, Decimal)
-    assert ledger.order(placed.order_id).subtotal == Decimal("0.30")
+    assert ledger.reads.order(placed.order_id).subtotal == Decimal("0.30")
 
 
 def test_yen_has_no_minor_units(ledger: Ledger) -> None:
@@ -113,7 +113,7 @@ def test_yen_has_no_minor_units(ledger: Ledger) -> None:
     assert head(ledger) == 0
 
     stocked_product(ledger, sku="YEN-1", keys=1, price="1000", currency="JPY", unit_cost="700")
-    product = ledger.product("YEN-1")
+    product = ledger.reads.product("YEN-1")
     assert product.prices["default"] == Decimal("1000")
     assert product.prices["default"].as_tuple().exponent == 0
     placed = place(ledger, sku="YEN-1")
@@ -155,7 +155,7 @@ def test_unknown_sku_is_not_found_and_writes_nothing(ledger: Ledger) -> None:
     with pytest.raises(UnknownProduct):
         place(ledger, sku="NO-SUCH-SKU")
     assert head(ledger) == before
-    assert ledger.customer("alice") is None
+    assert ledger.reads.customer("alice") is None
 
 
 @pytest.mark.parametrize("quantity", [0, -1, True, "1"])
@@ -166,7 +166,7 @@ def test_bad_quantity_is_refused_and_writes_nothing(ledger: Ledger, quantity: ob
         place(ledger, quantity=quantity)  # type: ignore[arg-type]
     assert caught.value.field == "quantity"
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_quantity_above_the_per_order_maximum_is_refused(make_ledger: LedgerFactory) -> None:
@@ -201,7 +201,7 @@ def test_empty_or_malformed_customer_id_is_refused(ledger: Ledger, customer: obj
         place(ledger, customer=customer)  # type: ignore[arg-type]
     assert caught.value.field == "customer_id"
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_unknown_coupon_is_not_found_and_writes_nothing(ledger: Ledger) -> None:
@@ -210,7 +210,7 @@ def test_unknown_coupon_is_not_found_and_writes_nothing(ledger: Ledger) -> None:
     with pytest.raises(UnknownCoupon):
         place(ledger, coupon_code="NOPE")
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_errors_carry_a_stable_code(ledger: Ledger) -> None:

@@ -27,20 +27,20 @@ from tests.helpers import buy, head, pay, place, stocked_product
 
 def test_ordering_more_than_available_is_rejected_and_stock_is_unchanged(ledger: Ledger) -> None:
     stocked_product(ledger, keys=2)
-    available = ledger.stock("GAME-1").available
+    available = ledger.reads.stock("GAME-1").available
     with pytest.raises(OutOfStock) as caught:
         place(ledger, quantity=3)
     rejection = caught.value
     assert rejection.code == "out-of-stock"
     assert rejection.order_id is not None
-    order = ledger.order(rejection.order_id)
+    order = ledger.reads.order(rejection.order_id)
     assert order.status == "rejected"
     assert order.reserved == [] and order.amount_due == 0
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert stock.available == available
     assert stock.reservations == {}
     # The customer holds nothing for a rejected order.
-    customer = ledger.customer("alice")
+    customer = ledger.reads.customer("alice")
     assert customer is None or (customer.unpaid == 0 and customer.units("GAME-1") == 0)
 
 
@@ -64,10 +64,10 @@ def test_the_last_keys_can_be_ordered_and_then_stock_is_out(ledger: Ledger) -> N
     stocked_product(ledger, keys=2)
     placed = place(ledger, quantity=2)
     assert len(placed.key_ids) == 2
-    assert ledger.stock("GAME-1").available == []
+    assert ledger.reads.stock("GAME-1").available == []
     with pytest.raises(OutOfStock):
         place(ledger, customer="bob")
-    assert ledger.order(placed.order_id).status == "reserved"
+    assert ledger.reads.order(placed.order_id).status == "reserved"
 
 
 def test_a_key_is_reserved_for_at_most_one_order(ledger: Ledger) -> None:
@@ -75,7 +75,7 @@ def test_a_key_is_reserved_for_at_most_one_order(ledger: Ledger) -> None:
     first = place(ledger, customer="alice", quantity=2)
     second = place(ledger, customer="bob", quantity=2)
     assert set(first.key_ids).isdisjoint(second.key_ids)
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert stock.available == []
     assert stock.reserved_keys(first.order_id) == first.key_ids
     assert stock.reserved_keys(second.order_id) == second.key_ids
@@ -93,12 +93,12 @@ def test_a_key_is_reserved_for_at_most_one_order(ledger: Ledger) -> None:
 def test_purchase_limit_per_product_per_customer(ledger: Ledger) -> None:
     stocked_product(ledger, keys=5, per_customer_limit=2)
     buy(ledger, customer="alice", quantity=2)
-    before = len(ledger.stock("GAME-1").available)
+    before = len(ledger.reads.stock("GAME-1").available)
     with pytest.raises(PurchaseLimitReached) as caught:
         place(ledger, customer="alice")
     assert caught.value.details["limit"] == 2
-    assert ledger.order(caught.value.order_id).status == "rejected"
-    assert len(ledger.stock("GAME-1").available) == before
+    assert ledger.reads.order(caught.value.order_id).status == "rejected"
+    assert len(ledger.reads.stock("GAME-1").available) == before
     # Others are not affected.
     place(ledger, customer="bob", quantity=2)
 
@@ -111,7 +111,7 @@ def test_purchase_limit_counts_unpaid_reservations_and_a_single_big_order(ledger
     with pytest.raises(PurchaseLimitReached):
         place(ledger, quantity=2)
     place(ledger, quantity=1)
-    assert ledger.customer("alice").units("GAME-1") == 2  # type: ignore[union-attr]
+    assert ledger.reads.customer("alice").units("GAME-1") == 2  # type: ignore[union-attr]
 
 
 def test_purchase_limit_is_per_product(ledger: Ledger) -> None:
@@ -130,7 +130,7 @@ def test_expired_reservation_no_longer_counts_against_the_purchase_limit(ledger:
         place(ledger)
     clock.advance(minutes=16)
     assert len(ledger.expire_due(ledger.context("sweeper"))) == 1
-    assert ledger.customer("alice").units("GAME-1") == 0  # type: ignore[union-attr]
+    assert ledger.reads.customer("alice").units("GAME-1") == 0  # type: ignore[union-attr]
     place(ledger)
 
 
@@ -142,14 +142,14 @@ def test_unpaid_reservations_are_capped_per_customer(make_ledger: LedgerFactory)
     stocked_product(ledger, keys=5)
     first = place(ledger)
     place(ledger)
-    available = len(ledger.stock("GAME-1").available)
+    available = len(ledger.reads.stock("GAME-1").available)
     with pytest.raises(TooManyUnpaidReservations) as caught:
         place(ledger)
     assert caught.value.details["subject"] == "customer" and caught.value.details["limit"] == 2
     assert caught.value.details["position"] == head(ledger)
-    assert ledger.order(caught.value.order_id).status == "rejected"
-    assert len(ledger.stock("GAME-1").available) == available
-    assert ledger.customer("alice").unpaid == 2  # type: ignore[union-attr]
+    assert ledger.reads.order(caught.value.order_id).status == "rejected"
+    assert len(ledger.reads.stock("GAME-1").available) == available
+    assert ledger.reads.customer("alice").unpaid == 2  # type: ignore[union-attr]
     # Another customer is not affected, and paying one frees a slot.
     place(ledger, customer="bob")
     pay(ledger, first)
@@ -164,7 +164,7 @@ def test_unpaid_reservations_are_capped_per_ip(make_ledger: LedgerFactory) -> No
     with pytest.raises(TooManyUnpaidReservations) as caught:
         place(ledger, customer="c", client_ip="203.0.113.7")
     assert caught.value.details["subject"] == "ip"
-    assert len(ledger.stock("GAME-1").available) == 3
+    assert len(ledger.reads.stock("GAME-1").available) == 3
     place(ledger, customer="c", client_ip="203.0.113.8")
 
 
@@ -184,7 +184,7 @@ def test_unpaid_reservations_are_capped_per_device(make_ledger: LedgerFactory) -
     with pytest.raises(TooManyUnpaidReservations) as caught:
         place(ledger, customer="b", device_id="dev-42", client_ip="10.0.0.2")
     assert caught.value.details["subject"] == "device"
-    assert len(ledger.stock("GAME-1").available) == 4
+    assert len(ledger.reads.stock("GAME-1").available) == 4
 
 
 # ---- expiry ----
@@ -201,7 +201,7 @@ def test_reservation_expires_after_the_deadline_and_releases_everything(
     )
     placed = place(ledger, client_ip="10.0.0.1", device_id="dev-1", coupon_code="ONCE")
     assert placed.reserved_until == clock.now + timedelta(seconds=900)
-    assert ledger.coupon("ONCE").uses_left == 0
+    assert ledger.reads.coupon("ONCE").uses_left == 0
     with pytest.raises(TooManyUnpaidReservations):
         place(ledger, customer="bob", client_ip="10.0.0.1")
 
@@ -211,13 +211,13 @@ def test_reservation_expires_after_the_deadline_and_releases_everything(
     assert changes[0].status == "expired"
     assert sorted(changes[0].released_key_ids) == sorted(placed.key_ids)
 
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "expired" and order.reserved == []
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert set(placed.key_ids) <= set(stock.available) and len(stock.available) == 2
     assert stock.reservations == {}
-    assert ledger.coupon("ONCE").uses_left == 1
-    assert ledger.customer("alice").unpaid == 0  # type: ignore[union-attr]
+    assert ledger.reads.coupon("ONCE").uses_left == 1
+    assert ledger.reads.customer("alice").unpaid == 0  # type: ignore[union-attr]
     # IP and device caps were released too: another customer on the same IP and device can order.
     again = place(ledger, customer="bob", client_ip="10.0.0.1", device_id="dev-1", coupon_code="ONCE")
     assert again.amount_due == placed.amount_due
@@ -234,8 +234,8 @@ def test_expire_before_the_deadline_does_nothing(ledger: Ledger, clock: FakeCloc
     assert ledger.expire_due(ledger.context("sweeper")) == []
     assert ledger.expire_order(ledger.context("sweeper"), placed.order_id) is None
     assert head(ledger) == before
-    assert ledger.order(placed.order_id).status == "reserved"
-    assert ledger.stock("GAME-1").available == []
+    assert ledger.reads.order(placed.order_id).status == "reserved"
+    assert ledger.reads.stock("GAME-1").available == []
     clock.advance(seconds=1)
     change = ledger.expire_order(ledger.context("sweeper"), placed.order_id)
     assert change is not None and change.status == "expired"
@@ -249,7 +249,7 @@ def test_expire_order_ignores_orders_that_are_not_reserved(ledger: Ledger, clock
     assert ledger.expire_order(ledger.context("sweeper"), placed.order_id) is None
     assert ledger.expire_due(ledger.context("sweeper")) == []
     assert head(ledger) == before
-    assert ledger.order(placed.order_id).status == "delivered"
+    assert ledger.reads.order(placed.order_id).status == "delivered"
 
 
 # ---- cancellation ----
@@ -262,10 +262,10 @@ def test_cancel_releases_keys_and_holder_slots(make_ledger: LedgerFactory) -> No
     change = ledger.cancel_order(ledger.context("alice"), placed.order_id)
     assert change.status == "cancelled"
     assert sorted(change.released_key_ids) == sorted(placed.key_ids)
-    assert ledger.order(placed.order_id).status == "cancelled"
-    assert sorted(ledger.stock("GAME-1").available) == sorted(placed.key_ids)
-    assert ledger.customer("alice").unpaid == 0  # type: ignore[union-attr]
-    assert ledger.customer("alice").units("GAME-1") == 0  # type: ignore[union-attr]
+    assert ledger.reads.order(placed.order_id).status == "cancelled"
+    assert sorted(ledger.reads.stock("GAME-1").available) == sorted(placed.key_ids)
+    assert ledger.reads.customer("alice").unpaid == 0  # type: ignore[union-attr]
+    assert ledger.reads.customer("alice").units("GAME-1") == 0  # type: ignore[union-attr]
     again = place(ledger, quantity=2)
     assert sorted(again.key_ids) == sorted(placed.key_ids)
 
@@ -278,7 +278,7 @@ def test_cancelling_a_paid_order_is_refused(ledger: Ledger) -> None:
         ledger.cancel_order(ledger.context("alice"), placed.order_id)
     assert caught.value.details["status"] == "delivered"
     assert head(ledger) == before
-    assert ledger.order(placed.order_id).status == "delivered"
+    assert ledger.reads.order(placed.order_id).status == "delivered"
 
 
 @pytest.mark.parametrize("first", ["cancel", "expire"])
@@ -294,7 +294,7 @@ def test_a_closed_order_cannot_be_cancelled_again(ledger: Ledger, clock: FakeClo
     with pytest.raises(InvalidOrderState):
         ledger.cancel_order(ledger.context("alice"), placed.order_id)
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_cancelling_a_rejected_or_unknown_order_is_refused(ledger: Ledger) -> None:
@@ -315,13 +315,13 @@ def test_cancelling_a_rejected_or_unknown_order_is_refused(ledger: Ledger) -> No
 def test_retired_product_cannot_be_ordered(ledger: Ledger) -> None:
     stocked_product(ledger, keys=2)
     ledger.retire_product(ledger.context("admin"), "GAME-1", reason="delisted")
-    assert ledger.product("GAME-1").retired
+    assert ledger.reads.product("GAME-1").retired
     before = head(ledger)
     with pytest.raises(ProductRetired) as caught:
         place(ledger)
     assert caught.value.code == "product-retired"
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 2
+    assert len(ledger.reads.stock("GAME-1").available) == 2
 
 
 def test_retiring_keeps_open_reservations_payable(ledger: Ledger) -> None:

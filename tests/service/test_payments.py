@@ -26,14 +26,14 @@ def test_capture_delivers_the_reserved_keys(ledger: Ledger) -> None:
     assert result.outcome == "delivered" and not result.replayed
     assert result.key_ids == placed.key_ids
     assert result.amount == Decimal("20.00")
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "delivered"
     assert order.delivered == placed.key_ids and order.reserved == []
     assert order.amount_paid == Decimal("20.00")
     assert sorted(delivered_codes(ledger, placed.order_id)) == sorted(codes)
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert stock.delivered == 2 and stock.reservations == {}
-    customer = ledger.customer("alice")
+    customer = ledger.reads.customer("alice")
     assert customer is not None and customer.unpaid == 0 and customer.units("GAME-1") == 2
 
 
@@ -49,9 +49,9 @@ def test_capture_is_idempotent_by_payment_reference(ledger: Ledger) -> None:
     assert again.outcome == "delivered" and again.amount == first.amount
     assert head(ledger) == before
     assert len(_events(ledger, placed.order_id)) == events_before
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.amount_paid == Decimal("20.00")
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_amount_mismatch_delivers_nothing_and_repeats_the_same_error(ledger: Ledger) -> None:
@@ -60,11 +60,11 @@ def test_amount_mismatch_delivers_nothing_and_repeats_the_same_error(ledger: Led
     with pytest.raises(AmountMismatch) as caught:
         pay(ledger, placed, "pay-1", amount="9.99")
     assert caught.value.details["amount_due"] == "10.00"
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "reserved"
     assert order.delivered == [] and order.amount_paid == 0
     assert order.rejected_payments == 1
-    assert ledger.stock("GAME-1").delivered == 0
+    assert ledger.reads.stock("GAME-1").delivered == 0
     recorded = ledger.app.repository.get(payment_id("pay-1"))
     assert isinstance(recorded, Payment) and recorded.outcome == "rejected"
 
@@ -82,7 +82,7 @@ def test_overpayment_is_also_a_mismatch(ledger: Ledger) -> None:
     placed = place(ledger)
     with pytest.raises(AmountMismatch):
         pay(ledger, placed, "pay-1", amount="10.01")
-    assert ledger.order(placed.order_id).amount_paid == 0
+    assert ledger.reads.order(placed.order_id).amount_paid == 0
 
 
 def test_amount_with_equal_value_but_other_spelling_is_accepted(ledger: Ledger) -> None:
@@ -103,7 +103,7 @@ def test_same_reference_for_another_order_conflicts(ledger: Ledger) -> None:
         pay(ledger, second, "pay-1")
     assert caught.value.details["payment_reference"] == "pay-1"
     assert head(ledger) == before
-    order = ledger.order(second.order_id)
+    order = ledger.reads.order(second.order_id)
     assert order.status == "reserved" and order.amount_paid == 0
 
 
@@ -122,17 +122,17 @@ def test_payment_after_expiry_gets_keys_when_stock_allows(ledger: Ledger, clock:
     placed = place(ledger)
     clock.advance(minutes=30)
     assert len(ledger.expire_due(ledger.context("sweeper"))) == 1
-    assert ledger.order(placed.order_id).status == "expired"
+    assert ledger.reads.order(placed.order_id).status == "expired"
 
     result = pay(ledger, placed, "late-1")
     assert result.outcome == "delivered"
     assert len(result.key_ids) == 1
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "delivered" and order.delivered == result.key_ids
     assert order.amount_refunded == 0
-    assert ledger.stock("GAME-1").delivered == 1
-    assert len(ledger.stock("GAME-1").available) == 1
-    customer = ledger.customer("alice")
+    assert ledger.reads.stock("GAME-1").delivered == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
+    customer = ledger.reads.customer("alice")
     assert customer is not None and customer.units("GAME-1") == 1 and customer.unpaid == 0
 
 
@@ -142,13 +142,13 @@ def test_payment_after_expiry_with_stock_gone_is_refunded_in_full(ledger: Ledger
     clock.advance(minutes=30)
     ledger.expire_due(ledger.context("sweeper"))
     buy(ledger, customer="bob")  # takes the released key
-    assert ledger.stock("GAME-1").available == []
+    assert ledger.reads.stock("GAME-1").available == []
 
     result = pay(ledger, placed, "late-1")
     assert result.outcome == "refunded"
     assert result.reason == "expired_out_of_stock"
     assert result.key_ids == []
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "expired"
     assert order.delivered == []
     assert order.amount_paid == Decimal("10.00")
@@ -158,7 +158,7 @@ def test_payment_after_expiry_with_stock_gone_is_refunded_in_full(ledger: Ledger
     # Replaying the callback repeats the outcome without another refund.
     again = pay(ledger, placed, "late-1")
     assert again.replayed and again.outcome == "refunded"
-    assert ledger.order(placed.order_id).amount_refunded == Decimal("10.00")
+    assert ledger.reads.order(placed.order_id).amount_refunded == Decimal("10.00")
 
 
 def test_payment_after_expiry_respects_the_purchase_limit(ledger: Ledger, clock: FakeClock) -> None:
@@ -169,9 +169,9 @@ def test_payment_after_expiry_respects_the_purchase_limit(ledger: Ledger, clock:
     buy(ledger)  # the customer bought their one unit meanwhile
     result = pay(ledger, late, "late-1")
     assert result.outcome == "refunded"
-    order = ledger.order(late.order_id)
+    order = ledger.reads.order(late.order_id)
     assert order.delivered == [] and order.amount_refunded == order.amount_paid
-    assert ledger.customer("alice").units("GAME-1") == 1  # type: ignore[union-attr]
+    assert ledger.reads.customer("alice").units("GAME-1") == 1  # type: ignore[union-attr]
 
 
 def test_payment_on_a_cancelled_order_is_refunded_automatically(ledger: Ledger) -> None:
@@ -180,11 +180,11 @@ def test_payment_on_a_cancelled_order_is_refunded_automatically(ledger: Ledger) 
     ledger.cancel_order(ledger.context("alice"), placed.order_id)
     result = pay(ledger, placed, "pay-1")
     assert result.outcome == "refunded" and result.reason == "order_cancelled"
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "cancelled"
     assert order.amount_paid == order.amount_refunded == Decimal("10.00")
     assert order.delivered == []
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_payment_on_a_rejected_order_is_refunded_automatically(ledger: Ledger) -> None:
@@ -196,10 +196,10 @@ def test_payment_on_a_rejected_order_is_refunded_automatically(ledger: Ledger) -
     result = ledger.capture_payment(ledger.context("psp"), order_id, payment_reference="pay-1", amount="20.00",
                                     provider="psp")
     assert result.outcome == "refunded" and result.reason == "order_rejected"
-    order = ledger.order(order_id)
+    order = ledger.reads.order(order_id)
     assert order.status == "rejected" and order.delivered == []
     assert order.amount_paid == order.amount_refunded == Decimal("20.00")
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
 
 
 def test_any_amount_paid_on_a_cancelled_order_goes_back(ledger: Ledger) -> None:
@@ -208,7 +208,7 @@ def test_any_amount_paid_on_a_cancelled_order_goes_back(ledger: Ledger) -> None:
     ledger.cancel_order(ledger.context("alice"), placed.order_id)
     result = pay(ledger, placed, "pay-odd", amount="3.33")
     assert result.outcome == "refunded"
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.amount_paid == order.amount_refunded == Decimal("3.33")
 
 
@@ -219,14 +219,14 @@ def test_second_payment_on_a_delivered_order_is_refunded_as_duplicate(ledger: Le
     duplicate = pay(ledger, placed, "pay-2")
     assert duplicate.outcome == "refunded" and duplicate.reason == "duplicate_payment"
     assert duplicate.key_ids == [] and not duplicate.replayed
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "delivered"
     assert order.delivered == first.key_ids
     assert order.amount_paid == Decimal("20.00")
     assert order.amount_refunded == Decimal("10.00")
     assert order.revoked == []
-    assert len(ledger.stock("GAME-1").available) == 1
-    assert ledger.stock("GAME-1").delivered == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
+    assert ledger.reads.stock("GAME-1").delivered == 1
 
 
 def test_delivered_keys_carry_their_batch_unit_cost(ledger: Ledger) -> None:
@@ -242,8 +242,8 @@ def test_delivered_keys_carry_their_batch_unit_cost(ledger: Ledger) -> None:
     assert all(k["supplier"] == "acme" for k in keys)
     assert [k["key_id"] for k in keys] == placed.key_ids
     assert delivered[0].total_cost == Decimal("19.25")
-    assert ledger.order(placed.order_id).cost == Decimal("19.25")
-    timeline = [e for e in ledger.history(str(placed.order_id)) if e.event == "KeysDelivered"]
+    assert ledger.reads.order(placed.order_id).cost == Decimal("19.25")
+    timeline = [e for e in ledger.reads.history(str(placed.order_id)) if e.event == "KeysDelivered"]
     assert timeline and timeline[0].data["total_cost"] == Decimal("19.25")
 
 
@@ -252,7 +252,7 @@ def test_cost_at_time_of_sale_is_not_changed_by_later_batches(ledger: Ledger) ->
     placed, _ = buy(ledger)
     import_codes(ledger, "GAME-1", 1, unit_cost="9.00")
     ledger.change_price(ledger.context("admin"), "GAME-1", "12.00")
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.cost == Decimal("6.00")
     assert order.amount_paid == Decimal("10.00")
 
@@ -268,7 +268,7 @@ def test_a_late_payment_for_a_retired_product_is_refunded_not_delivered(ledger: 
     result = ledger.capture_payment(ledger.context(), placed.order_id, payment_reference="late", amount="1.00",
                                     provider="psp")
     assert result.outcome == "refunded" and result.key_ids == []
-    assert ledger.order(placed.order_id).amount_refunded == Decimal("1.00")
+    assert ledger.reads.order(placed.order_id).amount_refunded == Decimal("1.00")
 
 
 def test_a_stray_payment_on_a_free_order_is_given_back_and_the_order_stays_delivered(
@@ -284,6 +284,6 @@ def test_a_stray_payment_on_a_free_order_is_given_back_and_the_order_stays_deliv
     assert pay(ledger, placed, "free-1").outcome == "delivered"
     stray = pay(ledger, placed, "free-2", amount="1.00")
     assert stray.outcome == "refunded" and stray.key_ids == []
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "delivered" and order.amount_paid == order.amount_refunded == Decimal("1.00")
-    assert [k.status for k in ledger.order_keys(placed.order_id)] == ["delivered"]
+    assert [k.status for k in ledger.reads.order_keys(placed.order_id)] == ["delivered"]

@@ -102,9 +102,9 @@ def event_at(ledger: Ledger, position: int) -> Any:
 def order_of(ledger: Ledger, event: Any) -> Order:
     """The order an event belongs to: an order event's own, or the order a key was delivered to."""
     if isinstance(event, Order.Event):
-        return ledger.order(event.originator_id)
+        return ledger.reads.order(event.originator_id)
     delivered = [e for e in ledger.app.events.get(event.originator_id) if type(e).__qualname__ == "Key.Delivered"]
-    return ledger.order(getattr(delivered[0], "order_id"))  # noqa: B009
+    return ledger.reads.order(getattr(delivered[0], "order_id"))  # noqa: B009
 
 
 def only_alert(store: ViewStore, rule: str, kind: str, ident: str) -> dict[str, Any]:
@@ -296,7 +296,7 @@ def test_refund_after_redeem(loose: Ledger, codes: Codes, store: ViewStore, cloc
     events = [event_at(loose, p) for p in alert["positions"]]
     assert all(type(e).__qualname__ == "Key.Revoked" and e.was_redeemed for e in events)
     assert {e.order_id for e in events} == set(refunded)
-    assert all(loose.order(e.order_id).customer_id == "chargeback" for e in events)
+    assert all(loose.reads.order(e.order_id).customer_id == "chargeback" for e in events)
 
 
 def test_refund_before_redeem_stays_quiet(loose: Ledger, codes: Codes, store: ViewStore,

@@ -103,7 +103,7 @@ def scripted_history(ledger: Ledger, clock: FakeClock) -> Iterator[str]:
     paid = ledger.capture_payment(c(), o.order_id, payment_reference="pc-1", amount="10.00", provider="psp")
     assert paid.outcome == "delivered"
     yield "late payment C"
-    first, second = ledger.order_keys(a.order_id)
+    first, second = ledger.reads.order_keys(a.order_id)
     ledger.refund_order(c(), a.order_id, amount="5.00", reason="goodwill", key_ids=[first.key_id])
     yield "partial refund A"
     ledger.redeem(c(), code=second.code, account_id="alice-acct")
@@ -318,9 +318,9 @@ def _apply(ledger: Ledger, clock: FakeClock, op: Op, orders: list[UUID], batches
     elif orders:
         candidates = orders
         if kind in ("refund", "redeem"):  # aim at paid orders when there are any, or most are refused
-            candidates = [o for o in orders if ledger.order(o).refundable > 0] or orders
+            candidates = [o for o in orders if ledger.reads.order(o).refundable > 0] or orders
         order_id = candidates[-1 - op[1] % len(candidates)]  # counted from the latest order
-        order = ledger.order(order_id)
+        order = ledger.reads.order(order_id)
         if kind == "pay":
             mode = op[2]
             due = order.amount_due + (D("1") if mode == "wrong" else 0)
@@ -340,7 +340,7 @@ def _apply(ledger: Ledger, clock: FakeClock, op: Op, orders: list[UUID], batches
                 ledger.refund_order(c(), order_id, amount=str(amount), reason="r", key_ids=keys,
                                     override_redeemed=override)
         elif kind == "redeem":
-            for key in ledger.order_keys(order_id):
+            for key in ledger.reads.order_keys(order_id):
                 if key.status == "delivered":
                     ledger.redeem(c(), code=key.code, account_id="acct")
                     break
@@ -429,7 +429,7 @@ def check_history(history: list[Op]) -> Counter[str]:
             # The journal agrees with the aggregates and the key states:
             costs = _key_costs(store, runner)
             for currency in SKUS:
-                sku_orders = [o for o in map(ledger.order, orders) if o.currency == currency]
+                sku_orders = [o for o in map(ledger.reads.order, orders) if o.currency == currency]
                 held = sum((o.amount_paid - o.amount_refunded for o in sku_orders), D(0))
                 assert tb.balance("payment_clearing", currency) == held
                 assert tb.balance("customer_deposits", currency) == 0

@@ -67,9 +67,9 @@ def small_history(ledger: Ledger, clock: FakeClock) -> dict[str, Any]:
     # Day 2: partial refund of A revoking its first key; B redeemed then refunded in full
     # (override); batch B recalled (its 2 keys in stock are voided).
     clock.advance(days=1)
-    first = ledger.order_keys(a.order_id)[0]
+    first = ledger.reads.order_keys(a.order_id)[0]
     ledger.refund_order(c(), a.order_id, amount="10.00", reason="goodwill", key_ids=[first.key_id])
-    ledger.redeem(c(), code=ledger.order_keys(b.order_id)[1].code, account_id="bob-acct")
+    ledger.redeem(c(), code=ledger.reads.order_keys(b.order_id)[1].code, account_id="bob-acct")
     ledger.refund_order(c(), b.order_id, amount="20.00", reason="chargeback", override_redeemed=True)
     assert ledger.recall_batch(c(), batch_b.batch_id, "recall").voided == 2
     return {"a": str(batch_a.batch_id), "b": str(batch_b.batch_id)}
@@ -214,7 +214,7 @@ def big_history(ledger: Ledger, clock: FakeClock, seed: int = 7, steps: int = 16
                     ledger.refund_order(c(), order_id, amount=str(amount), reason="partial",
                                         key_ids=live[:1] if rnd.random() < 0.5 else [], override_redeemed=True)
             elif action == "redeem" and paid:
-                keys = [k for k in ledger.order_keys(rnd.choice(paid)) if k.status == "delivered"]
+                keys = [k for k in ledger.reads.order_keys(rnd.choice(paid)) if k.status == "delivered"]
                 if keys:
                     ledger.redeem(c(), code=keys[0].code, account_id="acct")
             elif action == "clock":

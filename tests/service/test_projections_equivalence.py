@@ -86,12 +86,12 @@ class World:
             self.clock.advance(minutes=command[1])
             ledger.expire_due(ledger.context("sweeper"))
         elif kind == "refund" and self.paid:
-            order = ledger.order(self.paid[command[1] % len(self.paid)])
+            order = ledger.reads.order(self.paid[command[1] % len(self.paid)])
             if order.refundable > 0:
                 ledger.refund_order(ledger.context("admin"), order.id, amount=order.refundable, reason="asked",
                                     override_redeemed=command[2])
         elif kind == "redeem" and self.paid:
-            order = ledger.order(self.paid[command[1] % len(self.paid)])
+            order = ledger.reads.order(self.paid[command[1] % len(self.paid)])
             for key_id in order.delivered[:1]:
                 ledger.redeem(ctx, code=self.codes[key_id], account_id=f"acct-{command[1]}")
         elif kind == "restock":
@@ -108,7 +108,7 @@ def naive_inventory(ledger: Ledger, world: World) -> dict[str, Counter[str]]:
         assert isinstance(key, Key)
         state = str(key.status)
         if state == "in_stock":
-            state = "available" if key_id in ledger.stock(key.sku).available else "reserved"
+            state = "available" if key_id in ledger.reads.stock(key.sku).available else "reserved"
         counts[key.sku][state] += 1
     return counts
 

@@ -38,9 +38,9 @@ def _sale(ledger: Ledger) -> FlashSale:
 
 def _assert_rejected_without_effect(ledger: Ledger, rejection: OrderRejected, available: int) -> None:
     assert rejection.order_id is not None
-    order = ledger.order(rejection.order_id)
+    order = ledger.reads.order(rejection.order_id)
     assert order.status == "rejected"
-    assert len(ledger.stock(order.sku).available) == available
+    assert len(ledger.reads.stock(order.sku).available) == available
 
 
 # ---- coupons ----
@@ -51,7 +51,7 @@ def test_amount_coupon(ledger: Ledger, clock: FakeClock) -> None:
     _coupon(ledger, clock, value="2.50")
     placed = place(ledger, coupon_code="save")  # codes are case-insensitive
     assert placed.amount_due == Decimal("7.50")
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert (order.subtotal, order.discount, order.coupon_code) == (Decimal("10.00"), Decimal("2.50"), "SAVE")
     assert pay(ledger, placed).outcome == "delivered"
 
@@ -61,7 +61,7 @@ def test_amount_coupon_never_makes_the_price_negative(ledger: Ledger, clock: Fak
     _coupon(ledger, clock, value="25.00")
     placed = place(ledger, coupon_code="SAVE")
     assert placed.amount_due == Decimal("0.00")
-    assert ledger.order(placed.order_id).discount == Decimal("10.00")
+    assert ledger.reads.order(placed.order_id).discount == Decimal("10.00")
 
 
 def test_percent_coupon_is_exact_and_rounds_half_up(ledger: Ledger, clock: FakeClock) -> None:
@@ -69,7 +69,7 @@ def test_percent_coupon_is_exact_and_rounds_half_up(ledger: Ledger, clock: FakeC
     _coupon(ledger, clock, kind="percent", value="15")
     placed = place(ledger, coupon_code="SAVE")
     assert placed.amount_due == Decimal("8.49")  # 15 % of 9.99 is 1.4985 -> 1.50
-    assert ledger.order(placed.order_id).discount == Decimal("1.50")
+    assert ledger.reads.order(placed.order_id).discount == Decimal("1.50")
     placed = place(ledger, customer="bob", quantity=2, coupon_code="SAVE")
     assert placed.amount_due == Decimal("16.98")  # 19.98 - 3.00 (2.997)
 
@@ -139,11 +139,11 @@ def test_coupon_total_cap(ledger: Ledger, clock: FakeClock) -> None:
     _coupon(ledger, clock, total_cap=2)
     buy(ledger, customer="a", coupon_code="SAVE")
     buy(ledger, customer="b", coupon_code="SAVE")
-    assert ledger.coupon("SAVE").uses_left == 0
+    assert ledger.reads.coupon("SAVE").uses_left == 0
     with pytest.raises(CouponExhausted) as caught:
         place(ledger, customer="c", coupon_code="SAVE")
     _assert_rejected_without_effect(ledger, caught.value, 1)
-    assert ledger.coupon("SAVE").uses_left == 0
+    assert ledger.reads.coupon("SAVE").uses_left == 0
     assert place(ledger, customer="c").amount_due == Decimal("10.00")
 
 
@@ -162,25 +162,25 @@ def test_one_time_code_is_held_by_an_unpaid_order_until_it_expires(ledger: Ledge
     stocked_product(ledger, keys=3)
     _coupon(ledger, clock, code="ONE-TIME", total_cap=1)
     held = place(ledger, customer="alice", coupon_code="ONE-TIME")
-    assert ledger.coupon("ONE-TIME").uses_left == 0
+    assert ledger.reads.coupon("ONE-TIME").uses_left == 0
     for customer in ("alice", "bob"):
         with pytest.raises(CouponExhausted):
             place(ledger, customer=customer, coupon_code="ONE-TIME")
-    assert ledger.coupon("ONE-TIME").uses_left == 0
+    assert ledger.reads.coupon("ONE-TIME").uses_left == 0
 
     clock.advance(minutes=15)
     assert [c.order_id for c in ledger.expire_due(ledger.context("sweeper"))] == [held.order_id]
-    assert ledger.coupon("ONE-TIME").uses_left == 1
+    assert ledger.reads.coupon("ONE-TIME").uses_left == 1
     reused = place(ledger, customer="bob", coupon_code="ONE-TIME")
     assert reused.amount_due == Decimal("7.50")
-    assert ledger.coupon("ONE-TIME").uses_left == 0
+    assert ledger.reads.coupon("ONE-TIME").uses_left == 0
 
     # The first buyer's late payment cannot take the code back: money goes back instead.
     late = pay(ledger, held, "late")
     assert late.outcome == "refunded"
-    order = ledger.order(held.order_id)
+    order = ledger.reads.order(held.order_id)
     assert order.delivered == [] and order.amount_refunded == order.amount_paid
-    assert ledger.coupon("ONE-TIME").uses_left == 0
+    assert ledger.reads.coupon("ONE-TIME").uses_left == 0
 
 
 def test_cancelling_gives_the_coupon_use_back(ledger: Ledger, clock: FakeClock) -> None:
@@ -188,7 +188,7 @@ def test_cancelling_gives_the_coupon_use_back(ledger: Ledger, clock: FakeClock) 
     _coupon(ledger, clock, total_cap=1)
     placed = place(ledger, coupon_code="SAVE")
     ledger.cancel_order(ledger.context("alice"), placed.order_id)
-    assert ledger.coupon("SAVE").uses_left == 1
+    assert ledger.reads.coupon("SAVE").uses_left == 1
 
 
 def test_paid_coupon_use_is_kept(ledger: Ledger, clock: FakeClock) -> None:
@@ -197,7 +197,7 @@ def test_paid_coupon_use_is_kept(ledger: Ledger, clock: FakeClock) -> None:
     buy(ledger, coupon_code="SAVE")
     clock.advance(days=1)
     ledger.expire_due(ledger.context("sweeper"))
-    assert ledger.coupon("SAVE").uses_left == 0
+    assert ledger.reads.coupon("SAVE").uses_left == 0
 
 
 # ---- flash sales ----
@@ -219,7 +219,7 @@ def test_flash_sale_price_applies_only_inside_the_window(ledger: Ledger, clock: 
     clock.advance(hours=1)
     inside = place(ledger, customer="alice")
     assert inside.amount_due == Decimal("5.00")
-    order = ledger.order(inside.order_id)
+    order = ledger.reads.order(inside.order_id)
     assert order.flash_sale_id == "FS1" and order.unit_price == Decimal("5.00")
     clock.advance(hours=1)
     assert place(ledger, customer="late").amount_due == Decimal("10.00")
@@ -250,7 +250,7 @@ def test_flash_sale_total_quantity_then_list_price(ledger: Ledger, clock: FakeCl
     assert _sale(ledger).units_left == 0
     sold_out = place(ledger, customer="c")
     assert sold_out.amount_due == Decimal("10.00")
-    assert ledger.order(sold_out.order_id).flash_sale_id is None
+    assert ledger.reads.order(sold_out.order_id).flash_sale_id is None
     assert sum(_sale(ledger).units.values()) == 3
 
 
@@ -279,7 +279,7 @@ def test_late_payment_after_the_flash_sale_ended_is_refunded(ledger: Ledger, clo
     ledger.expire_due(ledger.context("sweeper"))
     result = pay(ledger, sale_order, "late")
     assert result.outcome == "refunded"
-    order = ledger.order(sale_order.order_id)
+    order = ledger.reads.order(sale_order.order_id)
     assert order.delivered == [] and order.amount_refunded == Decimal("5.00")
 
 
@@ -308,7 +308,7 @@ def test_late_list_price_payment_during_a_flash_sale_takes_no_sale_units(ledger:
     clock.advance(minutes=31)  # the reservation lapsed; the sale has started
     ledger.expire_due(ledger.context("sweeper"))
     assert pay(ledger, list_price, "late").outcome == "delivered"
-    assert ledger.order(list_price.order_id).flash_sale_id is None
+    assert ledger.reads.order(list_price.order_id).flash_sale_id is None
     # Paid at list price: the sale's units and the customer's sale allowance are untouched.
     assert _sale(ledger).units_left == 2
     assert _sale(ledger).units_by("alice") == 0

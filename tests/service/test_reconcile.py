@@ -66,7 +66,7 @@ def test_clean_on_the_demo_history(demo_store: DemoStore, tmp_path: Path) -> Non
     assert usd.balanced and usd.money_in > 0 and usd.refunds_payable == 0
     # Exactly what the orders kept, from their own state rather than the journal's entries.
     ledger = demo_store.ledger
-    orders = [ledger.order(e.originator_id) for e in all_events(ledger) if isinstance(e, Order.Placed)]
+    orders = [ledger.reads.order(e.originator_id) for e in all_events(ledger) if isinstance(e, Order.Placed)]
     assert {o.currency for o in orders} == {"USD"}
     assert usd.money_in == usd.revenue == sum((o.amount_paid - o.amount_refunded for o in orders), Decimal(0))
     assert re.match(r"[\d,]+ orders, [\d,]+ payments", result.examined[PAYMENTS])

@@ -49,17 +49,17 @@ def test_full_refund_revokes_keys_and_they_never_return_to_stock(ledger: Ledger)
     codes = stocked_product(ledger, keys=3)
     placed, paid = buy(ledger, quantity=2)
     sold = delivered_codes(ledger, placed.order_id)
-    available = list(ledger.stock("GAME-1").available)
+    available = list(ledger.reads.stock("GAME-1").available)
 
     change = _refund(ledger, placed.order_id, "20.00")
     assert change.status == "refunded"
     assert sorted(change.revoked_key_ids) == sorted(paid.key_ids)
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "refunded"
     assert order.amount_refunded == order.amount_paid == Decimal("20.00")
     assert sorted(order.revoked) == sorted(paid.key_ids)
     assert all(_key(ledger, k).status == "revoked" for k in paid.key_ids)
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert stock.available == available
     assert set(paid.key_ids).isdisjoint(stock.available)
 
@@ -80,14 +80,14 @@ def test_partial_refund_keeps_the_keys(ledger: Ledger) -> None:
     placed, paid = buy(ledger, quantity=2)
     change = _refund(ledger, placed.order_id, "5.00")
     assert change.revoked_key_ids == []
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.status == "delivered"
     assert order.amount_refunded == Decimal("5.00") and order.refundable == Decimal("15.00")
     assert all(_key(ledger, k).status == "delivered" for k in paid.key_ids)
     # Refunding the rest revokes every key still held.
     change = _refund(ledger, placed.order_id, "15.00")
     assert sorted(change.revoked_key_ids) == sorted(paid.key_ids)
-    assert ledger.order(placed.order_id).status == "refunded"
+    assert ledger.reads.order(placed.order_id).status == "refunded"
 
 
 def test_partial_refund_of_one_named_key(ledger: Ledger) -> None:
@@ -97,7 +97,7 @@ def test_partial_refund_of_one_named_key(ledger: Ledger) -> None:
     assert change.revoked_key_ids == [paid.key_ids[0]]
     assert _key(ledger, paid.key_ids[0]).status == "revoked"
     assert _key(ledger, paid.key_ids[1]).status == "delivered"
-    assert ledger.order(placed.order_id).status == "delivered"
+    assert ledger.reads.order(placed.order_id).status == "delivered"
 
 
 def test_refunds_never_exceed_what_was_paid(ledger: Ledger) -> None:
@@ -116,7 +116,7 @@ def test_refunds_never_exceed_what_was_paid(ledger: Ledger) -> None:
     _refund(ledger, placed.order_id, "6.00")
     with pytest.raises(RefundExceedsPaid):
         _refund(ledger, placed.order_id, "0.01")
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.amount_refunded == order.amount_paid == Decimal("10.00")
     assert sum(r.amount for r in _refunds(ledger, placed.order_id)) == Decimal("10.00")
 
@@ -152,7 +152,7 @@ def test_refunding_a_redeemed_key_needs_an_explicit_override(ledger: Ledger) -> 
         _refund(ledger, placed.order_id, "10.00")
     assert caught.value.code == "redeemed-key-refund-needs-override"
     assert head(ledger) == before
-    order = ledger.order(placed.order_id)
+    order = ledger.reads.order(placed.order_id)
     assert order.amount_refunded == 0 and order.revoked == [] and order.status == "delivered"
     assert _key(ledger, paid.key_ids[0]).status == "redeemed"
 

@@ -35,8 +35,8 @@ def test_rules_hold_after_reopening_from_snapshots(make_ledger: LedgerFactory, c
     assert list(first.app.snapshots.get(holder_id("customer", "regular")))
 
     reopened: Ledger = make_ledger(max_unpaid_per_customer=1, aggregate_cache_size=0)
-    assert len(reopened.stock("COINS-100").available) == 699 - 260
-    customer = reopened.customer("regular")
+    assert len(reopened.reads.stock("COINS-100").available) == 699 - 260
+    customer = reopened.reads.customer("regular")
     assert customer is not None and customer.units("COINS-100") == 260
     held = reopened.place_order(reopened.context(), customer_id="regular", sku="COINS-100", quantity=1)
     with pytest.raises(TooManyUnpaidReservations):  # the cap holds after a cold reopen

@@ -170,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
             codes.insert(0, stored[(p * 7) % len(stored)])
         else:
             dup = "none"
-        before = list(self.L.stock(sku).available)
+        before = list(self.L.reads.stock(sku).available)
         result = self.call((ImportRejected, ProductRetired), self.L.import_keys, self.ctx("admin"), sku=sku,
                            supplier="acme", unit_cost="4.00", codes=list(enumerate(codes, start=1)))
         if sku in self.retired:
@@ -185,7 +185,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.batches.append(result.batch_id)
             self.codes.update(zip(result.key_ids, codes, strict=True))
         if isinstance(result, DomainError):
-            assert list(self.L.stock(sku).available) == before, "a rejected import changed stock"
+            assert list(self.L.reads.stock(sku).available) == before, "a rejected import changed stock"
             fresh = [c for c in codes if c not in stored]
             assert not any(self._key_exists(c) for c in fresh), "a rejected batch left keys behind"
 
@@ -198,7 +198,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def running_low(self) -> list[str]:
         """The SKUs on sale with fewer than 3 keys left: restocking waits for one, or it takes
         the steps that would sell."""
-        return [sku for sku in self.products if sku not in self.retired and self.L.stock(sku).available_count < 3]
+        return [sku for sku in self.products if sku not in self.retired and self.L.reads.stock(sku).available_count < 3]
 
     def _key_exists(self, code: str) -> bool:
         return bool(self.L.app.recorder.select_events(key_id(self.L.vault.fingerprint(code)), limit=1))
@@ -207,11 +207,11 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(b=st.integers(0, 99))
     def recall(self, b: int) -> None:
         batch_id = self.pick(self.batches, b)
-        batch = self.L.load(Batch, batch_id, AssertionError("batch missing"))
+        batch = self.L.reads.load(Batch, batch_id, AssertionError("batch missing"))
         result = self.call((BatchAlreadyRecalled,), self.L.recall_batch, self.ctx("admin"), batch_id, "leaked")
         assert isinstance(result, BatchAlreadyRecalled) == batch.recalled
         self.tally["recalled"] += not batch.recalled
-        stock = self.L.stock(batch.sku)
+        stock = self.L.reads.stock(batch.sku)
         assert not set(batch.key_ids) & set(stock.available)
         assert not stock.orders_holding(batch.key_ids)
 
@@ -265,7 +265,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def place_order(self, p: int, c: int, ip: int, dev: int, quantity: int, coupon: int) -> None:
         sku = self.pick(list(self.products), p)
         code = self.pick(list(self.coupons), coupon) if coupon >= 0 and self.coupons else None
-        available = len(self.L.stock(sku).available)
+        available = len(self.L.reads.stock(sku).available)
         result = self.call(
             (OrderRejected, ProductRetired), self.L.place_order, self.ctx("storefront"),
             customer_id=self.pick(self.customers, c), sku=sku, quantity=quantity, coupon_code=code,
@@ -280,7 +280,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert result.order_id is not None
             self.tally[result.code] += 1
             self.orders.append(result.order_id)
-            order = self.L.order(result.order_id)
+            order = self.L.reads.order(result.order_id)
             assert order.status == OrderStatus.REJECTED and not order.reserved
             if isinstance(result, OutOfStock):
                 assert available < quantity
@@ -290,7 +290,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.orders.append(result.order_id)
         assert len(result.key_ids) == quantity == len(set(result.key_ids))
         assert result.amount_due >= 0
-        order = self.L.order(result.order_id)
+        order = self.L.reads.order(result.order_id)
         assert order.status == OrderStatus.RESERVED and order.reserved == result.key_ids
 
     @rule(
@@ -307,18 +307,18 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.orders))
     @rule(o=st.integers(0, 99), mode=st.sampled_from(["correct", "correct", "wrong", "repeat", "other_order"]))
     def pay(self, o: int, mode: str) -> None:
-        reserved = [oid for oid in self.orders if self.L.order(oid).status == OrderStatus.RESERVED]
+        reserved = [oid for oid in self.orders if self.L.reads.order(oid).status == OrderStatus.RESERVED]
         self.pay_order(self.pick(reserved if reserved and o % 2 else self.orders, o), o, mode)  # often one that waits
 
     def pay_order(self, order_id: UUID, o: int, mode: str) -> None:
-        before = self.L.order(order_id)
+        before = self.L.reads.order(order_id)
         if mode in ("repeat", "other_order") and self.payments:
             reference = self.pick(sorted(self.payments), o)
             first_order, first = self.payments[reference]
             if mode == "other_order" and first_order == order_id:
                 return
             target = order_id if mode == "other_order" else first_order
-            amount = self.L.order(target).amount_due
+            amount = self.L.reads.order(target).amount_due
             again = self.call((AmountMismatch, PaymentReferenceConflict), self.L.capture_payment, self.ctx("psp"),
                               target, payment_reference=reference, amount=amount, provider="psp")
             if target != first_order:
@@ -334,7 +334,7 @@ class LedgerMachine(RuleBasedStateMachine):
         amount = before.amount_due + Decimal("1.00") if mode == "wrong" else before.amount_due
         result = self.call((AmountMismatch,), self.L.capture_payment, self.ctx("psp"), order_id,
                            payment_reference=reference, amount=str(amount), provider="psp")
-        after = self.L.order(order_id)
+        after = self.L.reads.order(order_id)
         if isinstance(result, AmountMismatch):
             assert awaiting and mode == "wrong"
             assert after.amount_paid == before.amount_paid and after.status == before.status
@@ -363,26 +363,26 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(o=st.integers(0, 99), sweep=st.booleans())
     def late_payment(self, o: int, sweep: bool) -> None:
         """Pay after the deadline: before the sweeper ran (still reserved) or after it (expired)."""
-        unpaid = [i for i, oid in enumerate(self.orders) if self.L.order(oid).status == OrderStatus.RESERVED]
+        unpaid = [i for i, oid in enumerate(self.orders) if self.L.reads.order(oid).status == OrderStatus.RESERVED]
         index = self.pick(unpaid, o) if unpaid else o
-        order = self.L.order(self.pick(self.orders, index))
+        order = self.L.reads.order(self.pick(self.orders, index))
         self.lapse(order.id, sweep)
         self.pay_order(order.id, index, "correct")
 
     def least_served(self, sku: str) -> int:
         """The index of the customer who holds the fewest units of `sku`."""
-        units = [holder.units(sku) if (holder := self.L.find(Holder, holder_id(HolderKind.CUSTOMER, customer)))
+        units = [holder.units(sku) if (holder := self.L.reads.find(Holder, holder_id(HolderKind.CUSTOMER, customer)))
                  else 0 for customer in self.customers]
         return units.index(min(units))
 
     def lapse(self, order_id: UUID, sweep: bool) -> None:
         """Let a waiting order's deadline pass; with `sweep`, the sweeper expires it."""
-        order = self.L.order(order_id)
+        order = self.L.reads.order(order_id)
         if order.status == OrderStatus.RESERVED and order.reserved_until is not None:
             self.clock.now = max(self.clock.now, order.reserved_until + timedelta(minutes=1))
             if sweep:
                 self.expire_due()
-                assert self.L.order(order.id).status == OrderStatus.EXPIRED
+                assert self.L.reads.order(order.id).status == OrderStatus.EXPIRED
 
     @rule(minutes=st.sampled_from([1, 5, 16, 45]))
     def advance_clock(self, minutes: int) -> None:
@@ -395,21 +395,21 @@ class LedgerMachine(RuleBasedStateMachine):
         mine = set(self.orders)
         for change in changes:
             if change.order_id in mine:
-                assert self.L.order(change.order_id).status == OrderStatus.EXPIRED
+                assert self.L.reads.order(change.order_id).status == OrderStatus.EXPIRED
                 self.tally["expired"] += 1
         for order_id in self.orders:
-            order = self.L.order(order_id)
+            order = self.L.reads.order(order_id)
             if order.status == OrderStatus.RESERVED:
                 assert order.reserved_until is not None and order.reserved_until > now
 
     @precondition(lambda self: bool(self.orders))
     @rule(o=st.integers(0, 99))
     def cancel(self, o: int) -> None:
-        reserved = [oid for oid in self.orders if self.L.order(oid).status == OrderStatus.RESERVED]
+        reserved = [oid for oid in self.orders if self.L.reads.order(oid).status == OrderStatus.RESERVED]
         self.cancel_order(self.pick(reserved if reserved and o % 2 else self.orders, o))  # often one that can be
 
     def cancel_order(self, order_id: UUID) -> None:
-        before = self.L.order(order_id)
+        before = self.L.reads.order(order_id)
         result = self.call((InvalidOrderState,), self.L.cancel_order, self.ctx("customer"), order_id)
         assert isinstance(result, InvalidOrderState) == (before.status != OrderStatus.RESERVED)
         if not isinstance(result, DomainError):
@@ -420,7 +420,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(o=st.integers(0, 99), mode=st.sampled_from(["full", "partial", "one_key", "too_much"]),
           override=st.booleans())
     def refund(self, o: int, mode: str, override: bool) -> None:
-        paid = [oid for oid in self.orders if self.L.order(oid).refundable > 0]
+        paid = [oid for oid in self.orders if self.L.reads.order(oid).refundable > 0]
         self.refund_order(self.pick(paid if paid and o % 4 else self.orders, o), mode, override)
 
     @rule()
@@ -433,12 +433,12 @@ class LedgerMachine(RuleBasedStateMachine):
         i = next(self.attempts)
         p, quantity, override = i, 1 + i % 2, i % 3 == 0
         sku = self.pick(list(self.products), p)
-        if sku not in self.retired and self.L.stock(sku).available_count < 4:
+        if sku not in self.retired and self.L.reads.stock(sku).available_count < 4:
             self.import_batch(p, 6, "none")
         c = self.least_served(sku)  # the customer furthest from the SKU's limit
         known = len(self.orders)
         self.shop(p, c, 2, 2, quantity, -1, "leave")
-        if len(self.orders) == known or self.L.order(self.orders[-1]).status != OrderStatus.RESERVED:
+        if len(self.orders) == known or self.L.reads.order(self.orders[-1]).status != OrderStatus.RESERVED:
             return
         order_id = self.orders[-1]
         fate = FATES[next(self.lives) % len(FATES)]
@@ -451,14 +451,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.pay_order(order_id, known, "correct")
         else:
             self.pay_order(order_id, known, "correct")
-            delivered = self.L.order(order_id).delivered
+            delivered = self.L.reads.order(order_id).delivered
             if fate.startswith("redeem") and delivered:
                 self.redeem_key(delivered[0])
             if fate.endswith("refund"):
                 self.refund_order(order_id, fate.split()[-2], override)
 
     def refund_order(self, order_id: UUID, mode: str, override: bool) -> None:
-        before = self.L.order(order_id)
+        before = self.L.reads.order(order_id)
         live = [k for k in before.delivered if k not in before.revoked]
         key_ids = None
         if mode == "full":
@@ -474,7 +474,7 @@ class LedgerMachine(RuleBasedStateMachine):
             (RefundExceedsPaid, InvalidInput, RedeemedKeyRefund), self.L.refund_order, self.ctx("support"),
             order_id, amount=str(amount), reason="support", key_ids=key_ids, override_redeemed=override,
         )
-        after = self.L.order(order_id)
+        after = self.L.reads.order(order_id)
         if isinstance(result, DomainError):
             assert after.amount_refunded == before.amount_refunded and after.revoked == before.revoked
             if amount > before.refundable:
@@ -502,13 +502,13 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         keys = sorted(self.codes, key=self.codes.__getitem__)  # by code: the same order on every replay
         if mode == "delivered":
-            uow = self.L
-            sold = [kid for kid in keys if uow.load(Key, kid, AssertionError()).status != KeyStatus.IN_STOCK]
+            store = self.L.reads
+            sold = [kid for kid in keys if store.load(Key, kid, AssertionError()).status != KeyStatus.IN_STOCK]
             keys = sold or keys
         self.redeem_key(self.pick(keys, k))
 
     def redeem_key(self, key_id: UUID) -> None:
-        key = self.L.load(Key, key_id, AssertionError("key missing"))
+        key = self.L.reads.load(Key, key_id, AssertionError("key missing"))
         expected = {
             KeyStatus.IN_STOCK: KeyNotDelivered, KeyStatus.REDEEMED: AlreadyRedeemed, KeyStatus.REVOKED: KeyRevoked,
             KeyStatus.VOIDED: KeyVoided, KeyStatus.DELIVERED: None,
@@ -527,10 +527,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def keys_are_accounted_for(self) -> None:
-        uow = self.L
-        orders = {oid: uow.load(Order, oid, AssertionError("order missing")) for oid in self.orders}
+        store = self.L.reads
+        orders = {oid: store.load(Order, oid, AssertionError("order missing")) for oid in self.orders}
         for sku, imported in self.imported.items():
-            stock = self.L.stock(sku)
+            stock = self.L.reads.stock(sku)
             available = list(stock.available)
             assert len(available) == len(set(available)), "a key is available twice"
             reserved: dict[UUID, str] = {}
@@ -560,7 +560,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert stock.delivered == len(d)
             assert len(a) + len(r) + len(d) + stock.voided == len(imported)
             for kid in imported:
-                key = uow.load(Key, kid, AssertionError("key missing"))
+                key = store.load(Key, kid, AssertionError("key missing"))
                 if kid in a or kid in r:
                     assert key.status == KeyStatus.IN_STOCK
                 elif kid in d:
@@ -569,14 +569,14 @@ class LedgerMachine(RuleBasedStateMachine):
                     assert (key.status == KeyStatus.REVOKED) == (kid in orders[delivered[kid]].revoked)
                 else:
                     assert key.status == KeyStatus.VOIDED
-                    batch = uow.load(Batch, key.batch_id, AssertionError("batch missing"))
+                    batch = store.load(Batch, key.batch_id, AssertionError("batch missing"))
                     assert batch.recalled
                 assert (key.redeemed_by is not None) == (kid in self.redeemed)
 
     @invariant()
     def money_is_never_kept_without_goods(self) -> None:
         for oid in self.orders:
-            order = self.L.order(oid)
+            order = self.L.reads.order(oid)
             assert 0 <= order.amount_refunded <= order.amount_paid
             assert sum(order.payments.values(), Decimal(0)) == order.amount_paid
             kept = order.amount_paid - order.amount_refunded
@@ -589,10 +589,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def caps_hold(self) -> None:
-        uow = self.L
-        orders = [uow.load(Order, oid, AssertionError()) for oid in self.orders]
+        store = self.L.reads
+        orders = [store.load(Order, oid, AssertionError()) for oid in self.orders]
         for code, (total, per_customer) in self.coupons.items():
-            coupon = self.L.coupon(code)
+            coupon = self.L.reads.coupon(code)
             if total is not None:
                 assert len(coupon.uses) <= total
             if per_customer is not None:
@@ -600,14 +600,14 @@ class LedgerMachine(RuleBasedStateMachine):
             live = {str(o.id) for o in orders if o.coupon_code == code and o.status in LIVE}
             assert set(coupon.uses) == live, "coupon uses disagree with the orders using it"
         for sale_id, (total, limit) in self.sales.items():
-            sale = uow.load(FlashSale, flash_sale_id(sale_id), AssertionError())
+            sale = store.load(FlashSale, flash_sale_id(sale_id), AssertionError())
             assert sum(sale.units.values()) <= total
             if limit is not None:
                 assert all(sale.units_by(c) <= limit for c in set(sale.uses.values()))
             live = {str(o.id) for o in orders if o.flash_sale_id == sale_id and o.status in LIVE}
             assert set(sale.uses) == live, "flash sale claims disagree with the orders at the sale price"
         for customer in self.customers:
-            holder = uow.find(Holder, holder_id(HolderKind.CUSTOMER, customer))
+            holder = store.find(Holder, holder_id(HolderKind.CUSTOMER, customer))
             mine = [o for o in orders if o.customer_id == customer]
             for sku, limit in self.products.items():
                 units = sum(o.quantity for o in mine if o.sku == sku and o.status in LIVE)
@@ -617,7 +617,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for kind, values in ((HolderKind.CUSTOMER, self.customers), (HolderKind.IP, self.ips),
                              (HolderKind.DEVICE, self.devices)):
             for value in values:
-                holder = uow.find(Holder, holder_id(kind, value))
+                holder = store.find(Holder, holder_id(kind, value))
                 field = {HolderKind.CUSTOMER: "customer_id", HolderKind.IP: "client_ip",
                          HolderKind.DEVICE: "device_id"}[kind]
                 unpaid = {str(o.id) for o in orders if getattr(o, field) == value and o.status == OrderStatus.RESERVED}
@@ -626,9 +626,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def payments_deliver_once(self) -> None:
-        uow = self.L
+        store = self.L.reads
         for reference, (order_id, first) in self.payments.items():
-            payment = uow.load(Payment, payment_id(reference), AssertionError("payment not recorded"))
+            payment = store.load(Payment, payment_id(reference), AssertionError("payment not recorded"))
             assert payment.order_id == order_id
             if first is AmountMismatch:
                 assert payment.outcome == PaymentOutcome.REJECTED

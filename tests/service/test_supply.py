@@ -66,11 +66,11 @@ def test_import_reports_every_bad_line_and_imports_nothing(ledger: Ledger) -> No
     assert caught.value.code == "import-rejected"
     assert "nothing imported, 5 bad line(s)" in caught.value.message
     assert head(ledger) == before
-    assert len(ledger.stock("GAME-1").available) == 1
+    assert len(ledger.reads.stock("GAME-1").available) == 1
     # The good lines really were not stored: importing them alone now works.
     imported = _import(ledger, [(1, "GOOD-AAAA-0001"), (2, "GOOD-AAAA-0002"), (3, "GOOD-AAAA-0003")])
     assert len(imported.key_ids) == 3  # type: ignore[attr-defined]
-    assert len(ledger.stock("GAME-1").available) == 4
+    assert len(ledger.reads.stock("GAME-1").available) == 4
 
 
 def test_parser_line_errors_reject_the_whole_import(ledger: Ledger) -> None:
@@ -204,7 +204,7 @@ def test_codes_appear_in_events_only_as_ciphertext(ledger: Ledger) -> None:
 def test_history_never_shows_sealed_codes(ledger: Ledger) -> None:
     stocked_product(ledger, keys=1)
     placed, paid = buy(ledger)
-    for entry in ledger.history(str(paid.key_ids[0])) + ledger.history(str(placed.order_id)):
+    for entry in ledger.reads.history(str(paid.key_ids[0])) + ledger.reads.history(str(placed.order_id)):
         assert "sealed_code" not in entry.data and "code_hmac" not in entry.data
 
 
@@ -223,22 +223,22 @@ def test_recall_voids_available_keys_cancels_holders_and_leaves_delivered_keys(l
     assert mixed.key_ids == [*recalled.key_ids[1:], kept.key_ids[0]]
     untouched = place(ledger, customer="bob", quantity=1)  # a kept key only
     assert untouched.key_ids == [kept.key_ids[1]]
-    assert ledger.stock("GAME-1").available == []
+    assert ledger.reads.stock("GAME-1").available == []
 
     result = ledger.recall_batch(ledger.context("admin"), recalled.batch_id, reason="supplier leak")
     assert result.cancelled_orders == [mixed.order_id]
     assert result.voided == 2
 
-    stock = ledger.stock("GAME-1")
+    stock = ledger.reads.stock("GAME-1")
     assert stock.available == [kept.key_ids[0]]  # the other key of the cancelled order is back
     assert stock.voided == 2
-    assert ledger.order(mixed.order_id).status == "cancelled"
-    assert ledger.order(untouched.order_id).status == "reserved"
-    assert ledger.order(sold.order_id).status == "delivered"
+    assert ledger.reads.order(mixed.order_id).status == "cancelled"
+    assert ledger.reads.order(untouched.order_id).status == "reserved"
+    assert ledger.reads.order(sold.order_id).status == "delivered"
     for key_id in recalled.key_ids[1:]:
         assert ledger.app.repository.get(key_id).status == "voided"
     assert ledger.app.repository.get(recalled.key_ids[0]).status == "delivered"
-    assert ledger.customer("alice").unpaid == 0  # type: ignore[union-attr]
+    assert ledger.reads.customer("alice").unpaid == 0  # type: ignore[union-attr]
 
     # The delivered recalled key still works; the voided ones never sell again.
     delivered = delivered_codes(ledger, sold.order_id)

@@ -175,15 +175,15 @@ def test_a_store_written_with_the_library_json_is_read_and_extended(
     snapshots = list(after.app.snapshots.get(stock_id("GIFT-25"))) if after.app.snapshots else []
     assert snapshots and cipher.decrypt(after.app.recorder.select_notifications(1, 1)[0].state).startswith(b"{")
 
-    stock = after.stock("GIFT-25")  # from the old snapshot plus old events
+    stock = after.reads.stock("GIFT-25")  # from the old snapshot plus old events
     assert len(stock.available) == 299 - 255
     placed = after.place_order(after.context(), customer_id="new", sku="GIFT-25", quantity=2)
     after.capture_payment(after.context(), placed.order_id, payment_reference="p-new", amount=placed.amount_due,
                           provider="psp")
-    assert len(after.stock("GIFT-25").available) == 299 - 257
+    assert len(after.reads.stock("GIFT-25").available) == 299 - 257
     newest = after.app.recorder.select_notifications(len(old_events) + 1, 100)
     assert newest and all(cipher.decrypt(n.state)[0] == 1 for n in newest)  # written typed
-    order = after.order(placed.order_id)
+    order = after.reads.order(placed.order_id)
     assert order.status == OrderStatus.DELIVERED and order.amount_paid == Decimal("49.00")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,10 @@ from ledger.domain.orders import OrderStatus
 from ledger.handlers import HANDLERS
 from ledger.results import PaymentResult, Placed
 from ledger.service.ledger import Ledger
+from ledger.writer.outcomes import Idempotency, IdempotencyKeyReused
+from ledger.writer.remote import CommandServer, RemoteWriter
+from ledger.writer.writer import Writer
+from tests.conftest import LedgerFactory
 from tests.helpers import head, place, stocked_product
 
 
@@ -104,16 +110,57 @@ def test_two_hundred_mixed_commands_group_commit_and_each_caller_gets_its_own_an
     assert all(isinstance(r, DomainError) for r in results if isinstance(r, InvalidInput | TooManyUnpaidReservations))
 
     # The failing ones changed nothing; the bug's reservation is gone; the others all landed.
-    stock = ledger.stock("GC-1")
+    stock = ledger.reads.stock("GC-1")
     assert len(stock.available) == 0 and stock.delivered == 10
     assert len(stock.reservations) == 15 + 3  # the payers' keys are delivered
-    assert ledger.customer("ghost") is None
-    assert len(ledger.stock("GC-BUG").available) == 3 and not ledger.stock("GC-BUG").reservations
-    assert ledger.order(paid_orders[0].order_id).status == OrderStatus.DELIVERED
-    assert ledger.stock("GC-2").available == []
+    assert ledger.reads.customer("ghost") is None
+    assert len(ledger.reads.stock("GC-BUG").available) == 3 and not ledger.reads.stock("GC-BUG").reservations
+    assert ledger.reads.order(paid_orders[0].order_id).status == OrderStatus.DELIVERED
+    assert ledger.reads.stock("GC-2").available == []
     for refusal in refusals:
-        assert ledger.order(refusal.order_id).status == OrderStatus.REJECTED
+        assert ledger.reads.order(refusal.order_id).status == OrderStatus.REJECTED
 
     # ... in far fewer transactions than commands.
     batches = list(ledger.writer.batch_sizes)[batches_before:]
     assert sum(batches) == 200 and len(batches) < 100, batches
+
+
+def test_a_stored_answer_is_replayed_by_a_writer_that_never_held_it(
+    make_ledger: LedgerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idempotency key travels beside the command, to the writer and over its socket; the
+    writer looks for the stored answer once, in the batch's read-ahead: after a restart a retry
+    is answered from the store without running its command again."""
+    first = make_ledger()
+    stocked_product(first, "IDEM-1", keys=1)
+    order = c.PlaceOrder(ctx=first.context("storefront"), customer_id="idem", sku="IDEM-1", quantity=1)
+    placed = first.execute(order, Idempotency("storefront:t", "k-1", "order"))
+    refused = first.execute(replace(order, customer_id="late"), Idempotency("storefront:t", "k-2", "late"))
+    assert not placed.replayed and isinstance(refused.error, OutOfStock)
+    first.close()
+
+    restarted = make_ledger()
+    ran: list[c.PlaceOrder] = []
+    real = HANDLERS[c.PlaceOrder]
+
+    def counted(command: c.PlaceOrder, uow: Any) -> Any:
+        ran.append(command)
+        return real(command, uow)
+
+    monkeypatch.setitem(HANDLERS, c.PlaceOrder, counted)
+    address = str(tmp_path / "writer.sock")
+    assert isinstance(restarted.writer, Writer)
+    server = CommandServer(restarted.writer, address, b"secret")
+    remote = RemoteWriter(address, b"secret")
+    try:
+        again = remote.execute(order, Idempotency("storefront:t", "k-1", "order"))
+        refused_again = remote.execute(order, Idempotency("storefront:t", "k-2", "late"))
+        other = remote.execute(order, Idempotency("storefront:t", "k-1", "another body"))
+    finally:
+        remote.close()
+        server.close()
+    assert again.replayed and again.value == placed.value
+    assert refused_again.replayed and isinstance(refused_again.error, OutOfStock)
+    assert refused_again.error.details == refused.error.details
+    assert isinstance(other.error, IdempotencyKeyReused) and not other.replayed
+    assert ran == []

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, require
+from api.deps import Caller, IdempotencyKey, ServicesDep, idempotency, require, respond
 from api.models_catalog import (
     BatchFormIn,
     BatchIn,
@@ -29,6 +29,7 @@ from api.models_catalog import (
     SkuOut,
 )
 from api.problems import NOT_FOUND
+from ledger import commands as c
 from ledger.domain.catalog import DEFAULT_CHANNEL, Product
 from ledger.domain.errors import LineError
 from ledger.domain.ids import normalise_coupon_code
@@ -71,23 +72,22 @@ def _fields(product: Product) -> dict[str, Any]:
 @products_router.post("", status_code=201, response_model=SkuOut)
 def define_product(body: ProductIn, request: Request, svc: ServicesDep, caller: Admin,
                    idempotency_key: IdempotencyKey = None) -> Response:
-    def run() -> Response:
-        written = svc.ledger.define_product(caller.context(svc, request), **body.model_dump())
-        return _json(SkuOut(sku=body.sku, position=written.position), 201)
-
-    return idempotent(svc, caller, idempotency_key, "POST /v1/products", body.model_dump(), run)
+    command = c.DefineProduct(ctx=caller.context(svc, request), **body.model_dump())
+    key = idempotency(caller, idempotency_key, "POST /v1/products", body.model_dump())
+    return respond(svc.ledger.execute(command, key),
+                   lambda written: _json(SkuOut(sku=body.sku, position=written.position), 201))
 
 
 @products_router.get("", response_model=ProductsOut)
 def list_products(svc: ServicesDep, caller: Reader) -> ProductsOut:
     position = _head(svc)
-    return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.products()], position=position)
+    return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.reads.products()], position=position)
 
 
 @products_router.get("/{sku}", response_model=ProductOut, responses=NOT_FOUND)
 def get_product(sku: SkuPath, svc: ServicesDep, caller: Reader) -> ProductOut:
     position = _head(svc)
-    return ProductOut(**_fields(svc.ledger.product(sku)), position=position)
+    return ProductOut(**_fields(svc.ledger.reads.product(sku)), position=position)
 
 
 # ---- batches: a JSON list of codes, or a multipart file upload ----
@@ -163,17 +163,14 @@ async def import_batch(sku: SkuPath, request: Request, svc: ServicesDep, caller:
                        idempotency_key: IdempotencyKey = None) -> Response:
     """All or nothing: a rejection lists every bad line (`errors: [{line, reason}]`) and imports nothing."""
     supplier, unit_cost, codes, line_errors, digest = await _batch_from_request(request)
-
-    def run() -> Response:
-        imported = svc.ledger.import_keys(caller.context(svc, request), sku=sku, supplier=supplier,
-                                          unit_cost=unit_cost, codes=codes, line_errors=line_errors)
-        return _json(BatchOut(batch_id=imported.batch_id, keys=len(imported.key_ids), position=imported.position),
-                     201)
-
+    command = c.ImportKeys(ctx=caller.context(svc, request), sku=sku, supplier=supplier, unit_cost=unit_cost,
+                           codes=codes, line_errors=line_errors)
     # Only a digest of the codes goes into the idempotency record, never the codes.
     fingerprint = {"supplier": supplier, "unit_cost": unit_cost, "codes_sha256": digest}
-    return await run_in_threadpool(idempotent, svc, caller, idempotency_key, f"POST /v1/products/{sku}/batches",
-                                   fingerprint, run)
+    key = idempotency(caller, idempotency_key, f"POST /v1/products/{sku}/batches", fingerprint)
+    done = await run_in_threadpool(svc.ledger.execute, command, key)
+    return respond(done, lambda imported: _json(
+        BatchOut(batch_id=imported.batch_id, keys=len(imported.key_ids), position=imported.position), 201))
 
 
 # ---- promotions ----
@@ -183,24 +180,22 @@ async def import_batch(sku: SkuPath, request: Request, svc: ServicesDep, caller:
 def create_promotion(body: Annotated[PromotionIn, Body()], request: Request, svc: ServicesDep, caller: Admin,
                      idempotency_key: IdempotencyKey = None) -> Response:
     """A coupon (`"type": "coupon"`) or a flash sale (`"type": "flash_sale"`)."""
-
-    def run() -> Response:
-        ctx = caller.context(svc, request)
-        fields = body.model_dump(exclude={"type"})
-        if isinstance(body, CouponIn):
-            written = svc.ledger.create_coupon(ctx, **fields)
-            return _json(PromotionOut(type="coupon", code=normalise_coupon_code(body.code),
-                                      position=written.position), 201)
-        written = svc.ledger.create_flash_sale(ctx, **fields)
-        return _json(PromotionOut(type="flash_sale", sale_id=body.sale_id, position=written.position), 201)
-
-    return idempotent(svc, caller, idempotency_key, "POST /v1/promotions", body.model_dump(mode="json"), run)
+    ctx = caller.context(svc, request)
+    fields = body.model_dump(exclude={"type"})
+    key = idempotency(caller, idempotency_key, "POST /v1/promotions", body.model_dump(mode="json"))
+    if isinstance(body, CouponIn):
+        code = normalise_coupon_code(body.code)
+        return respond(svc.ledger.execute(c.CreateCoupon(ctx=ctx, **fields), key), lambda written: _json(
+            PromotionOut(type="coupon", code=code, position=written.position), 201))
+    sale_id = body.sale_id
+    return respond(svc.ledger.execute(c.CreateFlashSale(ctx=ctx, **fields), key), lambda written: _json(
+        PromotionOut(type="flash_sale", sale_id=sale_id, position=written.position), 201))
 
 
 @promotions_router.get("/{code}", response_model=CouponOut, responses=NOT_FOUND)
 def get_coupon(code: CouponPath, svc: ServicesDep, caller: Storefront) -> CouponOut:
     position = _head(svc)
-    coupon = svc.ledger.coupon(code)
+    coupon = svc.ledger.reads.coupon(code)
     return CouponOut(
         code=coupon.code, kind=coupon.kind.value, value=coupon.value, currency=coupon.currency,
         min_spend=coupon.min_spend, skus=coupon.skus, starts_at=coupon.starts_at, ends_at=coupon.ends_at,

@@ -34,7 +34,7 @@ def _batch(row: Row, currency: str) -> BatchStock:
 
 def _currencies(svc: Services) -> dict[str, str]:
     """Each SKU's currency, which its batches' unit costs are in (a product's currency never changes)."""
-    return {p.sku: p.currency for p in svc.ledger.products()}
+    return {p.sku: p.currency for p in svc.ledger.reads.products()}
 
 
 def _sku(row: Row, batches: list[Row] | None, currencies: dict[str, str]) -> SkuStock:

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, rate_limited, require
+from api.deps import Caller, IdempotencyKey, ServicesDep, idempotency, rate_limited, require, respond
 from api.models import (
     CancelIn,
     KeyOut,
@@ -24,6 +24,7 @@ from api.models import (
     TimelineEvent,
 )
 from api.problems import NOT_FOUND
+from ledger import commands as c
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=NOT_FOUND)  # an unknown order or product
 Storefront = Annotated[Caller, Depends(require("storefront"))]
@@ -37,33 +38,29 @@ def _json(model: OrderOut | PaymentOut | OrderChangeOut, status: int = 200) -> J
 @router.post("", status_code=201, response_model=OrderOut, dependencies=[Depends(rate_limited)])
 def place_order(body: OrderIn, request: Request, svc: ServicesDep, caller: Storefront,
                 idempotency_key: IdempotencyKey = None) -> Response:
-    def run() -> Response:
-        ctx = caller.context(svc, request)
-        placed = svc.ledger.place_order(ctx, **body.model_dump())
-        return _json(OrderOut(order_id=placed.order_id, status=placed.status, amount_due=placed.amount_due,
-                              currency=placed.currency, reserved_until=placed.reserved_until,
-                              position=placed.position), 201)
-
-    return idempotent(svc, caller, idempotency_key, "POST /v1/orders", body.model_dump(), run)
+    command = c.PlaceOrder(ctx=caller.context(svc, request), **body.model_dump())
+    key = idempotency(caller, idempotency_key, "POST /v1/orders", body.model_dump())
+    return respond(svc.ledger.execute(command, key), lambda placed: _json(OrderOut(
+        order_id=placed.order_id, status=placed.status, amount_due=placed.amount_due, currency=placed.currency,
+        reserved_until=placed.reserved_until, position=placed.position), 201))
 
 
 @router.post("/{order_id}/payments", response_model=PaymentOut)
 def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: ServicesDep, caller: Storefront,
                     idempotency_key: IdempotencyKey = None) -> Response:
-    def run() -> Response:
-        result = svc.ledger.capture_payment(caller.context(svc, request), order_id, **body.model_dump())
-        return _json(PaymentOut(order_id=result.order_id, payment_reference=result.payment_reference,
-                                outcome=result.outcome, amount=result.amount, key_ids=result.key_ids,
-                                reason=result.reason, replayed=result.replayed, position=result.position))
-
-    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/payments", body.model_dump(), run)
+    command = c.CapturePayment(ctx=caller.context(svc, request), order_id=order_id, **body.model_dump())
+    key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/payments", body.model_dump())
+    return respond(svc.ledger.execute(command, key), lambda result: _json(PaymentOut(
+        order_id=result.order_id, payment_reference=result.payment_reference, outcome=result.outcome,
+        amount=result.amount, key_ids=result.key_ids, reason=result.reason, replayed=result.replayed,
+        position=result.position)))
 
 
 @router.get("/{order_id}", response_model=OrderView)
 def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView:
-    order = svc.ledger.order(order_id)
+    order = svc.ledger.reads.order(order_id)
     timeline = [TimelineEvent(at=e.timestamp, stream=e.stream, event=e.event, version=e.version)
-                for e in svc.ledger.stream(order_id)]
+                for e in svc.ledger.reads.stream(order_id)]
     return OrderView(
         order_id=order.id, status=str(order.status), customer_id=order.customer_id, sku=order.sku,
         quantity=order.quantity, channel=order.channel, currency=order.currency, unit_price=order.unit_price,
@@ -77,7 +74,7 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
 @router.get("/{order_id}/keys", response_model=KeysOut)
 def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends(require("storefront"))]) -> KeysOut:
     """The delivered codes: the only route that ever returns a code."""
-    keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.order_keys(order_id)]
+    keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.reads.order_keys(order_id)]
     return KeysOut(keys=keys, position=svc.reads.head())
 
 
@@ -85,22 +82,18 @@ def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends
 def cancel_order(order_id: UUID, request: Request, svc: ServicesDep, caller: Admin, body: CancelIn | None = None,
                  idempotency_key: IdempotencyKey = None) -> Response:
     body = body or CancelIn()
-
-    def run() -> Response:
-        change = svc.ledger.cancel_order(caller.context(svc, request), order_id, body.reason)
-        return _json(OrderChangeOut(order_id=change.order_id, status=change.status, position=change.position,
-                                    released_key_ids=change.released_key_ids, revoked_key_ids=[]))
-
-    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/cancel", body.model_dump(), run)
+    command = c.CancelOrder(ctx=caller.context(svc, request), order_id=order_id, reason=body.reason)
+    key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/cancel", body.model_dump())
+    return respond(svc.ledger.execute(command, key), lambda change: _json(OrderChangeOut(
+        order_id=change.order_id, status=change.status, position=change.position,
+        released_key_ids=change.released_key_ids, revoked_key_ids=[])))
 
 
 @router.post("/{order_id}/refunds", response_model=OrderChangeOut)
 def refund_order(order_id: UUID, body: RefundIn, request: Request, svc: ServicesDep, caller: Admin,
                  idempotency_key: IdempotencyKey = None) -> Response:
-    def run() -> Response:
-        change = svc.ledger.refund_order(caller.context(svc, request), order_id, **body.model_dump())
-        return _json(OrderChangeOut(order_id=change.order_id, status=change.status, position=change.position,
-                                    released_key_ids=[], revoked_key_ids=change.revoked_key_ids))
-
-    return idempotent(svc, caller, idempotency_key, f"POST /v1/orders/{order_id}/refunds",
-                      body.model_dump(mode="json"), run)
+    command = c.RefundOrder(ctx=caller.context(svc, request), order_id=order_id, **body.model_dump())
+    key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/refunds", body.model_dump(mode="json"))
+    return respond(svc.ledger.execute(command, key), lambda change: _json(OrderChangeOut(
+        order_id=change.order_id, status=change.status, position=change.position, released_key_ids=[],
+        revoked_key_ids=change.revoked_key_ids)))

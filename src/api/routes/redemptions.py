@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import Caller, IdempotencyKey, ServicesDep, idempotent, rate_limited, require
+from api.deps import Caller, IdempotencyKey, ServicesDep, idempotency, rate_limited, require, respond
 from api.models_catalog import RedemptionIn, RedemptionOut
 from api.problems import NOT_FOUND
+from ledger import commands as c
 
 router = APIRouter(prefix="/v1/redemptions", tags=["redemptions"], responses=NOT_FOUND)  # an unknown code
 Redeemer = Annotated[Caller, Depends(require("storefront", "partner"))]
@@ -20,11 +21,8 @@ def redeem(body: RedemptionIn, request: Request, svc: ServicesDep, caller: Redee
            idempotency_key: IdempotencyKey = None) -> Response:
     """Refusals have their own problem types: unknown-code, key-not-delivered, already-redeemed,
     key-revoked, key-voided, wrong-platform. The code is never echoed."""
-
-    def run() -> Response:
-        redeemed = svc.ledger.redeem(caller.context(svc, request), **body.model_dump())
-        out = RedemptionOut(key_id=redeemed.key_id, sku=redeemed.sku, position=redeemed.position)
-        return JSONResponse(out.model_dump(mode="json"))
-
+    command = c.Redeem(ctx=caller.context(svc, request), **body.model_dump())
     # The idempotency record keeps a hash of the body, never the code itself.
-    return idempotent(svc, caller, idempotency_key, "POST /v1/redemptions", body.model_dump(), run)
+    key = idempotency(caller, idempotency_key, "POST /v1/redemptions", body.model_dump())
+    return respond(svc.ledger.execute(command, key), lambda redeemed: JSONResponse(RedemptionOut(
+        key_id=redeemed.key_id, sku=redeemed.sku, position=redeemed.position).model_dump(mode="json")))

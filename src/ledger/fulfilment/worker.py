@@ -95,7 +95,7 @@ class FulfilmentWorker:
 
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""
-        index = self.ledger.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
+        index = self.ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
         now, picked = self._clock(), 0
         with self._lock:
             for fulfilment_id in list(index.ids) if index else []:
@@ -182,7 +182,7 @@ class FulfilmentWorker:
         self._execute(c.RecordAttempt, fulfilment_id=plan.fulfilment_id, attempt_id=plan.attempt_id, outcome=outcome,
                       **fields)
 
-    def _execute(self, command: type[c.Command], **fields: Any) -> Any:
+    def _execute(self, command: type[c.Command[Any]], **fields: Any) -> Any:
         ctx = self.ledger.context("fulfilment")
         try:
             return self.ledger.execute(command(ctx=ctx, **fields)).get()
@@ -200,7 +200,7 @@ class FulfilmentWorker:
             link = self._links.get(name)
             if link is not None and now - link.checked_at < LINK_CHECK_S:
                 return link
-            supplier = self.ledger.find(Supplier, supplier_id(name))
+            supplier = self.ledger.reads.find(Supplier, supplier_id(name))
             if supplier is None:
                 raise LookupError(f"no supplier {name}")
             wanted = (supplier.base_url, supplier.secret_sealed, supplier.timeout_ms, supplier.concurrency)

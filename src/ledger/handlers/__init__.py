@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger import commands as c
 from ledger.handlers import catalog, fulfilment, orders, suppliers, supply
-from ledger.results import Result
 from ledger.writer.session import Session
 
-Handler = Callable[[Any, Session], Result]
+R = TypeVar("R")
+Handler = Callable[[Any, Session], Any]  # a command of one type, and what that type answers
 
-HANDLERS: dict[type[c.Command], Handler] = {
+HANDLERS: dict[type[c.Command[Any]], Handler] = {
     c.DefineProduct: catalog.define_product,
     c.ChangePrice: catalog.change_price,
     c.RetireProduct: catalog.retire_product,
@@ -37,17 +37,18 @@ HANDLERS: dict[type[c.Command], Handler] = {
 }
 
 
-def handle(command: c.Command, session: Session) -> Result:
-    return HANDLERS[type(command)](command, session)
+def handle(command: c.Command[R], session: Session) -> R:
+    answer: R = HANDLERS[type(command)](command, session)
+    return answer
 
 
 # The aggregates a command will read that the writer is unlikely to hold: the writer asks
 # the store for all of a batch's at once (one query), not one round trip per command.
-READ_AHEAD: dict[type[c.Command], Callable[[Any], list[UUID]]] = {
+READ_AHEAD: dict[type[c.Command[Any]], Callable[[Any], list[UUID]]] = {
     c.PlaceOrder: orders.holder_ids,
 }
 
 
-def read_ahead(command: c.Command) -> list[UUID]:
+def read_ahead(command: c.Command[Any]) -> list[UUID]:
     wanted = READ_AHEAD.get(type(command))
     return wanted(command) if wanted is not None else []

@@ -2,7 +2,8 @@
 
 Every write becomes a command (`ledger.commands`) and goes to the store's one writer
 (`ledger.writer`), which decides it against its memory and group-commits it; the methods
-here only build the command and wait for its answer. Reads come straight from the store.
+here only build the command and wait for its answer. The state they wrote is read straight
+from the store, through one named query object: `Ledger.reads` (`StoreReads`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,19 +18,17 @@ from uuid import UUID
 from ledger import commands as c
 from ledger.application import build_app
 from ledger.config import Settings
-from ledger.domain.answers import Answer, answer_id
 from ledger.domain.catalog import DEFAULT_CHANNEL, Catalog
 from ledger.domain.context import Context
 from ledger.domain.ids import CATALOG_ID, stock_id
 from ledger.domain.risk import RiskAssessor
 from ledger.domain.stock import Stock
 from ledger.handlers import handle
-from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Result, Written
-from ledger.service.store_reads import Reads
-from ledger.storage.positions import position_of
+from ledger.results import Imported, OrderChange, PaymentResult, Placed, Recalled, Redeemed, Written
+from ledger.service.store_reads import StoreReads
 from ledger.vault import CodeVault
 from ledger.writer.model import WriteModel
-from ledger.writer.outcomes import Done, Idempotency, replay
+from ledger.writer.outcomes import Done, Idempotency
 from ledger.writer.remote import RemoteWriter
 from ledger.writer.session import Session
 from ledger.writer.writer import Writer
@@ -40,29 +37,19 @@ Clock = Callable[[], datetime]
 R = TypeVar("R")
 
 
-@dataclass
-class IdempotentRequest:
-    """A request named by an idempotency key: its first command is answered under the key."""
-
-    idempotency: Idempotency
-    used: bool = False
-    replayed: bool = False
-
-
-_REQUEST: ContextVar[IdempotentRequest | None] = ContextVar("idempotent_request", default=None)
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Ledger(Reads):
-    """Catalog, supply, orders and queries over one event store."""
+class Ledger:
+    """Catalog, supply and orders over one event store; `reads` is its state, read from the store."""
 
     def __init__(
         self, app: Any, settings: Settings, vault: CodeVault, clock: Clock = utc_now, risk: RiskAssessor | None = None,
     ) -> None:
-        super().__init__(app, vault)
+        self.app = app
+        self.vault = vault
+        self.reads = StoreReads(app, vault)
         self.settings = settings
         self.clock = clock
         self.writer: Writer | RemoteWriter
@@ -82,40 +69,15 @@ class Ledger(Reads):
 
     # ---- running commands ----
 
-    def execute(self, command: c.Command, idempotency: Idempotency | None = None) -> Done:
-        """Run one command; its answer (or the one given before under the same idempotency key)."""
+    def execute(self, command: c.Command[R], idempotency: Idempotency | None = None) -> Done[R]:
+        """Run one command: its answer, or its refusal. Under a caller's `idempotency` key the
+        writer keeps the answer in the same transaction as the command's events, and gives it
+        again to a retry with the same key and request (`Done.replayed`)."""
         if getattr(self._local, "batch", None) is not None:
+            if idempotency is not None:
+                raise RuntimeError("an idempotency key is answered by the writer: not inside Ledger.batch()")
             return Done(self._in_batch(command))
-        request = _REQUEST.get()
-        if idempotency is None and request is not None and not request.used:
-            request.used, idempotency = True, request.idempotency
-        done = self._answer_given(idempotency) if idempotency is not None else None
-        if done is None:
-            done = self.writer.execute(command, idempotency)
-        if request is not None and idempotency is request.idempotency:
-            request.replayed = done.replayed
-        return done
-
-    def _answer_given(self, idempotency: Idempotency) -> Done | None:
-        """The answer stored under this key before, if any (read here, not in the writer)."""
-        given = self.find(Answer, answer_id(idempotency.scope, idempotency.key))
-        return replay(given, idempotency, position_of(self.app, given.id, 1)) if given is not None else None
-
-    @contextmanager
-    def idempotent(self, idempotency: Idempotency) -> Iterator[IdempotentRequest]:
-        """Within this block, the first command is answered under `idempotency`: a retry gets
-        the stored answer, written in the same transaction as the command's events."""
-        request = IdempotentRequest(idempotency)
-        token = _REQUEST.set(request)
-        try:
-            yield request
-        finally:
-            _REQUEST.reset(token)
-
-    def _run(self, command: c.Command, kind: type[R]) -> R:
-        value = self.execute(command).get()
-        assert isinstance(value, kind)
-        return value
+        return self.writer.execute(command, idempotency)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -143,7 +105,7 @@ class Ledger(Reads):
         finally:
             self._local.batch = self._local.events = None
 
-    def _in_batch(self, command: c.Command) -> Result:
+    def _in_batch(self, command: c.Command[R]) -> R:
         if command.exclusive:
             raise RuntimeError("an import writes its own transaction: run it outside Ledger.batch()")
         session = Session(self._local.batch, self.settings, self.vault, self.risk, trust_misses=False)
@@ -161,49 +123,47 @@ class Ledger(Reads):
     # ---- catalogue and promotions ----
 
     def define_product(self, ctx: Context, **fields: Any) -> Written:
-        return self._run(c.DefineProduct(ctx=ctx, **fields), Written)
+        return self.execute(c.DefineProduct(ctx=ctx, **fields)).get()
 
     def change_price(self, ctx: Context, sku: str, price: object, channel: str = DEFAULT_CHANNEL) -> Written:
-        return self._run(c.ChangePrice(ctx=ctx, sku=sku, price=price, channel=channel), Written)
+        return self.execute(c.ChangePrice(ctx=ctx, sku=sku, price=price, channel=channel)).get()
 
     def retire_product(self, ctx: Context, sku: str, reason: str = "") -> Written:
-        return self._run(c.RetireProduct(ctx=ctx, sku=sku, reason=reason), Written)
+        return self.execute(c.RetireProduct(ctx=ctx, sku=sku, reason=reason)).get()
 
     def create_coupon(self, ctx: Context, **fields: Any) -> Written:
-        return self._run(c.CreateCoupon(ctx=ctx, **fields), Written)
+        return self.execute(c.CreateCoupon(ctx=ctx, **fields)).get()
 
     def create_flash_sale(self, ctx: Context, **fields: Any) -> Written:
-        return self._run(c.CreateFlashSale(ctx=ctx, **fields), Written)
+        return self.execute(c.CreateFlashSale(ctx=ctx, **fields)).get()
 
     # ---- orders ----
 
     def place_order(self, ctx: Context, **fields: Any) -> Placed:
-        return self._run(c.PlaceOrder(ctx=ctx, **fields), Placed)
+        return self.execute(c.PlaceOrder(ctx=ctx, **fields)).get()
 
     def capture_payment(
         self, ctx: Context, order_id: UUID, *, payment_reference: str, amount: object, provider: str
     ) -> PaymentResult:
         command = c.CapturePayment(ctx=ctx, order_id=order_id, payment_reference=payment_reference, amount=amount,
                                    provider=provider)
-        return self._run(command, PaymentResult)
+        return self.execute(command).get()
 
     def cancel_order(self, ctx: Context, order_id: UUID, reason: str = "cancelled_by_customer") -> OrderChange:
-        return self._run(c.CancelOrder(ctx=ctx, order_id=order_id, reason=reason), OrderChange)
+        return self.execute(c.CancelOrder(ctx=ctx, order_id=order_id, reason=reason)).get()
 
     def expire_order(self, ctx: Context, order_id: UUID) -> OrderChange | None:
-        value = self.execute(c.ExpireOrder(ctx=ctx, order_id=order_id)).get()
-        assert value is None or isinstance(value, OrderChange)
-        return value
+        return self.execute(c.ExpireOrder(ctx=ctx, order_id=order_id)).get()
 
     def expire_due(self, ctx: Context) -> list[OrderChange]:
         """Expire every reservation whose deadline has passed (the sweeper's one call): all
         due orders are handed to the writer at once, so they commit together."""
-        catalog = self.find(Catalog, CATALOG_ID)
+        catalog = self.reads.find(Catalog, CATALOG_ID)
         due = []
         for sku in catalog.skus if catalog else []:
-            stock = self.find(Stock, stock_id(sku))
+            stock = self.reads.find(Stock, stock_id(sku))
             due += stock.expired_reservations(ctx.now) if stock else []
-        expiries: list[c.Command] = [c.ExpireOrder(ctx=ctx, order_id=o) for o in due]
+        expiries = [c.ExpireOrder(ctx=ctx, order_id=o) for o in due]
         if getattr(self._local, "batch", None) is not None:
             answers = [self.execute(command) for command in expiries]
         else:
@@ -211,18 +171,18 @@ class Ledger(Reads):
         return [v for v in (a.get() for a in answers) if isinstance(v, OrderChange)]
 
     def refund_order(self, ctx: Context, order_id: UUID, **fields: Any) -> OrderChange:
-        return self._run(c.RefundOrder(ctx=ctx, order_id=order_id, **fields), OrderChange)
+        return self.execute(c.RefundOrder(ctx=ctx, order_id=order_id, **fields)).get()
 
     # ---- supply ----
 
     def import_keys(self, ctx: Context, **fields: Any) -> Imported:
-        return self._run(c.ImportKeys(ctx=ctx, **fields), Imported)
+        return self.execute(c.ImportKeys(ctx=ctx, **fields)).get()
 
     def recall_batch(self, ctx: Context, batch_id: UUID, reason: str) -> Recalled:
-        return self._run(c.RecallBatch(ctx=ctx, batch_id=batch_id, reason=reason), Recalled)
+        return self.execute(c.RecallBatch(ctx=ctx, batch_id=batch_id, reason=reason)).get()
 
     def redeem(self, ctx: Context, **fields: Any) -> Redeemed:
-        return self._run(c.Redeem(ctx=ctx, **fields), Redeemed)
+        return self.execute(c.Redeem(ctx=ctx, **fields)).get()
 
     def close(self) -> None:
         self.writer.close()

@@ -1,4 +1,4 @@
-"""Reads straight from the event store: current aggregates, delivered codes, timelines.
+"""`Ledger.reads`: reads straight from the event store: current aggregates, delivered codes, timelines.
 
 Reads never go through the writer: once a command has answered, its transaction has
 committed, so the store already holds what it wrote."""
@@ -30,7 +30,6 @@ from ledger.vault import CodeVault
 T = TypeVar("T", bound=LedgerAggregate)
 
 
-
 @dataclass(frozen=True)
 class DeliveredKey:
     key_id: UUID
@@ -59,7 +58,9 @@ class StockView:
         return getattr(self.stock, name)
 
 
-class Reads:
+class StoreReads:
+    """The write side's state, read from the store: `Ledger.reads`."""
+
     def __init__(self, app: LedgerApp, vault: CodeVault) -> None:
         self.app = app
         self.vault = vault

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import TypeAdapter
 
 from ledger import results
-from ledger.domain.answers import Answer
+from ledger.domain.answers import Answer, answer_id
 from ledger.domain.context import Context
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, LineError, OrderRejected
 from ledger.results import Result
@@ -27,6 +27,7 @@ _RESULTS: dict[str, type[Any]] = {
                 results.Recalled, results.Redeemed, results.AttemptPlan, results.FulfilmentState)
 }
 _ADAPTERS = {name: TypeAdapter(cls) for name, cls in _RESULTS.items()}
+R = TypeVar("R")
 
 
 def _error_classes(base: type[DomainError]) -> dict[str, type[DomainError]]:
@@ -41,11 +42,17 @@ _ERRORS = _error_classes(DomainError)
 
 @dataclass(frozen=True)
 class Idempotency:
-    """A caller's idempotency key, and a fingerprint of the request it names."""
+    """A caller's idempotency key, and a fingerprint of the request it names: handed to the
+    writer beside the command (`Writer.execute(command, idempotency)`), never inside it."""
 
     scope: str
     key: str
     request: str
+
+    @property
+    def answer_id(self) -> UUID:
+        """The id of the `Answer` kept under this key."""
+        return answer_id(self.scope, self.key)
 
 
 class IdempotencyKeyReused(DomainError):
@@ -54,15 +61,15 @@ class IdempotencyKeyReused(DomainError):
 
 
 @dataclass(frozen=True)
-class Done:
-    """A command's answer: its result, or the rule that refused it; `replayed` when it was
-    given before under the same idempotency key."""
+class Done(Generic[R]):
+    """A command's answer: its result, or the rule that refused it (and `value` is None);
+    `replayed` when it was given before under the same idempotency key."""
 
-    value: Result
-    error: Exception | None = None
+    value: R
+    error: DomainError | None = None
     replayed: bool = False
 
-    def get(self) -> Result:
+    def get(self) -> R:
         if self.error is not None:
             raise self.error
         return self.value
@@ -98,7 +105,7 @@ def answer_for(ctx: Context, idempotency: Idempotency, value: Result, error: Dom
     return Answer.give(ctx, idempotency.scope, idempotency.key, idempotency.request, encode(value, error))
 
 
-def decode(outcome: dict[str, Any], position: int) -> Done:
+def decode(outcome: dict[str, Any], position: int) -> Done[Result]:
     if "error" not in outcome:
         name = outcome["result"]
         if name is None:
@@ -122,7 +129,7 @@ def decode(outcome: dict[str, Any], position: int) -> Done:
     return Done(None, error, replayed=True)
 
 
-def replay(answer: Answer, idempotency: Idempotency, position: int) -> Done:
+def replay(answer: Answer, idempotency: Idempotency, position: int) -> Done[Result]:
     if answer.request != idempotency.request:
         raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
     return decode(answer.outcome, position)

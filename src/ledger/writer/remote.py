@@ -14,13 +14,14 @@ import os
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Client, Connection, Listener
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.commands import Command
 from ledger.writer.outcomes import Done, Idempotency
 from ledger.writer.writer import Writer
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class CommandServer:
@@ -92,7 +93,7 @@ class RemoteWriter:
             connection = self._local.connection = Client(self.address, family="AF_UNIX", authkey=self.authkey)
         return connection
 
-    def execute(self, command: Command, idempotency: Idempotency | None = None) -> Done:
+    def execute(self, command: Command[R], idempotency: Idempotency | None = None) -> Done[R]:
         connection = self._connection()
         try:
             connection.send((command, idempotency))
@@ -105,7 +106,7 @@ class RemoteWriter:
         assert isinstance(answer, Done)
         return answer
 
-    def execute_all(self, commands: Sequence[Command]) -> list[Done]:
+    def execute_all(self, commands: Sequence[Command[R]]) -> list[Done[R]]:
         return [self.execute(command) for command in commands]
 
     def forget(self, ids: Any) -> None:

@@ -53,9 +53,9 @@ class Session:
         return self._found(cls, self.model.get(aggregate_id))
 
     def find_claim(self, cls: type[T], aggregate_id: UUID) -> T | None:
-        """Like `find`, for ids whose creation is their claim (a payment reference, an
-        idempotency key): a miss in memory is not read from the store unless the writer
-        is re-running a batch that a conflict stopped."""
+        """Like `find`, for ids whose creation is their claim (a payment reference): a miss
+        in memory is not read from the store unless the writer is re-running a batch that a
+        conflict stopped."""
         return self._found(cls, self.model.get(aggregate_id, read_misses=not self.trust_misses))
 
     def load(self, cls: type[T], aggregate_id: UUID, missing: NotFound) -> T:

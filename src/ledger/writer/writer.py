@@ -11,6 +11,10 @@ and log position. While that transaction commits, the next commands queue.
   in memory (`Session.rollback`) and the rest of the batch is untouched. A refusal that is
   recorded (a rejected order) is kept and committed with the batch.
 * A command that raises unexpectedly is undone the same way; its caller gets the error.
+* A command handed over with an idempotency key (`execute(command, idempotency)`, the only
+  way a key reaches the ledger) is not run if an answer is stored under the key: its caller
+  gets that answer again (`Done.replayed`), or `IdempotencyKeyReused` if the key named
+  another request. Otherwise its answer is written as its last event, refusals too.
 * The fence: the store's version check still runs on every commit. If another writer
   changed an aggregate this one holds, the commit fails, this writer forgets what it held
   for the batch, and re-runs each command alone against fresh reads (bounded retries).
@@ -24,10 +28,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -36,7 +40,7 @@ from eventsourcing.persistence import IntegrityError
 from ledger.application import LedgerApp
 from ledger.commands import Command
 from ledger.config import Settings
-from ledger.domain.answers import Answer, answer_id
+from ledger.domain.answers import Answer
 from ledger.domain.errors import Contention, DomainError
 from ledger.domain.risk import RiskAssessor
 from ledger.handlers import handle, read_ahead
@@ -49,13 +53,14 @@ from ledger.writer.outcomes import Done, Idempotency, answer_for, replay
 from ledger.writer.session import Session
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass
 class _Item:
-    command: Command
+    command: Command[Any]
     idempotency: Idempotency | None
-    future: Future[Done] = field(default_factory=Future)
+    future: Future[Done[Any]] = field(default_factory=Future)
 
 
 @dataclass
@@ -98,17 +103,18 @@ class Writer:
 
     # ---- callers ----
 
-    def submit(self, command: Command, idempotency: Idempotency | None = None) -> Future[Done]:
+    def submit(self, command: Command[Any], idempotency: Idempotency | None = None) -> Future[Done[Any]]:
         if self._closed:
             raise RuntimeError("the writer is closed")
         item = _Item(command, idempotency)
         self._queue.put(item)
         return item.future
 
-    def execute(self, command: Command, idempotency: Idempotency | None = None) -> Done:
-        return self.submit(command, idempotency).result()
+    def execute(self, command: Command[R], idempotency: Idempotency | None = None) -> Done[R]:
+        done: Done[R] = self.submit(command, idempotency).result()
+        return done
 
-    def execute_all(self, commands: list[Command]) -> list[Done]:
+    def execute_all(self, commands: Sequence[Command[R]]) -> list[Done[R]]:
         """Hand all to the writer at once (they commit together), then wait for every answer."""
         return [f.result() for f in [self.submit(c) for c in commands]]
 
@@ -171,9 +177,16 @@ class Writer:
 
     def _read_ahead(self, items: list[_Item]) -> None:
         """What the batch's commands will read that this writer does not hold (a first-time
-        customer's holder, mostly absent): one query for which exist, then a read of each
-        that does. Instead of a query per command on each caller's thread."""
-        wanted = {i for item in items for i in read_ahead(item.command) if not self.model.holds(i)}
+        customer's holder, the answer under a caller's idempotency key: mostly absent): one
+        query for which exist, then a read of each that does. Instead of a query per command
+        on each caller's thread.
+
+        So an answer stored under a key is known before its command could run again: a retry
+        after a restart, or after this writer forgot the answer, is replayed, rather than run
+        until the commit's version check refuses the answer's id and the batch is re-run (a
+        re-run after a conflict reads everything again, answers too)."""
+        ids = (i for item in items for i in self._wanted(item))
+        wanted = {i for i in ids if not self.model.holds(i)}
         if not wanted:
             return
         stored = stored_ids(self.app, wanted)
@@ -185,6 +198,12 @@ class Writer:
                 except AggregateNotFoundError:
                     pass
             self.model.offer(aggregate_id, aggregate)
+
+    @staticmethod
+    def _wanted(item: _Item) -> list[UUID]:
+        """What its handler will read (`ledger.handlers.READ_AHEAD`), and the answer under its key."""
+        claimed = [item.idempotency.answer_id] if item.idempotency is not None else []
+        return read_ahead(item.command) + claimed
 
     def _run(self, items: list[_Item]) -> None:
         try:
@@ -253,7 +272,7 @@ class Writer:
         idempotency = item.idempotency
         staged = _Staged(item)
         if idempotency is not None:
-            given = session.find_claim(Answer, answer_id(idempotency.scope, idempotency.key))
+            given = session.find(Answer, idempotency.answer_id)  # read ahead with the batch
             if given is not None:
                 staged.replay_of = given
                 return staged

@@ -219,8 +219,8 @@ class Sale:
 
     @staticmethod
     async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str]) -> Answer:
-        """POST, retrying the 503 `contention` answer (nothing was written) after a short random pause, as a
-        client honouring Retry-After would (without an Idempotency-Key: the API would replay the 503)."""
+        """POST, retrying the 503 `contention` answer (nothing was written, and nothing is kept under an
+        Idempotency-Key) after a short random pause, as a client honouring Retry-After would."""
         for _ in range(CONTENTION_RETRIES):
             answer = await client.post(path, body)
             if answer.status != 503:

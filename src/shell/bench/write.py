@@ -146,7 +146,7 @@ def _pipelined_client(ledger: Ledger, writer: Writer, ns: list[int], skus: int, 
     """One client thread that keeps up to `in_flight` purchases going at once, as an async
     HTTP client or a pool of storefront requests would: each placement's answer releases its
     payment, each payment's answer the next placement. The number of purchases that failed."""
-    pending: deque[tuple[int, bool, Future[Done]]] = deque()
+    pending: deque[tuple[int, bool, Future[Done[Any]]]] = deque()
     todo = iter(ns)
     failed = 0
 
@@ -187,7 +187,8 @@ def _writer_alone(ledger: Ledger, writer: Writer, ns: range, skus: int, chunk: i
             CapturePayment(ctx=ledger.context(f"customer:alone-{n}"), order_id=done.value.order_id,
                            payment_reference=f"alone-pay-{n}", amount=str(done.value.amount_due), provider="bench")
             for n, done in zip(batch, placed, strict=True) if isinstance(done.value, Placed)])
-        failed = [d.error for d in [*placed, *paid] if d.error is not None]
+        answers: list[Done[Any]] = [*placed, *paid]
+        failed = [d.error for d in answers if d.error is not None]
         if failed or len(paid) != len(batch):
             raise RuntimeError(f"the writer refused purchases while measured alone: {failed[:1]!r}")
     return WriterAlone(len(ns), time.perf_counter() - began, time.process_time() - cpu)

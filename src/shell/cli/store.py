@@ -87,7 +87,7 @@ def history(
     with composed(load_settings(), build=lambda parts: parts.ledger) as parts:
         ledger = parts.ledger
         note_generated_key(parts.generated_key)
-        entries = ledger.history(ident)
+        entries = ledger.reads.history(ident)
     if not entries:
         raise fail(f"nothing recorded for {ident}")
     table = Table(title=f"history of {ident}")
