@@ -36,6 +36,7 @@ class Background:
             self.threads.append(threading.Thread(target=self._relay, name="ledger-relay", daemon=True))
         self.fulfilment = FulfilmentWorker(services.ledger, settings) if settings.serve_fulfilment else None
         if self.fulfilment is not None:
+            self.fulfilment.follow(services.ledger.writer)
             self.threads.append(threading.Thread(target=self._fulfil, name="ledger-fulfilment", daemon=True))
         if settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))

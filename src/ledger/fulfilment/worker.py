@@ -90,8 +90,19 @@ class FulfilmentWorker:
         self._wake.set()
 
     def wake(self) -> None:
-        """Look for work now: a payment just opened a fulfilment (the writer's process says so)."""
+        """Look for work now: a payment just opened a fulfilment."""
         self._wake.set()
+
+    def follow(self, writer: Any) -> None:
+        """Wake whenever `writer` (this process's `ledger.writer.Writer`) commits a new fulfilment."""
+
+        def opened(events: list[Any]) -> None:
+            if any(isinstance(event, OpenFulfilments.Added) for event in events):
+                self._wake.set()
+
+        listeners = getattr(writer, "committed", None)  # a RemoteWriter's commits happen elsewhere
+        if listeners is not None:
+            listeners.append(opened)
 
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""

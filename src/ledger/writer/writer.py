@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -95,6 +95,9 @@ class Writer:
         self.max_batch = settings.writer_max_batch
         self.head = app.recorder.max_notification_id() or 0
         self.batch_sizes: deque[int] = deque(maxlen=100_000)  # for `ledger bench write`
+        # Told each committed batch's events, on the writer thread (so: quick, and never raising):
+        # the fulfilment worker in this process wakes when a payment opened a fulfilment.
+        self.committed: list[Callable[[list[Any]], None]] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._held: _Item | None = None  # an exclusive command that ended the last batch
         self._closed = False
@@ -260,6 +263,8 @@ class Writer:
                 return None
             positions = {id(r.domain_event): r.notification.id for r in recordings}
             self.head = max(self.head, max(positions.values()))
+            for listener in self.committed:
+                listener(events)
         self.batch_sizes.append(len(items))
         for s in staged:
             s.positions = [positions[id(e)] for e in s.events]

@@ -149,6 +149,7 @@ def _ledger_side(ledger: Ledger, settings: Settings, tag: str, n: int, latency_o
                  concurrency: int) -> Side:
     settled = _Settled()
     worker = FulfilmentWorker(ledger, settings, threads=concurrency * 2, on_settled=settled)
+    worker.follow(ledger.writer)  # woken by payments, as in `ledger serve`
     # Throughput: a backlog of paid orders, drained.
     with ThreadPoolExecutor(8) as pool:
         backlog = list(pool.map(lambda i: _pay(ledger, f"{tag}-c{i}", f"1380{i % 10_000_000:07d}"), range(n)))
@@ -170,7 +171,6 @@ def _ledger_side(ledger: Ledger, settings: Settings, tag: str, n: int, latency_o
                 event = threading.Event()
                 placed_fid = _pay_and_watch(ledger, settled, event, f"{tag}-l{j}", f"1370{j:07d}")
                 paid = time.perf_counter()
-                worker.wake()  # what `ledger serve` does when a payment opens a fulfilment
                 if not event.wait(60):
                     raise RuntimeError(f"fulfilment {placed_fid} did not end in 60 s")
                 latencies.append(settled.at[placed_fid] - paid)
