@@ -130,3 +130,51 @@ def test_a_wrong_secret_charges_nothing_and_the_order_is_refunded(
                       ledger, orders)
     assert str(ledger.reads.order(orders[0].order_id).status) == "refunded"
     assert sim.charges() == []
+
+
+def test_a_suppliers_statement_reconciles_with_no_difference_and_a_tampered_one_names_each(
+    ledger: Ledger, simulators: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from projections.models.supplier_statement import attempts_with, differences, read_statement
+    from shell.cli import app as cli
+
+    flaky = simulators("flaky", "--fail-rate", "0.3")
+    steady = simulators("steady")
+    supplier(ledger, "flaky", flaky, "9.50")
+    supplier(ledger, "steady", steady, "9.70")
+    orders = paid_orders(ledger, 12)
+    run_until_settled(FulfilmentWorker(ledger, ledger.settings.model_copy(update={"fulfilment_poll_s": 0.05})),
+                      ledger, orders)
+    env = {"LEDGER_DATABASE_URL": ledger.settings.database_url, "LEDGER_DATA_DIR": str(ledger.settings.data_dir),
+           "LEDGER_CIPHER_KEY": ledger.settings.cipher_key}
+    for name in ("flaky", "steady"):
+        result = CliRunner().invoke(cli, ["reconcile", "supplier", name, "--fetch"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "no differences" in result.output
+
+    text = flaky.get("/v1/statement").text
+    ours = attempts_with(ledger.app, "flaky")
+    succeeded = [a for a in ours.values() if a.status == "succeeded"]
+    failed = [a for a in ours.values() if a.status == "failed"]
+    assert succeeded and failed
+    rows = text.strip().splitlines()
+    header, first = rows[0], rows[1].split(",")
+    tampered = [header, ",".join([first[0], first[1], "9.99", *first[3:]])]  # a charge that differs
+    tampered += [",".join([failed[0].attempt_id, "succeeded", "9.50", "USD", first[4]])]  # charged for a failure
+    tampered += [",".join(["never-sent-1", "succeeded", "9.50", "USD", first[4]])]  # for nothing we sent
+    statement = tmp_path / "statement.csv"
+    statement.write_text("\n".join(tampered) + "\n")  # and every other success left off: claims
+    found = differences(ours, read_statement(statement.read_text(), str(statement)))
+    kinds = [d.kind for d in found]
+    charged_for_failure = "money_lost" if failed[0].order_refunded else "charged_not_succeeded"
+    assert kinds[:3] == ["amount_differs", charged_for_failure, "unknown_request"]
+    assert kinds.count("claim") == len(succeeded) - 1
+    assert all(d.positions for d in found if d.kind != "unknown_request")
+    result = CliRunner().invoke(cli, ["reconcile", "supplier", "flaky", "--statement", str(statement)], env=env)
+    assert result.exit_code == 1 and charged_for_failure in result.output
+
+    statement.write_text("request_id,status\nx,succeeded\n")
+    result = CliRunner().invoke(cli, ["reconcile", "supplier", "flaky", "--statement", str(statement)], env=env)
+    assert result.exit_code == 1 and f"{statement}:1:" in result.output

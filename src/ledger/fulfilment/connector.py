@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 
@@ -150,6 +152,19 @@ class HttpConnector:
             return parse_answer(data, request_id)
         except ValueError as error:
             raise LostAnswer(f"not the protocol's answer: {error}") from None
+
+    def statement(self, start: datetime | None, end: datetime | None) -> str:
+        """The supplier's CSV statement of [start, end) (`GET /v1/statement`, signed over path and query)."""
+        query = urlencode({k: v.isoformat() for k, v in (("from", start), ("to", end)) if v is not None})
+        path = "/v1/statement" + (f"?{query}" if query else "")
+        try:
+            response = self._client.get(self.base_url + path, headers={"X-Signature": signature(self._secret,
+                                                                                               path.encode())})
+        except httpx.HTTPError as error:
+            raise LostAnswer(type(error).__name__) from None
+        if response.status_code != 200:
+            raise LostAnswer(f"HTTP {response.status_code}")
+        return response.text
 
     def close(self) -> None:
         self._client.close()

@@ -3,7 +3,7 @@ replay|as-of`: the read models."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -190,16 +190,24 @@ def bench_replay_command(
                   f"p50 {lag.p50:.3f} s, p99 {lag.p99:.3f} s, worst {lag.worst:.3f} s")
 
 
+reconcile = typer.Typer(invoke_without_command=True)
+
+
+@reconcile.callback()
 def reconcile_command(
+    context: typer.Context,
     catch_up: Annotated[bool, typer.Option(help="first bring the read models up to the log's head (leave off "
                                            "while `ledger serve` runs its own runner)")] = True,
 ) -> None:
     """Check that every payment ended in goods or a refund, every key is in one state, money in =
     revenue + refunds payable, and the journal equals the events; exit 1 on any exception."""
+    if context.invoked_subcommand is not None:
+        return
     from ledger.storage import event_log
     from projections.engine.as_of import History, LiveReadModels
     from projections.engine.registry import build_projections
-    from projections.models.reconcile import FOLDS, NotAligned, reconcile
+    from projections.models.reconcile import FOLDS, NotAligned
+    from projections.models.reconcile import reconcile as check
     from shell.cli.reconcile_view import reconciliation_tables
 
     with composed(load_settings(), build=lambda parts: parts.views) as parts:
@@ -210,12 +218,63 @@ def reconcile_command(
                 parts.runner(projections=live).catch_up(progress=update)
         views = {p.name: p for p in live}
         try:
-            result = reconcile(History(app, folds=FOLDS), LiveReadModels(store, views))
+            result = check(History(app, folds=FOLDS), LiveReadModels(store, views))
         except NotAligned as error:
             raise fail(f"{error}; run `ledger project run` (or wait for the runner) and try again") from None
         head = event_log.head(app)
     out.print(reconciliation_tables(result, head))
     if not result.clean:
+        raise typer.Exit(1)
+
+
+@reconcile.command("supplier")
+def reconcile_supplier(
+    name: Annotated[str, typer.Argument(help="the supplier, as registered")],
+    statement: Annotated[Path | None, typer.Option(help="its statement, CSV as docs/upstream.md says")] = None,
+    fetch: Annotated[bool, typer.Option(help="ask the supplier for its statement (GET /v1/statement)")] = False,
+    start: Annotated[datetime | None, typer.Option("--from", help="the period's start (UTC)")] = None,
+    end: Annotated[datetime | None, typer.Option("--to", help="the period's end, excluded (UTC)")] = None,
+) -> None:
+    """Hold a supplier's statement against the attempts recorded with it: every charge matches one
+    success here with the same amount, every success here one charge; each difference is listed
+    with its log positions. Exit 1 on any."""
+    from ledger.domain.ids import supplier_id
+    from ledger.domain.suppliers import Supplier
+    from ledger.fulfilment.connector import HttpConnector, LostAnswer
+    from projections.models.supplier_statement import StatementError, attempts_with, differences, read_statement
+
+    if (statement is None) == (not fetch):
+        raise fail("give the statement: --statement FILE, or --fetch to ask the supplier")
+    start, end = (d.replace(tzinfo=d.tzinfo or UTC) if d else None for d in (start, end))
+    with composed(load_settings(), build=lambda parts: parts.ledger) as parts:
+        supplier = parts.ledger.reads.find(Supplier, supplier_id(name))
+        if supplier is None:
+            raise fail(f"no supplier {name}")
+        if statement is not None:
+            try:
+                text, source = statement.read_text(), str(statement)
+            except OSError as error:
+                raise fail(f"cannot read {statement}: {error.strerror}") from None
+        else:
+            connector = HttpConnector(supplier.base_url, parts.vault.supplier_secrets.unseal(supplier.secret_sealed),
+                                      supplier.timeout_ms, 1)
+            try:
+                text, source = connector.statement(start, end), f"{supplier.base_url}/v1/statement"
+            except LostAnswer as error:
+                raise fail(f"the supplier's statement could not be had: {error}") from None
+            finally:
+                connector.close()
+        try:
+            lines = read_statement(text, source)
+        except StatementError as error:
+            raise fail(str(error)) from None
+        found = differences(attempts_with(parts.app, name), lines, (start, end) if start and end else None)
+    table = Table("difference", "request", "here", "there", "positions", title=f"{name}: {len(lines)} lines")
+    for d in found:
+        table.add_row(d.kind, d.request_id, d.here, d.there, ", ".join(map(str, d.positions)))
+    out.print(table)
+    out.print(f"{len(found)} difference(s)" if found else "no differences", markup=False, highlight=False)
+    if found:
         raise typer.Exit(1)
 
 
