@@ -20,11 +20,23 @@ from ledger.domain.errors import (
     UnknownCode,
     WrongPlatform,
 )
+from ledger.domain.ids import redeemer_id
 from ledger.domain.orders import Order
-from ledger.domain.supply import Key
+from ledger.domain.supply import Key, Redeemer
 from ledger.results import OrderChange
 from ledger.service.ledger import Ledger
+from ledger.storage import event_log
 from tests.helpers import buy, delivered_codes, fresh_codes, head, import_batch, place, stocked_product
+
+
+def assert_only_refusals_recorded(ledger: Ledger, before: int) -> list[str]:
+    """A refused redemption changes nothing but its record against the account: the rule that
+    refused, never the code (support and risk see code guessing). The rules, in order."""
+    written = list(event_log.events(ledger.app, after=before))
+    assert written and all(isinstance(e, Redeemer.Opened | Redeemer.Refused) for e in written), written
+    codes = {getattr(k, "code_hmac", None) for k in written} - {None}
+    assert not codes and all(not hasattr(e, "code") for e in written)
+    return [e.rule for e in written if isinstance(e, Redeemer.Refused)]
 
 
 def _key(ledger: Ledger, key_id: UUID) -> Key:
@@ -193,7 +205,7 @@ def test_a_delivered_key_is_redeemed_exactly_once(ledger: Ledger) -> None:
         with pytest.raises(AlreadyRedeemed) as caught:
             ledger.redeem(ledger.context("mallory"), code=code, account_id=account)
         assert caught.value.code == "already-redeemed"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
     redemptions = [e for e in ledger.app.events.get(paid.key_ids[0]) if isinstance(e, Key.Redeemed)]
     assert len(redemptions) == 1
 
@@ -205,7 +217,7 @@ def test_unknown_code(ledger: Ledger, code: str) -> None:
     with pytest.raises(UnknownCode) as caught:
         ledger.redeem(ledger.context("alice"), code=code, account_id="acct-1")
     assert caught.value.code == "unknown-code"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
 
 
 def test_key_in_stock_or_only_reserved_is_not_delivered(ledger: Ledger) -> None:
@@ -218,7 +230,7 @@ def test_key_in_stock_or_only_reserved_is_not_delivered(ledger: Ledger) -> None:
     with pytest.raises(KeyNotDelivered) as caught:
         ledger.redeem(ledger.context("alice"), code=reserved_code, account_id="acct-1")
     assert caught.value.code == "key-not-delivered"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
 
 
 def test_revoked_key_cannot_be_redeemed(ledger: Ledger) -> None:
@@ -230,7 +242,7 @@ def test_revoked_key_cannot_be_redeemed(ledger: Ledger) -> None:
     with pytest.raises(KeyRevoked) as caught:
         ledger.redeem(ledger.context("alice"), code=code, account_id="acct-1")
     assert caught.value.code == "key-revoked"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
 
 
 def test_voided_key_cannot_be_redeemed(ledger: Ledger) -> None:
@@ -243,7 +255,7 @@ def test_voided_key_cannot_be_redeemed(ledger: Ledger) -> None:
         with pytest.raises(KeyVoided) as caught:
             ledger.redeem(ledger.context("alice"), code=code, account_id="acct-1")
         assert caught.value.code == "key-voided"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
 
 
 def test_wrong_platform(ledger: Ledger) -> None:
@@ -254,7 +266,7 @@ def test_wrong_platform(ledger: Ledger) -> None:
     with pytest.raises(WrongPlatform) as caught:
         ledger.redeem(ledger.context("alice"), code=first, account_id="acct-1", platform="xbox")
     assert caught.value.details["platform"] == "steam"
-    assert head(ledger) == before
+    assert_only_refusals_recorded(ledger, before)
     assert _key(ledger, paid.key_ids[0]).status == "delivered"
     ledger.redeem(ledger.context("alice"), code=first, account_id="acct-1", platform="steam")
     ledger.redeem(ledger.context("alice"), code=second, account_id="acct-1")
@@ -268,3 +280,18 @@ def test_redemption_errors_are_distinct() -> None:
     for a in classes:
         for b in classes:
             assert a is b or not issubclass(a, b)
+
+
+def test_code_guessing_leaves_a_record_of_each_refusal_against_the_account(ledger: Ledger) -> None:
+    stocked_product(ledger, keys=1)
+    before = head(ledger)
+    for guess in ("GUESS-0001-AAAA", "GUESS-0002-AAAA", "GUESS-0003-AAAA"):
+        with pytest.raises(UnknownCode):
+            ledger.redeem(ledger.context("mallory"), code=guess, account_id="acct-mallory")
+    assert assert_only_refusals_recorded(ledger, before) == ["unknown-code"] * 3
+    redeemer = ledger.reads.find(Redeemer, redeemer_id("acct-mallory"))
+    assert redeemer is not None and redeemer.refused == 3
+    before = head(ledger)
+    with pytest.raises(InvalidInput):  # bad input is not an attempt: nothing is written
+        ledger.redeem(ledger.context("mallory"), code="GUESS-0004-AAAA", account_id="")
+    assert head(ledger) == before

@@ -68,6 +68,10 @@ def holder_id(kind: str, value: str) -> UUID:
     return uuid5(f"holder:{kind}:{value}")
 
 
+def redeemer_id(account_id: str) -> UUID:
+    return uuid5(f"redeemer:{account_id}")
+
+
 def supplier_id(name: str) -> UUID:
     return uuid5(f"supplier:{name}")
 

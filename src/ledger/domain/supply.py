@@ -18,6 +18,7 @@ from ledger.domain.errors import (
     RedeemedKeyRefund,
     WrongPlatform,
 )
+from ledger.domain.ids import redeemer_id
 
 
 class Batch(LedgerAggregate):
@@ -195,3 +196,33 @@ class Key(LedgerAggregate):
         if self.status != KeyStatus.IN_STOCK:
             raise InvalidOrderState(f"key {self.id} is {self.status}, only keys in stock can be voided")
         self._emit(self.Voided, ctx, reason=reason)
+
+
+class Redeemer(LedgerAggregate):
+    """An account that redeems codes: its refused attempts are recorded (the rule that refused,
+    never the code), so that support and risk can see code guessing."""
+
+    class Opened(LedgerAggregate.Created):
+        """An account was first refused a redemption."""
+
+        account_id: str
+
+    class Refused(LedgerAggregate.Event):
+        """A redemption by this account was refused, and by which rule (the code itself is not kept)."""
+
+        rule: str
+        platform: str | None
+
+        def apply(self, redeemer: Redeemer) -> None:
+            redeemer.refused += 1
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.refused = 0
+
+    @classmethod
+    def open(cls, ctx: Context, account_id: str) -> Redeemer:
+        return cls._start(cls.Opened, redeemer_id(account_id), ctx, account_id=account_id)
+
+    def refuse(self, ctx: Context, rule: str, platform: str | None) -> None:
+        self._emit(self.Refused, ctx, rule=rule, platform=platform)

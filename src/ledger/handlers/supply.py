@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from ledger.commands import ImportKeys, RecallBatch, Redeem
-from ledger.domain.errors import ProductRetired, UnknownBatch, UnknownCode, UnknownProduct
-from ledger.domain.ids import key_id, stock_id
+from ledger.domain.errors import (
+    AlreadyRedeemed,
+    KeyNotDelivered,
+    KeyRevoked,
+    KeyVoided,
+    ProductRetired,
+    UnknownBatch,
+    UnknownCode,
+    UnknownProduct,
+    WrongPlatform,
+)
+from ledger.domain.ids import key_id, redeemer_id, stock_id
 from ledger.domain.money import parse_amount
 from ledger.domain.stock import Stock
-from ledger.domain.supply import Batch, Key
+from ledger.domain.supply import Batch, Key, Redeemer
 from ledger.handlers import inputs
 from ledger.handlers.catalog import load_product
 from ledger.handlers.orders import close_reservation, load_order
@@ -56,10 +66,26 @@ def recall_batch(cmd: RecallBatch, uow: Session) -> Recalled:
 
 
 def redeem(cmd: Redeem, uow: Session) -> Redeemed:
+    """A refusal is recorded against the account (the rule, never the code), then raised."""
     inputs.text(cmd.account_id, "account_id")
-    if not isinstance(cmd.code, str) or check_code(cmd.code.strip()):
-        raise UnknownCode("no such code")
-    fingerprint = uow.vault.fingerprint(cmd.code.strip())
-    key = uow.load(Key, key_id(fingerprint), UnknownCode("no such code"))
-    key.redeem(cmd.ctx, cmd.account_id, cmd.platform)
+    platform = inputs.optional_text(cmd.platform, "platform")
+    try:
+        if not isinstance(cmd.code, str) or check_code(cmd.code.strip()):
+            raise UnknownCode("no such code")
+        fingerprint = uow.vault.fingerprint(cmd.code.strip())
+        key = uow.load(Key, key_id(fingerprint), UnknownCode("no such code"))
+        key.redeem(cmd.ctx, cmd.account_id, platform)
+    except REFUSALS as refusal:
+        uow.rollback()
+        redeemer = uow.find(Redeemer, redeemer_id(cmd.account_id))
+        if redeemer is None:
+            redeemer = Redeemer.open(cmd.ctx, cmd.account_id)
+            uow.add(redeemer)
+        redeemer.refuse(cmd.ctx, refusal.code, platform)
+        uow.keep()
+        raise
     return Redeemed(key.id, key.sku, 0)
+
+
+# What a redeeming account may be refused for: each refusal is recorded.
+REFUSALS = (UnknownCode, KeyNotDelivered, AlreadyRedeemed, KeyRevoked, KeyVoided, WrongPlatform)
