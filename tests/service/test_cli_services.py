@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from shell.cli import app
 from tests.cli_helpers import env, seed
+from tests.conftest import TEST_CIPHER_KEY
 
 __all__ = ["env"]  # the fixture
 
@@ -54,3 +56,19 @@ def test_sigterm_while_the_command_waits_on_its_stop_event_stops_it() -> None:
     the handler itself waited for that lock forever, and the process never exited."""
     done = subprocess.run([sys.executable, "-c", _STOP_WHILE_WAITING], timeout=30, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shell.cli import app as cli
+
+    env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
+           "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}
+    for args in (["relay"], ["project", "run", "--from-kafka"], ["serve", "--relay"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "LEDGER_KAFKA_BOOTSTRAP" in result.output, (args, result.output)
+    assert not (tmp_path / "ledger.sqlite").exists()
+    bad = CliRunner().invoke(cli, ["relay"], env=env | {"LEDGER_KAFKA_TOPIC_PREFIX": "no spaces"})
+    assert bad.exit_code == 1 and "KAFKA_TOPIC_PREFIX" in bad.output, bad.output
