@@ -26,7 +26,7 @@ import pytest
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
-from ledger.encoding.catalogue import kafka_fields
+from ledger.encoding.event_catalogue import kafka_fields
 from ledger.encoding.event_json import COUNTED_ON_KAFKA, scrub
 from ledger.encoding.fields import event_data
 from ledger.service.ledger import open_ledger
