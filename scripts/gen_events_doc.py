@@ -2,6 +2,6 @@
 
 from pathlib import Path
 
-from ledger.encoding.catalogue import render
+from ledger.encoding.event_catalogue import render
 
 Path(__file__).resolve().parent.parent.joinpath("docs", "events.md").write_text(render())

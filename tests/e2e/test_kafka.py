@@ -26,7 +26,7 @@ import pytest
 
 from ledger.application import LedgerApp, build_app
 from ledger.config import Settings
-from ledger.encoding.catalogue import kafka_fields
+from ledger.encoding.event_catalogue import kafka_fields
 from ledger.encoding.event_json import COUNTED_ON_KAFKA, scrub
 from ledger.encoding.fields import event_data
 from ledger.service.ledger import open_ledger
@@ -37,9 +37,9 @@ from projections.kafka.relay import LEAF_INDEX, POSITION, VERSION, Relay, RelayP
 from projections.kafka.source import LANES
 from shell.demo import SimClock, run_demo
 from tests.audit_helpers import audit_log
-from tests.conftest import TEST_CIPHER_KEY
 from tests.helpers import buy, fresh_codes, import_batch, place, stocked_product
-from tests.kafka_broker import Broker, broker, new_group
+from tests.kafka_broker import Broker, broker
+from tests.kafka_helpers import kafka_settings
 
 __all__ = ["broker"]  # the fixture
 SECRET_PREFIX = "SECRETCODE"
@@ -51,7 +51,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo-sized history (the demo with 120 orders: ~2,100 events) plus keys whose clear codes we know."""
     path = tmp_path_factory.mktemp("kafka-demo")
     clock = SimClock()
-    ledger = open_ledger(_settings(path), clock=clock)
+    ledger = open_ledger(kafka_settings(path), clock=clock)
     try:
         run_demo(ledger, clock, 7, 120, lambda n: None)
         stocked_product(ledger, "KAFKA-1", 40, prefix=SECRET_PREFIX)
@@ -60,12 +60,6 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         ledger.close()
     return path
-
-
-def _settings(path: Path, bootstrap: str = "", **overrides: Any) -> Settings:
-    return Settings(database_url=f"sqlite:///{path / 'ledger.sqlite'}", data_dir=path, cipher_key=TEST_CIPHER_KEY,
-                    kafka_bootstrap=bootstrap, kafka_partitions=3, kafka_group=new_group(),
-                    kafka_session_timeout_ms=6000, kafka_delivery_timeout_ms=3000, **overrides)
 
 
 @pytest.fixture
@@ -77,7 +71,7 @@ def store_dir(demo_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(store_dir: Path) -> Iterator[LedgerApp]:
-    built, _ = build_app(_settings(store_dir))
+    built, _ = build_app(kafka_settings(store_dir))
     yield built
     built.close()
 
@@ -183,7 +177,7 @@ def _walk_strings(value: Any) -> Iterator[str]:
 def test_every_event_once_in_log_order_per_key_with_cloudevents_headers_and_no_code(
     broker: Broker, store_dir: Path, app: LedgerApp
 ) -> None:
-    settings = _settings(store_dir, broker.bootstrap)
+    settings = kafka_settings(store_dir, broker.bootstrap)
     relay = Relay(app, settings, batch_size=500)
     relay.publish_available()
     relay.close()
@@ -257,7 +251,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_relay_killed_with_sigkill_resumes_without_a_gap(broker: Broker, store_dir: Path, app: LedgerApp) -> None:
-    settings = _settings(store_dir, broker.bootstrap)
+    settings = kafka_settings(store_dir, broker.bootstrap)
     # The relay's --batch-size and its default batches in flight. Small batches: the relay
     # publishes the ~2,300 events in about a fifth of a second, and must still be mid-log when killed.
     batch, in_flight = 20, 4
@@ -345,7 +339,7 @@ def _lane_positions(views: ViewStore) -> dict[str, int]:
 def test_two_group_members_one_killed_mid_batch_build_what_a_rebuild_builds(
     broker: Broker, store_dir: Path, app: LedgerApp
 ) -> None:
-    settings = _settings(store_dir, broker.bootstrap)
+    settings = kafka_settings(store_dir, broker.bootstrap)
     head = _log_ids(app)[-1]
     kafka_views = store_dir / "views-kafka.sqlite"
     views = _views(settings, kafka_views)
@@ -398,7 +392,7 @@ def test_broker_outage_is_reported_and_the_relay_resumes(broker: Broker, tmp_pat
     from api.services import Services
     from shell.composition import compose
 
-    settings = _settings(tmp_path, broker.bootstrap)
+    settings = kafka_settings(tmp_path, broker.bootstrap)
     relay_settings = settings.model_copy(update={"serve_relay": True, "serve_projections": False})  # --relay
     services = Services.open(compose(relay_settings))
     ledger = services.ledger
@@ -444,7 +438,7 @@ def test_a_supplier_file_of_30000_codes_goes_out_in_messages_a_default_cluster_a
     good. `Batch.Received` and `Stock.Replenished` carry `key_count` instead; the ids are each in
     their key's `Key.Registered` message (with `batch_id`), in import order by position. So does the
     recall of those keys: `Batch.Recalled` and `Stock.Voided` count them, each has its `Key.Voided`."""
-    settings = _settings(tmp_path, broker.bootstrap)
+    settings = kafka_settings(tmp_path, broker.bootstrap)
     ledger = open_ledger(settings)
     try:
         ledger.define_product(ledger.context("admin"), sku="BIG-1", name="big", face_value="10.00",
@@ -492,7 +486,7 @@ def test_read_models_from_kafka_take_an_import_s_and_a_recall_s_key_ids_from_the
     lists in from the keys' own messages, even when they (600 keys) are far more than the lane's
     batches (50 events), and for a recall that also cancels an unpaid order holding two keys."""
 
-    settings = _settings(tmp_path, broker.bootstrap)
+    settings = kafka_settings(tmp_path, broker.bootstrap)
     ledger = open_ledger(settings)
     try:
         ledger.define_product(ledger.context("admin"), sku="LANE-1", name="lane", face_value="10.00",
@@ -518,97 +512,13 @@ def test_read_models_from_kafka_take_an_import_s_and_a_recall_s_key_ids_from_the
         ledger.close()
 
 
-class _Record:
-    def __init__(self, key: str, value: dict[str, Any]) -> None:
-        self.key, self.value = key.encode(), json.dumps(value).encode()
-
-
-def _lane_fed(batch_size: int, items: dict[int, tuple[str, _Record]]) -> tuple[Any, Callable[..., None]]:
-    """A lane worker at position 0 with nothing pending, and a function that delivers `items` by position."""
-    from projections.kafka.source import LaneWorker, _Pending
-
-    worker: Any = object.__new__(LaneWorker)
-    worker.position, worker.batch_size, worker.pending = 0, batch_size, {}
-
-    def arrive(*positions: int) -> None:
-        for n in positions:
-            ce_type, record = items[n]
-            worker.pending[n - 1] = _Pending(n, 0, n, record, ce_type.encode())
-
-    return worker, arrive
-
-
-def test_a_lane_never_applies_a_batch_before_all_of_its_keys_are_in() -> None:
-    batch = "0d9f6a4c-3b4e-4f4e-9d6c-2f0e8a3b1c55"
-    worker, arrive = _lane_fed(2, {
-        1: ("ledger.Stock.Replenished", _Record("s", {"batch_id": batch, "key_count": 3})),
-        2: ("ledger.Batch.Received", _Record(batch, {"key_count": 3})),
-        3: ("ledger.Key.Registered", _Record("k1", {"batch_id": batch})),
-        4: ("ledger.Key.Registered", _Record("k2", {"batch_id": batch})),
-        5: ("ledger.Key.Registered", _Record("k3", {"batch_id": batch})),
-        6: ("ledger.Order.Placed", _Record("o", {})),
-    })
-    arrive(1, 2, 3, 4)
-    assert worker._next_chain() == []  # the import (its stock's and batch's lists) waits for its third key
-    arrive(5, 6)
-    chain = worker._next_chain()
-    assert [i.position for i in chain] == [1, 2, 3, 4, 5]  # past batch_size, to its last key
-    assert worker._fill_lists(chain) == {1: ["k1", "k2", "k3"], 2: ["k1", "k2", "k3"]}
-
-
-def test_a_lane_fills_a_recall_s_lists_from_the_key_voided_messages_of_that_recall_only() -> None:
-    """A recall writes `Batch.Recalled`, the stock's events, the cancelled orders' and then one
-    `Key.Voided` per key, in the order its lists name them. An earlier recall's `Key.Voided` is
-    not one of this one's; a `Key.Voided` of another command where one is expected is an error."""
-    this, other = {"correlation_id": "recall-2"}, {"correlation_id": "recall-1"}
-    items = {
-        1: ("ledger.Key.Voided", _Record("k0", {"meta": other})),
-        2: ("ledger.Batch.Recalled", _Record("b", {"voided_key_count": 2, "meta": this})),
-        3: ("ledger.Stock.Released", _Record("s", {"meta": this})),
-        4: ("ledger.Stock.Voided", _Record("s", {"batch_id": "b", "key_count": 2, "meta": this})),
-        5: ("ledger.Order.Cancelled", _Record("o", {"meta": this})),
-        6: ("ledger.Key.Voided", _Record("k1", {"meta": this})),
-        7: ("ledger.Key.Voided", _Record("k2", {"meta": this})),
-        8: ("ledger.Batch.Recalled", _Record("c", {"voided_key_count": 0, "meta": other})),
-    }
-    worker, arrive = _lane_fed(1, items)
-    arrive(1, 2, 3, 4, 5, 6)
-    assert [i.position for i in worker._next_chain()] == [1]  # the recall waits for its second key
-    arrive(7, 8)
-    worker.position = 1  # as after applying position 1
-    chain = worker._next_chain()
-    assert [i.position for i in chain] == [2, 3, 4, 5, 6, 7]
-    assert worker._fill_lists(chain) == {2: ["k1", "k2"], 4: ["k1", "k2"]}
-
-    items[7] = ("ledger.Key.Voided", _Record("k2", {"meta": other}))
-    worker, arrive = _lane_fed(1, items)
-    arrive(*items)
-    worker.position = 1
-    with pytest.raises(ValueError, match=r"position 7: a ledger\.Key\.Voided of another command"):
-        worker._fill_lists(worker._next_chain())
-
-
-def test_a_lane_takes_a_recall_published_before_recalls_were_counted_as_it_is() -> None:
-    """A topic written by an older relay lists a recall's keys in `Stock.Voided`: nothing to wait
-    for, nothing to fill in."""
-    listed = {"batch_id": "b", "key_ids": ["k1", "k2"], "meta": {"correlation_id": "r"}}
-    worker, arrive = _lane_fed(1, {
-        1: ("ledger.Stock.Voided", _Record("s", listed)),
-        2: ("ledger.Key.Voided", _Record("k1", {"meta": {"correlation_id": "r"}})),
-    })
-    arrive(1, 2)
-    chain = worker._next_chain()
-    assert [i.position for i in chain] == [1]
-    assert worker._fill_lists(chain) == {}
-
-
 def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_which(
     broker: Broker, tmp_path: Path
 ) -> None:
     """An order of 100 keys lists them (~3.9 KB in `Stock.Reserved`, `Stock.Delivered`, ...); with
     LEDGER_KAFKA_MAX_MESSAGE_BYTES at 2 KiB the relay publishes everything before it, holds there and
     names the position; given room it goes on."""
-    settings = _settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=2048)
+    settings = kafka_settings(tmp_path, broker.bootstrap, kafka_max_message_bytes=2048)
     ledger = open_ledger(settings)
     try:
         stocked_product(ledger, "BULK-1", 103)
@@ -647,65 +557,6 @@ def test_a_message_over_the_size_limit_holds_the_relay_just_before_it_and_says_w
     assert sorted({_position(r) for r in read_all(broker.bootstrap, events_topic(settings))}) == log_ids
 
 
-class _Sent:
-    """A producer future, settled: acknowledged, or refused with `error`."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.is_done, self.exception = True, error
-
-    def failed(self) -> bool:
-        return self.exception is not None
-
-
-def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowledged_before_counts(
-    tmp_path: Path,
-) -> None:
-    """The broker's own limit (topic max.message.bytes under the producer's): Tansu enforces none, so
-    the refusal kafka-python reports for a one-record batch is played here."""
-    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
-
-    from projections.kafka.relay import Unpublishable
-
-    settings = _settings(tmp_path, "127.0.0.1:9")
-    built, _ = build_app(settings)
-    try:
-        relay = Relay(built, settings)
-
-        def message(position: int, ce_type: str = "ledger.Stock.Voided") -> Any:
-            return b"k", b"x" * 50, [("ce_type", ce_type.encode()), (POSITION, str(position).encode())]
-
-        relay._in_flight.append((12, [_Sent(), _Sent()], [message(11), message(12)]))
-        relay._in_flight.append((15, [_Sent(), _Sent(MessageSizeTooLargeError()), _Sent()],
-                                 [message(13), message(14, "ledger.Batch.Recalled"), message(15)]))
-        with pytest.raises(Unpublishable, match=r"position 14 \(ledger.Batch.Recalled, 50 bytes.*Held at position 13"):
-            relay.record_acknowledged()
-        assert relay.position == 13 and RelayPosition(built, relay.topic).position() == 13
-
-        relay._in_flight.clear()  # any other failure is raised as it is (an outage)
-        relay._in_flight.append((16, [_Sent(KafkaTimeoutError())], [message(16)]))
-        with pytest.raises(KafkaTimeoutError):
-            relay.record_acknowledged()
-        assert relay.position == 13
-    finally:
-        built.close()
-
-
-def test_kafka_commands_without_a_cluster_say_what_is_missing_and_change_nothing(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from shell.cli import app as cli
-
-    env = {"LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}", "LEDGER_DATA_DIR": str(tmp_path),
-           "LEDGER_CIPHER_KEY": TEST_CIPHER_KEY, "LEDGER_KAFKA_BOOTSTRAP": ""}
-    for args in (["relay"], ["project", "run", "--from-kafka"], ["serve", "--relay"]):
-        result = CliRunner().invoke(cli, args, env=env)
-        assert result.exit_code == 1, (args, result.output)
-        assert "LEDGER_KAFKA_BOOTSTRAP" in result.output, (args, result.output)
-    assert not (tmp_path / "ledger.sqlite").exists()
-    bad = CliRunner().invoke(cli, ["relay"], env=env | {"LEDGER_KAFKA_TOPIC_PREFIX": "no spaces"})
-    assert bad.exit_code == 1 and "KAFKA_TOPIC_PREFIX" in bad.output, bad.output
-
-
 @pytest.mark.postgres
 def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild(
     broker: Broker, pg_url: str, tmp_path: Path
@@ -713,7 +564,7 @@ def test_on_postgresql_relay_position_and_read_models_from_kafka_equal_a_rebuild
     from tests.conftest import FakeClock
     from tests.e2e.test_runner_crash import make_history
 
-    settings = _settings(tmp_path, broker.bootstrap).model_copy(update={"database_url": pg_url})
+    settings = kafka_settings(tmp_path, broker.bootstrap).model_copy(update={"database_url": pg_url})
     clock = FakeClock()
     ledger = open_ledger(settings, clock=clock)
     try:

@@ -39,7 +39,6 @@ class World:
     svc: Services
     codes: list[str]
     order_id: str
-    refunded_id: str
 
 
 
@@ -63,7 +62,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     app = create_app(svc, background=True)
     with TestClient(app, raise_server_exceptions=False) as api:
         caught_up(svc)
-        yield World(app, api, svc, codes, str(second.order_id), str(first.order_id))
+        yield World(app, api, svc, codes, str(second.order_id))
     svc.close()
 
 

@@ -47,10 +47,6 @@ def journal_runner(ledger: Ledger, url: str | None = None, batch_size: int = 500
     return Runner(ledger.app, store, projections, batch_size=batch_size), store, journal
 
 
-def nonzero(tb: TrialBalance) -> dict[tuple[str, str], Decimal]:
-    return {k: v for k, v in tb.by_account().items() if v != 0}
-
-
 def assert_books_balance(tb: TrialBalance) -> None:
     assert tb.balanced, tb.totals
     for currency in {r["currency"] for r in tb.rows}:

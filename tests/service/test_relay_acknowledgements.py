@@ -2,19 +2,22 @@
 killed at any moment resends from the first message still in flight, never from after it. Played
 without a broker: the relay connects to a producer whose sends stay unacknowledged until the test
 settles them, one by one and out of order, as a broker's acknowledgements of several partitions
-arrive."""
+arrive. A message the broker refuses for its size is named, and the relay holds just before it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka.future import Future
 
+from ledger.application import build_app
 from ledger.service.ledger import Ledger
 from projections.kafka import relay as relay_module
 from projections.kafka.relay import POSITION, Relay, RelayPosition
 from tests.helpers import buy, head, stocked_product
+from tests.kafka_helpers import kafka_settings
 
 
 class HeldProducer:
@@ -84,3 +87,46 @@ def test_the_recorded_position_never_passes_a_message_still_in_flight(
         assert RelayPosition(ledger.app, relay.topic).position() == head(ledger)
     finally:
         relay.close()
+
+
+class _Sent:
+    """A producer future, settled: acknowledged, or refused with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.is_done, self.exception = True, error
+
+    def failed(self) -> bool:
+        return self.exception is not None
+
+
+def test_a_message_the_broker_refuses_for_its_size_is_named_and_what_it_acknowledged_before_counts(
+    tmp_path: Path,
+) -> None:
+    """The broker's own limit (topic max.message.bytes under the producer's): Tansu enforces none, so
+    the refusal kafka-python reports for a one-record batch is played here."""
+    from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+    from projections.kafka.relay import Unpublishable
+
+    settings = kafka_settings(tmp_path, "127.0.0.1:9")
+    built, _ = build_app(settings)
+    try:
+        relay = Relay(built, settings)
+
+        def message(position: int, ce_type: str = "ledger.Stock.Voided") -> Any:
+            return b"k", b"x" * 50, [("ce_type", ce_type.encode()), (POSITION, str(position).encode())]
+
+        relay._in_flight.append((12, [_Sent(), _Sent()], [message(11), message(12)]))
+        relay._in_flight.append((15, [_Sent(), _Sent(MessageSizeTooLargeError()), _Sent()],
+                                 [message(13), message(14, "ledger.Batch.Recalled"), message(15)]))
+        with pytest.raises(Unpublishable, match=r"position 14 \(ledger.Batch.Recalled, 50 bytes.*Held at position 13"):
+            relay.record_acknowledged()
+        assert relay.position == 13 and RelayPosition(built, relay.topic).position() == 13
+
+        relay._in_flight.clear()  # any other failure is raised as it is (an outage)
+        relay._in_flight.append((16, [_Sent(KafkaTimeoutError())], [message(16)]))
+        with pytest.raises(KafkaTimeoutError):
+            relay.record_acknowledged()
+        assert relay.position == 13
+    finally:
+        built.close()

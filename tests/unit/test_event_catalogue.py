@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from ledger.encoding.catalogue import render
+from ledger.encoding.event_catalogue import render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
@@ -25,7 +25,7 @@ def test_catalogue_names_every_fact_the_ledger_promises() -> None:
 
 def test_every_declared_event_says_what_it_means() -> None:
     """An event without a docstring would show an empty meaning in the catalogue."""
-    from ledger.encoding.catalogue import _doc, aggregates, declared_events
+    from ledger.encoding.event_catalogue import _doc, aggregates, declared_events
 
     undocumented = [f"{a.__name__}.{e.__name__}" for a in aggregates() for e in declared_events(a) if not _doc(e)]
     assert undocumented == []

@@ -132,10 +132,6 @@ def test_a_payment_record_keeps_its_outcome_under_the_reference_id() -> None:
         PaymentOutcome.REFUNDED, order_id, [], "order expired")
 
 
-def test_the_status_that_gives_keys_back_on_close_is_only_reserved() -> None:
-    assert [s for s in OrderStatus if s.returns_keys_on_close] == [OrderStatus.RESERVED]
-
-
 def test_a_stray_payment_given_back_leaves_a_free_delivered_order_delivered() -> None:
     """Found by the deep stateful run: an order fully discounted to 0.00 was delivered; a second
     payment, refunded at once for want of goods, made refunded == paid (1.00 == 1.00) and turned

@@ -229,6 +229,8 @@ class Product(LedgerAggregate):
 class Catalog(LedgerAggregate):
     """The one list of SKUs, coupons and flash sales: what exists, for listings and sweeps."""
 
+    class_version = 2
+
     class Opened(LedgerAggregate.Created):
         """The catalogue was opened (first product or promotion)."""
 
@@ -245,21 +247,20 @@ class Catalog(LedgerAggregate):
 
         code: str
 
-        def apply(self, catalog: Catalog) -> None:
-            catalog.coupons.append(self.code)
-
     class FlashSaleListed(LedgerAggregate.Event):
         """A flash sale was added to the catalogue."""
 
         sale_id: str
 
-        def apply(self, catalog: Catalog) -> None:
-            catalog.flash_sales.append(self.sale_id)
-
     def __init__(self) -> None:
+        # Coupons and flash sales are listed by their events alone (in the log, the audit feed and
+        # on Kafka): nothing reads a list of them, so the aggregate keeps none.
         self.skus: list[str] = []
-        self.coupons: list[str] = []
-        self.flash_sales: list[str] = []
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots from when the catalogue also kept lists of its coupons and flash sales."""
+        del state["coupons"], state["flash_sales"]
 
     @classmethod
     def open(cls, ctx: Context) -> Catalog:

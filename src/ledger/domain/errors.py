@@ -117,20 +117,6 @@ class RiskRejected(OrderRejected):
     code = "risk-rejected"
 
 
-REJECTIONS: dict[str, type[OrderRejected]] = {
-    cls.code: cls
-    for cls in (
-        OutOfStock,
-        PurchaseLimitReached,
-        TooManyUnpaidReservations,
-        CouponNotApplicable,
-        CouponExhausted,
-        FlashSaleLimitReached,
-        RiskRejected,
-    )
-}
-
-
 # --- payments, cancellation, refunds ---
 
 

@@ -23,10 +23,6 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REFUNDED = "refunded"  # every paid unit of money went back
 
-    @property
-    def returns_keys_on_close(self) -> bool:
-        return self == OrderStatus.RESERVED
-
 
 class Order(LedgerAggregate):
     """One customer order of one SKU, from placement to delivery, expiry, cancellation or refund."""
@@ -235,10 +231,6 @@ class Order(LedgerAggregate):
     @classmethod
     def place(cls, ctx: Context, order_id: UUID, **fields: Any) -> Order:
         return cls._start(cls.Placed, order_id, ctx, **fields)
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == OrderStatus.RESERVED
 
     @property
     def fulfilling(self) -> bool:

@@ -147,10 +147,6 @@ class Stock(LedgerAggregate):
         reservation = self.reservations.get(str(order_id))
         return list(reservation["batches"]) if reservation else []
 
-    def reservation_deadline(self, order_id: UUID) -> datetime | None:
-        reservation = self.reservations.get(str(order_id))
-        return reservation["until"] if reservation else None
-
     def expired_reservations(self, now: datetime) -> list[UUID]:
         return [UUID(order) for order, r in self.reservations.items() if r["until"] <= now]
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 from eventsourcing.utils import get_topic
 
 from ledger.domain.base import LedgerAggregate
-from ledger.encoding.catalogue import aggregates, declared_events
+from ledger.encoding.event_catalogue import aggregates, declared_events
 
 EVENT_CLASSES: dict[str, type[LedgerAggregate.Event]] = {
     f"{aggregate.__name__}.{event.__name__}": event

@@ -50,7 +50,7 @@ from pydantic import BaseModel, Field
 
 from ledger.config import Settings
 from ledger.service.ledger import open_ledger
-from shell.bench.http_client import Answer, Attempt, Connection, Phase, drive
+from shell.bench.http_client import Attempt, Connection, Phase, Reply, drive
 from shell.bench.stores import throwaway_store
 
 SKU = "FLASH-1"
@@ -218,16 +218,16 @@ class Sale:
     position: int = 0
 
     @staticmethod
-    async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str]) -> Answer:
-        """POST, retrying the 503 `contention` answer (nothing was written, and nothing is kept under an
-        Idempotency-Key) after a short random pause, as a client honouring Retry-After would."""
+    async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str]) -> Reply:
+        """POST, retrying the 503 `contention` answer (nothing was written) after a short random pause, as a
+        client honouring Retry-After would (without an Idempotency-Key: the API would replay the 503)."""
         for _ in range(CONTENTION_RETRIES):
-            answer = await client.post(path, body)
-            if answer.status != 503:
+            reply = await client.post(path, body)
+            if reply.status != 503:
                 break
             statuses["retried 503 contention"] += 1
             await asyncio.sleep(random.uniform(0.005, 0.05))
-        return answer
+        return reply
 
     async def attempt(self, client: Connection, n: int, statuses: Counter[str]) -> None:
         placed = await self.post(client, "/v1/orders", {"customer_id": f"fan-{n}", "sku": SKU, "quantity": 1},
@@ -251,8 +251,8 @@ class Sale:
 def _baseline_writes(keys: int) -> Attempt:
     async def attempt(client: Connection, n: int, statuses: Counter[str]) -> None:
         for _ in range(2 if n < keys else 1):  # the ledger's mix: place + pay while stock lasts, then place
-            answer = await client.post("/write", {"customer_id": f"fan-{n}", "sku": SKU})
-            statuses[str(answer.status)] += 1
+            reply = await client.post("/write", {"customer_id": f"fan-{n}", "sku": SKU})
+            statuses[str(reply.status)] += 1
 
     return attempt
 

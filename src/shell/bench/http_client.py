@@ -29,11 +29,13 @@ _HEAD_END = b"\r\n\r\n"
 
 
 class ProtocolError(RuntimeError):
-    """An answer this client does not read (no Content-Length, a closed connection)."""
+    """A reply this client does not read (no Content-Length, a closed connection)."""
 
 
 @dataclass(frozen=True)
-class Answer:
+class Reply:
+    """An HTTP reply: its status and its body."""
+
     status: int
     body: bytes
 
@@ -66,16 +68,16 @@ class Connection:
             self._writer.close()
             await self._writer.wait_closed()
 
-    async def get(self, path: str) -> Answer:
+    async def get(self, path: str) -> Reply:
         return await self._send(f"GET {path} HTTP/1.1\r\n{self._common}\r\n".encode())
 
-    async def post(self, path: str, body: Any) -> Answer:
+    async def post(self, path: str, body: Any) -> Reply:
         data = _JSON.encode(body)
         head = (f"POST {path} HTTP/1.1\r\n{self._common}Content-Type: application/json\r\n"
                 f"Content-Length: {len(data)}\r\n\r\n")
         return await self._send(head.encode() + data)
 
-    async def _send(self, request: bytes) -> Answer:
+    async def _send(self, request: bytes) -> Reply:
         if self._reader is None or self._writer is None:
             raise ProtocolError("the connection is not open")
         self._writer.write(request)
@@ -92,9 +94,9 @@ class Connection:
                 length = int(value)
                 break
         if length is None:
-            raise ProtocolError(f"an answer without Content-Length: {lines[0]!r}")
+            raise ProtocolError(f"a reply without Content-Length: {lines[0]!r}")
         body = await self._reader.readexactly(length) if length else b""
-        return Answer(status, body)
+        return Reply(status, body)
 
 
 Attempt = Callable[[Connection, int, Counter[str]], Awaitable[None]]

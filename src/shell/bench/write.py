@@ -45,7 +45,6 @@ class SaveStats:
     """Time the writer spent committing (encode, encrypt, insert, commit)."""
 
     calls: int = 0
-    conflicts: int = 0
     seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -107,17 +106,13 @@ def _instrument(ledger: Ledger) -> SaveStats:
 
     def timed_save(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        ok = False
         try:
-            result = save(*args, **kwargs)
-            ok = True
-            return result
+            return save(*args, **kwargs)
         finally:
             elapsed = time.perf_counter() - started
             with stats.lock:
                 stats.calls += 1
                 stats.seconds += elapsed
-                stats.conflicts += not ok
 
     ledger.app.commit = timed_save  # type: ignore[method-assign]
     return stats

@@ -1,4 +1,6 @@
-"""Generate docs/events.md from the aggregates themselves, so the catalogue cannot drift."""
+"""The event catalogue (not the product `Catalog` of `ledger.domain.catalog`): every aggregate and
+the events it declares, with their fields as stored and as published on Kafka. docs/events.md is
+generated from it, from the aggregates themselves, so the document cannot drift."""
 
 from __future__ import annotations
 
