@@ -17,6 +17,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -34,13 +35,23 @@ SECRET_B = "secret-of-sup-b-9876543210"
 _n = count(1)
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def svc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     path: Path = tmp_path_factory.mktemp("api-upstream")
+    url, database = f"sqlite:///{path / 'ledger.sqlite'}", None
+    if request.param == "postgresql":
+        server: str = request.getfixturevalue("pg_server")
+        database = f"ledger_test_{uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        url = f"{server.rsplit('/', 1)[0]}/{database}"
     # No fulfilment worker: these tests start attempts themselves and answer them by callback.
-    services = open_services(f"sqlite:///{path / 'ledger.sqlite'}", path, serve_fulfilment=False)
+    services = open_services(url, path, serve_fulfilment=False)
     yield services
     services.close()
+    if database is not None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +373,10 @@ def test_a_callback_that_is_not_applied_changes_nothing_and_is_counted(http: Tes
         assert counted(http, supplier, result) > 0, (supplier, result)
     assert head(svc) == at and status_of(svc, placed) == "fulfilling"
     assert svc.ledger.reads.fulfilment_of(placed.order_id).attempts[plan.attempt_id]["status"] == "submitted"
+    # A bearer token, even an admin's, is no signature.
+    tokened = http.post(f"/v1/upstreams/{cheap}/callbacks", content=raw,
+                        headers={**auth("admin"), "Content-Type": "application/json"})
+    assert tokened.status_code == 401 and head(svc) == at
     # A body streamed without Content-Length is cut off at 64 KB just the same.
     chunks = (b"x" * 65536 for _ in range(32))
     streamed = http.post(f"/v1/upstreams/{cheap}/callbacks", content=chunks,
