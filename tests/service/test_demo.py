@@ -13,6 +13,7 @@ from pathlib import Path
 from uuid import UUID
 
 from ledger.config import Settings
+from ledger.domain.fulfilment import Fulfilment
 from ledger.domain.orders import Order
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger, open_ledger
@@ -51,6 +52,7 @@ def _check_store(data_dir: Path) -> dict[str, object]:
         order_keys: dict[UUID, list[UUID]] = {}
         quantity: dict[UUID, int] = {}
         voided = revoked = 0
+        gave_up: list[str] = []
         for event in iter_events(ledger):
             if isinstance(event, Key.Delivered):
                 orders_of_key[event.originator_id].add(event.order_id)
@@ -63,6 +65,8 @@ def _check_store(data_dir: Path) -> dict[str, object]:
                 voided += len(event.voided_key_ids)
             elif isinstance(event, Order.Refunded):
                 revoked += len(event.revoked_key_ids)
+            elif isinstance(event, Fulfilment.GaveUp):
+                gave_up.append(event.reason)
         # No key in two orders, and each order got exactly as many keys as it bought.
         assert all(len(orders) == 1 for orders in orders_of_key.values())
         for order_id, keys in order_keys.items():
@@ -108,6 +112,8 @@ def _check_store(data_dir: Path) -> dict[str, object]:
         assert len(recharges) == summary.recharges_sold
         assert sum(o.status.value == "delivered" for o in recharges) == summary.recharges_delivered
         assert all(o.refundable == 0 for o in recharges if o.status.value == "refunded")
+        # Refunded only because no supplier can top up the account: never for want of time or a route.
+        assert gave_up == ["account_invalid"] * summary.recharges_refunded
         return summary.numbers()
     finally:
         ledger.close()
