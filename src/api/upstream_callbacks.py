@@ -75,7 +75,8 @@ def _apply(svc: Services, name: str, body: bytes, signature: str | None, correla
         return UNKNOWN, Outcome("unknown_supplier", _problem(404, "unknown-supplier", "UnknownSupplier",
                                                              f"no supplier {name}"))
     secret = svc.ledger.vault.supplier_secrets.unseal(supplier.secret_sealed)
-    if not signed(secret, body, signature):
+    # hmac.compare_digest takes only ASCII text: any other header is simply not the signature.
+    if signature is None or not signature.isascii() or not signed(secret, body, signature):
         return name, Outcome("bad_signature", _problem(401, "signature-invalid", "Unauthorized",
                                                        "X-Signature is missing or not the signature of this body"))
     try:

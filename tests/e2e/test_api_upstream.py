@@ -373,6 +373,10 @@ def test_a_callback_that_is_not_applied_changes_nothing_and_is_counted(http: Tes
         assert counted(http, supplier, result) > 0, (supplier, result)
     assert head(svc) == at and status_of(svc, placed) == "fulfilling"
     assert svc.ledger.reads.fulfilment_of(placed.order_id).attempts[plan.attempt_id]["status"] == "submitted"
+    # A header that is not even ASCII is no signature either (and no server error).
+    odd = http.post(f"/v1/upstreams/{cheap}/callbacks", content=raw,
+                    headers={"X-Signature": b"sha256=\xe9\xe9"})  # type: ignore[dict-item]
+    assert odd.status_code == 401 and head(svc) == at
     # A bearer token, even an admin's, is no signature.
     tokened = http.post(f"/v1/upstreams/{cheap}/callbacks", content=raw,
                         headers={**auth("admin"), "Content-Type": "application/json"})
