@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -18,6 +20,27 @@ from api.services import Services
 from ledger.collector import tune_for_serving
 from projections.kafka.relay import relay_status
 
+CALLBACKS = "/v1/upstreams/"
+# Query parameters that carry personal data or secrets (support's search by recipient account or
+# by a card key's code): their values never reach the access log.
+_SCRUBBED = re.compile(r"([?&](?:account|key)=)[^&]*")
+
+
+class ScrubbedAccessLog(logging.Filter):
+    """Masks the values of `_SCRUBBED` parameters in uvicorn's access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SCRUBBED.sub(r"\1***", a) if isinstance(a, str) and "=" in a else a
+                                for a in record.args)
+        return True
+
+
+def scrub_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, ScrubbedAccessLog) for f in access.filters):
+        access.addFilter(ScrubbedAccessLog())
+
 
 class BodyLimit:
     """Refuse bodies over LEDGER_MAX_REQUEST_BYTES with 413: at once when Content-Length says
@@ -28,6 +51,11 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(CALLBACKS):
+            # Suppliers' callbacks have a smaller limit of their own, which their route enforces
+            # the same way, so that each refusal is counted against its supplier.
             await self.app(scope, receive, send)
             return
         limit = scope["app"].state.services.settings.max_request_bytes
@@ -76,6 +104,8 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
         svc = services or open_services()  # type: ignore[misc]
         app.state.services = svc
         worker = Background(svc) if background else None
+        # The fulfilment worker's breakers, when it runs in this process: suppliers' health.
+        app.state.breakers = worker.fulfilment.breakers if worker and worker.fulfilment else None
         if worker:
             worker.start()
         svc.warm_history()
@@ -92,6 +122,7 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
     app = FastAPI(title="ledger", version="0.1.0", lifespan=lifespan,
                   description="Orders, card keys, payments and read models of the digital-goods ledger.")
     problems.install(app)
+    scrub_access_log()
     metrics = Metrics()
     metrics.install(app)
     app.state.metrics = metrics

@@ -61,6 +61,10 @@ class Metrics:
                                     registry=self.registry)
         self.relay_lag = Gauge("ledger_relay_lag_events", "events the Kafka relay has still to publish",
                                registry=self.registry)
+        self.callbacks = Counter("ledger_upstream_callbacks_total", "suppliers' callbacks by supplier and result "
+                                 "(applied, pending, replayed, conflict, bad_signature, unknown_supplier, "
+                                 "unknown_request, malformed, too_large, ...)", ["supplier", "result"],
+                                 registry=self.registry)
         self.relay_up = Gauge("ledger_relay_up", "0 while the Kafka relay reports an outage, else 1",
                               registry=self.registry)
 

@@ -15,7 +15,7 @@ from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Sku, St
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
-ProductKindIn = Literal["card_key", "gift_card", "direct_recharge"]
+ProductKindIn = Literal["card_key", "gift_card", "direct_recharge", "platform_grant", "digital_access"]
 
 MAX_CODES = 100_000  # per batch; the request-size limit usually binds first
 MAX_CODE_CHARS = 1024  # longer strings are refused here; the ledger refuses anything over 256 per line
@@ -37,6 +37,16 @@ class ProductIn(Strict):
     per_customer_limit: Count | None = None
     low_stock_threshold: Annotated[int, Field(ge=0, le=1_000_000_000)] = 0
     reservation_timeout_s: Annotated[int, Field(ge=1, le=31_536_000)] | None = None
+    # Upstream kinds (direct_recharge, platform_grant) only; other kinds ignore them.
+    account_pattern: Text | None = Field(default=None, description="a regular expression the whole recipient "
+                                         "account must match; default: a phone number (direct_recharge), an "
+                                         "email address (platform_grant)")
+    account_hint: Text | None = Field(default=None, description="what the account is, in words, for errors")
+    fulfilment_deadline_s: Annotated[int, Field(ge=1, le=31_536_000)] | None = Field(
+        default=None, description="how long after payment suppliers are tried before a refund; default "
+                                  "LEDGER_FULFILMENT_DEADLINE_S")
+    on_reversal: Literal["refund", "refulfil"] = Field(
+        default="refund", description="a recharge the supplier takes back later: refund it, or fulfil it again")
 
 
 class SkuOut(Positioned):

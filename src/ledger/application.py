@@ -22,6 +22,7 @@ from ledger.domain.catalog import Catalog
 from ledger.domain.fulfilment import OpenFulfilments
 from ledger.domain.holders import Holder
 from ledger.domain.promotions import Coupon, FlashSale
+from ledger.domain.recipients import Recipient
 from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Redeemer
@@ -42,6 +43,7 @@ class LedgerApp(Application[UUID]):
         Supplier: 500,  # two events per attempt; its state holds only open attempts
         OpenFulfilments: 500,  # two events per fulfilment; its state lists only open ones
         Redeemer: 200,  # a code guesser's account grows by one event per refusal
+        Recipient: 200,  # one event per order for the account
     }
 
     def commit(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
-ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner")  # of API tokens
+ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support")  # of API tokens
 
 
 class Settings(BaseSettings):

@@ -1,13 +1,23 @@
-"""A deterministic store simulation: suppliers, products, promotions, a few thousand orders.
+"""A deterministic store simulation: suppliers, products, promotions, a few thousand orders,
+then direct recharges fulfilled by two simulated upstream suppliers and access products.
 
-`run_demo` drives the ledger through its public commands on a simulated clock; `summarize`
-then reads every event back from the store (never the simulation's own counters), so the
-summary proves that the stored history adds up.
+`run_demo` drives the ledger through its public commands on a simulated clock; `run_upstream`
+then sells recharges and access through the same commands and lets the fulfilment worker send
+the recharges to real supplier processes (`shell.simulated`) until each is delivered or
+refunded. `summarize` reads every event back from the store (never the simulation's own
+counters), so the summary proves that the stored history adds up.
+
+Everything the seed decides stays decided by it: the orders, their fates and money, which
+recharges are delivered and which refunded. Which attempts the flaky supplier fails is drawn by
+the simulator from each attempt's request id, and request ids come from random order ids: the
+attempts per supplier, the answers lost, and so the number of events, vary from run to run.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,10 +26,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ledger import commands as c
+from ledger.config import Settings
 from ledger.domain.errors import DomainError, OrderRejected, RedeemedKeyRefund
+from ledger.domain.fulfilment import Fulfilment, OpenFulfilments
+from ledger.domain.ids import OPEN_FULFILMENTS_ID
 from ledger.domain.orders import Order, OrderStatus, Payment
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Key
+from ledger.fulfilment.worker import FulfilmentWorker
 from ledger.service.ledger import Ledger
 from ledger.storage import event_log
 
@@ -81,6 +96,23 @@ FLASH_SKU = "COINS-1000"
 SPRING_SKUS = ("VID-1M", "MUS-3M", "EBOOK-10")
 
 
+# ---- upstream: direct recharge through two simulated suppliers, and access without stock ----
+
+RECHARGE_SKU = "MOBILE-30"
+ACCESS_SKU = "COURSE-PY"
+# (name, `ledger upstream simulate` options): the preferred one fails 30 % of its attempts and
+# loses 5 % of its answers; the other one is steady. Both charge 96 % of the face value, so
+# what a recharge costs does not depend on which one delivered it.
+FLAKY, STEADY = "flashtop", "steadypay"
+SIMULATED_SUPPLIERS = ((FLAKY, ("--fail-rate", "0.3", "--timeout-rate", "0.05", "--cost-rate", "0.96")),
+                       (STEADY, ("--cost-rate", "0.96")))
+INVALID_ACCOUNT_SHARE = 0.1  # customers who type a number the operator does not know: refunded
+SETTLE_TIMEOUT_S = 120.0
+# The worker runs once every recharge is sold, at the simulated clock's time by then: a deadline
+# this long is never reached in the demo, so no recharge is refunded for want of time.
+RECHARGE_DEADLINE_S = 86_400
+
+
 @dataclass
 class DemoRun:
     """What the simulation did; for the record only, the summary is read from the store."""
@@ -110,10 +142,20 @@ class Summary:
     gross_profit: Decimal = Decimal(0)
     rejections: dict[str, int] = field(default_factory=dict)
     scalper_rejections: dict[str, int] = field(default_factory=dict)
+    recharges_sold: int = 0
+    recharges_delivered: int = 0
+    recharges_refunded: int = 0
+    access_granted: int = 0
+    attempts_by_supplier: dict[str, int] = field(default_factory=dict)
+    answers_lost: int = 0
+
+    # What the simulators' draws on random request ids decide (see the module's docstring).
+    VARIES_BY_RUN = frozenset({"events", "attempts_by_supplier", "answers_lost"})
 
     def numbers(self) -> dict[str, Any]:
-        """Everything but ids, for comparing two runs."""
-        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()}
+        """Everything a seed decides (no ids, nothing in VARIES_BY_RUN), for comparing two runs."""
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()
+                if k not in self.VARIES_BY_RUN}
 
 
 @dataclass
@@ -379,6 +421,82 @@ def run_demo(
     return run
 
 
+def run_upstream(ledger: Ledger, clock: SimClock, seed: int, orders: int, suppliers: dict[str, str], secret: str,
+                 settings: Settings) -> None:
+    """Sell direct recharges (a few to accounts no operator knows) and an access product, then
+    run the fulfilment worker until every recharge is delivered or refunded. `suppliers`: name
+    -> base URL of a running simulator of SIMULATED_SUPPLIERS, each with `secret`."""
+    rng = random.Random(seed * 7919 + 1)  # its own stream: the card-key history above stays as it was
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku=RECHARGE_SKU, name="Mobile top-up, 30 USD", kind="direct_recharge",
+                          face_value="30.00", currency=CURRENCY, price="30.60", account_pattern=r"[0-9]{10,11}",
+                          account_hint="a mobile number of 10 or 11 digits", fulfilment_deadline_s=RECHARGE_DEADLINE_S)
+    ledger.define_product(admin, sku=ACCESS_SKU, name="Python course, 1 year", kind="digital_access",
+                          face_value="49.00", currency=CURRENCY, price="39.00", validity_days=365)
+    for priority, (name, url) in enumerate(sorted(suppliers.items(), key=lambda s: s[0] != FLAKY)):
+        for command in (
+            c.SetSupplier(ctx=admin, name=name, base_url=url, secret=secret, currency=CURRENCY, timeout_ms=1000,
+                          concurrency=4),
+            c.FundSupplier(ctx=admin, name=name, amount="20000.00", reference=f"prepay-{name}"),
+            c.SetOffer(ctx=admin, sku=RECHARGE_SKU, supplier=name, supplier_product=f"{name}-m30", cost="28.80",
+                       priority=priority),
+        ):
+            ledger.execute(command).get()
+
+    def pay(placed: Any, reference: str) -> None:
+        ledger.capture_payment(ledger.context("provider:cardpay"), placed.order_id, payment_reference=reference,
+                               amount=str(placed.amount_due), provider="cardpay")
+
+    for n in range(max(5, orders // 40)):
+        clock.advance(rng.uniform(5, 60))
+        customer = f"learner-{n:04d}"
+        try:
+            placed = ledger.place_order(ledger.context(f"customer:{customer}"), customer_id=customer,
+                                        sku=ACCESS_SKU, quantity=1)
+        except OrderRejected:
+            continue
+        pay(placed, f"course-pay-{n:05d}")
+    for n in range(max(10, orders // 20)):
+        clock.advance(rng.uniform(1, 20))
+        invalid = rng.random() < INVALID_ACCOUNT_SHARE
+        account = f"0000{rng.randrange(10**6):06d}" if invalid else f"13{rng.randrange(10**9):09d}"
+        customer = f"topup-{n:04d}"
+        try:
+            placed = ledger.place_order(ledger.context(f"customer:{customer}"), customer_id=customer,
+                                        sku=RECHARGE_SKU, quantity=1, recipient_account=account)
+        except OrderRejected:
+            continue
+        pay(placed, f"topup-pay-{n:05d}")
+    settle_fulfilments(ledger, settings)
+
+
+def open_fulfilments(ledger: Ledger) -> int:
+    found = ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
+    return len(found.ids) if found else 0
+
+
+def settle_fulfilments(ledger: Ledger, settings: Settings, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+    """Run the fulfilment worker (as `ledger serve` does) until no fulfilment is open. The
+    simulated clock stands still meanwhile, so no deadline passes: each recharge ends as its
+    suppliers decide, delivered or (an account no supplier can top up) refunded."""
+    worker = FulfilmentWorker(ledger, settings.model_copy(update={"fulfilment_poll_s": 0.05}))
+    worker.follow(ledger.writer)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="demo-fulfilment", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while open_fulfilments(ledger):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{open_fulfilments(ledger)} recharges still open after {timeout_s:.0f} s")
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.wake()
+        thread.join(timeout=10)
+        worker.close()
+
+
 def _cents(amount: Decimal) -> str:
     return str(amount.quantize(Decimal("0.01")))
 
@@ -403,6 +521,7 @@ def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALI
     stock_keys_delivered = 0
     rejections: Counter[str] = Counter()
     scalper_rejections: Counter[str] = Counter()
+    attempts: Counter[str] = Counter()
     for event in iter_events(ledger):
         s.events += 1
         if isinstance(event, Order.Placed):
@@ -435,6 +554,22 @@ def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALI
             stock_keys_delivered += len(event.key_ids)
         elif isinstance(event, Payment.Recorded) and event.outcome != "delivered":
             s.payments_replayed_or_rejected += 1
+        elif isinstance(event, Fulfilment.Requested):
+            s.recharges_sold += 1
+        elif isinstance(event, Order.Fulfilled):
+            s.recharges_delivered += 1
+            s.cost_of_goods_sold += event.cost  # what the supplier charged for it
+        elif isinstance(event, Order.FulfilmentReversed):
+            s.recharges_delivered -= 1
+            s.cost_of_goods_sold -= event.cost
+        elif isinstance(event, Fulfilment.GaveUp):
+            s.recharges_refunded += 1
+        elif isinstance(event, Fulfilment.AttemptStarted):
+            attempts[event.supplier] += 1
+        elif isinstance(event, Fulfilment.AttemptUnknown):
+            s.answers_lost += 1
+        elif isinstance(event, Order.Granted):
+            s.access_granted += 1
     s.orders = len(customer_of)
     statuses: Counter[str] = Counter()
     for order_id in customer_of:
@@ -449,6 +584,7 @@ def summarize(ledger: Ledger, scalpers: tuple[str, ...] = (SCALPER, *SCALPER_ALI
     s.gross_profit = s.revenue - s.refunds - s.cost_of_goods_sold
     s.rejections = dict(sorted(rejections.items()))
     s.scalper_rejections = dict(sorted(scalper_rejections.items()))
+    s.attempts_by_supplier = dict(sorted(attempts.items()))
     return s
 
 

@@ -22,11 +22,14 @@ from api.routes import (
     reconciliation,
     redemptions,
     reports,
+    support,
+    upstream,
 )
 
 ROUTERS: list[APIRouter] = [orders.router, catalog.products_router, catalog.promotions_router, redemptions.router]
 ROUTERS += [inventory.router, reports.router, books.router, fraud.router, audit.router, reads.router]
 ROUTERS += [reconciliation.router, proofs.router]
+ROUTERS += [upstream.suppliers_router, upstream.offers_router, upstream.callbacks_router, support.router]
 
 
 def _calls(dependant: Dependant) -> Iterator[object]:

@@ -89,6 +89,14 @@ def grant_id(sku: str, account_hmac: str) -> UUID:
     return uuid5(f"grant:{sku}:{account_hmac}")
 
 
+SUPPLIER_LIST_ID = uuid5("suppliers")
+
+
+def recipient_id(account_hmac: str) -> UUID:
+    """The orders placed for one recipient account, by the account's keyed hash."""
+    return uuid5(f"recipient:{account_hmac}")
+
+
 def settlement_id(reference: str) -> UUID:
     """A settlement with a supplier, by its payment reference: recorded once."""
     return uuid5(f"settlement:{reference}")

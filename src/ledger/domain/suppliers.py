@@ -15,7 +15,7 @@ from decimal import Decimal
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.context import Context
 from ledger.domain.errors import InvalidInput, InvalidOrderState
-from ledger.domain.ids import settlement_id, supplier_id
+from ledger.domain.ids import SUPPLIER_LIST_ID, settlement_id, supplier_id
 
 
 class Supplier(LedgerAggregate):
@@ -139,6 +139,32 @@ class Supplier(LedgerAggregate):
     def reverse(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
         """`amount`: what the attempt was charged (the fulfilment records it)."""
         self._emit(self.ChargeReversed, ctx, attempt_id=attempt_id, amount=amount)
+
+
+class SupplierList(LedgerAggregate):
+    """The names of every upstream supplier, in the order they were registered: for listings."""
+
+    class Opened(LedgerAggregate.Created):
+        """The list of upstream suppliers was started (with the first one)."""
+
+    class Listed(LedgerAggregate.Event):
+        """An upstream supplier was added to the list."""
+
+        name: str
+
+        def apply(self, suppliers: SupplierList) -> None:
+            suppliers.names.append(self.name)
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    @classmethod
+    def open(cls, ctx: Context) -> SupplierList:
+        return cls._start(cls.Opened, SUPPLIER_LIST_ID, ctx)
+
+    def add(self, ctx: Context, name: str) -> None:
+        if name not in self.names:
+            self._emit(self.Listed, ctx, name=name)
 
 
 class Settlement(LedgerAggregate):

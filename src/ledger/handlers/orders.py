@@ -31,12 +31,13 @@ from ledger.domain.ids import (
     normalise_coupon_code,
     payment_id,
     product_id,
+    recipient_id,
     stock_id,
 )
 from ledger.domain.money import parse_amount
 from ledger.domain.orders import Order, OrderStatus, Payment, PaymentOutcome
 from ledger.domain.promotions import Coupon, FlashSale
-from ledger.domain.recipients import mask
+from ledger.domain.recipients import Recipient, mask
 from ledger.domain.stock import KeysOf, Stock
 from ledger.domain.supply import Batch, Key
 from ledger.entropy import random_uuid
@@ -116,8 +117,9 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         until = ctx.now + timedelta(seconds=product.reservation_timeout_s or uow.settings.reservation_timeout_s)
         order = Order.place(ctx, order_id, **placed_fields(wanted, product.currency, offer.prices()))
         if account:
-            order.give_recipient(ctx, uow.vault.accounts.seal(account), uow.vault.account_fingerprint(account),
-                                 mask(account))
+            fingerprint = uow.vault.account_fingerprint(account)
+            order.give_recipient(ctx, uow.vault.accounts.seal(account), fingerprint, mask(account))
+            name_recipient(uow, ctx, fingerprint, order_id)
         keys = hold(uow, ctx, offer.stock, product, order, until)
         claim(ctx, offer, order)
         uow.add(order)
@@ -132,6 +134,15 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         rejection.order_id = order_id
         raise
     return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0)
+
+
+def name_recipient(uow: Session, ctx: Context, account_hmac: str, order_id: UUID) -> None:
+    """The account's index (support's search by account) lists the order, in its transaction."""
+    recipient = uow.find(Recipient, recipient_id(account_hmac))
+    if recipient is None:
+        recipient = Recipient.open(ctx, account_hmac)
+        uow.add(recipient)
+    recipient.name(ctx, order_id)
 
 
 def hold(uow: Session, ctx: Context, stock: Stock, product: Product, order: Order, until: datetime) -> list[UUID]:

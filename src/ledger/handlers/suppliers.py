@@ -6,10 +6,11 @@ from urllib.parse import urlparse
 
 from ledger.commands import FundSupplier, RemoveOffer, SetOffer, SetSupplier, SettleSupplier
 from ledger.domain.catalog import Product
+from ledger.domain.context import Context
 from ledger.domain.errors import AlreadyExists, InvalidInput, UnknownProduct, UnknownSupplier
-from ledger.domain.ids import product_id, settlement_id, supplier_id
+from ledger.domain.ids import SUPPLIER_LIST_ID, product_id, settlement_id, supplier_id
 from ledger.domain.money import check_currency, parse_amount
-from ledger.domain.suppliers import Settlement, Supplier
+from ledger.domain.suppliers import Settlement, Supplier, SupplierList
 from ledger.handlers import inputs
 from ledger.results import Written
 from ledger.writer.session import Session
@@ -19,9 +20,20 @@ def load_supplier(uow: Session, name: str) -> Supplier:
     return uow.load(Supplier, supplier_id(name), UnknownSupplier(f"no supplier {name}", supplier=name))
 
 
+def supplier_list(uow: Session, ctx: Context) -> SupplierList:
+    found = uow.find(SupplierList, SUPPLIER_LIST_ID)
+    if found is None:
+        found = SupplierList.open(ctx)
+        uow.add(found)
+    return found
+
+
 def set_supplier(cmd: SetSupplier, uow: Session) -> Written:
     inputs.sku(cmd.name, "name")  # the same shape as a SKU: it names topics, routes and metrics
-    url = urlparse(inputs.text(cmd.base_url, "base_url"))
+    try:
+        url = urlparse(inputs.text(cmd.base_url, "base_url"))
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        url = urlparse("")
     if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
         raise InvalidInput("base_url", "an http(s) URL without query or fragment, e.g. https://api.example.com")
     secret = inputs.text(cmd.secret, "secret")
@@ -41,6 +53,7 @@ def set_supplier(cmd: SetSupplier, uow: Session) -> Written:
         raise InvalidInput("currency", f"supplier {cmd.name}'s float is in {supplier.currency}")
     else:
         supplier.change(cmd.ctx, base_url, sealed, timeout_ms, concurrency)
+    supplier_list(uow, cmd.ctx).add(cmd.ctx, cmd.name)  # once; also lists one registered before the list was
     return Written(supplier.id, 0)
 
 

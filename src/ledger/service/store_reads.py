@@ -15,14 +15,29 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from ledger.application import LedgerApp
+from ledger.domain import ids
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.catalog import Catalog, Product
 from ledger.domain.errors import NotFound, UnknownCoupon, UnknownOrder, UnknownProduct
+from ledger.domain.fulfilment import Fulfilment
 from ledger.domain.holders import Holder, HolderKind
-from ledger.domain.ids import CATALOG_ID, coupon_id, holder_id, product_id, stock_id
-from ledger.domain.orders import Order
+from ledger.domain.ids import (
+    CATALOG_ID,
+    SUPPLIER_LIST_ID,
+    coupon_id,
+    fulfilment_id,
+    holder_id,
+    payment_id,
+    product_id,
+    recipient_id,
+    stock_id,
+    supplier_id,
+)
+from ledger.domain.orders import Order, Payment
 from ledger.domain.promotions import Coupon
+from ledger.domain.recipients import Recipient
 from ledger.domain.stock import Stock
+from ledger.domain.suppliers import Supplier, SupplierList
 from ledger.domain.supply import Batch, Key
 from ledger.encoding.fields import event_data
 from ledger.vault import CodeVault
@@ -102,6 +117,40 @@ class StoreReads:
 
     def customer(self, customer_id: str) -> Holder | None:
         return self.find(Holder, holder_id(HolderKind.CUSTOMER, customer_id))
+
+    # ---- upstream suppliers, and what support searches by ----
+
+    def suppliers(self) -> list[Supplier]:
+        """Every upstream supplier, in the order they were registered."""
+        listed = self.find(SupplierList, SUPPLIER_LIST_ID)
+        found = [self.find(Supplier, supplier_id(name)) for name in (listed.names if listed else [])]
+        return [s for s in found if s is not None]
+
+    def fulfilment_of(self, order_id: UUID) -> Fulfilment | None:
+        return self.find(Fulfilment, fulfilment_id(order_id))
+
+    def orders_for_account(self, account: str) -> list[UUID]:
+        """The orders placed for a recipient account, found by its keyed hash."""
+        recipient = self.find(Recipient, recipient_id(self.vault.account_fingerprint(account)))
+        return list(recipient.order_ids) if recipient else []
+
+    def orders_of_customer(self, customer_id: str) -> list[UUID]:
+        """The orders a customer placed that held a reservation (a refused one holds none)."""
+        return _orders_of(self.stream(holder_id(HolderKind.CUSTOMER, customer_id)))
+
+    def order_paid_by(self, payment_reference: str) -> UUID | None:
+        payment = self.find(Payment, payment_id(payment_reference))
+        return payment.order_id if payment else None
+
+    def order_of_key(self, key: str) -> UUID | None:
+        """The order a key was delivered to, by the key's id or by its code (looked up by keyed hash)."""
+        try:
+            found = self.find(Key, UUID(key))
+        except ValueError:
+            found = None
+        if found is None:
+            found = self.find(Key, ids.key_id(self.vault.fingerprint(key.strip())))
+        return found.order_id if found else None
 
     def order_keys(self, order_id: UUID) -> list[DeliveredKey]:
         """The codes delivered by an order, unsealed: for the buyer's storefront only."""

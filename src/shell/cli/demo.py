@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,13 +13,19 @@ from rich.table import Table
 
 from shell.cli.common import composed, describe_store, fail, load_settings, out
 
+if TYPE_CHECKING:
+    from ledger.config import Settings
+    from ledger.service.ledger import Ledger
+    from shell.demo import SimClock
+
 
 def demo(
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same store")] = 7,
     orders: Annotated[int, typer.Option(min=1, help="orders to simulate")] = 2000,
     reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store first")] = False,
 ) -> None:
-    """Seed a realistic store on a simulated clock and print what it adds up to."""
+    """Seed a realistic store on a simulated clock, sell direct recharges through two simulated
+    suppliers (one flaky), and print what it adds up to."""
     from shell.demo import DEMO_REJECT_SCORE, SimClock, run_demo, store_is_empty, summarize
 
     settings = load_settings()
@@ -48,6 +54,8 @@ def demo(
         ) as progress:
             task = progress.add_task("orders", total=orders)
             run = run_demo(ledger, clock, seed, orders, lambda n: progress.advance(task, n), refresh_risk)
+        out.print("selling direct recharges through two simulated suppliers ...", markup=False, highlight=False)
+        _recharge(ledger, clock, seed, orders, settings)
         elapsed = time.perf_counter() - started
         fraud.close()
         summary = summarize(ledger, run.scalper_ids)
@@ -59,6 +67,25 @@ def demo(
             "without it", markup=False, highlight=False, soft_wrap=True,
         )
     out.print("try: ledger history scalper-01", markup=False, highlight=False)
+
+
+def _recharge(ledger: Ledger, clock: SimClock, seed: int, orders: int, settings: Settings) -> None:
+    """Start the simulated suppliers (real `ledger upstream simulate` processes, seeded), sell
+    through them, and stop them."""
+    import secrets
+    from contextlib import ExitStack
+
+    from shell.demo import SIMULATED_SUPPLIERS, run_upstream
+    from shell.simulated import simulated_supplier
+
+    secret = secrets.token_hex(32)  # the demo's suppliers' shared secret: sealed in the store, shown nowhere
+    with ExitStack() as running:
+        urls = {name: running.enter_context(simulated_supplier(secret, "--seed", str(seed), *options))
+                for name, options in SIMULATED_SUPPLIERS}
+        try:
+            run_upstream(ledger, clock, seed, orders, urls, secret, settings)
+        except RuntimeError as error:
+            raise fail(f"the simulated suppliers did not settle every recharge: {error}") from None
 
 
 def _money(amount: Decimal) -> str:
@@ -95,6 +122,21 @@ def _print_summary(s: Any, seed: int, orders: int, elapsed: float) -> None:
     for what, value in rows:
         table.add_row(what, value)
     out.print(table)
+    upstream = Table(title="recharges and access", show_header=False)
+    upstream.add_column("what")
+    upstream.add_column("value", justify="right")
+    upstream_rows = [
+        ("recharges sold", s.recharges_sold),
+        ("recharges delivered", s.recharges_delivered),
+        ("recharges refunded", s.recharges_refunded),
+        # These two vary by run: the simulators draw on request ids made from random order ids.
+        *((f"attempts at {name}", n) for name, n in s.attempts_by_supplier.items()),
+        ("answers lost, then asked for", s.answers_lost),
+        ("access granted (no stock)", s.access_granted),
+    ]
+    for what, n in upstream_rows:
+        upstream.add_row(what, f"{n:,}")
+    out.print(upstream)
     rejections = Table(title="rejections by reason")
     rejections.add_column("reason")
     rejections.add_column("all", justify="right")
