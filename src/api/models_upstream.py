@@ -46,6 +46,10 @@ class FloatIn(Strict):
     reference: Text = Field(description="the transfer's reference, for the books")
 
 
+class LowFloatIn(Strict):
+    threshold: MoneyIn = Field(description="alert when the available float falls to this; 0: never")
+
+
 class SettlementIn(Strict):
     amount: MoneyIn
     currency: Currency
@@ -66,6 +70,8 @@ class FloatState(Priced):
     charged: Money
     held: Money
     available: Money
+    low_threshold: Money = Field(description="the low-float alert fires when available falls to it (0: never)")
+    low: bool = Field(description="the alert fired and the float was not refilled above the threshold since")
 
 
 class Health(BaseModel):

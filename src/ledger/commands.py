@@ -197,6 +197,14 @@ class SetSupplier(Command[Written]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SetLowFloat(Command[Written]):
+    """The available float under which a supplier's low-float alert fires (0: never)."""
+
+    name: str
+    threshold: object
+
+
+@dataclass(frozen=True, kw_only=True)
 class FundSupplier(Command[Written]):
     """Money prepaid to a supplier: its float grows."""
 

@@ -266,6 +266,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("PUT", "/v1/suppliers/sup-roles", supplier_body(), {"admin"}),
     ("GET", "/v1/suppliers", None, {"admin", "finance"}),
     ("POST", "/v1/suppliers/sup-roles/float", {"amount": "1.00", "reference": "r"}, {"admin"}),
+    ("PUT", "/v1/suppliers/sup-roles/low-float", {"threshold": "1.00"}, {"admin"}),
     ("POST", "/v1/suppliers/sup-roles/settlements", {"amount": "1.00", "currency": "USD", "reference": "r-roles"},
      {"admin", "finance"}),
     ("PUT", "/v1/products/TOPUP-ROLES/offers/sup-roles", {"supplier_product": "p", "cost": "1.00"}, {"admin"}),
@@ -285,6 +286,22 @@ def test_every_route_refuses_a_token_of_another_role(http: TestClient, svc: Serv
         assert answer.status_code == 403, (role, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
     assert head(svc) == at  # a refused token wrote nothing
+
+
+def test_a_low_float_threshold_is_set_and_listed_and_bad_input_writes_nothing(http: TestClient,
+                                                                               svc: Services) -> None:
+    _, cheap, _ = upstream(http)
+    at = head(svc)
+    for body, field in (({"threshold": "-1"}, "threshold"), ({"threshold": 1.5}, "threshold"), ({}, "threshold")):
+        answer = http.put(f"/v1/suppliers/{cheap}/low-float", json=body, headers=auth("admin"))
+        assert answer.status_code == 422 and field in answer.text, answer.text
+    assert http.put("/v1/suppliers/nobody/low-float", json={"threshold": "1.00"},
+                    headers=auth("admin")).status_code == 404
+    assert head(svc) == at
+    assert http.put(f"/v1/suppliers/{cheap}/low-float", json={"threshold": "150.00"},
+                    headers=auth("admin")).status_code == 200
+    listed = {s["name"]: s for s in http.get("/v1/suppliers", headers=auth("finance")).json()["suppliers"]}
+    assert listed[cheap]["float"]["low"] is True and listed[cheap]["float"]["low_threshold"] == "150.00"
 
 
 # ---- callbacks ----

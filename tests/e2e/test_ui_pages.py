@@ -151,10 +151,10 @@ def test_panels_refresh_after_a_new_order(world: World) -> None:
 
 
 # (role, the overview's panels it sees, whether it may open the event browser)
-PANELS = ("inventory", "sales-chart", "margin-chart", "fraud-alerts", "lag")
+PANELS = ("inventory", "sales-chart", "margin-chart", "suppliers", "fraud-alerts", "lag")
 SEES = [
     ("storefront", {"inventory", "lag"}, False),
-    ("finance", {"sales-chart", "margin-chart", "lag"}, True),
+    ("finance", {"sales-chart", "margin-chart", "suppliers", "lag"}, True),
     ("analyst", {"inventory", "sales-chart", "margin-chart", "lag"}, True),
     ("risk", {"fraud-alerts", "lag"}, False),
     ("admin", set(PANELS), True),
@@ -184,6 +184,22 @@ def test_fraud_and_lag_panels(world: World) -> None:
     assert 'href="/ui/events/' not in alerts  # risk may not open the event browser
     lag = _section(html, "lag")
     assert lag is not None and f'data-col="head">{head(world.svc.ledger)}<' in lag
+
+
+def test_suppliers_panel_shows_each_float_and_flags_a_low_one(world: World) -> None:
+    from ledger import commands as c
+
+    ledger = world.svc.ledger
+    ctx = ledger.context("admin")
+    ledger.execute(c.SetSupplier(ctx=ctx, name="topup-co", base_url="http://127.0.0.1:9", secret="s" * 20,
+                                 currency="USD")).get()
+    ledger.execute(c.FundSupplier(ctx=ctx, name="topup-co", amount="50.00", reference="wire-1")).get()
+    ledger.execute(c.SetLowFloat(ctx=ctx, name="topup-co", threshold="80.00")).get()
+    panel = _section(signed_in(world, "finance").get("/ui/").text, "suppliers")
+    assert panel is not None
+    row = panel[panel.index('data-supplier="topup-co"'):]
+    assert 'data-col="available">50.00' in row and "low float" in row
+    assert "s" * 20 not in panel  # never the secret
 
 
 def test_signed_out_goes_to_sign_in(world: World) -> None:

@@ -293,3 +293,23 @@ def test_a_settlement_is_recorded_once_by_its_reference(ledger: Ledger) -> None:
         run(ledger, c.SettleSupplier, **{**fields, "amount": "1300.00"})
     with pytest.raises(InvalidInput):
         run(ledger, c.SettleSupplier, **{**fields, "reference": "wire-x", "amount": "-1"})
+
+
+def test_a_low_float_alert_fires_once_per_crossing_and_again_after_a_refill(ledger: Ledger) -> None:
+    recharge_product(ledger, suppliers={"only": "9.60"}, float_amount="30.00")
+    run(ledger, c.SetLowFloat, name="only", threshold="15.00")
+
+    def alerts() -> int:
+        return sum(e.event == "FloatLow" for e in ledger.reads.stream(supplier_id("only")))
+
+    for n in range(3):  # 30.00 - 3 x 9.60: the float crosses 15.00 on the second top-up
+        plan = start(ledger, paid_recharge(ledger, account=f"1381234000{n}"))
+        assert isinstance(plan, AttemptPlan)
+        answer(ledger, plan, "succeeded", charged="9.60")
+    assert alerts() == 1 and supplier(ledger, "only").low_float
+    run(ledger, c.FundSupplier, name="only", amount="100.00", reference="top-up")
+    assert not supplier(ledger, "only").low_float
+    run(ledger, c.SetLowFloat, name="only", threshold="100.00")  # now under it again: the next use alerts
+    plan = start(ledger, paid_recharge(ledger, account="13812340009"))
+    assert isinstance(plan, AttemptPlan)
+    assert alerts() == 2

@@ -18,6 +18,7 @@ from api.models_upstream import (
     FloatIn,
     FloatState,
     Health,
+    LowFloatIn,
     OfferIn,
     OfferOut,
     SettlementIn,
@@ -75,7 +76,8 @@ def _supplier(supplier: Supplier, offers: list[SupplierOffer], breakers: Breaker
         name=supplier.name, base_url=supplier.base_url, currency=supplier.currency, timeout_ms=supplier.timeout_ms,
         concurrency=supplier.concurrency,
         float=FloatState(currency=supplier.currency, funded=supplier.funded, charged=supplier.charged, held=held,
-                         available=supplier.available),
+                         available=supplier.available, low_threshold=supplier.low_float_threshold,
+                         low=supplier.low_float),
         health=Health(breaker=_breaker(breakers, supplier.name), outstanding=len(supplier.holds)),
         offers=offers,
     )
@@ -102,6 +104,17 @@ def fund_supplier(name: NamePath, body: FloatIn, request: Request, svc: Services
     """Money prepaid to the supplier: its float grows by `amount`."""
     command = c.FundSupplier(ctx=caller.context(svc, request), name=name, **body.model_dump())
     key = idempotency(caller, idempotency_key, f"POST /v1/suppliers/{name}/float", body.model_dump())
+    return respond(svc.ledger.execute(command, key),
+                   lambda written: _json(SupplierWritten(name=name, position=written.position)))
+
+
+@suppliers_router.put("/{name}/low-float", response_model=SupplierWritten, responses=NOT_FOUND)
+def set_low_float(name: NamePath, body: LowFloatIn, request: Request, svc: ServicesDep, caller: Admin,
+                  idempotency_key: IdempotencyKey = None) -> Response:
+    """The supplier's low-float alert: it fires once each time the available float falls to
+    `threshold` (at once if it is under it already), again after a refill above it."""
+    command = c.SetLowFloat(ctx=caller.context(svc, request), name=name, threshold=body.threshold)
+    key = idempotency(caller, idempotency_key, f"PUT /v1/suppliers/{name}/low-float", body.model_dump())
     return respond(svc.ledger.execute(command, key),
                    lambda written: _json(SupplierWritten(name=name, position=written.position)))
 

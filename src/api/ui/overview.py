@@ -1,6 +1,7 @@
-"""The overview: stock per SKU, sales, refunds and gross margin per day, the latest fraud
-alerts and the read models' lag, each panel shown only to the roles whose API may read it
-(stock: GET /v1/inventory; charts: /v1/reports; alerts: /v1/fraud; lag: everyone, as /readyz).
+"""The overview: stock per SKU, sales, refunds and gross margin per day, the upstream suppliers'
+float and health, the latest fraud alerts and the read models' lag, each panel shown only to the
+roles whose API may read it (stock: GET /v1/inventory; charts: /v1/reports; suppliers:
+/v1/suppliers; alerts: /v1/fraud; lag: everyone, as /readyz).
 
 The page polls `/ui/overview/panels` every 2 s with htmx and swaps the panels in place, so
 stock and sales move during a flash sale without a reload; the page and the fragment render
@@ -32,6 +33,7 @@ router = APIRouter()
 DAYS = 31  # the charts show the last month that has any rows
 LATEST_ALERTS = 10
 STOCK, REPORTS, FRAUD = ("storefront", "analyst"), ("finance", "analyst"), ("risk",)
+SUPPLIERS = ("finance",)  # as GET /v1/suppliers: the float and health of each upstream supplier
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,11 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def panels(svc: Services, viewer: Viewer) -> dict[str, Any]:
-    """What the overview's panels show this viewer (None: a panel its role may not read)."""
+def panels(svc: Services, viewer: Viewer, request_state: Any = None) -> dict[str, Any]:
+    """What the overview's panels show this viewer (None: a panel its role may not read).
+    `request_state`: the app's state, where the fulfilment worker's breakers are when it runs here."""
     views: list[str] = []
-    context: dict[str, Any] = {"skus": None, "sales_charts": None, "margin": None, "alerts": None}
+    context: dict[str, Any] = {"skus": None, "sales_charts": None, "margin": None, "alerts": None, "suppliers": None}
     if viewer.may(*STOCK):
         views.append("inventory")
         context["skus"] = report_queries.inventory(svc.reads)[0]
@@ -103,6 +106,13 @@ def panels(svc: Services, viewer: Viewer) -> dict[str, Any]:
         views += ["sales", "profit"]
         context["sales_charts"] = sales_charts(svc)
         context["margin"] = margin_chart(svc)
+    if viewer.may(*SUPPLIERS):
+        breakers = getattr(request_state, "breakers", None)
+        context["suppliers"] = [{
+            "name": s.name, "currency": s.currency, "available": s.available, "charged": s.charged,
+            "held": sum(s.holds.values(), Decimal(0)), "outstanding": len(s.holds), "low": s.low_float,
+            "breaker": "unknown" if breakers is None else "open" if breakers.is_open(s.name) else "closed",
+        } for s in svc.ledger.reads.suppliers()]
     if viewer.may(*FRAUD):
         views.append("fraud")
         position = svc.reads.position(("fraud",))
@@ -122,7 +132,7 @@ def panels(svc: Services, viewer: Viewer) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, svc: ServicesDep, viewer: AnyViewer) -> HTMLResponse:
-    return page(request, "overview.html", viewer, **panels(svc, viewer))
+    return page(request, "overview.html", viewer, **panels(svc, viewer, request.app.state))
 
 
 @router.get("/overview/panels", response_class=HTMLResponse)
@@ -135,4 +145,4 @@ def overview_panels(request: Request, svc: ServicesDep) -> HTMLResponse:
         if request.headers.get("hx-request") != "true":
             raise
         return HTMLResponse("", status_code=401, headers={"HX-Redirect": login_url("/ui/")})
-    return page(request, "overview_panel.html", viewer, **panels(svc, viewer))
+    return page(request, "overview_panel.html", viewer, **panels(svc, viewer, request.app.state))

@@ -53,6 +53,27 @@ class Supplier(LedgerAggregate):
 
         def apply(self, supplier: Supplier) -> None:
             supplier.funded += self.amount
+            if supplier.available > supplier.low_float_threshold:
+                supplier.low_float = False  # refilled: the next crossing alerts again
+
+    class LowFloatThresholdSet(LedgerAggregate.Event):
+        """Below this much available float, an alert fires (once per crossing; 0: never)."""
+
+        threshold: Decimal
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.low_float_threshold = self.threshold
+            if supplier.available > self.threshold:
+                supplier.low_float = False
+
+    class FloatLow(LedgerAggregate.Event):
+        """The available float fell to the threshold: fund the supplier before routing has to skip it."""
+
+        available: Decimal
+        threshold: Decimal
+
+        def apply(self, supplier: Supplier) -> None:
+            supplier.low_float = True
 
     class FloatHeld(LedgerAggregate.Event):
         """An attempt was sent: its expected cost is held on the float until it ends."""
@@ -100,6 +121,8 @@ class Supplier(LedgerAggregate):
         self.concurrency = concurrency
         self.funded = Decimal(0)
         self.charged = Decimal(0)
+        self.low_float_threshold = Decimal(0)
+        self.low_float = False  # the alert fired and the float was not refilled above the threshold since
         # Outstanding attempt -> cost held: only open attempts, so the state never grows with use.
         self.holds: dict[str, Decimal] = {}
 
@@ -128,6 +151,7 @@ class Supplier(LedgerAggregate):
         if amount > self.available:
             raise InvalidOrderState(f"supplier {self.name}'s float cannot cover {amount}")
         self._emit(self.FloatHeld, ctx, attempt_id=attempt_id, amount=amount)
+        self._check_low(ctx)
 
     def release(self, ctx: Context, attempt_id: str) -> None:
         if attempt_id in self.holds:
@@ -135,6 +159,17 @@ class Supplier(LedgerAggregate):
 
     def charge(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
         self._emit(self.Charged, ctx, attempt_id=attempt_id, amount=amount)
+        self._check_low(ctx)
+
+    def set_low_float(self, ctx: Context, threshold: Decimal) -> None:
+        """A threshold the float is already under alerts at once."""
+        self._emit(self.LowFloatThresholdSet, ctx, threshold=threshold)
+        self._check_low(ctx)
+
+    def _check_low(self, ctx: Context) -> None:
+        """One alert per downward crossing of the threshold, as low stock alerts."""
+        if self.low_float_threshold > 0 and not self.low_float and self.available <= self.low_float_threshold:
+            self._emit(self.FloatLow, ctx, available=self.available, threshold=self.low_float_threshold)
 
     def reverse(self, ctx: Context, attempt_id: str, amount: Decimal) -> None:
         """`amount`: what the attempt was charged (the fulfilment records it)."""

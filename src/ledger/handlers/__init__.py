@@ -29,6 +29,7 @@ HANDLERS: dict[type[c.Command[Any]], Handler] = {
     c.Redeem: supply.redeem,
     c.SetSupplier: suppliers.set_supplier,
     c.FundSupplier: suppliers.fund_supplier,
+    c.SetLowFloat: suppliers.set_low_float,
     c.SettleSupplier: suppliers.settle_supplier,
     c.SetOffer: suppliers.set_offer,
     c.RemoveOffer: suppliers.remove_offer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from ledger.commands import FundSupplier, RemoveOffer, SetOffer, SetSupplier, SettleSupplier
+from ledger.commands import FundSupplier, RemoveOffer, SetLowFloat, SetOffer, SetSupplier, SettleSupplier
 from ledger.domain.catalog import Product
 from ledger.domain.context import Context
 from ledger.domain.errors import AlreadyExists, InvalidInput, UnknownProduct, UnknownSupplier
@@ -54,6 +54,12 @@ def set_supplier(cmd: SetSupplier, uow: Session) -> Written:
     else:
         supplier.change(cmd.ctx, base_url, sealed, timeout_ms, concurrency)
     supplier_list(uow, cmd.ctx).add(cmd.ctx, cmd.name)  # once; also lists one registered before the list was
+    return Written(supplier.id, 0)
+
+
+def set_low_float(cmd: SetLowFloat, uow: Session) -> Written:
+    supplier = load_supplier(uow, cmd.name)
+    supplier.set_low_float(cmd.ctx, parse_amount(cmd.threshold, supplier.currency, "threshold"))
     return Written(supplier.id, 0)
 
 

@@ -70,6 +70,18 @@ def fund_supplier(
     say(f"supplier {name} funded with {amount} (log position {written.position})")
 
 
+@suppliers.command("low-float")
+def low_float(
+    name: Annotated[str, typer.Argument(help="the supplier")],
+    threshold: Annotated[str, typer.Argument(help="alert when its available float falls to this; 0: never")],
+) -> None:
+    """Set the supplier's low-float alert: one alert per crossing, again after a refill above it."""
+    from ledger.commands import SetLowFloat
+
+    written = _run(SetLowFloat, name=name, threshold=threshold)
+    say(f"supplier {name}: low-float alert at {threshold} (log position {written.position})")
+
+
 @suppliers.command("settle")
 def settle_supplier(
     name: Annotated[str, typer.Argument(help="the supplier paid (an upstream or a card-key supplier)")],
