@@ -13,10 +13,10 @@ from types import ModuleType
 from typing import Any
 from uuid import UUID
 
-from ledger.domain import answers, catalog, holders, orders, promotions, stock, supply
+from ledger.domain import answers, catalog, fulfilment, holders, orders, promotions, stock, suppliers, supply
 from ledger.domain.base import LedgerAggregate
 
-MODULES: tuple[ModuleType, ...] = (catalog, supply, stock, orders, holders, promotions, answers)
+MODULES: tuple[ModuleType, ...] = (catalog, supply, stock, orders, fulfilment, suppliers, holders, promotions, answers)
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
 
 HEADER = """# Event catalogue
