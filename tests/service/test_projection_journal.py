@@ -21,6 +21,7 @@ from ledger.config import Settings
 from ledger.domain.errors import AmountMismatch, DomainError
 from ledger.service.ledger import Ledger, open_ledger
 from projections.engine.base import Projection
+from projections.engine.rebuild import rebuild
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
@@ -220,6 +221,20 @@ def test_small_batches_equal_one_big_batch(ledger: Ledger, clock: FakeClock, tmp
     restarted.catch_up()
     big.catch_up()
     assert restarted_journal.dump() == big_journal.dump()
+
+
+def test_rebuilding_the_journal_alone_gives_the_same_books(ledger: Ledger, clock: FakeClock) -> None:
+    """A rebuild of one read model runs over the live facts without loading them: a revoked or
+    recalled key's cost is still booked (its currency is its product's, looked up in the facts)."""
+    for _ in scripted_history(ledger, clock):
+        pass
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    rebuild(ledger.app, store, ["journal"])
+    again = build_projections(store, ["journal"])[-1]
+    assert again.version == journal.version + 1
+    assert again.dump() == journal.dump()
+    store.close()
 
 
 def _comparable(journal: Journal, store: ViewStore) -> tuple[Any, ...]:

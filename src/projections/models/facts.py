@@ -70,7 +70,9 @@ class Facts(Projection):
         return [self.fetch("keys", k) for k in wanted]
 
     def product(self, sku: str) -> Row | None:
-        return self.peek("products", (sku,))
+        # In memory once loaded; a rebuild of one read model over the live facts never loads them
+        # (they are not among the projections it runs), and then each product is read once.
+        return self.peek("products", (sku,)) or self.fetch("products", (sku,))
 
     def trim(self) -> None:
         # Finished orders are rarely looked up again; keep memory bounded.
