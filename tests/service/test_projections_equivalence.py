@@ -12,6 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger import commands as c
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
 from ledger.domain.supply import Key
@@ -21,6 +22,7 @@ from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from projections.models.journal import trial_balance
+from tests import recharge
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 from tests.outcomes import assert_explored, outcomes
 from tests.profiles import deep, examples
@@ -215,3 +217,34 @@ def test_low_stock_alert_fires_once_per_downward_crossing(ledger: Ledger) -> Non
     assert alerts() == 1  # refilled above the threshold (3 left): re-armed, no alert
     buy(5)
     assert alerts() == 2  # crossed downwards again
+
+
+def test_products_without_stock_have_no_inventory_and_raise_no_alert(ledger: Ledger) -> None:
+    """A recharge or access SKU has no keys: no row counting nothing (it would read as sold out),
+    no low-stock alert whatever its threshold, and its orders (held and delivered on the SKU's
+    stock book with no keys) leave the keys' SKU counts alone."""
+    admin = ledger.context("admin")
+    ledger.define_product(admin, sku="LOW-1", name="low", face_value="1", currency="USD", price="1.00",
+                          low_stock_threshold=2, per_customer_limit=None)
+    ledger.import_keys(admin, sku="LOW-1", supplier="s", unit_cost="0.50", codes=[(i, f"LOW-{i}") for i in range(5)])
+    recharge.suppliers(ledger, ("cheap",))
+    recharge.upstream_product(ledger, "TOPUP-10", {"cheap": "9.60"}, low_stock_threshold=5)
+    recharge.run(ledger, c.DefineProduct, sku="COURSE", name="Course", kind="digital_access", face_value="20.00",
+                 currency="USD", price="20.00", low_stock_threshold=3)
+    recharge.deliver(ledger, recharge.paid(ledger, "alice").order_id)
+    recharge.paid(ledger, "bob", account="13900000002")  # still with its supplier
+    ledger.place_order(ledger.context(), customer_id="carol", sku="TOPUP-10", quantity=1,
+                       recipient_account="13900000003")  # held, unpaid
+    course = ledger.place_order(ledger.context(), customer_id="dave", sku="COURSE", quantity=1)
+    ledger.capture_payment(ledger.context(), course.order_id, payment_reference="course-1", amount="20.00",
+                           provider="psp")
+    key_order = ledger.place_order(ledger.context(), customer_id="erin", sku="LOW-1", quantity=1)
+    ledger.capture_payment(ledger.context(), key_order.order_id, payment_reference="low-1", amount="1.00",
+                           provider="psp")
+    store = ViewStore(ledger.settings)
+    runner = Runner(ledger.app, store, build_projections(store, ["inventory"]), batch_size=3)
+    runner.catch_up()
+    dump = runner.projections[1].dump()
+    assert [(r["sku"], r["available"], r["delivered"], r["low_stock"]) for r in dump["skus"]] == [("LOW-1", 4, 1, 0)]
+    assert dump["alerts"] == []
+    store.close()
