@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger
 from projections.engine.base import Projection, Row
@@ -454,3 +456,25 @@ def test_postgres_gives_the_same_results(make_ledger: LedgerFactory, clock: Fake
     suppliers = {r["supplier"] for r in lite_dump["profit"]["daily"]}
     assert len(suppliers) > 2
     assert comparable(pg_dump, batch_names=True) == comparable(lite_dump, batch_names=True)
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_recharge_figures(make_ledger: LedgerFactory, clock: FakeClock, pg_url: str) -> None:
+    """Sales, profit and the books of recharges, and the facts' statuses, as on SQLite."""
+    figures = []
+    for url in (None, pg_url):
+        clock.now = START
+        ledger = make_ledger(url)
+        orders = recharge_history(ledger, clock)
+        store = ViewStore(ledger.settings)
+        projections = build_projections(store, ["sales", "profit", "journal"])
+        Runner(ledger.app, store, projections, batch_size=7).catch_up()
+        assert store.is_postgres == (url is not None)
+        names = {str(order_id): name for name, order_id in orders.items()}
+        facts, sales, profit, journal = projections
+        figures.append((
+            sorted((names[r["order_id"]], r["status"]) for r in facts.dump()["orders"]),
+            sales.dump(), profit.dump()["daily"], journal.dump()["balances"],
+        ))
+        store.close()
+    assert figures[0] == figures[1]
