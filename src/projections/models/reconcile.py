@@ -149,10 +149,6 @@ class _Order:
         found = [self.placed, *(p for p, _ in self.captured), *(p for p, _, _ in self.refunded)]
         return tuple(sorted([*found, *self.moves]))
 
-    @property
-    def kept(self) -> Decimal:
-        return sum((a for _, a in self.captured), ZERO) - sum((a for _, a, _ in self.refunded), ZERO)
-
 
 @dataclass
 class _Fulfilment:
