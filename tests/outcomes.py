@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from ledger.domain.fulfilment import Fulfilment
 from ledger.domain.orders import Order
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger
@@ -17,7 +18,8 @@ from tests.helpers import all_events
 def outcomes(ledger: Ledger) -> Counter[str]:
     """Counts of what the ledger's history holds: deliveries, refunds asked for ("refunded") and
     given back on their own for a payment with no goods ("auto-refunded"), expiries,
-    cancellations, redemptions, revocations, recalls, and each rejection by its reason."""
+    cancellations, redemptions, revocations, recalls, recharges delivered by a supplier ("fulfilled"),
+    given up, and reversed by their supplier, access granted, and each rejection by its reason."""
     seen: Counter[str] = Counter()
     for event in all_events(ledger):
         if isinstance(event, Order.KeysDelivered):
@@ -36,6 +38,14 @@ def outcomes(ledger: Ledger) -> Counter[str]:
             seen["revoked"] += 1
         elif isinstance(event, Batch.Recalled):
             seen["recalled"] += 1
+        elif isinstance(event, Order.Fulfilled):
+            seen["fulfilled"] += 1
+        elif isinstance(event, Fulfilment.GaveUp):
+            seen["gave-up"] += 1
+        elif isinstance(event, Order.FulfilmentReversed):
+            seen["fulfilment-reversed"] += 1
+        elif isinstance(event, Order.Granted):
+            seen["granted"] += 1
     return seen
 
 

@@ -25,9 +25,11 @@ from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from projections.models.fraud import Fraud, FraudRules, alerts, subject
 from projections.models.risk import FraudRiskAssessor
+from tests import recharge
 from tests.conftest import FakeClock, LedgerFactory
 
 SKU = "GAME-1"
+TOPUP = "TOPUP-10"
 PRICE = "10.00"
 LOOSE = {"max_unpaid_per_customer": 100, "max_unpaid_per_ip": 100, "max_unpaid_per_device": 100}
 _serial = count(1)
@@ -42,6 +44,7 @@ def loose(make_ledger: LedgerFactory) -> Ledger:
     ledger = make_ledger(**LOOSE)
     ledger.define_product(ledger.context("admin"), sku=SKU, name="Game key", face_value=PRICE, currency="USD",
                           price=PRICE, platform="pc")
+    recharge.upstream_product(ledger, TOPUP, {})  # ordered, not fulfilled: the rule reads the placement
     return ledger
 
 
@@ -365,6 +368,77 @@ def test_one_failed_payment_then_success_stays_quiet(loose: Ledger, codes: Codes
     assert alerts(store) == []
 
 
+# ---- (h) one customer recharging many accounts ----
+
+
+def top_up(ledger: Ledger, customer: str, account: str) -> int:
+    """A recharge ordered for `account`; the position of its `Order.RecipientGiven`."""
+    before = ledger.app.recorder.max_notification_id() or 0
+    ledger.place_order(ledger.context(customer), customer_id=customer, sku=TOPUP, quantity=1,
+                       recipient_account=account)
+    after = ledger.app.recorder.max_notification_id() or 0
+    return next(p for p in range(before + 1, after + 1) if isinstance(event_at(ledger, p), Order.RecipientGiven))
+
+
+def test_recharge_accounts_one_customer_many_accounts(loose: Ledger, store: ViewStore, clock: FakeClock) -> None:
+    positions = {}
+    for account in ["13800000001", "13800000002", "13800000001", "13800000003", "13800000004"]:
+        positions[account] = top_up(loose, "topper", account)  # the latest order per account is the proof
+        clock.advance(seconds=130)  # slower than velocity's 5 in 10 minutes
+    run(loose, store)
+    alert = only_alert(store, "recharge-accounts", "customer", "topper")
+    assert alert["count"] == 1 and alert["score"] == 20
+    assert sorted(alert["positions"]) == sorted(positions.values())  # the 4 accounts, the repeat once
+    assert rules_fired(store) == {"recharge-accounts"}
+    for account in ("13800000005", "13800000006"):
+        top_up(loose, "topper", account)
+        clock.advance(seconds=130)
+    run(loose, store)
+    assert len(alerts(store, rule="recharge-accounts")) == 1  # 3 over the limit: the next alert is at 4
+    top_up(loose, "topper", "13800000007")
+    run(loose, store)
+    assert [a["count"] for a in alerts(store, rule="recharge-accounts")] == [1, 4]
+
+
+def test_recharge_accounts_quiet_for_a_household_and_for_accounts_spread_out(loose: Ledger, store: ViewStore,
+                                                                            clock: FakeClock) -> None:
+    for _ in range(3):
+        for account in ("13800000011", "13800000012", "13800000013"):  # the same three, again and again
+            top_up(loose, "family", account)
+            clock.advance(seconds=200)
+    for n in range(5):  # a new account every other day: never more than one in a day's window
+        top_up(loose, "traveller", f"1390000002{n}")
+        clock.advance(days=2)
+    run(loose, store)
+    assert alerts(store, rule="recharge-accounts") == []
+
+
+def test_recharge_accounts_keep_no_account_nor_its_hash(loose: Ledger, store: ViewStore, clock: FakeClock) -> None:
+    accounts = [f"1380000010{n}" for n in range(5)]
+    for account in accounts:
+        top_up(loose, "topper", account)
+        clock.advance(seconds=130)
+    fraud = run(loose, store)
+    kept = repr(fraud.dump())
+    assert alerts(store, rule="recharge-accounts")
+    for account in accounts:
+        assert account not in kept and loose.vault.account_fingerprint(account) not in kept
+
+
+def test_recharge_accounts_limit_and_window_from_settings(loose: Ledger, store: ViewStore, clock: FakeClock,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_FRAUD_MAX_RECHARGE_ACCOUNTS", "1")
+    monkeypatch.setenv("LEDGER_FRAUD_RECHARGE_ACCOUNTS_WINDOW_S", "60")
+    top_up(loose, "pair", "13800000201")
+    clock.advance(seconds=61)  # outside the window: the first account no longer counts
+    top_up(loose, "pair", "13800000202")
+    run(loose, store)
+    assert alerts(store, rule="recharge-accounts") == []
+    top_up(loose, "pair", "13800000203")
+    run(loose, store)
+    assert only_alert(store, "recharge-accounts", "customer", "pair")["count"] == 1
+
+
 # ---- no spam, batching, restarts ----
 
 
@@ -393,6 +467,9 @@ def _mixed_history(ledger: Ledger, codes: Codes, clock: FakeClock) -> None:
         with pytest.raises(AmountMismatch):
             ledger.capture_payment(ledger.context("psp"), placed.order_id, payment_reference=f"mix-bad-{n}",
                                    amount="0.02", provider="psp")
+    for n in range(4):
+        top_up(ledger, "mix-topper", f"1370000000{n}")
+        clock.advance(seconds=130)
     for n in range(5):
         pay(ledger, place(ledger, f"mix-ok-{n}", f"192.0.2.{150 + n}", f"dev-ok-{n}"))
         clock.advance(seconds=60)
@@ -408,7 +485,7 @@ def test_every_rule_fires_once_and_never_again(loose: Ledger, codes: Codes, stor
     first = fraud.dump()
     assert {a["rule"] for a in first["alerts"]} == {
         "velocity", "many-customers", "expired-holds", "coupon-new-customers", "refund-after-redeem", "resale",
-        "payment-rejected",
+        "payment-rejected", "recharge-accounts",
     }
     keys = [(a["rule"], a["subject_kind"], a["subject_id"]) for a in first["alerts"]]
     assert len(keys) == len(set(keys))  # one alert per (rule, subject): no count reached a second threshold
@@ -504,6 +581,7 @@ def test_postgres_same_rules_and_risk(make_ledger: LedgerFactory, pg_url: str, c
     ledger = make_ledger(pg_url, **LOOSE)
     ledger.define_product(ledger.context("admin"), sku=SKU, name="Game key", face_value=PRICE, currency="USD",
                           price=PRICE, platform="pc")
+    recharge.upstream_product(ledger, TOPUP, {})
     stocked = Codes(ledger)
     stocked.stock(40)
     _mixed_history(ledger, stocked, clock)
@@ -512,7 +590,7 @@ def test_postgres_same_rules_and_risk(make_ledger: LedgerFactory, pg_url: str, c
         run(ledger, store, batch_size=7)
         assert rules_fired(store) == {
             "velocity", "many-customers", "expired-holds", "coupon-new-customers", "refund-after-redeem", "resale",
-            "payment-rejected",
+            "payment-rejected", "recharge-accounts",
         }
         row = subject(store, None, "customer", "mix-reseller")
         assert row is not None and row["top_rule"] == "resale" and row["rule_scores"] == {"resale": 30}

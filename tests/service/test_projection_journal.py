@@ -21,6 +21,7 @@ from ledger.config import Settings
 from ledger.domain.errors import AmountMismatch, DomainError
 from ledger.service.ledger import Ledger, open_ledger
 from projections.engine.base import Projection
+from projections.engine.rebuild import rebuild
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
@@ -28,12 +29,14 @@ from projections.models.journal import (
     ACCOUNTS,
     Journal,
     TrialBalance,
+    account_info,
     balances_as_of,
     trial_balance,
 )
 from tests.conftest import TEST_CIPHER_KEY, FakeClock, LedgerFactory
 from tests.outcomes import assert_explored, outcomes
 from tests.profiles import examples
+from tests.recharge import recharge_history
 
 D = Decimal
 START, END = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
@@ -51,7 +54,11 @@ def assert_books_balance(tb: TrialBalance) -> None:
     assert tb.balanced, tb.totals
     for currency in {r["currency"] for r in tb.rows}:
         assert sum((r["balance"] for r in tb.rows if r["currency"] == currency), D(0)) == 0
-    assert {r["account"] for r in tb.rows} <= set(ACCOUNTS)
+    assert all(account_info(r["account"]) for r in tb.rows), {r["account"] for r in tb.rows} - set(ACCOUNTS)
+
+
+def nonzero(tb: TrialBalance) -> dict[tuple[str, str], Decimal]:
+    return {k: v for k, v in tb.by_account().items() if v != 0}
 
 
 def codes(prefix: str, n: int) -> list[tuple[int, str]]:
@@ -130,6 +137,54 @@ def test_hand_computed_balances(ledger: Ledger, clock: FakeClock) -> None:
     assert eur["cost_of_goods_sold"] == D("6")  # C's key only: A's two keys were revoked
     assert eur["write_offs"] == D("18")  # 2 revoked + 1 voided
     assert {c for _, c in tb.by_account()} == {"EUR"}
+
+
+def test_recharge_books_hand_computed(ledger: Ledger, clock: FakeClock) -> None:
+    """tests/recharge.py's history: floats funded, recharges delivered, given up, reversed and
+    refunded, reversed and delivered again, one still with its supplier, access granted."""
+    orders = recharge_history(ledger, clock)
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    tb = trial_balance(store, journal)
+    assert_books_balance(tb)
+    assert nonzero(tb) == {
+        ("cash", "USD"): D("-2000"),  # two floats funded with our own money
+        # cheap: 1000 - 9.55 (delivered) - 9.60 + 9.60 (reversed) - 19.20 + 19.20 (reversed); dear: 1000 - 19.60
+        ("supplier_float:cheap", "USD"): D("990.45"),
+        ("supplier_float:dear", "USD"): D("980.40"),
+        ("payment_clearing", "USD"): D("62.00"),  # 10.50 x 4 + 21 + 20 paid, gave_up's and reversed's 10.50 back
+        ("customer_deposits", "USD"): D("-10.50"),  # pending's payment: owed to its buyer until it ends
+        ("revenue", "USD"): D("-62.00"),  # delivered, reversed (10.50 each), refulfilled (21) once, granted (20)
+        ("refunds", "USD"): D("10.50"),  # reversed's refund; gave_up's came out of its deposit
+        ("cost_of_goods_sold", "USD"): D("29.15"),  # delivered 9.55 + refulfilled at dear 19.60
+    }
+    rows = sorted(journal.dump()["entries"], key=lambda r: (r["position"], r["entry_no"]))
+
+    def posted(order: str, event_type: str) -> list[tuple[str, Decimal, Decimal]]:
+        return [(r["account"], r["debit"], r["credit"]) for r in rows
+                if r["order_id"] == str(orders[order]) and r["event_type"] == event_type]
+
+    assert posted("delivered", "Order.Fulfilled") == [
+        ("customer_deposits", D("10.50"), 0), ("revenue", 0, D("10.50")),  # the sale
+        ("cost_of_goods_sold", D("9.55"), 0), ("supplier_float:cheap", 0, D("9.55")),  # what cheap charged
+    ]
+    assert posted("gave_up", "Order.Refunded") == [("customer_deposits", D("10.50"), 0),
+                                                   ("payment_clearing", 0, D("10.50"))]
+    assert posted("refulfilled", "Order.FulfilmentReversed") == [("supplier_float:cheap", D("19.20"), 0),
+                                                                 ("cost_of_goods_sold", 0, D("19.20"))]
+    assert posted("refulfilled", "Order.Fulfilled") == [
+        ("customer_deposits", D("21.00"), 0), ("revenue", 0, D("21.00")),  # the sale, by cheap
+        ("cost_of_goods_sold", D("19.20"), 0), ("supplier_float:cheap", 0, D("19.20")),
+        ("cost_of_goods_sold", D("19.60"), 0), ("supplier_float:dear", 0, D("19.60")),  # again: no second sale
+    ]
+    assert posted("granted", "Order.Granted") == [("customer_deposits", D("20.00"), 0), ("revenue", 0, D("20.00"))]
+    assert posted("pending", "Order.Fulfilled") == []
+    funded = [(r["account"], r["debit"], r["credit"]) for r in rows if r["event_type"] == "Supplier.FloatFunded"]
+    assert funded == [("supplier_float:cheap", D("1000"), 0), ("cash", 0, D("1000")),
+                      ("supplier_float:dear", D("1000"), 0), ("cash", 0, D("1000"))]
+    assert account_info("supplier_float:cheap") == ("asset", "money prepaid to cheap, not yet charged")
+    assert account_info("supplier_float:") is None and account_info("nonsense") is None
+    store.close()
 
 
 def test_entries_balance_per_event(ledger: Ledger, clock: FakeClock) -> None:
@@ -216,6 +271,26 @@ def test_small_batches_equal_one_big_batch(ledger: Ledger, clock: FakeClock, tmp
     restarted.catch_up()
     big.catch_up()
     assert restarted_journal.dump() == big_journal.dump()
+
+
+@pytest.mark.parametrize("history", ["keys", "recharges"])
+def test_rebuilding_the_journal_alone_gives_the_same_books(ledger: Ledger, clock: FakeClock, history: str) -> None:
+    """A rebuild of one read model runs over the live facts without loading them, and they stand
+    at the head: a revoked or recalled key's cost is still booked (its currency is its product's,
+    looked up in the facts), a float funded (its supplier's currency), a recharge delivered twice
+    is one sale, a refund before its delivery a deposit returned."""
+    if history == "keys":
+        for _ in scripted_history(ledger, clock):
+            pass
+    else:
+        recharge_history(ledger, clock)
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    rebuild(ledger.app, store, ["journal"])
+    again = build_projections(store, ["journal"])[-1]
+    assert again.version == journal.version + 1
+    assert again.dump() == journal.dump()
+    store.close()
 
 
 def _comparable(journal: Journal, store: ViewStore) -> tuple[Any, ...]:

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from ledger.domain.errors import DomainError
 from ledger.service.ledger import Ledger
 from projections.engine.base import Projection, Row
+from projections.engine.rebuild import rebuild
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from tests.conftest import FakeClock, LedgerFactory
+from tests.recharge import recharge_history
 
 D = Decimal
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -140,6 +144,81 @@ def test_apportioning_is_exact_per_order(ledger: Ledger, clock: FakeClock) -> No
     (row,) = run(ledger)["profit"]["daily"]
     assert row["batch_id"] == str(batch.batch_id)
     assert (row["revenue"], row["discounts"], row["refunds"]) == (D("23.31"), D("2.33"), D("1.00"))
+
+
+# ---- recharges, platform grants and digital access (tests/recharge.py's history) ----
+
+
+def test_recharges_are_sales_once_delivered_and_refunds_only_after_delivery(ledger: Ledger,
+                                                                              clock: FakeClock) -> None:
+    recharge_history(ledger, clock)
+    rows = keyed(run(ledger)["sales"]["daily"], "day", "sku")
+    figures = {key: (r["orders"], r["units"], r["gross"], r["refunds"], r["net"], r["returned_payments"])
+               for key, r in rows.items()}
+    assert figures == {
+        # delivered (10.50) and reversed (10.50, delivered that day); gave_up's refund never was a sale,
+        # pending is not delivered yet.
+        ("2026-03-01", "TOPUP-10"): (2, 2, D("21"), D(0), D("21"), D("10.5")),
+        ("2026-03-01", "TOPUP-20"): (1, 1, D("21"), D(0), D("21"), D(0)),  # delivered again on day 2: one sale
+        ("2026-03-01", "COURSE"): (1, 1, D("20"), D(0), D("20"), D(0)),  # access granted at payment
+        ("2026-03-02", "TOPUP-10"): (0, 0, D(0), D("10.5"), D("-10.5"), D(0)),  # reversed, then refunded
+    }
+
+
+def test_recharge_profit_is_per_supplier_at_what_it_charged(ledger: Ledger, clock: FakeClock) -> None:
+    recharge_history(ledger, clock)
+    rows = keyed(run(ledger)["profit"]["daily"], "day", "sku", "supplier", "batch_id")
+    figures = {key: (r["keys_sold"], r["revenue"], r["refunds"], r["cost_of_goods"], r["profit"])
+               for key, r in rows.items()}
+    assert figures == {
+        # charged 9.55 (delivered) + 9.60 (reversed), both by cheap
+        ("2026-03-01", "TOPUP-10", "cheap", ""): (2, D("21"), D(0), D("19.15"), D("1.85")),
+        # the reversal gives cheap's 9.60 back; the refund is of the sale cheap made
+        ("2026-03-02", "TOPUP-10", "cheap", ""): (0, D(0), D("10.5"), D("-9.6"), D("-0.9")),
+        # sold once, through cheap; reversed by cheap, delivered again by dear, which costs 19.60
+        ("2026-03-01", "TOPUP-20", "cheap", ""): (1, D("21"), D(0), D("19.2"), D("1.8")),
+        ("2026-03-02", "TOPUP-20", "cheap", ""): (0, D(0), D(0), D("-19.2"), D("19.2")),
+        ("2026-03-02", "TOPUP-20", "dear", ""): (0, D(0), D(0), D("19.6"), D("-19.6")),
+        ("2026-03-01", "COURSE", "", ""): (1, D("20"), D(0), D(0), D("20")),  # no supplier, no cost
+    }
+    assert sum((r["profit"] for r in rows.values()), D(0)) == D("22.35")  # 62 - 10.50 - (9.55 + 19.60)
+
+
+def test_facts_know_each_recharge_status_supplier_and_cost(ledger: Ledger, clock: FakeClock) -> None:
+    orders = recharge_history(ledger, clock)
+    store = ViewStore(ledger.settings)
+    facts, *_ = projections = build_projections(store, ["sales"])
+    Runner(ledger.app, store, projections).catch_up()
+    by_id = {r["order_id"]: r for r in facts.dump()["orders"]}
+    fulfilments = {r["order_id"]: r for r in facts.dump()["fulfilments"]}
+    seen = {name: (by_id[str(order_id)]["status"], fulfilments[str(order_id)]["sale_supplier"],
+                   fulfilments[str(order_id)]["supplier"], fulfilments[str(order_id)]["cost"])
+            for name, order_id in orders.items()}
+    assert seen == {
+        "delivered": ("delivered", "cheap", "cheap", D("9.55")),
+        "gave_up": ("refunded", None, None, D(0)),
+        "reversed": ("refunded", "cheap", "cheap", D(0)),
+        "pending": ("fulfilling", None, None, D(0)),
+        "refulfilled": ("delivered", "cheap", "dear", D("19.6")),
+        "granted": ("delivered", None, None, D(0)),
+    }
+    assert {(r["name"], r["currency"]) for r in facts.dump()["suppliers"]} == {("cheap", "USD"), ("dear", "USD")}
+    store.close()
+
+
+def test_rebuilding_one_read_model_over_live_facts_gives_the_same_recharge_figures(ledger: Ledger,
+                                                                                  clock: FakeClock) -> None:
+    """A rebuild of sales or profit alone looks orders up in facts that already stand at the head
+    (a recharge delivered twice, refunds before and after delivery): the same rows."""
+    recharge_history(ledger, clock)
+    store = ViewStore(ledger.settings)
+    live = build_projections(store, ["sales", "profit"])
+    Runner(ledger.app, store, live).catch_up()
+    before = {p.name: p.dump() for p in live[1:]}
+    rebuild(ledger.app, store, ["sales", "profit"])
+    after = {p.name: p.dump() for p in build_projections(store, ["sales", "profit"])[1:]}
+    assert after == before
+    store.close()
 
 
 # ---- a larger scripted history and a naive reference fold ----
@@ -377,3 +456,25 @@ def test_postgres_gives_the_same_results(make_ledger: LedgerFactory, clock: Fake
     suppliers = {r["supplier"] for r in lite_dump["profit"]["daily"]}
     assert len(suppliers) > 2
     assert comparable(pg_dump, batch_names=True) == comparable(lite_dump, batch_names=True)
+
+
+@pytest.mark.postgres
+def test_postgres_gives_the_same_recharge_figures(make_ledger: LedgerFactory, clock: FakeClock, pg_url: str) -> None:
+    """Sales, profit and the books of recharges, and the facts' statuses, as on SQLite."""
+    figures = []
+    for url in (None, pg_url):
+        clock.now = START
+        ledger = make_ledger(url)
+        orders = recharge_history(ledger, clock)
+        store = ViewStore(ledger.settings)
+        projections = build_projections(store, ["sales", "profit", "journal"])
+        Runner(ledger.app, store, projections, batch_size=7).catch_up()
+        assert store.is_postgres == (url is not None)
+        names = {str(order_id): name for name, order_id in orders.items()}
+        facts, sales, profit, journal = projections
+        figures.append((
+            sorted((names[r["order_id"]], r["status"]) for r in facts.dump()["orders"]),
+            sales.dump(), profit.dump()["daily"], journal.dump()["balances"],
+        ))
+        store.close()
+    assert figures[0] == figures[1]

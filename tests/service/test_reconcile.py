@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from uuid import uuid4
@@ -14,27 +15,33 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
+from ledger.domain.fulfilment import Fulfilment
+from ledger.domain.ids import fulfilment_id, supplier_id
 from ledger.domain.orders import Order
+from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger
 from projections.engine.as_of import History, LiveReadModels
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
-from projections.models.reconcile import FOLDS, JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
+from projections.models.reconcile import FLOATS, FOLDS, JOURNAL, KEYS, PAYMENTS, Reconciliation, reconcile
 from shell.cli import app as cli_app
+from tests import recharge
 from tests.api_fixtures import auth, open_services
+from tests.conftest import FakeClock
 from tests.demo_history import DemoStore
 from tests.helpers import all_events, buy, head, place, stocked_product
 
 
-def _reconciled(ledger: Ledger, views_url: str | None = None) -> Reconciliation:
+def _reconciled(ledger: Ledger, views_url: str | None = None, now: datetime | None = None) -> Reconciliation:
     """Bring the read models up to the head, then reconcile."""
     store = ViewStore(ledger.settings, views_url)
     try:
         projections = build_projections(store)
         Runner(ledger.app, store, projections).catch_up()
-        return reconcile(History(ledger.app, folds=FOLDS), LiveReadModels(store, {p.name: p for p in projections}))
+        return reconcile(History(ledger.app, folds=FOLDS), LiveReadModels(store, {p.name: p for p in projections}),
+                         now=now)
     finally:
         store.close()
 
@@ -124,6 +131,61 @@ def test_a_key_registered_outside_its_batch_is_found(ledger: Ledger) -> None:
     assert key.detail == "the events leave it available; the facts read model says nothing"
     assert sku.check == KEYS
     assert sku.detail == "3 keys available by the events, the inventory read model shows 2"
+
+
+# ---- recharges ----
+
+
+def test_recharges_reconcile_clean_and_the_one_in_progress_is_listed_apart(ledger: Ledger,
+                                                                           clock: FakeClock) -> None:
+    orders = recharge.recharge_history(ledger, clock)
+    result = _reconciled(ledger, now=clock.now)
+    assert result.findings == [] and result.clean
+    (usd,) = result.totals
+    # 62.00 kept: 51.50 of revenue (62 sold less the reversed one refunded) and pending's 10.50, still a deposit
+    assert (usd.money_in, usd.revenue, usd.refunds_payable) == (Decimal("62.00"), Decimal("51.50"), Decimal("10.50"))
+    (pending,) = result.in_progress
+    assert pending.order_id == str(orders["pending"])
+    assert (pending.status, pending.supplier, pending.kept, pending.currency) == ("submitted", "cheap",
+                                                                                  Decimal("10.50"), "USD")
+    assert pending.overdue and not pending.escalated  # paid on day 1 with 15 minutes to go; this is day 2
+    assert pending.positions[0] < pending.positions[-1] <= result.position
+    assert result.examined[PAYMENTS].endswith("; 1 fulfilment in progress (1 past the deadline)")
+    assert result.examined[FLOATS] == "2 suppliers"
+    before = _reconciled(ledger, now=pending.deadline - timedelta(minutes=1))
+    assert [p.overdue for p in before.in_progress] == [False]
+
+
+def test_a_float_charged_for_no_delivery_is_found(ledger: Ledger) -> None:
+    recharge.suppliers(ledger, ("cheap",))
+    recharge.upstream_product(ledger, "TOPUP-10", {"cheap": "9.60"})
+    recharge.deliver(ledger, recharge.paid(ledger).order_id)
+    supplier = ledger.app.repository.get(supplier_id("cheap"))
+    assert isinstance(supplier, Supplier)
+    supplier.charge(ledger.context("planted"), "planted-1", Decimal("5.00"))  # the service never charges alone
+    ledger.app.save(supplier)
+    result = _reconciled(ledger)
+    (finding,) = result.findings
+    assert (finding.check, finding.subject) == (FLOATS, "supplier cheap")
+    assert finding.detail == ("its events leave its float at 985.40 USD (funded 1000.00, charged 14.60, "
+                              "reversed 0.00); the journal's supplier_float:cheap holds 990.40")
+    assert finding.positions[-1] == head(ledger)
+
+
+def test_a_recharge_given_up_without_its_refund_is_found(ledger: Ledger) -> None:
+    recharge.suppliers(ledger, ("cheap",))
+    recharge.upstream_product(ledger, "TOPUP-10", {"cheap": "9.60"})
+    order_id = recharge.paid(ledger).order_id
+    fulfilment = ledger.app.repository.get(fulfilment_id(order_id))
+    assert isinstance(fulfilment, Fulfilment)
+    fulfilment.give_up(ledger.context("planted"), "planted")  # the service refunds in the same transaction
+    ledger.app.save(fulfilment)
+    result = _reconciled(ledger)
+    assert result.in_progress == []
+    (finding,) = result.findings
+    assert (finding.check, finding.subject) == (PAYMENTS, f"order {order_id}")
+    assert finding.detail == "captured 10.50, refunded 0, no goods (its fulfilment failed): 10.50 kept without goods"
+    assert finding.positions[-1] == head(ledger)  # the GaveUp that proves it
 
 
 @pytest.fixture

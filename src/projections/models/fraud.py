@@ -8,6 +8,7 @@ restart in between all give the same rows. Rules and defaults: docs/fraud.md.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,9 @@ COUPON_NEW_CUSTOMERS = "coupon-new-customers"
 REFUND_AFTER_REDEEM = "refund-after-redeem"
 RESALE = "resale"
 PAYMENT_REJECTED = "payment-rejected"
-RULES = (VELOCITY, MANY_CUSTOMERS, EXPIRED_HOLDS, COUPON_NEW_CUSTOMERS, REFUND_AFTER_REDEEM, RESALE, PAYMENT_REJECTED)
+RECHARGE_ACCOUNTS = "recharge-accounts"
+RULES = (VELOCITY, MANY_CUSTOMERS, EXPIRED_HOLDS, COUPON_NEW_CUSTOMERS, REFUND_AFTER_REDEEM, RESALE, PAYMENT_REJECTED,
+         RECHARGE_ACCOUNTS)
 
 CUSTOMER, IP, DEVICE = "customer", "ip", "device"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,6 +67,11 @@ class FraudRules(BaseSettings):
     max_payment_rejections: int = Field(default=3, ge=1, description="rejected payment callbacks per customer")
     payment_rejected_score: int = Field(default=10, ge=0)
 
+    max_recharge_accounts: int = Field(default=3, ge=1, description="distinct accounts one customer orders "
+                                       "recharges or grants for inside the window")
+    recharge_accounts_window_s: int = Field(default=86_400, gt=0, description="sliding window, seconds of event time")
+    recharge_accounts_score: int = Field(default=20, ge=0)
+
     def score(self, rule: str) -> int:
         return int(getattr(self, rule.replace("-", "_") + "_score"))
 
@@ -83,6 +91,13 @@ def _json(value: Any) -> str:
 def _micros(moment: datetime) -> int:
     """Event time as whole microseconds since the epoch: exact, unlike a float."""
     return (moment - _EPOCH) // _MICROSECOND
+
+
+def account_digest(account_hmac: str) -> str:
+    """What this read model keeps of a recipient account: a digest of its keyed hash. Enough to
+    tell accounts apart; neither the account nor the hash support finds it by (a secret field
+    that never leaves the event store) is written to its tables."""
+    return hashlib.sha256(f"fraud:{account_hmac}".encode()).hexdigest()[:32]
 
 
 class Fraud(Projection):
@@ -113,7 +128,8 @@ class Fraud(Projection):
                 ("pending", TEXT),
             ),
         ),
-        # Per (rule, subject): the [event time in microseconds, position] pairs still inside the window.
+        # Per (rule, subject): the [event time in microseconds, position] pairs still inside the window
+        # (recharge-accounts: [event time, position, account digest], the latest order per account).
         Table(
             "windows",
             ("rule", "subject_kind", "subject_id"),
@@ -248,6 +264,34 @@ class Fraud(Projection):
         if new_customer and e.coupon_code and e.discount > 0 and e.device_id:
             self._member(COUPON_NEW_CUSTOMERS, DEVICE, str(e.device_id), customer,
                          self.rules.max_coupon_new_customers, e, position)
+
+    @handles(Order.RecipientGiven)
+    def on_Order_RecipientGiven(self, e: Order.RecipientGiven, position: int) -> None:
+        """One customer ordering recharges (or grants) for many distinct accounts inside a window
+        of event time: the count is the orders that brought the window's distinct accounts over
+        the limit (the first alert at the first such order, the next after `limit` more), and
+        the alert's proof is the latest order of each account in the window.
+
+        Events read from Kafka carry no `account_hmac` (secret fields are not published): a
+        read model built from Kafka cannot tell accounts apart and does not count this rule."""
+        order = self.facts.order(e.originator_id)
+        if order is None or not e.account_hmac:
+            return
+        customer = str(order["customer_id"])
+        limit = self.rules.max_recharge_accounts
+        now = _micros(e.timestamp)
+        horizon = now - self.rules.recharge_accounts_window_s * 1_000_000
+        digest = account_digest(e.account_hmac)
+        row = self.row("windows", (RECHARGE_ACCOUNTS, CUSTOMER, customer), {"entries": "[]"})
+        # [event time in µs, position, account digest]: the latest order of each account in the window
+        entries = [entry for entry in _loads(row["entries"] or "[]") if entry[0] > horizon]
+        new_account = all(entry[2] != digest for entry in entries)
+        entries = [entry for entry in entries if entry[2] != digest]
+        entries.append([now, position, digest])
+        row["entries"] = _json(entries)
+        if new_account and len(entries) > limit:
+            self._count(RECHARGE_ACCOUNTS, CUSTOMER, customer, limit, e, position, first_at=1,
+                        proof=[entry[1] for entry in entries])
 
     @handles(Order.Expired)
     def on_Order_Expired(self, e: Order.Expired, position: int) -> None:

@@ -1,10 +1,15 @@
-"""Inventory per SKU and per batch, with one low-stock alert per downward crossing."""
+"""Inventory per SKU and per batch, with one low-stock alert per downward crossing.
+
+Only products taken from stock (card keys, gift cards) have an inventory: a recharge, a platform
+grant or digital access has no keys, so it gets no row (no count of nothing that reads as sold
+out, no low-stock alert). Their unpaid orders are held on the SKU's stock book with no keys
+(`Stock.Reserved` and `Stock.Delivered` with empty key lists): nothing moves."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ledger.domain.catalog import Product
+from ledger.domain.catalog import Product, ProductKind
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Batch, Key
 from projections.engine.base import INT, MONEY, TEXT, Projection, Table, ident
@@ -59,7 +64,8 @@ class Inventory(Projection):
 
     @handles(Product.Defined)
     def on_Product_Defined(self, e: Product.Defined, position: int) -> None:
-        self.row("skus", (e.sku,))["threshold"] = e.low_stock_threshold
+        if ProductKind(e.kind).fulfilled_from_stock:
+            self.row("skus", (e.sku,))["threshold"] = e.low_stock_threshold
 
     @handles(Batch.Received)
     def on_Batch_Received(self, e: Batch.Received, position: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
+from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Batch, Key
 from projections.engine.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.engine.events import handles
@@ -30,19 +31,43 @@ DISCOUNTS = "discounts"
 REFUNDS = "refunds"
 COST_OF_GOODS_SOLD = "cost_of_goods_sold"
 WRITE_OFFS = "write_offs"
+CASH = "cash"
+SUPPLIER_FLOAT = "supplier_float"  # a parent: each supplier's float is `supplier_float:<name>`
 ACCOUNTS: dict[str, tuple[str, str]] = {
     PAYMENT_CLEARING: (ASSET, "money held by the payment provider for us"),
+    CASH: (ASSET, "our own money paid out to fund supplier floats (no deposit is booked: it runs negative)"),
+    SUPPLIER_FLOAT: (ASSET, "money prepaid to upstream suppliers, not yet charged: one account per supplier, "
+                            "supplier_float:<name>"),
     INVENTORY: (ASSET, "cost of keys in stock (available or reserved)"),
     SUPPLIER_PAYABLE: (LIABILITY, "what we owe suppliers for keys received"),
-    CUSTOMER_DEPOSITS: (LIABILITY, "money captured for goods not yet delivered (or to be returned)"),
+    CUSTOMER_DEPOSITS: (LIABILITY, "money captured for goods not yet delivered (a recharge being fulfilled) "
+                                   "or to be returned"),
     REVENUE_ACCOUNT: (REVENUE, "list value (subtotal) of delivered orders"),
     DISCOUNTS: (CONTRA_REVENUE, "coupon discounts given on delivered orders"),
     REFUNDS: (CONTRA_REVENUE, "money returned on delivered orders"),
-    COST_OF_GOODS_SOLD: (EXPENSE, "unit cost of delivered keys, at the cost of the time of sale"),
+    COST_OF_GOODS_SOLD: (EXPENSE, "unit cost of delivered keys, at the cost of the time of sale, and what "
+                                  "suppliers charged for delivered recharges"),
     WRITE_OFFS: (EXPENSE, "cost of revoked keys and of keys voided by a supplier recall"),
 }
 
 Line = tuple[str, Decimal, Decimal]  # (account, debit, credit)
+
+
+def supplier_float(supplier: str) -> str:
+    """The account of one supplier's float."""
+    return f"{SUPPLIER_FLOAT}:{supplier}"
+
+
+def account_info(account: str) -> tuple[str, str] | None:
+    """An account's (type, what it holds): one of the chart, or a supplier's float (whose type is
+    its parent's); None for a name the chart does not know."""
+    found = ACCOUNTS.get(account)
+    if found is not None:
+        return found
+    parent, _, supplier = account.partition(":")
+    if parent == SUPPLIER_FLOAT and supplier:
+        return ASSET, f"money prepaid to {supplier}, not yet charged"
+    return None
 
 
 class UnbalancedEntry(Exception):
@@ -204,16 +229,85 @@ class Journal(Projection):
             order_id=e.originator_id, first_no=number,
         )
 
+    # ---- orders without keys: recharges, platform grants, digital access ----
+
+    def _sale(self, e: Any, position: int, order: Row, currency: str) -> int:
+        """The amount due leaves deposits as revenue less discount (an order's first delivery only)."""
+        subtotal, discount = money(order["subtotal"]), money(order["discount"])
+        return self._post(
+            e, position, type(e).__qualname__, currency,
+            [(CUSTOMER_DEPOSITS, subtotal - discount, ZERO), (DISCOUNTS, discount, ZERO),
+             (REVENUE_ACCOUNT, ZERO, subtotal)],
+            order_id=e.originator_id,
+        )
+
+    @handles(Order.Fulfilled)
+    def on_Order_Fulfilled(self, e: Order.Fulfilled, position: int) -> None:
+        """A supplier completed the order: on its first delivery the sale; on every delivery what
+        the supplier charged, out of its float into cost of goods sold. (`Supplier.Charged`
+        carries the same amount and posts nothing, so it is counted once.)"""
+        found = self._currency_of_order(e.originator_id)
+        if found is None:
+            return
+        order, currency = found
+        number = self._sale(e, position, order, currency) if self.facts.first_delivery(e.originator_id,
+                                                                                        position) else 1
+        cost = money(e.cost)
+        self._post(
+            e, position, "Order.Fulfilled", currency,
+            [(COST_OF_GOODS_SOLD, cost, ZERO), (supplier_float(e.supplier), ZERO, cost)],
+            order_id=e.originator_id, first_no=number,
+        )
+
+    @handles(Order.FulfilmentReversed)
+    def on_Order_FulfilmentReversed(self, e: Order.FulfilmentReversed, position: int) -> None:
+        """The supplier took a completed recharge back: its charge returns to the float. The sale
+        stands; its refund, if the product's policy refunds, is a sales refund."""
+        found = self._currency_of_order(e.originator_id)
+        if found is None:
+            return
+        cost = money(e.cost)
+        self._post(
+            e, position, "Order.FulfilmentReversed", found[1],
+            [(supplier_float(e.supplier), cost, ZERO), (COST_OF_GOODS_SOLD, ZERO, cost)],
+            order_id=e.originator_id,
+        )
+
+    @handles(Order.Granted)
+    def on_Order_Granted(self, e: Order.Granted, position: int) -> None:
+        found = self._currency_of_order(e.originator_id)
+        if found is not None and self.facts.first_delivery(e.originator_id, position):
+            self._sale(e, position, *found)
+
+    # ---- supplier floats ----
+
+    @handles(Supplier.FloatFunded)
+    def on_Supplier_FloatFunded(self, e: Supplier.FloatFunded, position: int) -> None:
+        """Money prepaid to a supplier: an asset (the float) bought with our own money."""
+        supplier = self.facts.supplier(e.originator_id)
+        if supplier is None:
+            return
+        amount = money(e.amount)
+        self._post(
+            e, position, "Supplier.FloatFunded", str(supplier["currency"]),
+            [(supplier_float(str(supplier["name"])), amount, ZERO), (CASH, ZERO, amount)],
+        )
+
+    # ---- refunds ----
+
     @handles(Order.Refunded)
     def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         """Automatic refunds return a payment that never bought goods (no-goods orders and
         duplicate payments of delivered ones): they come out of the deposit, never revenue.
-        Manual refunds are of delivered orders only (nothing else is refundable)."""
+        So does any refund of an order without keys that was not delivered before it (a
+        recharge no supplier could fulfil): its money was still a deposit. Other manual refunds
+        are of delivered orders (a recharge delivered, even if reversed since): contra-revenue."""
         found = self._currency_of_order(e.originator_id)
         if found is None:
             return
         amount = money(e.amount)
-        source = CUSTOMER_DEPOSITS if e.automatic else REFUNDS
+        sales_refund = not e.automatic and self.facts.sold_before(found[0], position) is not False
+        source = REFUNDS if sales_refund else CUSTOMER_DEPOSITS
         self._post(
             e, position, "Order.Refunded", found[1], [(source, amount, ZERO), (PAYMENT_CLEARING, ZERO, amount)],
             order_id=e.originator_id,

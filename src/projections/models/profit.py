@@ -23,6 +23,14 @@ Rules (see docs/read-models.md):
   when that denominator is 0 (a day with only write-offs, say). Both are recomputed from
   the row's totals, never accumulated.
 * `keys_sold` counts delivered keys; `keys_written_off` counts voided and revoked keys.
+* An order without keys has one row per day and supplier with `batch_id` "": a recharge or
+  platform grant (`Order.Fulfilled`) under the supplier that completed it, digital access
+  (`Order.Granted`) under supplier "". Its first delivery is its sale: `keys_sold` counts its
+  units, revenue and discounts are the order's. Its `cost_of_goods` is what the supplier charged
+  (`Order.Fulfilled.cost`), added on each delivery and taken back on the day the supplier
+  reverses it (`Order.FulfilmentReversed`), so a recharge delivered again by another supplier
+  costs once, at that supplier. A sales refund of it (a refund after its first delivery, see
+  `sales`) goes to the row of the supplier of that first delivery, where its revenue is.
 """
 
 from __future__ import annotations
@@ -183,10 +191,54 @@ class Profit(Projection):
             }))
         self._order_keys[order_id] = delivered
 
+    # ---- orders without keys ----
+
+    def _sale(self, e: Order.Fulfilled | Order.Granted, position: int, supplier: str, cost: Decimal) -> None:
+        """An order without keys delivered: its cost at `supplier`; on its first delivery its sale."""
+        order = self.facts.order(e.originator_id)
+        if order is None:
+            return
+        currency = str(order["currency"])
+        row = self._daily(utc_day(e), str(order["sku"]), supplier, "", currency)
+        row["cost_of_goods"] += cost
+        if self.facts.first_delivery(e.originator_id, position):
+            row["keys_sold"] += int(order["quantity"])
+            row["revenue"] += money(order["subtotal"])
+            row["discounts"] += money(order["discount"])
+        self._settle(row)
+
+    @handles(Order.Fulfilled)
+    def on_Order_Fulfilled(self, e: Order.Fulfilled, position: int) -> None:
+        self._sale(e, position, e.supplier, money(e.cost))
+
+    @handles(Order.Granted)
+    def on_Order_Granted(self, e: Order.Granted, position: int) -> None:
+        self._sale(e, position, "", ZERO)
+
+    @handles(Order.FulfilmentReversed)
+    def on_Order_FulfilmentReversed(self, e: Order.FulfilmentReversed, position: int) -> None:
+        order = self.facts.order(e.originator_id)
+        if order is None:
+            return
+        row = self._daily(utc_day(e), str(order["sku"]), e.supplier, "", str(order["currency"]))
+        row["cost_of_goods"] -= money(e.cost)
+        self._settle(row)
+
     @handles(Order.Refunded)
     def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
         order = self.facts.order(e.originator_id)
-        if e.automatic or order is None or order["status"] != "delivered":
+        if e.automatic or order is None:
+            return
+        sold = self.facts.sold_before(order, position)
+        if sold is not None:  # an order without keys
+            fulfilment = self.facts.fulfilment(e.originator_id)
+            if sold and fulfilment is not None:
+                row = self._daily(utc_day(e), str(order["sku"]), str(fulfilment["sale_supplier"] or ""), "",
+                                  str(order["currency"]))
+                row["refunds"] += money(e.amount)
+                self._settle(row)
+            return
+        if order["status"] != "delivered":
             return
         keys = self.order_keys(ident(e.originator_id))
         currency, day = str(order["currency"]), utc_day(e)

@@ -1,12 +1,16 @@
 """Reconciliation: does the history add up, and do the read models say what the events say?
 
-Four checks, at the position the read models reached (docs/reconciliation.md says why each
+Five checks, at the position the read models reached (docs/reconciliation.md says why each
 one matters and how to read an exception):
 
 * payments -- every captured payment ended in goods or went back: per order, from the events.
+              A paid recharge or grant whose fulfilment is still open is not an exception: it
+              is listed apart, as in progress (with its deadline, and whether it is past it).
 * keys     -- every key is in exactly one of the six states, reached only by legal moves; the
               facts and inventory read models agree with the events key by key and SKU by SKU.
 * money    -- money in = revenue + refunds payable, per currency, from the journal's accounts.
+* floats   -- each supplier's float in the journal equals what its own events say: funded,
+              less charged, plus charges reversed.
 * journal  -- the journal equals the sum of the events: its cash and revenue postings equal
               the amounts the events carry, position by position, and every entry and balance
               equals the journal folded again from the events (`projections.engine.as_of.fold`).
@@ -19,11 +23,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledger.domain.fulfilment import Fulfilment
+from ledger.domain.money import format_amount
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
+from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Key
 from projections.engine.as_of import FOLDABLE, History, ReadSource, fold
 from projections.engine.events import Handlers, handles
@@ -34,13 +42,15 @@ from projections.models.journal import (
     PAYMENT_CLEARING,
     REFUNDS,
     REVENUE_ACCOUNT,
+    SUPPLIER_FLOAT,
     Journal,
+    supplier_float,
     trial_balance,
 )
 
 ZERO = Decimal(0)
-PAYMENTS, KEYS, MONEY, JOURNAL = "payments", "keys", "money", "journal"
-CHECKS = (PAYMENTS, KEYS, MONEY, JOURNAL)
+PAYMENTS, KEYS, MONEY, FLOATS, JOURNAL = "payments", "keys", "money", "floats", "journal"
+CHECKS = (PAYMENTS, KEYS, MONEY, FLOATS, JOURNAL)
 READ_MODELS = ("facts", "inventory", "journal")
 # The accounts money in, revenue and refunds payable are made of (docs/reconciliation.md).
 CASH_ACCOUNTS = (PAYMENT_CLEARING, CUSTOMER_DEPOSITS, REVENUE_ACCOUNT, DISCOUNTS, REFUNDS)
@@ -82,11 +92,32 @@ class MoneyTotals:
 
 
 @dataclass(frozen=True)
+class InProgress:
+    """A paid order whose upstream fulfilment is still open: not an exception. Its money is a
+    customer deposit until a supplier delivers it or it is refunded; the fulfilment worker
+    refunds it at the deadline when no attempt is outstanding, and escalates an attempt whose
+    outcome is still unknown then (it never refunds while a supplier may still deliver).
+    `overdue`: past the deadline at the time of the check -- escalated, or waiting for a worker
+    that should have ended it."""
+
+    order_id: str
+    status: str  # requested: the next attempt may start; submitted: an attempt is outstanding
+    supplier: str | None  # the outstanding attempt's supplier
+    kept: Decimal  # captured less returned
+    currency: str
+    deadline: datetime
+    overdue: bool
+    escalated: bool
+    positions: tuple[int, ...]  # the order's and its fulfilment's events
+
+
+@dataclass(frozen=True)
 class Reconciliation:
     position: int
     examined: dict[str, str]  # check -> what it looked at
     totals: list[MoneyTotals]
     findings: list[Finding]
+    in_progress: list[InProgress] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -108,12 +139,43 @@ class _Order:
     discount: Decimal
     captured: list[tuple[int, Decimal]] = field(default_factory=list)
     refunded: list[tuple[int, Decimal, bool]] = field(default_factory=list)  # (position, amount, automatic)
-    delivered: int | None = None
+    delivered: int | None = None  # the first delivery: keys, a supplier's, access granted
+    goods: bool = False  # holds its goods now (a supplier's reversal takes them back)
+    moves: list[int] = field(default_factory=list)  # deliveries, fulfilment started, reversals
+    fulfilment: str | None = None  # the id of its upstream fulfilment
 
     @property
     def positions(self) -> tuple[int, ...]:
         found = [self.placed, *(p for p, _ in self.captured), *(p for p, _, _ in self.refunded)]
-        return tuple(sorted([*found, *([self.delivered] if self.delivered else [])]))
+        return tuple(sorted([*found, *self.moves]))
+
+
+@dataclass
+class _Fulfilment:
+    order_id: str
+    deadline: datetime
+    positions: list[int]
+    status: str = "requested"  # requested, submitted (open); succeeded, failed, reversed (ended)
+    supplier: str | None = None  # the outstanding attempt's
+    escalated: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("requested", "submitted")
+
+
+@dataclass
+class _Supplier:
+    name: str
+    currency: str
+    funded: Decimal = ZERO
+    charged: Decimal = ZERO
+    reversed: Decimal = ZERO
+    positions: list[int] = field(default_factory=list)
+
+    @property
+    def float(self) -> Decimal:
+        return self.funded - self.charged + self.reversed
 
 
 @dataclass
@@ -130,6 +192,8 @@ class EventFold(Handlers):
     def __init__(self) -> None:
         self.orders: dict[str, _Order] = {}
         self.keys: dict[str, _Key] = {}
+        self.fulfilments: dict[str, _Fulfilment] = {}
+        self.suppliers: dict[str, _Supplier] = {}
         self.findings: list[Finding] = []
         self.payments = 0
         # (position, account, currency) -> [debit, credit]
@@ -167,22 +231,146 @@ class EventFold(Handlers):
             order.captured.append((position, e.amount))
             self._post(position, PAYMENT_CLEARING, order.currency, e.amount, ZERO)
 
-    @handles(Order.KeysDelivered)
-    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
+    def _delivered(self, e: Any, position: int) -> None:
+        """Goods handed over; the first delivery is the sale (revenue less discount)."""
         order = self._order(e, position)
-        if order is not None:
+        if order is None:
+            return
+        order.goods = True
+        order.moves.append(position)
+        if order.delivered is None:
             order.delivered = position
             self._post(position, REVENUE_ACCOUNT, order.currency, ZERO, order.subtotal)
             self._post(position, DISCOUNTS, order.currency, order.discount, ZERO)
 
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
+        self._delivered(e, position)
+
+    @handles(Order.Fulfilled)
+    def on_Order_Fulfilled(self, e: Order.Fulfilled, position: int) -> None:
+        self._delivered(e, position)
+
+    @handles(Order.Granted)
+    def on_Order_Granted(self, e: Order.Granted, position: int) -> None:
+        self._delivered(e, position)
+
+    @handles(Order.FulfilmentStarted)
+    def on_Order_FulfilmentStarted(self, e: Order.FulfilmentStarted, position: int) -> None:
+        order = self._order(e, position)
+        if order is not None:
+            order.fulfilment = str(e.fulfilment_id)
+            order.moves.append(position)
+
+    @handles(Order.FulfilmentReversed)
+    def on_Order_FulfilmentReversed(self, e: Order.FulfilmentReversed, position: int) -> None:
+        order = self._order(e, position)
+        if order is not None:
+            order.goods = False
+            order.moves.append(position)
+
     @handles(Order.Refunded)
     def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
+        """Only a refund after the order's first delivery gives back revenue (`refunds`); any
+        other returns a deposit (an automatic refund, or a recharge no supplier delivered)."""
         order = self._order(e, position)
         if order is not None:
             order.refunded.append((position, e.amount, e.automatic))
             self._post(position, PAYMENT_CLEARING, order.currency, ZERO, e.amount)
-            if not e.automatic:
+            if not e.automatic and order.delivered is not None:
                 self._post(position, REFUNDS, order.currency, e.amount, ZERO)
+
+    # ---- fulfilments ----
+
+    @handles(Fulfilment.Requested)
+    def on_Fulfilment_Requested(self, e: Fulfilment.Requested, position: int) -> None:
+        self.fulfilments[str(e.originator_id)] = _Fulfilment(str(e.order_id), e.deadline, [position])
+
+    def _fulfilment(self, e: Any, position: int) -> _Fulfilment | None:
+        found = self.fulfilments.get(str(e.originator_id))
+        if found is None:
+            self.findings.append(Finding(PAYMENTS, f"fulfilment {e.originator_id}",
+                                         f"{type(e).__qualname__} of a fulfilment never requested", (position,)))
+        else:
+            found.positions.append(position)
+        return found
+
+    @handles(Fulfilment.AttemptStarted)
+    def on_Fulfilment_AttemptStarted(self, e: Fulfilment.AttemptStarted, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.status, found.supplier = "submitted", e.supplier
+
+    @handles(Fulfilment.AttemptUnknown)
+    def on_Fulfilment_AttemptUnknown(self, e: Fulfilment.AttemptUnknown, position: int) -> None:
+        self._fulfilment(e, position)
+
+    @handles(Fulfilment.AttemptResent)
+    def on_Fulfilment_AttemptResent(self, e: Fulfilment.AttemptResent, position: int) -> None:
+        self._fulfilment(e, position)
+
+    @handles(Fulfilment.AttemptSucceeded)
+    def on_Fulfilment_AttemptSucceeded(self, e: Fulfilment.AttemptSucceeded, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.status, found.supplier = "succeeded", None
+
+    @handles(Fulfilment.AttemptFailed)
+    def on_Fulfilment_AttemptFailed(self, e: Fulfilment.AttemptFailed, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.status, found.supplier = "requested", None
+
+    @handles(Fulfilment.AttemptReversed)
+    def on_Fulfilment_AttemptReversed(self, e: Fulfilment.AttemptReversed, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.status = "requested" if e.refulfil else "reversed"
+
+    @handles(Fulfilment.Escalated)
+    def on_Fulfilment_Escalated(self, e: Fulfilment.Escalated, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.escalated = True
+
+    @handles(Fulfilment.GaveUp)
+    def on_Fulfilment_GaveUp(self, e: Fulfilment.GaveUp, position: int) -> None:
+        found = self._fulfilment(e, position)
+        if found is not None:
+            found.status = "failed"
+
+    # ---- supplier floats ----
+
+    @handles(Supplier.Registered)
+    def on_Supplier_Registered(self, e: Supplier.Registered, position: int) -> None:
+        self.suppliers[str(e.originator_id)] = _Supplier(e.name, e.currency)
+
+    def _float(self, e: Any, position: int) -> _Supplier | None:
+        found = self.suppliers.get(str(e.originator_id))
+        if found is None:
+            self.findings.append(Finding(FLOATS, f"supplier {e.originator_id}",
+                                         f"{type(e).__qualname__} of a supplier never registered", (position,)))
+        else:
+            found.positions.append(position)
+        return found
+
+    @handles(Supplier.FloatFunded)
+    def on_Supplier_FloatFunded(self, e: Supplier.FloatFunded, position: int) -> None:
+        found = self._float(e, position)
+        if found is not None:
+            found.funded += e.amount
+
+    @handles(Supplier.Charged)
+    def on_Supplier_Charged(self, e: Supplier.Charged, position: int) -> None:
+        found = self._float(e, position)
+        if found is not None:
+            found.charged += e.amount
+
+    @handles(Supplier.ChargeReversed)
+    def on_Supplier_ChargeReversed(self, e: Supplier.ChargeReversed, position: int) -> None:
+        found = self._float(e, position)
+        if found is not None:
+            found.reversed += e.amount
 
     # ---- keys ----
 
@@ -244,24 +432,39 @@ FOLDS = (*FOLDABLE, EventFold)
 # ---- the checks ----
 
 
-def _payments(events: EventFold) -> Iterable[Finding]:
+def _payments(events: EventFold, now: datetime) -> tuple[list[Finding], list[InProgress]]:
+    findings: list[Finding] = []
+    in_progress: list[InProgress] = []
     for order_id, o in events.orders.items():
         captured = sum((a for _, a in o.captured), ZERO)
         refunded = sum((a for _, a, _ in o.refunded), ZERO)
         returned = sum((a for _, a, automatic in o.refunded if automatic), ZERO)
         kept = captured - refunded
         subject = f"order {order_id}"
-        if kept < 0:
-            yield Finding(PAYMENTS, subject, f"refunded {refunded}, more than the {captured} captured", o.positions)
-        elif o.delivered is None and kept:
-            yield Finding(PAYMENTS, subject, f"captured {captured}, refunded {refunded}, no goods: {kept} kept "
-                          "without goods", o.positions)
-        elif o.delivered is not None and kept > o.due:
-            yield Finding(PAYMENTS, subject, f"kept {kept} for goods of {o.due}: a payment neither delivered nor "
-                          "refunded", o.positions)
-        elif o.delivered is not None and captured - returned < o.due:
-            yield Finding(PAYMENTS, subject, f"goods delivered for {captured - returned} of {o.due} due",
-                          o.positions)
+        fulfilment = events.fulfilments.get(o.fulfilment) if o.fulfilment else None
+        positions = o.positions if fulfilment is None else tuple(sorted({*o.positions, *fulfilment.positions}))
+        if fulfilment is not None and o.goods != (fulfilment.status == "succeeded"):
+            findings.append(Finding(PAYMENTS, subject, f"its fulfilment is {fulfilment.status}, yet the order "
+                                    f"{'holds' if o.goods else 'waits for'} its goods", positions))
+        elif kept < 0:
+            findings.append(Finding(PAYMENTS, subject, f"refunded {refunded}, more than the {captured} captured",
+                                    positions))
+        elif fulfilment is not None and fulfilment.open:
+            in_progress.append(InProgress(
+                order_id, fulfilment.status, fulfilment.supplier, kept, o.currency, fulfilment.deadline,
+                overdue=now >= fulfilment.deadline, escalated=fulfilment.escalated, positions=positions,
+            ))
+        elif not o.goods and kept:
+            ended = f" (its fulfilment {fulfilment.status})" if fulfilment is not None else ""
+            findings.append(Finding(PAYMENTS, subject, f"captured {captured}, refunded {refunded}, no goods{ended}: "
+                                    f"{kept} kept without goods", positions))
+        elif o.goods and kept > o.due:
+            findings.append(Finding(PAYMENTS, subject, f"kept {kept} for goods of {o.due}: a payment neither "
+                                    "delivered nor refunded", positions))
+        elif o.goods and captured - returned < o.due:
+            findings.append(Finding(PAYMENTS, subject, f"goods delivered for {captured - returned} of {o.due} due",
+                                    positions))
+    return findings, in_progress
 
 
 def _keys(events: EventFold, source: ReadSource, position: int) -> Iterable[Finding]:
@@ -315,6 +518,30 @@ def _money(source: ReadSource, position: int) -> tuple[list[MoneyTotals], list[F
     return totals, findings
 
 
+def _floats(events: EventFold, source: ReadSource, position: int) -> Iterable[Finding]:
+    """Each supplier's float account against its own events: funded - charged + reversed."""
+    journal = source.view("journal")
+    assert isinstance(journal, Journal)
+    held = trial_balance(source.store, journal).by_account()
+    known = set()
+    for s in sorted(events.suppliers.values(), key=lambda s: s.name):
+        account = supplier_float(s.name)
+        known.add(account)
+        for currency in sorted({s.currency} | {c for a, c in held if a == account}):
+            wanted = s.float if currency == s.currency else ZERO
+            shown = held.get((account, currency), ZERO)
+            if shown != wanted:
+                funded, charged, reversed_ = (format_amount(v, s.currency) for v in (s.funded, s.charged, s.reversed))
+                yield Finding(FLOATS, f"supplier {s.name}", f"its events leave its float at "
+                              f"{format_amount(wanted, currency)} {currency} (funded {funded}, charged {charged}, "
+                              f"reversed {reversed_}); the journal's {account} holds {format_amount(shown, currency)}",
+                              tuple(s.positions) or (position,))
+    for account, currency in sorted(held):
+        if account.startswith(f"{SUPPLIER_FLOAT}:") and account not in known and held[(account, currency)]:
+            yield Finding(FLOATS, account, f"the journal holds {format_amount(held[(account, currency)], currency)} "
+                          f"{currency} for a supplier the events never registered", (position,))
+
+
 def _journal(events: EventFold, source: ReadSource, history: History, position: int) -> Iterable[Finding]:
     live = source.view("journal")
     entries = live.select("entries", "position <= ?", (position,))
@@ -362,8 +589,9 @@ def _entry(row: dict[str, Any]) -> tuple[Any, ...]:
             row["order_id"], row["batch_id"], row["key_id"])
 
 
-def reconcile(history: History, source: ReadSource) -> Reconciliation:
-    """Reconcile at the position the facts, inventory and journal read models reached."""
+def reconcile(history: History, source: ReadSource, now: datetime | None = None) -> Reconciliation:
+    """Reconcile at the position the facts, inventory and journal read models reached; a
+    fulfilment in progress is overdue when its deadline is before `now` (default: the clock)."""
     reached = {name: source.store.position(source.view(name).tracking_name) for name in READ_MODELS}
     if len(set(reached.values())) > 1:
         raise NotAligned(f"read models at different positions: {reached}")
@@ -375,17 +603,26 @@ def reconcile(history: History, source: ReadSource) -> Reconciliation:
     for logged in history.events(position):
         events.handle(logged.topic, logged.event, logged.position)
     findings = list(events.findings)
-    findings += _payments(events)
+    paid, in_progress = _payments(events, now or datetime.now(UTC))
+    findings += paid
     findings += _keys(events, source, position)
     totals, money = _money(source, position)
     findings += money
+    findings += _floats(events, source, position)
     findings += _journal(events, source, history, position)
+    payments = f"{len(events.orders):,} orders, {events.payments:,} payments"
+    if in_progress:
+        overdue = sum(1 for p in in_progress if p.overdue)
+        payments += (f"; {len(in_progress):,} fulfilment{'s' if len(in_progress) != 1 else ''} in progress "
+                     f"({overdue:,} past the deadline)")
     examined = {
-        PAYMENTS: f"{len(events.orders):,} orders, {events.payments:,} payments",
+        PAYMENTS: payments,
         KEYS: f"{len(events.keys):,} keys",
         MONEY: ", ".join(t.currency for t in totals) or "no money yet",
+        FLOATS: f"{len(events.suppliers):,} suppliers",
         JOURNAL: f"{len(events.cash):,} cash postings, the journal up to {position}",
     }
     order = {check: n for n, check in enumerate(CHECKS)}
     findings.sort(key=lambda f: (order[f.check], f.positions, f.subject))
-    return Reconciliation(position, examined, totals, findings)
+    in_progress.sort(key=lambda p: (p.deadline, p.order_id))
+    return Reconciliation(position, examined, totals, findings, in_progress)

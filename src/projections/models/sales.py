@@ -2,8 +2,11 @@
 
 Rules (see docs/read-models.md):
 
-* A sale counts on the UTC day its keys are delivered (`Order.KeysDelivered`): one order,
-  `quantity` units, gross = the order's subtotal, discounts = its discount.
+* A sale counts on the UTC day its goods are delivered: its keys (`Order.KeysDelivered`), a
+  recharge or platform grant completed by its supplier (`Order.Fulfilled`), or access granted
+  (`Order.Granted`): one order, `quantity` units, gross = the order's subtotal, discounts = its
+  discount. A recharge delivered again after its supplier reversed it (the product's policy
+  `refulfil`) is the same sale: only its first delivery counts.
 * A refund (`Order.Refunded`) counts on the refund's UTC day under the order's SKU, channel
   and promotion, and lowers net. `net = gross - discounts - refunds`.
 * Money returned for payments that never bought goods is not a sales refund: it never was
@@ -11,8 +14,10 @@ Rules (see docs/read-models.md):
   `refunds` and `net` alone. That is every `automatic` refund -- the ledger refunds
   automatically only when a captured payment cannot be given goods: the order was cancelled,
   rejected, expired out of stock, *or it was a duplicate payment of an already delivered
-  order* (the order's one sale stands; the second payment simply goes back) -- and, to be
-  safe, any refund of an order that was never delivered.
+  order* (the order's one sale stands; the second payment simply goes back) -- and any refund
+  of an order not delivered before it: a recharge that was refunded because no supplier could
+  fulfil it (`Fulfilment.GaveUp`; its refund is not automatic) never was a sale. A recharge
+  delivered and then reversed by its supplier was a sale: its refund is a sales refund.
 * Promotion: the coupon code; else `flash:<sale_id>`; else "". An order that used both a
   coupon and a flash-sale price gets `<code>+flash:<sale_id>` so neither is lost.
 * `orders` and `units` count deliveries only; a refund never lowers them (refunds are money).
@@ -72,17 +77,31 @@ class Sales(Projection):
         key = (utc_day(e), str(order["sku"]), str(order["channel"]), promotion_of(order))
         return self.row("daily", key, {"currency": order["currency"], **{c: ZERO for c in _MONEY_COLUMNS}})
 
-    @handles(Order.KeysDelivered)
-    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
-        order = self.facts.order(e.originator_id)
-        if order is None:
-            return
+    def _sale(self, e: Any, order: Row, units: int) -> None:
         row = self._daily(e, order)
         row["orders"] += 1
-        row["units"] += len(e.keys)
+        row["units"] += units
         row["gross"] += money(order["subtotal"])
         row["discounts"] += money(order["discount"])
         row["net"] = row["gross"] - row["discounts"] - row["refunds"]
+
+    @handles(Order.KeysDelivered)
+    def on_Order_KeysDelivered(self, e: Order.KeysDelivered, position: int) -> None:
+        order = self.facts.order(e.originator_id)
+        if order is not None:
+            self._sale(e, order, len(e.keys))
+
+    @handles(Order.Fulfilled)
+    def on_Order_Fulfilled(self, e: Order.Fulfilled, position: int) -> None:
+        order = self.facts.order(e.originator_id)
+        if order is not None and self.facts.first_delivery(e.originator_id, position):
+            self._sale(e, order, int(order["quantity"]))
+
+    @handles(Order.Granted)
+    def on_Order_Granted(self, e: Order.Granted, position: int) -> None:
+        order = self.facts.order(e.originator_id)
+        if order is not None and self.facts.first_delivery(e.originator_id, position):
+            self._sale(e, order, int(order["quantity"]))
 
     @handles(Order.Refunded)
     def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:
@@ -90,7 +109,10 @@ class Sales(Projection):
         if order is None:
             return
         row = self._daily(e, order)
-        if e.automatic or order["status"] != "delivered":
+        sold = self.facts.sold_before(order, position)
+        if sold is None:  # an order of keys
+            sold = order["status"] == "delivered"
+        if e.automatic or not sold:
             row["returned_payments"] += money(e.amount)
         else:
             row["refunds"] += money(e.amount)

@@ -4,16 +4,21 @@ facts read model), never by SQL of its own.
 
 Which aggregates make up each timeline:
 
-* an **order**: its Order events, its Payment(s) (by the references its payment events name)
-  and the events of the keys it delivered;
+* an **order**: its Order events, its Payment(s) (by the references its payment events name),
+  the events of the keys it delivered, and the events of its upstream Fulfilment (every attempt:
+  its supplier, what the supplier answered, why it failed, escalations, giving up; found by the
+  id `Order.FulfilmentStarted` names);
 * a **key**: its Key events, and the Stock events of its SKU that name it (reserved, released,
   delivered, voided), searched backwards from its last event through at most `STOCK_SCAN`
   stock events;
-* a **customer**: their holder's events and the events of their orders (the newest `ORDERS`);
+* a **customer**: their holder's events and the events of their orders (the newest `ORDERS`)
+  with their fulfilments';
 * a **SKU**: its Product and Stock events, newest `limit` first with a pager by position;
 * a **batch**: its Batch events, its keys' registrations counted, not listed.
 
-Payloads are scrubbed (`ledger.encoding.event_json.scrub`): sealed codes and code hashes never leave."""
+Payloads are scrubbed (`ledger.encoding.event_json.scrub`): sealed codes and code hashes never leave,
+nor do a recipient account's sealed form and keyed hash (its masked form is shown, and is the
+order's `summary["account"]`)."""
 
 from __future__ import annotations
 
@@ -117,6 +122,14 @@ def _ids(values: Iterable[Any]) -> list[UUID]:
 # ---- an order ----
 
 
+def _fulfilments(reads: ReadSide, own: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """The events of the fulfilment an order's `Order.FulfilmentStarted` names (none for others)."""
+    found: list[tuple[int, Any]] = []
+    for fulfilment_id in dict.fromkeys(e.fulfilment_id for _, e in own if hasattr(e, "fulfilment_id")):
+        found += _whole(reads, fulfilment_id)
+    return found
+
+
 def order(reads: ReadSide, order_id: UUID) -> Timeline | None:
     own = _whole(reads, order_id)
     if not _of(own, "Order"):
@@ -124,18 +137,23 @@ def order(reads: ReadSide, order_id: UUID) -> Timeline | None:
     found = list(own)
     references: dict[str, None] = {}
     keys: dict[UUID, None] = {}
+    account = None
     for _, event in own:
         if hasattr(event, "payment_reference"):
             references[event.payment_reference] = None
         for key in getattr(event, "keys", None) or ():  # Order.KeysDelivered
             keys[_ids([key["key_id"]])[0]] = None
+        account = getattr(event, "account_masked", account)  # Order.RecipientGiven
     for reference in references:
         found += _whole(reads, payment_id(reference))
+    found += _fulfilments(reads, own)
     shown = list(keys)[:KEYS]
     for key_id in shown:
         found += _whole(reads, key_id)
     timeline = Timeline("order", str(order_id), _sorted(found))
     timeline.summary = {"sku": own[0][1].sku, "customer": own[0][1].customer_id}
+    if account is not None:
+        timeline.summary["account"] = account
     if len(keys) > len(shown):
         timeline.notes.append(f"{len(keys) - len(shown):,} more delivered keys' events are not shown")
     return timeline
@@ -195,7 +213,9 @@ def customer(reads: ReadSide, customer_id: str) -> Timeline | None:
         return None
     found = list(holder)
     for order_id in list(orders)[:ORDERS]:
-        found += _whole(reads, order_id)
+        own = _whole(reads, order_id)
+        found += own
+        found += _fulfilments(reads, own)
     timeline = Timeline("customer", customer_id, _sorted(found))
     if len(orders) > ORDERS:
         timeline.notes.append(f"only the newest {ORDERS} orders are shown")
