@@ -313,3 +313,17 @@ def test_a_low_float_alert_fires_once_per_crossing_and_again_after_a_refill(ledg
     plan = start(ledger, paid_recharge(ledger, account="13812340009"))
     assert isinstance(plan, AttemptPlan)
     assert alerts() == 2
+
+
+def test_an_order_being_fulfilled_cannot_be_refunded_by_hand_until_it_ends(ledger: Ledger) -> None:
+    from ledger.domain.errors import InvalidOrderState
+
+    recharge_product(ledger)
+    placed = paid_recharge(ledger)
+    plan = start(ledger, placed)
+    assert isinstance(plan, AttemptPlan)
+    with pytest.raises(InvalidOrderState):  # the supplier may still deliver it
+        ledger.refund_order(ledger.context("admin"), placed.order_id, amount="10.50", reason="asked")
+    answer(ledger, plan, "succeeded", charged="9.60")
+    change = ledger.refund_order(ledger.context("admin"), placed.order_id, amount="10.50", reason="asked")
+    assert change.status == "refunded"

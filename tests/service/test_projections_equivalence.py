@@ -105,7 +105,8 @@ class World:
         recharge.upstream_product(ledger, "TOPUP-5", {"cheap": "4.80", "dear": "4.90"}, face_value="5.00",
                                   price="5.25")
         recharge.upstream_product(ledger, "SEAT-1", {"cheap": "7.10", "dear": "7.00"}, face_value="8.00",
-                                  price="9.99", kind="platform_grant", on_reversal="refulfil")
+                                  price="9.99", kind="platform_grant", on_reversal="refulfil",
+                                  validity_days=30)
         recharge.run(ledger, c.DefineProduct, sku="ACCESS", name="Access", kind="digital_access", face_value="3.00",
                      currency="USD", price="3.00", validity_days=30)
 
@@ -166,19 +167,19 @@ class World:
                 recharge.give_up(ledger, placed.order_id)
         elif kind == "answer" and self.recharges:
             # aimed at the fulfilments still open when there are any, or most steps do nothing
-            still_open = ledger.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
+            still_open = ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
             open_ids = set(still_open.ids) if still_open else set()
             candidates = [o for o in self.recharges if fulfilment_id(o) in open_ids] or self.recharges
             self.answer(candidates[-1 - command[1] % len(candidates)], command[2])
         elif kind == "reverse":
-            delivered = [(f.id, found[0]) for f in (ledger.find(Fulfilment, fulfilment_id(o)) for o in self.recharges)
-                         if f is not None and (found := f.succeeded) is not None]
+            fulfilments = (ledger.reads.find(Fulfilment, fulfilment_id(o)) for o in self.recharges)
+            delivered = [(f.id, found[0]) for f in fulfilments if f is not None and (found := f.succeeded) is not None]
             if delivered:
                 fulfilment, attempt = delivered[-1 - command[1] % len(delivered)]
                 recharge.run(ledger, c.RecordAttempt, fulfilment_id=fulfilment, attempt_id=attempt,
                              outcome="reversed", reason="chargeback")
         elif kind == "refund-recharge":  # a delivered one, by hand
-            delivered = [o for o in map(ledger.order, self.recharges) if str(o.status) == "delivered"]
+            delivered = [o for o in map(ledger.reads.order, self.recharges) if str(o.status) == "delivered"]
             if delivered:
                 order = delivered[-1 - command[1] % len(delivered)]
                 ledger.refund_order(ledger.context("admin"), order.id, amount=order.refundable, reason="asked")
@@ -304,7 +305,7 @@ def check_history(history: list[tuple], recharges: bool = False) -> Counter[str]
             views = LiveReadModels(store, {p.name: p for p in live.projections})
             reconciled = reconcile(History(ledger.app, folds=FOLDS), views, now=clock.now)
             assert reconciled.findings == []
-            still_open = ledger.find(OpenFulfilments, OPEN_FULFILMENTS_ID)  # the writer's own list
+            still_open = ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)  # the writer's own list
             assert {fulfilment_id(UUID(p.order_id)) for p in reconciled.in_progress} == set(
                 still_open.ids if still_open else ())
             happened["in progress"] += len(reconciled.in_progress)

@@ -12,7 +12,7 @@ from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalE
 from api.point_in_time import AsOf, AsOfTime, reading
 from api.problems import NOT_FOUND
 from projections.models import report_queries
-from projections.models.journal import ACCOUNTS, TrialBalance
+from projections.models.journal import ACCOUNTS, TrialBalance, account_info
 
 router = APIRouter(prefix="/v1/ledger", tags=["books"])
 Finance = Annotated[Caller, Depends(require("finance"))]
@@ -29,7 +29,7 @@ def balances(tb: TrialBalance, accounts: list[str] | None = None) -> list[Accoun
     for account in names:
         for currency in currencies:
             row: dict[str, Any] = found.get((account, currency)) or {"debit": ZERO, "credit": ZERO, "balance": ZERO}
-            out.append(AccountBalance(account=account, type=ACCOUNTS.get(account, ("unknown", ""))[0],
+            out.append(AccountBalance(account=account, type=(account_info(account) or ("unknown", ""))[0],
                                       currency=currency, debit=row["debit"], credit=row["credit"],
                                       balance=row["balance"]))
     return out
@@ -65,13 +65,15 @@ def account(
     min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None,
 ) -> AccountOut:
     """The account's journal entries in log order (paged by position) and its balance per currency."""
-    if account not in ACCOUNTS:
-        raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)}")
+    info = account_info(account)
+    if info is None:
+        raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)} and "
+                                 "supplier_float:<supplier>")
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
         rows, more = report_queries.account_entries(source, account, after, position, limit)
         tb = report_queries.trial_balance(source)
     held = account_held(tb, account)
-    kind, description = ACCOUNTS[account]
+    kind, description = info
     return AccountOut(
         position=position, account=account, type=kind, description=description, balances=held,
         entries=[

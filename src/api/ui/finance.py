@@ -29,7 +29,7 @@ from audit.checkpoint import Checkpoint
 from audit.store import VerificationRecord
 from projections.engine.as_of import ReadSource
 from projections.models import report_queries
-from projections.models.journal import ACCOUNTS
+from projections.models.journal import ACCOUNTS, account_info
 from projections.models.reconcile import NotAligned, Reconciliation, reconcile
 
 router = APIRouter(prefix="/finance")
@@ -109,8 +109,10 @@ def account(request: Request, svc: ServicesDep, viewer: FinanceViewer, account: 
             as_of: str = "", as_of_time: str = "") -> HTMLResponse:
     moment = Moment(as_of, as_of_time)
     try:
-        if account not in ACCOUNTS:
-            raise BadInput("account", f"no account {account[:100]}; the chart has {', '.join(ACCOUNTS)}", 404)
+        info = account_info(account)
+        if info is None:
+            raise BadInput("account", f"no account {account[:100]}; the chart has {', '.join(ACCOUNTS)} and "
+                                      "supplier_float:<supplier>", 404)
         start = inputs.position("after", after) or 0
         with _reading(svc, moment) as (source, position):
             rows, more = report_queries.account_entries(source, account, start, position, ENTRIES)
@@ -119,7 +121,7 @@ def account(request: Request, svc: ServicesDep, viewer: FinanceViewer, account: 
     except BadInput as error:
         return page(request, "finance_account.html", viewer, status_code=error.status, error=error, moment=moment,
                     account=account)
-    kind, description = ACCOUNTS[account]
+    kind, description = info
     return page(
         request, "finance_account.html", viewer, moment=moment, account=account, kind=kind,
         description=description, position=position, live=live, balances=books.account_held(tb, account),

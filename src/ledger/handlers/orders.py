@@ -328,6 +328,9 @@ def refund_order(cmd: RefundOrder, uow: Session) -> OrderChange:
     """Refund money; revoke keys. A full refund revokes every key unless told which."""
     inputs.text(cmd.reason, "reason")
     order = load_order(uow, cmd.order_id)
+    if order.fulfilling:  # a supplier may still deliver it: it ends delivered, or refunded by the fulfilment
+        raise InvalidOrderState(f"order {order.id} is being fulfilled upstream: it can be refunded once that ends "
+                                "(a failed fulfilment refunds it by itself)", status=order.status.value)
     refund = parse_amount(cmd.amount, order.currency, "amount", allow_zero=False)
     revoke = list(cmd.key_ids) if cmd.key_ids is not None else (
         [k for k in order.delivered if k not in order.revoked] if refund == order.refundable else []
