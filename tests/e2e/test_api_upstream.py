@@ -153,7 +153,7 @@ def test_a_supplier_is_set_funded_offered_and_listed_without_its_secret(http: Te
         assert (a["base_url"], a["currency"], a["timeout_ms"], a["concurrency"]) == (
             "http://127.0.0.1:9/api", "USD", 1000, 4)
         assert a["float"] == {"currency": "USD", "funded": "100.00", "charged": "0.00", "held": "0.00",
-                              "available": "100.00"}
+                              "available": "100.00", "low_threshold": "0.00", "low": False}
         assert a["health"] == {"breaker": "unknown", "outstanding": 0}  # no worker in this process
         assert a["offers"] == [{"sku": sku, "supplier_product": f"{cheap}-10", "currency": "USD", "cost": "9.60",
                                 "priority": 0}]
