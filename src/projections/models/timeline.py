@@ -165,6 +165,7 @@ _STOCK_NAMING_KEYS = ("Stock.Reserved", "Stock.Released", "Stock.Delivered", "St
 _LIFE = {
     "Key.Registered": "received", "Stock.Reserved": "reserved", "Stock.Released": "released",
     "Key.Delivered": "delivered", "Key.Redeemed": "redeemed", "Key.Revoked": "revoked", "Key.Voided": "voided",
+    "Key.Expired": "expired",
 }
 
 
