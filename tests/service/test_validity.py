@@ -181,3 +181,44 @@ def test_sweeping_cost_does_not_grow_with_history(make_ledger: Any, clock: FakeC
         assert cursor is not None and cursor.first_day == clock().date()
     assert costs[0] == costs[1], costs
     assert costs[0][1] > 0  # the measure measures: the cold sweep did read
+
+
+def test_read_models_and_timelines_show_what_ended(ledger: Ledger, clock: FakeClock) -> None:
+    from projections.engine.read_side import ReadSide
+    from projections.engine.registry import build_projections
+    from projections.engine.runner import Runner
+    from projections.engine.store import ViewStore
+    from projections.models import report_queries, timeline
+
+    stocked_product(ledger, keys=3, validity_days=30)
+    _, sold = buy(ledger, "alice", quantity=2)
+    run(ledger, c.DefineProduct, sku="COURSE-1", name="Course", kind="digital_access", face_value="20.00",
+        currency="USD", price="20.00", validity_days=30)
+    access = place(ledger, sku="COURSE-1")
+    pay(ledger, access)
+    _grant_product(ledger)
+    granted = paid_recharge(ledger, account="ann@example.com", sku="VIDEO-1M")
+    plan = start(ledger, granted)
+    assert isinstance(plan, AttemptPlan)
+    answer(ledger, plan, "succeeded", charged="12.00")
+    clock.advance(days=31)
+    assert sweep(ledger) == 4  # two keys, the access, the grant
+    store = ViewStore(ledger.settings)
+    try:
+        Runner(ledger.app, store, build_projections(store)).catch_up()
+        reads = ReadSide(ledger.app, store)
+        skus, batches = report_queries.inventory(reads, "GAME-1", batches=True)
+        assert (skus[0]["delivered"], skus[0]["expired"], skus[0]["available"]) == (0, 2, 1)
+        assert batches is not None and batches[0]["expired"] == 2
+        breakage = reads.view("sales").select("breakage")
+        assert [(r["day"], r["sku"], r["keys"], Decimal(str(r["value"]))) for r in breakage] == [
+            (clock().date().isoformat(), "GAME-1", 2, Decimal("20.00"))]
+        key_line = timeline.key(reads, sold.key_ids[0])
+        assert key_line is not None and [s.state for s in key_line.life][-1] == "expired"
+        access_line = timeline.order(reads, access.order_id)
+        assert access_line is not None and access_line.events[-1].name == "Order.AccessEnded"
+        grant_line = timeline.order(reads, granted.order_id)
+        assert grant_line is not None
+        assert [e.name for e in grant_line.events if e.aggregate == "Grant"] == ["Grant.Extended", "Grant.Ended"]
+    finally:
+        store.close()
