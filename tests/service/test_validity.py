@@ -222,3 +222,13 @@ def test_read_models_and_timelines_show_what_ended(ledger: Ledger, clock: FakeCl
         assert [e.name for e in grant_line.events if e.aggregate == "Grant"] == ["Grant.Extended", "Grant.Ended"]
     finally:
         store.close()
+
+
+def test_keys_expire_in_chunks_on_postgresql(pg_ledger: Ledger, clock: FakeClock) -> None:
+    stocked_product(pg_ledger, keys=5, validity_days=1)
+    for n in range(5):
+        buy(pg_ledger, f"c{n}")
+    clock.advance(days=1)
+    assert pg_ledger.expire_validities(pg_ledger.context("sweeper"), limit=2) == 5
+    assert len(names(pg_ledger, Key.Expired)) == 5
+    assert sweep(pg_ledger) == 0
