@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from ledger.domain.fulfilment import Fulfilment
+from ledger.domain.fulfilment import Fulfilment, Grant
 from ledger.domain.orders import Order
 from ledger.domain.supply import Batch, Key
 from ledger.service.ledger import Ledger
@@ -19,7 +19,8 @@ def outcomes(ledger: Ledger) -> Counter[str]:
     """Counts of what the ledger's history holds: deliveries, refunds asked for ("refunded") and
     given back on their own for a payment with no goods ("auto-refunded"), expiries,
     cancellations, redemptions, revocations, recalls, recharges delivered by a supplier ("fulfilled"),
-    given up, and reversed by their supplier, access granted, and each rejection by its reason."""
+    given up, and reversed by their supplier, access granted, keys, access and grants ended past
+    their validity, and each rejection by its reason."""
     seen: Counter[str] = Counter()
     for event in all_events(ledger):
         if isinstance(event, Order.KeysDelivered):
@@ -46,6 +47,12 @@ def outcomes(ledger: Ledger) -> Counter[str]:
             seen["fulfilment-reversed"] += 1
         elif isinstance(event, Order.Granted):
             seen["granted"] += 1
+        elif isinstance(event, Key.Expired):
+            seen["key-expired"] += 1
+        elif isinstance(event, Order.AccessEnded):
+            seen["access-ended"] += 1
+        elif isinstance(event, Grant.Ended):
+            seen["grant-ended"] += 1
     return seen
 
 

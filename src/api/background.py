@@ -81,6 +81,9 @@ class Background:
                 expired = ledger.expire_due(ledger.context("sweeper"))
                 if expired:
                     log.info("expired %d unpaid reservations", len(expired))
+                ended = ledger.expire_validities(ledger.context("sweeper"))
+                if ended:
+                    log.info("ended %d keys, accesses or grants past their validity", ended)
             except (DomainError, OSError) as error:
                 log.warning("sweeper: %s", type(error).__name__)
 

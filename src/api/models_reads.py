@@ -23,6 +23,7 @@ class StockCounts(BaseModel):
     redeemed: int
     revoked: int
     voided: int
+    expired: int = 0  # delivered, never redeemed, past the product's validity
 
 
 class BatchStock(StockCounts, Priced):

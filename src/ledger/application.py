@@ -26,6 +26,7 @@ from ledger.domain.recipients import Recipient
 from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Redeemer
+from ledger.domain.validity import ValidityDay
 from ledger.vault import derive_key_b64
 
 
@@ -44,6 +45,7 @@ class LedgerApp(Application[UUID]):
         OpenFulfilments: 500,  # two events per fulfilment; its state lists only open ones
         Redeemer: 200,  # a code guesser's account grows by one event per refusal
         Recipient: 200,  # one event per order for the account
+        ValidityDay: 500,  # one event per key, access or term ending that day, one per sweep
     }
 
     def commit(self, events: list[Any], aggregates: list[Any]) -> list[Recording[UUID]]:

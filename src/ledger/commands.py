@@ -25,6 +25,7 @@ from ledger.results import (
     Placed,
     Recalled,
     Redeemed,
+    ValiditiesSwept,
     Written,
 )
 from ledger.supplier_import.importer import ImportProgress
@@ -140,6 +141,14 @@ class ExpireOrder(Command[OrderChange | None]):
     """Expire one order if its deadline has passed (the sweeper's command)."""
 
     order_id: UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpireValidities(Command[ValiditiesSwept]):
+    """End what is due by now (unredeemed keys, access, grant terms), at most `limit` entries
+    of the day books; the sweeper sends it again while `more`."""
+
+    limit: int = 500
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -100,3 +100,13 @@ class FulfilmentState:
 
 Result = (Written | Placed | PaymentResult | OrderChange | Imported | Recalled | Redeemed | AttemptPlan
           | FulfilmentState | None)
+
+
+@dataclass(frozen=True)
+class ValiditiesSwept:
+    """What one `ExpireValidities` ended (keys, accesses, grants) and whether due entries remain."""
+
+    ended: int
+    handled: int  # due entries looked at: ended, or found redeemed, revoked, refunded or renewed
+    more: bool
+    position: int

@@ -15,7 +15,7 @@ from api.problems import NOT_FOUND
 from api.services import Services
 from projections.engine.base import Row
 from projections.models import report_queries
-from projections.models.inventory import STATES
+from projections.models.inventory import EXPIRED, STATES
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 Reader = Annotated[Caller, Depends(require("storefront", "analyst"))]
@@ -24,7 +24,7 @@ VIEWS = ("inventory",)
 
 
 def _counts(row: Row) -> dict[str, int]:
-    return {s: int(row[s] or 0) for s in STATES}
+    return {s: int(row.get(s) or 0) for s in (*STATES, EXPIRED)}
 
 
 def _batch(row: Row, currency: str) -> BatchStock:

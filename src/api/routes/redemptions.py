@@ -20,7 +20,7 @@ Redeemer = Annotated[Caller, Depends(require("storefront", "partner"))]
 def redeem(body: RedemptionIn, request: Request, svc: ServicesDep, caller: Redeemer,
            idempotency_key: IdempotencyKey = None) -> Response:
     """Refusals have their own problem types: unknown-code, key-not-delivered, already-redeemed,
-    key-revoked, key-voided, wrong-platform. The code is never echoed."""
+    key-revoked, key-voided, key-expired, wrong-platform. The code is never echoed."""
     command = c.Redeem(ctx=caller.context(svc, request), **body.model_dump())
     # The idempotency record keeps a hash of the body, never the code itself.
     key = idempotency(caller, idempotency_key, "POST /v1/redemptions", body.model_dump())

@@ -165,6 +165,10 @@ class KeyVoided(DomainError):
     code = "key-voided"
 
 
+class KeyExpired(DomainError):
+    code = "key-expired"
+
+
 class WrongPlatform(DomainError):
     code = "wrong-platform"
 

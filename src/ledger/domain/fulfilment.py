@@ -345,11 +345,21 @@ class Grant(LedgerAggregate):
 
         def apply(self, grant: Grant) -> None:
             grant.until = self.until
+            grant.ended = False
+
+    class Ended(LedgerAggregate.Event):
+        """The term reached its end (`until`) with no renewal: the grant is no longer valid."""
+
+        until: datetime
+
+        def apply(self, grant: Grant) -> None:
+            grant.ended = True
 
     def __init__(self, sku: str, account_hmac: str) -> None:
         self.sku = sku
         self.account_hmac = account_hmac
         self.until: datetime | None = None
+        self.ended = False
 
     @classmethod
     def start(cls, ctx: Context, sku: str, account_hmac: str) -> Grant:
@@ -360,3 +370,11 @@ class Grant(LedgerAggregate):
         until = starts + timedelta(days=days)
         self._emit(self.Extended, ctx, order_id=order_id, starts=starts, until=until)
         return until
+
+    def end(self, ctx: Context) -> bool:
+        """End the term if it has passed; a renewal moved `until` on, so it is read now, at the
+        sweep (False: renewed, not yet due, or ended already)."""
+        if self.ended or self.until is None or ctx.now < self.until:
+            return False
+        self._emit(self.Ended, ctx, until=self.until)
+        return True

@@ -8,6 +8,7 @@ that race to create the same id cannot both commit.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from functools import lru_cache
 from uuid import UUID, SafeUUID
 
@@ -104,3 +105,11 @@ def settlement_id(reference: str) -> UUID:
 
 def normalise_coupon_code(code: str) -> str:
     return code.strip().upper()
+
+
+def validity_day_id(day: date) -> UUID:
+    """The book of what stops being valid on one UTC day."""
+    return uuid5(f"validity-day:{day.isoformat()}")
+
+
+VALIDITY_CURSOR_ID = uuid5("validity-cursor")

@@ -159,6 +159,15 @@ class Order(LedgerAggregate):
         def apply(self, order: Order) -> None:
             order.status = OrderStatus.DELIVERED
             order.reserved_until = None
+            order.valid_until = self.valid_until
+
+    class AccessEnded(LedgerAggregate.Event):
+        """The access granted at payment reached its end (`valid_until`): it is no longer valid."""
+
+        valid_until: datetime
+
+        def apply(self, order: Order) -> None:
+            order.access_ended = True
 
     class Expired(LedgerAggregate.Event):
         """The unpaid reservation lapsed and its keys were released."""
@@ -227,6 +236,8 @@ class Order(LedgerAggregate):
         self.amount_refunded = Decimal(0)
         self.cost = Decimal(0)
         self.recipient: dict[str, str] | None = None  # upstream products: sealed, hmac, masked
+        self.valid_until: datetime | None = None  # access granted at payment: until when
+        self.access_ended = False
 
     @classmethod
     def place(cls, ctx: Context, order_id: UUID, **fields: Any) -> Order:
@@ -294,6 +305,15 @@ class Order(LedgerAggregate):
     def grant(self, ctx: Context, valid_until: datetime | None) -> None:
         self._require_paid()
         self._emit(self.Granted, ctx, valid_until=valid_until)
+
+    def end_access(self, ctx: Context) -> bool:
+        """End granted access at its `valid_until`; False when there is nothing to end (no end,
+        not yet, ended already, or refunded: a refund took the access back)."""
+        if (self.status != OrderStatus.DELIVERED or self.valid_until is None or self.access_ended
+                or ctx.now < self.valid_until):
+            return False
+        self._emit(self.AccessEnded, ctx, valid_until=self.valid_until)
+        return True
 
     def _require_paid(self) -> None:
         self._require(OrderStatus.RESERVED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
@@ -12,6 +13,7 @@ from ledger.domain.errors import (
     AlreadyRedeemed,
     BatchAlreadyRecalled,
     InvalidOrderState,
+    KeyExpired,
     KeyNotDelivered,
     KeyRevoked,
     KeyVoided,
@@ -72,6 +74,7 @@ class KeyStatus(StrEnum):
     REDEEMED = "redeemed"
     REVOKED = "revoked"
     VOIDED = "voided"
+    EXPIRED = "expired"  # delivered, never redeemed, past its product's validity
 
 
 class Key(LedgerAggregate):
@@ -127,6 +130,18 @@ class Key(LedgerAggregate):
         def apply(self, key: Key) -> None:
             key.status = KeyStatus.VOIDED
 
+    class Expired(LedgerAggregate.Event):
+        """The delivered key was not redeemed within its product's validity: it can no longer be.
+        `value`: what the buyer paid for it (a unit of the order), the breakage finance reports."""
+
+        order_id: UUID
+        due: datetime
+        value: Decimal
+        currency: str
+
+        def apply(self, key: Key) -> None:
+            key.status = KeyStatus.EXPIRED
+
     def __init__(
         self, batch_id: UUID, sku: str, supplier: str, unit_cost: Decimal, platform: str | None,
         code_hmac: str, sealed_code: str,
@@ -177,6 +192,8 @@ class Key(LedgerAggregate):
             raise KeyRevoked("this code was revoked")
         if self.status == KeyStatus.VOIDED:
             raise KeyVoided("this code was voided by its supplier")
+        if self.status == KeyStatus.EXPIRED:
+            raise KeyExpired("this code has expired")
         if self.platform and platform and platform != self.platform:
             raise WrongPlatform(f"this code is for {self.platform}", platform=self.platform)
         self._emit(self.Redeemed, ctx, account_id=account_id, platform=platform or self.platform)
@@ -191,6 +208,15 @@ class Key(LedgerAggregate):
                 key_id=str(self.id),
             )
         self._emit(self.Revoked, ctx, order_id=order_id, reason=reason, was_redeemed=was_redeemed, override=override)
+
+    def expire(self, ctx: Context, due: datetime, value: Decimal, currency: str) -> bool:
+        """Only a delivered key that was never redeemed expires, and only once its time has come;
+        a redeemed, revoked or voided one never does (False: nothing to do)."""
+        if self.status != KeyStatus.DELIVERED or ctx.now < due:
+            return False
+        assert self.order_id is not None
+        self._emit(self.Expired, ctx, order_id=self.order_id, due=due, value=value, currency=currency)
+        return True
 
     def void(self, ctx: Context, reason: str) -> None:
         if self.status != KeyStatus.IN_STOCK:

@@ -26,11 +26,12 @@ from ledger.domain import (
     stock,
     suppliers,
     supply,
+    validity,
 )
 from ledger.domain.base import LedgerAggregate
 
 MODULES: tuple[ModuleType, ...] = (
-    catalog, supply, stock, orders, fulfilment, suppliers, recipients, holders, promotions, answers,
+    catalog, supply, stock, orders, fulfilment, validity, suppliers, recipients, holders, promotions, answers,
 )
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
 

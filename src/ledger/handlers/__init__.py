@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger import commands as c
-from ledger.handlers import catalog, fulfilment, orders, suppliers, supply
+from ledger.handlers import catalog, fulfilment, orders, suppliers, supply, validity
 from ledger.writer.session import Session
 
 R = TypeVar("R")
@@ -24,6 +24,7 @@ HANDLERS: dict[type[c.Command[Any]], Handler] = {
     c.CancelOrder: orders.cancel_order,
     c.ExpireOrder: orders.expire_order,
     c.RefundOrder: orders.refund_order,
+    c.ExpireValidities: validity.expire_validities,
     c.ImportKeys: supply.import_keys,
     c.RecallBatch: supply.recall_batch,
     c.Redeem: supply.redeem,

@@ -23,6 +23,8 @@ from ledger.domain.ids import OPEN_FULFILMENTS_ID, grant_id, product_id, supplie
 from ledger.domain.money import parse_amount
 from ledger.domain.orders import Order
 from ledger.domain.suppliers import Supplier
+from ledger.domain.validity import DueKind
+from ledger.handlers.validity import schedule
 from ledger.results import AttemptPlan, FulfilmentState
 from ledger.writer.session import Session
 
@@ -181,7 +183,9 @@ def _extend_grant(uow: Session, ctx: Context, fulfilment: Fulfilment) -> None:
         grant = Grant.start(ctx, fulfilment.sku, fulfilment.account_hmac)
         uow.add(grant)
     assert product.validity_days, "a platform grant is defined with its term (validity_days)"
-    grant.extend(ctx, fulfilment.order_id, product.validity_days * fulfilment.quantity)
+    until = grant.extend(ctx, fulfilment.order_id, product.validity_days * fulfilment.quantity)
+    # Each extension is entered on its new end's day; an earlier entry finds the term renewed.
+    schedule(uow, ctx, DueKind.GRANT, grant.id, until, fulfilment.sku, fulfilment.amount, fulfilment.currency)
 
 
 def _reversed(uow: Session, ctx: Context, fulfilment: Fulfilment, supplier: Supplier, attempt_id: str) -> None:

@@ -40,6 +40,7 @@ from ledger.domain.promotions import Coupon, FlashSale
 from ledger.domain.recipients import Recipient, mask
 from ledger.domain.stock import KeysOf, Stock
 from ledger.domain.supply import Batch, Key
+from ledger.domain.validity import DueKind
 from ledger.entropy import random_uuid
 from ledger.handlers import inputs
 from ledger.handlers.fulfilment import start_fulfilment
@@ -54,6 +55,7 @@ from ledger.handlers.offers import (
     placed_fields,
     zero_prices,
 )
+from ledger.handlers.validity import schedule
 from ledger.results import OrderChange, PaymentResult, Placed
 from ledger.writer.session import Session
 
@@ -241,19 +243,22 @@ def _hand_over(uow: Session, ctx: Context, order: Order) -> list[UUID]:
     product = uow.load(Product, product_id(order.sku), UnknownProduct(f"no product {order.sku}"))
     stock = uow.load(Stock, stock_id(order.sku), UnknownProduct(f"no stock for {order.sku}"))
     if product.kind.fulfilled_from_stock:
-        return _deliver(uow, ctx, order, stock)
+        return _deliver(uow, ctx, order, stock, product)
     stock.deliver(ctx, order.id)  # the order's hold leaves the SKU's book
     if product.kind.fulfilled_upstream:
         start_fulfilment(uow, ctx, order, product)
     else:
         days = product.validity_days
-        order.grant(ctx, ctx.now + timedelta(days=days) if days else None)
+        valid_until = ctx.now + timedelta(days=days) if days else None
+        order.grant(ctx, valid_until)
+        if valid_until is not None:
+            schedule(uow, ctx, DueKind.ACCESS, order.id, valid_until, order.sku, order.subtotal, order.currency)
     for holder in order_holders(uow, order):
         holder.close(ctx, order.id, order.quantity, "paid")
     return []
 
 
-def _deliver(uow: Session, ctx: Context, order: Order, stock: Stock) -> list[UUID]:
+def _deliver(uow: Session, ctx: Context, order: Order, stock: Stock, product: Product) -> list[UUID]:
     batches = stock.reserved_batches(order.id)
     key_ids = stock.deliver(ctx, order.id)
     delivered: list[dict[str, Any]] = []
@@ -271,6 +276,10 @@ def _deliver(uow: Session, ctx: Context, order: Order, stock: Stock) -> list[UUI
         delivered.append({"key_id": key_id, "batch_id": batch.id, "supplier": batch.supplier,
                           "unit_cost": batch.unit_cost})
     order.deliver(ctx, delivered)
+    if product.validity_days:  # each key stops being redeemable after its product's validity
+        due = ctx.now + timedelta(days=product.validity_days)
+        for key_id in key_ids:
+            schedule(uow, ctx, DueKind.KEY, key_id, due, order.sku, order.unit_price, order.currency)
     for holder in order_holders(uow, order):
         holder.close(ctx, order.id, order.quantity, "paid")
     return key_ids

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ledger.commands import ImportKeys, RecallBatch, Redeem
 from ledger.domain.errors import (
     AlreadyRedeemed,
+    KeyExpired,
     KeyNotDelivered,
     KeyRevoked,
     KeyVoided,
@@ -88,4 +89,4 @@ def redeem(cmd: Redeem, uow: Session) -> Redeemed:
 
 
 # What a redeeming account may be refused for: each refusal is recorded.
-REFUSALS = (UnknownCode, KeyNotDelivered, AlreadyRedeemed, KeyRevoked, KeyVoided, WrongPlatform)
+REFUSALS = (UnknownCode, KeyNotDelivered, AlreadyRedeemed, KeyRevoked, KeyVoided, KeyExpired, WrongPlatform)

@@ -170,6 +170,16 @@ class Ledger:
             answers = self.writer.execute_all(expiries)
         return [v for v in (a.get() for a in answers) if isinstance(v, OrderChange)]
 
+    def expire_validities(self, ctx: Context, limit: int = 500) -> int:
+        """End every key, access and grant term due by now (the sweeper's other call): one
+        `ExpireValidities` of at most `limit` due entries at a time, until none is left. How
+        many ended."""
+        ended, more = 0, True
+        while more:
+            swept = self.execute(c.ExpireValidities(ctx=ctx, limit=limit)).get()
+            ended, more = ended + swept.ended, swept.more
+        return ended
+
     def refund_order(self, ctx: Context, order_id: UUID, **fields: Any) -> OrderChange:
         return self.execute(c.RefundOrder(ctx=ctx, order_id=order_id, **fields)).get()
 

@@ -296,6 +296,10 @@ class Facts(Projection):
     def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._key_state(e.originator_id, "revoked")
 
+    @handles(Key.Expired)
+    def on_Key_Expired(self, e: Key.Expired, position: int) -> None:
+        self._key_state(e.originator_id, "expired")
+
     @handles(Stock.Voided)
     def on_Stock_Voided(self, e: Stock.Voided, position: int) -> None:
         """A recall: the stock's one event lists the keys that each get a `Key.Voided` in the

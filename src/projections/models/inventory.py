@@ -3,7 +3,11 @@
 Only products taken from stock (card keys, gift cards) have an inventory: a recharge, a platform
 grant or digital access has no keys, so it gets no row (no count of nothing that reads as sold
 out, no low-stock alert). Their unpaid orders are held on the SKU's stock book with no keys
-(`Stock.Reserved` and `Stock.Delivered` with empty key lists): nothing moves."""
+(`Stock.Reserved` and `Stock.Delivered` with empty key lists): nothing moves.
+
+A delivered key that expires unredeemed (`Key.Expired`) leaves `delivered` for the `expired`
+table, per SKU and batch: a table of its own, so that stores whose `skus` and `batches` tables
+were made before it (CREATE TABLE IF NOT EXISTS never adds a column) need no rebuild."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from projections.engine.events import handles
 from projections.models.facts import Facts
 
 STATES = ("available", "reserved", "delivered", "redeemed", "revoked", "voided")
+EXPIRED = "expired"  # a state kept in a table of its own (see above)
 _COUNTS = tuple((s, INT) for s in STATES)
 
 
@@ -29,6 +34,7 @@ class Inventory(Projection):
             ("batch_id",),
             (("batch_id", TEXT), ("sku", TEXT), ("supplier", TEXT), ("unit_cost", MONEY), *_COUNTS),
         ),
+        Table("expired", ("sku", "batch_id"), (("sku", TEXT), ("batch_id", TEXT), ("expired", INT))),
         Table(
             "alerts",
             (),
@@ -107,3 +113,12 @@ class Inventory(Projection):
     @handles(Key.Revoked)
     def on_Key_Revoked(self, e: Key.Revoked, position: int) -> None:
         self._move(e.originator_id, "redeemed" if e.was_redeemed else "delivered", "revoked", e, position)
+
+    @handles(Key.Expired)
+    def on_Key_Expired(self, e: Key.Expired, position: int) -> None:
+        key = self.facts.key(e.originator_id)
+        if key is None:
+            return
+        for row in (self.row("batches", (key["batch_id"],)), self.row("skus", (key["sku"],))):
+            row["delivered"] -= 1
+        self.row("expired", (key["sku"], key["batch_id"]))["expired"] += 1

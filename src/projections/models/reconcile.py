@@ -62,6 +62,7 @@ MOVES: dict[str, tuple[tuple[str, ...], str]] = {
     "Key.Redeemed": (("delivered",), "redeemed"),
     "Key.Revoked": (("delivered", "redeemed"), "revoked"),
     "Key.Voided": (("available",), "voided"),
+    "Key.Expired": (("delivered",), "expired"),
 }
 
 
@@ -422,6 +423,10 @@ class EventFold(Handlers):
     @handles(Key.Voided)
     def on_Key_Voided(self, e: Key.Voided, position: int) -> None:
         self._move(e.originator_id, "Key.Voided", position)
+
+    @handles(Key.Expired)
+    def on_Key_Expired(self, e: Key.Expired, position: int) -> None:
+        self._move(e.originator_id, "Key.Expired", position)
 
 
 # What a `History` must keep decoded for `reconcile`: the read models' events and the fold's own

@@ -26,14 +26,25 @@ ZERO = Decimal(0)
 def inventory(
     source: ReadSource, sku: str | None = None, *, batches: bool = False
 ) -> tuple[list[Row], list[Row] | None]:
-    """Every SKU's row (or one SKU's), and with `batches` their batches' rows."""
+    """Every SKU's row (or one SKU's), and with `batches` their batches' rows; each with its
+    `expired` count (kept in a table of its own: `projections.models.inventory`)."""
     view = source.view("inventory")
     if sku is None:
         skus = view.select("skus", order="sku")
         found = view.select("batches", order="sku, batch_id") if batches else None
+        expired = view.select("expired")
     else:
         skus = view.select("skus", "sku = ?", (sku,))
         found = view.select("batches", "sku = ?", (sku,), order="batch_id") if batches and skus else None
+        expired = view.select("expired", "sku = ?", (sku,)) if skus else []
+    by_sku: dict[str, int] = {}
+    by_batch: dict[str, int] = {}
+    for row in expired:
+        by_sku[row["sku"]] = by_sku.get(row["sku"], 0) + int(row["expired"] or 0)
+        by_batch[row["batch_id"]] = by_batch.get(row["batch_id"], 0) + int(row["expired"] or 0)
+    skus = [{**row, "expired": by_sku.get(row["sku"], 0)} for row in skus]
+    if found is not None:
+        found = [{**row, "expired": by_batch.get(row["batch_id"], 0)} for row in found]
     return skus, found
 
 

@@ -22,6 +22,12 @@ Rules (see docs/read-models.md):
   coupon and a flash-sale price gets `<code>+flash:<sale_id>` so neither is lost.
 * `orders` and `units` count deliveries only; a refund never lowers them (refunds are money).
 * Currency is a column, not part of the key: a SKU has one currency.
+* Breakage (`breakage`, per UTC day and SKU): card keys that expired unredeemed
+  (`Key.Expired`), counted on the day they expired, at what the buyer paid for each (the
+  order's unit price). The sale stands: revenue was recognised at delivery and a refund is
+  not owed, so breakage never lowers `net`; finance reads it to see what was sold and never
+  used. Access and platform terms that end (`Order.AccessEnded`, `Grant.Ended`) were used
+  up, not left unused: they are not breakage.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.domain.orders import Order
+from ledger.domain.supply import Key
 from projections.engine.base import INT, MONEY, TEXT, Projection, Row, Table, money
 from projections.engine.events import handles
 from projections.engine.store import ViewStore
@@ -67,6 +74,8 @@ class Sales(Projection):
                 ("net", MONEY), ("returned_payments", MONEY),
             ),
         ),
+        Table("breakage", ("day", "sku"), (("day", TEXT), ("sku", TEXT), ("currency", TEXT), ("keys", INT),
+                                           ("value", MONEY))),
     )
 
     def __init__(self, store: ViewStore, facts: Facts, version: int | None = None) -> None:
@@ -102,6 +111,15 @@ class Sales(Projection):
         order = self.facts.order(e.originator_id)
         if order is not None and self.facts.first_delivery(e.originator_id, position):
             self._sale(e, order, int(order["quantity"]))
+
+    @handles(Key.Expired)
+    def on_Key_Expired(self, e: Key.Expired, position: int) -> None:
+        key = self.facts.key(e.originator_id)
+        if key is None:
+            return
+        row = self.row("breakage", (utc_day(e), str(key["sku"])), {"currency": e.currency, "value": ZERO})
+        row["keys"] += 1
+        row["value"] += money(e.value)
 
     @handles(Order.Refunded)
     def on_Order_Refunded(self, e: Order.Refunded, position: int) -> None:

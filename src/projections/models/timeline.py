@@ -7,7 +7,8 @@ Which aggregates make up each timeline:
 * an **order**: its Order events, its Payment(s) (by the references its payment events name),
   the events of the keys it delivered, and the events of its upstream Fulfilment (every attempt:
   its supplier, what the supplier answered, why it failed, escalations, giving up; found by the
-  id `Order.FulfilmentStarted` names);
+  id `Order.FulfilmentStarted` names), and for a platform grant the term it extended
+  (`Grant.Extended` naming the order) and that term's end (`Grant.Ended` at that `until`);
 * a **key**: its Key events, and the Stock events of its SKU that name it (reserved, released,
   delivered, voided), searched backwards from its last event through at most `STOCK_SCAN`
   stock events;
@@ -29,7 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.domain.holders import HolderKind
-from ledger.domain.ids import holder_id, payment_id, product_id, stock_id
+from ledger.domain.ids import grant_id, holder_id, payment_id, product_id, stock_id
 from ledger.encoding.event_json import scrub
 from ledger.encoding.fields import event_data
 from projections.engine.read_side import ReadSide
@@ -130,6 +131,21 @@ def _fulfilments(reads: ReadSide, own: list[tuple[int, Any]]) -> list[tuple[int,
     return found
 
 
+def _grant(reads: ReadSide, order_id: UUID, sku: str, account_hmac: str | None) -> list[tuple[int, Any]]:
+    """The grant events about this order: the extension it bought, and the end of that term."""
+    if account_hmac is None:
+        return []
+    found, until = [], None
+    for position, event in _whole(reads, grant_id(sku, account_hmac)):
+        name = type(event).__qualname__
+        if name == "Grant.Extended" and event.order_id == order_id:
+            found.append((position, event))
+            until = event.until
+        elif name == "Grant.Ended" and until is not None and event.until == until:
+            found.append((position, event))
+    return found
+
+
 def order(reads: ReadSide, order_id: UUID) -> Timeline | None:
     own = _whole(reads, order_id)
     if not _of(own, "Order"):
@@ -137,16 +153,18 @@ def order(reads: ReadSide, order_id: UUID) -> Timeline | None:
     found = list(own)
     references: dict[str, None] = {}
     keys: dict[UUID, None] = {}
-    account = None
+    account = account_hmac = None
     for _, event in own:
         if hasattr(event, "payment_reference"):
             references[event.payment_reference] = None
         for key in getattr(event, "keys", None) or ():  # Order.KeysDelivered
             keys[_ids([key["key_id"]])[0]] = None
         account = getattr(event, "account_masked", account)  # Order.RecipientGiven
+        account_hmac = getattr(event, "account_hmac", account_hmac)
     for reference in references:
         found += _whole(reads, payment_id(reference))
     found += _fulfilments(reads, own)
+    found += _grant(reads, order_id, own[0][1].sku, account_hmac)
     shown = list(keys)[:KEYS]
     for key_id in shown:
         found += _whole(reads, key_id)
@@ -165,6 +183,7 @@ _STOCK_NAMING_KEYS = ("Stock.Reserved", "Stock.Released", "Stock.Delivered", "St
 _LIFE = {
     "Key.Registered": "received", "Stock.Reserved": "reserved", "Stock.Released": "released",
     "Key.Delivered": "delivered", "Key.Redeemed": "redeemed", "Key.Revoked": "revoked", "Key.Voided": "voided",
+    "Key.Expired": "expired",
 }
 
 

@@ -114,11 +114,14 @@ def history(
 
 
 def expire() -> None:
-    """Run the reservation sweeper once: expire every unpaid order past its deadline."""
+    """Run the sweeper once: expire every unpaid order past its deadline, and end every key,
+    access and grant past its validity."""
     with composed(load_settings(), build=lambda parts: parts.ledger) as parts:
         ledger = parts.ledger
         note_generated_key(parts.generated_key)
         changes = ledger.expire_due(ledger.context("sweeper"))
+        ended = ledger.expire_validities(ledger.context("sweeper"))
     out.print(f"expired {len(changes)} order(s)", markup=False, highlight=False)
+    out.print(f"ended {ended} key(s), access(es) or grant(s) past their validity", markup=False, highlight=False)
 
 
