@@ -94,11 +94,13 @@ class FulfilmentWorker:
         self._wake.set()
 
     def follow(self, writer: Any) -> None:
-        """Wake whenever `writer` (this process's `ledger.writer.Writer`) commits a new fulfilment."""
+        """Take up each fulfilment `writer` (this process's `ledger.writer.Writer`) opens as soon as
+        it is committed, without waiting for the next look at the index."""
 
-        def opened(events: list[Any]) -> None:
-            if any(isinstance(event, OpenFulfilments.Added) for event in events):
-                self._wake.set()
+        def opened(events: list[Any]) -> None:  # on the writer's thread: quick, and never raising
+            added = [e.fulfilment_id for e in events if isinstance(e, OpenFulfilments.Added)]
+            if added:
+                self.take_up(added)
 
         listeners = getattr(writer, "committed", None)  # a RemoteWriter's commits happen elsewhere
         if listeners is not None:
@@ -107,13 +109,21 @@ class FulfilmentWorker:
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""
         index = self.ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
+        return self.take_up(list(index.ids) if index else [])
+
+    def take_up(self, fulfilment_ids: list[UUID]) -> int:
+        """Drive each of these that is due and not already in hand; how many were taken up."""
         now, picked = self._clock(), 0
         with self._lock:
-            for fulfilment_id in list(index.ids) if index else []:
+            for fulfilment_id in fulfilment_ids:
                 if fulfilment_id in self._busy or self._due.get(fulfilment_id, 0.0) > now:
                     continue
-                self._busy.add(fulfilment_id)
-                self._pool.submit(self._drive, fulfilment_id)
+                self._busy.add(fulfilment_id)  # before it runs: its end takes it out again
+                try:
+                    self._pool.submit(self._drive, fulfilment_id)
+                except RuntimeError:  # closed: the next worker takes it up
+                    self._busy.discard(fulfilment_id)
+                    break
                 picked += 1
         return picked
 

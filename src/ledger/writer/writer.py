@@ -264,7 +264,10 @@ class Writer:
             positions = {id(r.domain_event): r.notification.id for r in recordings}
             self.head = max(self.head, max(positions.values()))
             for listener in self.committed:
-                listener(events)
+                try:
+                    listener(events)
+                except Exception as error:  # a listener never stops the writer: it is only told
+                    log.warning("a commit listener failed (%s)", type(error).__name__)
         self.batch_sizes.append(len(items))
         for s in staged:
             s.positions = [positions[id(e)] for e in s.events]

@@ -148,7 +148,7 @@ class _Settled:
 def _ledger_side(ledger: Ledger, settings: Settings, tag: str, n: int, latency_orders: int,
                  concurrency: int) -> Side:
     settled = _Settled()
-    worker = FulfilmentWorker(ledger, settings, threads=concurrency * 2, on_settled=settled)
+    worker = FulfilmentWorker(ledger, settings, threads=concurrency * 4, on_settled=settled)
     worker.follow(ledger.writer)  # woken by payments, as in `ledger serve`
     # Throughput: a backlog of paid orders, drained.
     with ThreadPoolExecutor(8) as pool:
