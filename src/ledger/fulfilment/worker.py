@@ -64,6 +64,7 @@ class FulfilmentWorker:
         self.ledger = ledger
         self._on_settled = on_settled
         self._wake = threading.Event()
+        self._following: tuple[list[Any], Callable[[list[Any]], None]] | None = None
         self.settings = settings
         self.breakers = Breakers(settings.fulfilment_breaker_failures, settings.fulfilment_breaker_open_s, clock)
         self._make_connector = connector
@@ -105,6 +106,7 @@ class FulfilmentWorker:
         listeners = getattr(writer, "committed", None)  # a RemoteWriter's commits happen elsewhere
         if listeners is not None:
             listeners.append(opened)
+            self._following = (listeners, opened)
 
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""
@@ -132,6 +134,10 @@ class FulfilmentWorker:
             return not self._busy
 
     def close(self) -> None:
+        if self._following is not None:
+            listeners, opened = self._following
+            listeners.remove(opened)
+            self._following = None
         self._pool.shutdown(wait=True, cancel_futures=True)
         for link in self._links.values():
             link.connector.close()

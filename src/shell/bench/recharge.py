@@ -149,7 +149,6 @@ def _ledger_side(ledger: Ledger, settings: Settings, tag: str, n: int, latency_o
                  concurrency: int) -> Side:
     settled = _Settled()
     worker = FulfilmentWorker(ledger, settings, threads=concurrency * 4, on_settled=settled)
-    worker.follow(ledger.writer)  # woken by payments, as in `ledger serve`
     # Throughput: a backlog of paid orders, drained.
     with ThreadPoolExecutor(8) as pool:
         backlog = list(pool.map(lambda i: _pay(ledger, f"{tag}-c{i}", f"1380{i % 10_000_000:07d}"), range(n)))
@@ -163,6 +162,7 @@ def _ledger_side(ledger: Ledger, settings: Settings, tag: str, n: int, latency_o
             raise RuntimeError(f"only {len(settled.at)} of {n} fulfilments ended in 600 s")
         elapsed = time.perf_counter() - began
         # Latency: each client pays, then waits for its delivery, again and again.
+        worker.follow(ledger.writer)  # taken up as payments commit, as in `ledger serve`
         latencies: list[float] = []
         settled.expected = n + latency_orders
 
