@@ -84,6 +84,7 @@ CONTEXTUAL_422 = {
     "query.second": "beyond the audit tree's size",
     "ends_at": "not after starts_at: a relation between two fields",
     "quantity": "over the deployment's LEDGER_MAX_QUANTITY_PER_ORDER",
+    "recipient_account": "required by some products' kind, refused by others', and matched to the product's pattern",
     # Money: the number of decimals allowed is the currency's (another field, or the currency of
     # the product in the store); whether zero is allowed depends on the coupon's kind.
     **{name: "decimals and bounds depend on the currency and kind" for name in (

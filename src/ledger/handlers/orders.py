@@ -131,7 +131,8 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         uow.keep()
         rejection.order_id = order_id
         raise
-    return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0)
+    return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0,
+                  order.recipient["masked"] if order.recipient else None)
 
 
 def hold(uow: Session, ctx: Context, stock: Stock, product: Product, order: Order, until: datetime) -> list[UUID]:
