@@ -49,26 +49,29 @@ INVALID_EVERY = 100  # every 100th order is for an account the suppliers do not 
 
 @dataclass(frozen=True)
 class SupplierSpec:
-    """A simulated supplier: its simulator options, its offer's cost, its float and concurrency.
-    Routing takes the cheapest supplier whose float covers the cost, so a float that runs out
-    sends the rest of the orders on to the next one."""
+    """A simulated supplier: its simulator options, its offer's cost, the share of the orders its
+    float covers, and its concurrency. Routing takes the cheapest supplier whose float covers the
+    cost, so a float that runs out sends the rest of the orders on to the next one."""
 
     name: str
     options: tuple[str, ...]
     cost: str
-    float_amount: str
+    share: Decimal
     concurrency: int
 
+    def float_for(self, orders: int) -> Decimal:
+        return (Decimal(self.cost) * self.share * orders).quantize(Decimal("0.01"))
 
-# The cheapest first: the flaky one takes what its float covers (about 800 recharges) and fails
-# or loses many; the reversing one the next 700; the slow one the rest. Each charges its cost
-# (its --cost-rate of the 10.00 face value), so an order's cost is its supplier's price.
+
+# The cheapest first: the flaky one takes what its float covers (40 % of the orders) and fails or
+# loses many; the reversing one the next 35 %; the slow one the rest (its float covers them all).
+# Each charges its cost (its --cost-rate of the 10.00 face value): an order's cost is its price.
 SUPPLIERS = (
     SupplierSpec("flaky", ("--fail-rate", "0.3", "--timeout-rate", "0.1", "--cost-rate", "0.95"), "9.50",
-                 "7600.00", 8),
+                 Decimal("0.40"), 8),
     SupplierSpec("reversing", ("--reverse-rate", "0.01", "--reverse-delay-ms", "500", "--cost-rate", "0.96"),
-                 "9.60", "6720.00", 8),
-    SupplierSpec("slow", ("--latency-ms", "200", "--cost-rate", "0.97"), "9.70", "100000.00", 16),
+                 "9.60", Decimal("0.35"), 8),
+    SupplierSpec("slow", ("--latency-ms", "200", "--cost-rate", "0.97"), "9.70", Decimal(1), 16),
 )
 TIMEOUT_MS = 500  # a lost answer is given up on after this, and asked about again
 
@@ -87,6 +90,7 @@ class World:
     sims: dict[str, Simulator]
     server: Served
     tmp_path: Path
+    orders: int  # what the suppliers' floats are sized for
 
     def ledger(self) -> Ledger:
         """A ledger over the same store (closed by the caller): to read it, or, with the server
@@ -95,14 +99,14 @@ class World:
 
 
 @contextmanager
-def world(pg_url: str, tmp_path: Path, *, poll_s: float = 0.05) -> Iterator[World]:
+def world(pg_url: str, tmp_path: Path, orders: int, *, poll_s: float = 0.05) -> Iterator[World]:
     sims: dict[str, Simulator] = {}
     server: Served | None = None
     try:
         for n, spec in enumerate(SUPPLIERS):
             sims[spec.name] = Simulator(tmp_path / f"sim-{spec.name}.log", "--seed", str(11 + n), *spec.options).start()
         settings = Settings(database_url=pg_url, cipher_key=TEST_CIPHER_KEY, data_dir=tmp_path)
-        set_up_store(settings, sims)
+        set_up_store(settings, sims, orders)
         env = serve_env(pg_url, tmp_path, pool_size=8)
         env.update({
             # The code under test, whatever the environment installed.
@@ -115,7 +119,7 @@ def world(pg_url: str, tmp_path: Path, *, poll_s: float = 0.05) -> Iterator[Worl
         })
         server = Served(env, tmp_path / "serve.log", workers=1)
         server.start()
-        yield World(settings, sims, server, tmp_path)
+        yield World(settings, sims, server, tmp_path, orders)
     finally:
         if server is not None:
             server.stop()
@@ -123,7 +127,7 @@ def world(pg_url: str, tmp_path: Path, *, poll_s: float = 0.05) -> Iterator[Worl
             sim.kill()
 
 
-def set_up_store(settings: Settings, sims: dict[str, Simulator]) -> None:
+def set_up_store(settings: Settings, sims: dict[str, Simulator], orders: int) -> None:
     ledger = open_ledger(settings)
     try:
         ctx = ledger.context("admin")
@@ -134,7 +138,7 @@ def set_up_store(settings: Settings, sims: dict[str, Simulator]) -> None:
             ledger.execute(c.SetSupplier(ctx=ctx, name=spec.name, base_url=sims[spec.name].url, secret=SECRET,
                                          currency="USD", timeout_ms=TIMEOUT_MS,
                                          concurrency=spec.concurrency)).get()
-            ledger.execute(c.FundSupplier(ctx=ctx, name=spec.name, amount=spec.float_amount,
+            ledger.execute(c.FundSupplier(ctx=ctx, name=spec.name, amount=str(spec.float_for(orders)),
                                           reference=f"wire-{spec.name}")).get()
             ledger.execute(c.SetOffer(ctx=ctx, sku=SKU, supplier=spec.name, supplier_product=f"{spec.name}-10",
                                       cost=spec.cost)).get()
@@ -357,7 +361,7 @@ def check_floats(world: World, ledger: Ledger) -> None:
                        if name == spec.name and ch["status"] == "succeeded"), Decimal(0))
         assert supplier.holds == {}, (spec.name, supplier.holds)
         assert supplier.charged == charged, (spec.name, supplier.charged, charged)
-        assert supplier.available == Decimal(spec.float_amount) - charged, spec.name
+        assert supplier.available == spec.float_for(world.orders) - charged, spec.name
 
 
 def check_books(world: World, ledger: Ledger) -> None:

@@ -25,7 +25,7 @@ ORDERS = int(os.environ.get("CHAOS_ORDERS", "2000"))  # more, for a longer run b
 def test_two_thousand_recharges_through_flaky_slow_and_reversing_suppliers_end_delivered_once_or_refunded(
     pg_url: str, tmp_path: Path
 ) -> None:
-    with world(pg_url, tmp_path) as chaos:
+    with world(pg_url, tmp_path, ORDERS) as chaos:
         started = time.monotonic()
         storefront = Storefront(chaos.server)
         orders = storefront.buy_all(ORDERS)
