@@ -124,3 +124,18 @@ def test_an_unknown_product_is_not_found_and_writes_nothing(http: TestClient, se
 def test_the_response_models_allow_every_status_and_outcome_the_ledger_has() -> None:
     assert set(get_args(OrderStatusName)) == {s.value for s in OrderStatus}
     assert set(get_args(PaymentOutcomeName)) == {o.value for o in PaymentOutcome}
+
+
+def test_an_admin_refund_of_a_fulfilling_recharge_is_a_conflict_and_writes_nothing(
+    http: TestClient, services: Services
+) -> None:
+    placed = order(http, recipient_account=ACCOUNT).json()
+    paid = http.post(f"/v1/orders/{placed['order_id']}/payments", headers=auth("storefront"),
+                     json={"payment_reference": "psp-2", "amount": "10.50", "provider": "psp"})
+    assert paid.json()["outcome"] == "accepted"
+    before = head(services.ledger)
+    refused = http.post(f"/v1/orders/{placed['order_id']}/refunds", headers=auth("admin"),
+                        json={"amount": "10.50", "reason": "asked"})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("/invalid-order-state")
+    assert head(services.ledger) == before
