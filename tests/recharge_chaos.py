@@ -38,6 +38,7 @@ from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from projections.models.journal import Journal, trial_balance
 from tests.conftest import TEST_CIPHER_KEY
+from tests.helpers import all_events
 from tests.served import Served, auth, serve_env
 from tests.simulator_process import SECRET, SRC, Simulator
 
@@ -249,6 +250,7 @@ class Figures:
     lost_answers: int = 0  # attempts the ledger recorded an unknown outcome for
     reversals_seen: int = 0  # reversals the worker heard of itself (a status look-up)
     reversals_delivered: int = 0  # reversals delivered by the test, as the callback route will
+    resent: int = 0  # attempts a supplier had never received when asked: sent again, same id
 
     def __str__(self) -> str:
         per_supplier = {name: dict(sorted((s, n) for (sup, s), n in self.outcomes.items() if sup == name))
@@ -257,7 +259,7 @@ class Figures:
                 f"requests per supplier {dict(self.requests)}; outcomes {per_supplier}; "
                 f"attempts per order {dict(sorted(self.attempts.items()))}; {self.lost_answers} answers lost; "
                 f"reversals: {self.reversals_seen} seen by the worker, {self.reversals_delivered} delivered as "
-                f"callbacks")
+                f"callbacks; {self.resent} attempts resent (never received)")
 
 
 def charges(world: World) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -299,6 +301,7 @@ def settle_and_check(world: World, orders: list[UUID]) -> Figures:
     ledger = world.ledger()
     try:
         deliver_reversals(world, ledger, figures)
+        figures.resent = sum(isinstance(e, Fulfilment.AttemptResent) for e in all_events(ledger))
         check_orders(world, ledger, orders, figures)
         check_floats(world, ledger)
         check_books(world, ledger)

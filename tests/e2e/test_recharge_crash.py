@@ -52,6 +52,8 @@ class Killer:
         self.chaos = chaos
         self.done = threading.Event()
         self.left_outstanding: list[int] = []
+        self.started = time.monotonic()
+        self.kill_times: list[float] = []  # seconds after the storefront started
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="killer")
 
@@ -78,6 +80,7 @@ class Killer:
                     return
                 time.sleep(rng.uniform(0, 0.05))
                 self.chaos.server.kill()
+                self.kill_times.append(time.monotonic() - self.started)
                 self.left_outstanding.append(sum(
                     1 for f in open_fulfilments(ledger)
                     if (found := ledger.reads.find(Fulfilment, f)) is not None and found.current is not None))
@@ -101,6 +104,7 @@ def test_recharges_with_the_server_sigkilled_twice_while_attempts_are_outstandin
         storefront = Storefront(chaos.server, clients=8)
         with Killer(chaos) as killer:
             orders = storefront.buy_all(ORDERS)
+            bought = time.monotonic() - killer.started
             killer.wait(timeout=120)
         assert len(killer.left_outstanding) == KILLS, f"killed {len(killer.left_outstanding)} times"
         assert all(n > 0 for n in killer.left_outstanding), killer.left_outstanding
@@ -108,6 +112,6 @@ def test_recharges_with_the_server_sigkilled_twice_while_attempts_are_outstandin
         figures = settle_and_check(chaos, orders)
     assert figures.delivered + figures.refunded == ORDERS
     assert all(figures.requests[name] > 0 for name in ("flaky", "reversing", "slow")), figures
-    print(f"\n{figures}\nkilled {KILLS} times with {killer.left_outstanding} attempts outstanding; settled "
-          f"{settled:.1f} s after the last payment; storefront answers {dict(storefront.statuses)}, "
-          f"{storefront.dropped} requests cut")
+    print(f"\n{figures}\nkilled at {[round(t, 1) for t in killer.kill_times]} s with {killer.left_outstanding} "
+          f"attempts outstanding; the last order paid at {bought:.1f} s, every one settled {settled:.1f} s later; "
+          f"storefront answers {dict(storefront.statuses)}, {storefront.dropped} requests cut")

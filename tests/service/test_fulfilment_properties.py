@@ -53,7 +53,7 @@ from tests.outcomes import assert_explored
 from tests.profiles import deep, deep_steps, examples
 
 PRICE = Decimal("10.50")
-DEADLINE_S = 60
+DEADLINE_S = 120
 COSTS = {"a": Decimal("9.60"), "b": Decimal("9.80")}  # the cheaper is tried first
 FLOATS = {"a": Decimal("1000.00"), "b": Decimal("29.40")}  # b's covers three attempts: then routing waits
 DECISIONS = ("succeeded", "succeeded", "failed", "failed", "refused for good", "pending")
@@ -299,15 +299,15 @@ class FulfilmentMachine(RuleBasedStateMachine):
 
     # ---- the world ----
 
-    @rule(now=st.sampled_from([False, False, False, True]))
+    @rule(now=st.sampled_from([False, True]))
     def restart(self, now: bool) -> None:
-        if not now:  # one draw in four: restarts are rarer than answers
+        if not now:  # one draw in two: restarts are rarer than answers
             return
         self.L.close()
         self.L = self.factory(f"sqlite:///{self.store}")
         self.tally["restart"] += 1
 
-    @rule(seconds=st.sampled_from([1, 1, 5, 5, 20, DEADLINE_S + 1]))
+    @rule(seconds=st.sampled_from([1, 1, 5, 5, 20, 61]))  # the deadline passes in two long waits
     def time_passes(self, seconds: int) -> None:
         self.clock.advance(seconds=seconds)
 
@@ -440,6 +440,8 @@ class FulfilmentMachine(RuleBasedStateMachine):
                 if step.resolve:
                     self.run(c.RecordAttempt, fulfilment_id=fid, attempt_id=step.attempt_id, outcome="resent")
                 else:
+                    self.tally["attempt after a reversal"] += any(
+                        r.fulfilment == fid and r.status == "reversed" for r in self.books.values())
                     self.sent[step.attempt_id] = (fid, step.supplier)
                 name = next(n for n, full in self.suppliers.items() if full == step.supplier)
                 self.books[step.attempt_id] = Request(fid, step.supplier, "succeeded", COSTS[name])
@@ -451,16 +453,17 @@ class FulfilmentMachine(RuleBasedStateMachine):
 EXAMPLES, STEPS = 40, 60
 # Over one CI run (derandomized) the machine reaches well over these; a change that makes a rule
 # refuse everything, or that stops attempts from failing, reversing or being resent, fails here.
-# One CI run (derandomized: the same every run) reaches about twice these: 98 attempts started, 163
-# resolved, 83 resent, 145 answers lost, 172 restarts, 109 orders delivered and 30 refunded by their
-# fulfilment, 9 by an admin after delivery, 18 after a reversal. A change that makes a rule refuse
-# everything, or stops attempts failing, being lost, resent or reversed, fails here.
+# One CI run (derandomized: the same every run) reaches about twice these: 119 attempts started, 108
+# resolved, 53 resent, 128 answers lost, 76 restarts, 57 orders delivered and 52 refunded by their
+# fulfilment, 15 by an admin after delivery, 30 after a reversal (20 fulfilled anew). A change that
+# makes a rule refuse everything, or stops attempts failing, being lost, resent or reversed, fails
+# here. (The deep profile's randomized runs vary a lot more, over ten times the examples.)
 EXPLORED = {
-    "attempt started": 50, "attempt resolved": 80, "resent": 40, "answer lost": 70, "answer never recorded": 20,
-    "told succeeded": 50, "told failed": 12, "told pending": 20, "told reversed by callback": 25,
-    "attempt after a reversal": 1, "callback from another supplier refused": 18, "restart": 80,
-    "start: requested (waiting)": 8, "ended delivered": 50, "ended refunded": 15, "ended after a reversal": 9,
-    "admin refund refused: fulfilling": 40, "admin refunded a delivered order": 4,
+    "attempt started": 60, "attempt resolved": 50, "resent": 25, "answer lost": 60, "answer never recorded": 20,
+    "told succeeded": 40, "told failed": 12, "told pending": 8, "told reversed by callback": 40,
+    "attempt after a reversal": 10, "callback from another supplier refused": 20, "restart": 38,
+    "ended delivered": 28, "ended refunded": 25, "ended after a reversal": 15,
+    "admin refund refused: fulfilling": 60, "admin refunded a delivered order": 7,
 }
 
 
