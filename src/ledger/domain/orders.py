@@ -145,16 +145,15 @@ class Order(LedgerAggregate):
             order.cost = self.cost
 
     class FulfilmentReversed(LedgerAggregate.Event):
-        """The supplier took back the completed recharge: its cost is no longer the order's (a
-        delivered order is fulfilling again until refunded or fulfilled anew; a refunded one stays so)."""
+        """The supplier took back the completed recharge: its cost is no longer the order's."""
 
         attempt_id: str
         supplier: str
         cost: Decimal
 
         def apply(self, order: Order) -> None:
-            if order.status is OrderStatus.DELIVERED:
-                order.status = OrderStatus.FULFILLING
+            if order.status is OrderStatus.DELIVERED:  # until refunded or fulfilled anew
+                order.status = OrderStatus.FULFILLING  # (an order an admin refunded stays refunded)
             order.cost -= self.cost
 
     class Granted(LedgerAggregate.Event):
