@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -93,14 +93,52 @@ class OrderIn(Strict):
     coupon_code: Text | None = None
     client_ip: Text | None = None
     device_id: Text | None = None
+    recipient_account: Text | None = Field(
+        default=None, repr=False, examples=["13812345678"],
+        description="the account a direct recharge or platform grant is for (a phone number, an email, as the "
+                    "product says): required for those products, refused for others; personal data, sealed "
+                    "when stored and only ever shown masked (`recipient_account_masked`)")
+
+
+# As ledger.domain.orders.OrderStatus and PaymentOutcome say (tests/e2e/test_api_recharge_orders.py checks).
+OrderStatusName = Literal["placed", "rejected", "reserved", "fulfilling", "delivered", "expired", "cancelled",
+                          "refunded"]
+PaymentOutcomeName = Literal["delivered", "accepted", "refunded", "rejected"]
+OrderStatusOut = Annotated[OrderStatusName, Field(
+    description="`reserved`: awaiting payment; `fulfilling`: paid, an upstream supplier is fulfilling it (it ends "
+                "`delivered`, or `refunded` when no supplier could)")]
+PaymentOutcomeOut = Annotated[PaymentOutcomeName, Field(
+    description="`delivered`: codes or access given; `accepted`: paid, an upstream supplier is fulfilling the "
+                "order (follow its status); `refunded`: captured, then returned (nothing could be given); "
+                "`rejected`")]
+
+
+def order_status(status: str) -> OrderStatusName:
+    """The ledger's order status as the response models name it (ValueError for one they do not)."""
+    if status not in get_args(OrderStatusName):
+        raise ValueError(f"order status {status!r} is not in the API's schema")
+    return cast(OrderStatusName, status)
+
+
+def payment_outcome(outcome: str) -> PaymentOutcomeName:
+    """The ledger's payment outcome as the response models name it (ValueError for one they do not)."""
+    if outcome not in get_args(PaymentOutcomeName):
+        raise ValueError(f"payment outcome {outcome!r} is not in the API's schema")
+    return cast(PaymentOutcomeName, outcome)
+
+
+MASKED = Field(default=None, examples=["138****5678"],
+               description="the recipient account, masked (enough to recognise, not to use); null for products "
+                           "that take none")
 
 
 class OrderOut(Positioned, Priced):
     order_id: UUID
-    status: str
+    status: OrderStatusOut
     amount_due: Money
     currency: str
     reserved_until: datetime
+    recipient_account_masked: str | None = MASKED
 
 
 class PaymentIn(Strict):
@@ -112,7 +150,7 @@ class PaymentIn(Strict):
 class PaymentOut(Positioned):
     order_id: UUID
     payment_reference: str
-    outcome: str
+    outcome: PaymentOutcomeOut
     amount: Money
     key_ids: list[UUID]
     reason: str
@@ -128,7 +166,7 @@ class TimelineEvent(BaseModel):
 
 class OrderView(Positioned, Priced):
     order_id: UUID
-    status: str
+    status: OrderStatusOut
     customer_id: str
     sku: str
     quantity: int
@@ -140,6 +178,7 @@ class OrderView(Positioned, Priced):
     amount_paid: Money
     amount_refunded: Money
     reserved_until: datetime | None
+    recipient_account_masked: str | None = MASKED
     key_ids: list[UUID]
     timeline: list[TimelineEvent]
 
@@ -167,6 +206,6 @@ class RefundIn(Strict):
 
 class OrderChangeOut(Positioned):
     order_id: UUID
-    status: str
+    status: OrderStatusOut
     released_key_ids: list[UUID]
     revoked_key_ids: list[UUID]

@@ -26,6 +26,7 @@ class Placed:
     reserved_until: datetime
     key_ids: list[UUID]
     position: int
+    recipient_masked: str | None = None  # an upstream product's recipient account, masked (never in clear)
 
 
 @dataclass(frozen=True)

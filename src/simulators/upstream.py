@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -129,6 +129,9 @@ class Upstream:
             order = parse_request(body)
         except Refused as refused:
             return _refuse(refused, "POST /v1/recharges")
+        except ClientDisconnect:  # e.g. a caller killed while sending: the request never arrived
+            log.info("POST /v1/recharges -> the caller went away before its body arrived (nothing recorded)")
+            return NoAnswer(held=None)
         request_id = order.request_id
         attempt = self.arrivals[request_id] = self.arrivals.get(request_id, 0) + 1
         said = f"POST /v1/recharges {request_id} account={mask(order.account)} product={order.product} " \

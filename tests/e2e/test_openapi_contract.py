@@ -91,6 +91,7 @@ CONTEXTUAL_422 = {
     # Support's search takes exactly one of its keys: a relation between parameters.
     **{f"query.{name}": "exactly one search key" for name in (
         "order_id", "customer_id", "account", "payment_reference", "key")},
+    "recipient_account": "required by some products' kind, refused by others', and matched to the product's pattern",
     # Money: the number of decimals allowed is the currency's (another field, or the currency of
     # the product in the store); whether zero is allowed depends on the coupon's kind.
     **{name: "decimals and bounds depend on the currency and kind" for name in (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -168,6 +169,28 @@ def test_a_2_mb_body_is_refused(sim: Simulator) -> None:
     answer = sim.post(huge)
     assert (answer.status_code, answer.json()["reason"]) == (413, "body_too_large")
     assert sim.charges_of(request_id) == []
+
+
+def test_a_caller_that_goes_away_mid_body_leaves_nothing_recorded_and_no_error(
+    start: Callable[..., Simulator],
+) -> None:
+    """A caller killed while sending (the ledger SIGKILLed mid-request): nothing is recorded, the
+    request was never received, and the simulator logs it as such, not as an internal error."""
+    sim = start()
+    request_id = new_id()
+    body = json.dumps(order(request_id)).encode()
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"POST /v1/recharges HTTP/1.1\r\nHost: sim\r\nContent-Type: application/json\r\n"
+                     + f"X-Signature: {sign(body)}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                     + body[: len(body) // 2])
+        time.sleep(0.2)  # the simulator is waiting for the rest of the body
+    deadline = time.monotonic() + 10
+    while "caller went away" not in sim.output():
+        assert time.monotonic() < deadline, sim.output()
+        time.sleep(0.05)
+    assert sim.get(f"/v1/recharges/{request_id}").status_code == 404
+    assert sim.charges_of(request_id) == []  # the fixture checks the log has no error
 
 
 def test_an_unknown_request_id_is_404(sim: Simulator) -> None:

@@ -22,6 +22,8 @@ from api.models import (
     PaymentOut,
     RefundIn,
     TimelineEvent,
+    order_status,
+    payment_outcome,
 )
 from api.problems import NOT_FOUND
 from ledger import commands as c
@@ -39,10 +41,14 @@ def _json(model: OrderOut | PaymentOut | OrderChangeOut, status: int = 200) -> J
 def place_order(body: OrderIn, request: Request, svc: ServicesDep, caller: Storefront,
                 idempotency_key: IdempotencyKey = None) -> Response:
     command = c.PlaceOrder(ctx=caller.context(svc, request), **body.model_dump())
-    key = idempotency(caller, idempotency_key, "POST /v1/orders", body.model_dump())
+    fingerprinted = body.model_dump()
+    if body.recipient_account is not None:  # personal data: fingerprinted by its keyed hash, never in clear
+        fingerprinted["recipient_account"] = svc.ledger.vault.account_fingerprint(body.recipient_account)
+    key = idempotency(caller, idempotency_key, "POST /v1/orders", fingerprinted)
     return respond(svc.ledger.execute(command, key), lambda placed: _json(OrderOut(
-        order_id=placed.order_id, status=placed.status, amount_due=placed.amount_due, currency=placed.currency,
-        reserved_until=placed.reserved_until, position=placed.position), 201))
+        order_id=placed.order_id, status=order_status(placed.status), amount_due=placed.amount_due,
+        currency=placed.currency, reserved_until=placed.reserved_until,
+        recipient_account_masked=placed.recipient_masked, position=placed.position), 201))
 
 
 @router.post("/{order_id}/payments", response_model=PaymentOut)
@@ -51,7 +57,7 @@ def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: Serv
     command = c.CapturePayment(ctx=caller.context(svc, request), order_id=order_id, **body.model_dump())
     key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/payments", body.model_dump())
     return respond(svc.ledger.execute(command, key), lambda result: _json(PaymentOut(
-        order_id=result.order_id, payment_reference=result.payment_reference, outcome=result.outcome,
+        order_id=result.order_id, payment_reference=result.payment_reference, outcome=payment_outcome(result.outcome),
         amount=result.amount, key_ids=result.key_ids, reason=result.reason, replayed=result.replayed,
         position=result.position)))
 
@@ -62,10 +68,11 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
     timeline = [TimelineEvent(at=e.timestamp, stream=e.stream, event=e.event, version=e.version)
                 for e in svc.ledger.reads.stream(order_id)]
     return OrderView(
-        order_id=order.id, status=str(order.status), customer_id=order.customer_id, sku=order.sku,
+        order_id=order.id, status=order_status(order.status.value), customer_id=order.customer_id, sku=order.sku,
         quantity=order.quantity, channel=order.channel, currency=order.currency, unit_price=order.unit_price,
         discount=order.discount, amount_due=order.amount_due, amount_paid=order.amount_paid,
         amount_refunded=order.amount_refunded, reserved_until=order.reserved_until,
+        recipient_account_masked=order.recipient["masked"] if order.recipient else None,
         key_ids=order.delivered or order.reserved, timeline=timeline,
         position=svc.reads.head(),
     )
@@ -85,7 +92,7 @@ def cancel_order(order_id: UUID, request: Request, svc: ServicesDep, caller: Adm
     command = c.CancelOrder(ctx=caller.context(svc, request), order_id=order_id, reason=body.reason)
     key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/cancel", body.model_dump())
     return respond(svc.ledger.execute(command, key), lambda change: _json(OrderChangeOut(
-        order_id=change.order_id, status=change.status, position=change.position,
+        order_id=change.order_id, status=order_status(change.status), position=change.position,
         released_key_ids=change.released_key_ids, revoked_key_ids=[])))
 
 
@@ -95,5 +102,5 @@ def refund_order(order_id: UUID, body: RefundIn, request: Request, svc: Services
     command = c.RefundOrder(ctx=caller.context(svc, request), order_id=order_id, **body.model_dump())
     key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/refunds", body.model_dump(mode="json"))
     return respond(svc.ledger.execute(command, key), lambda change: _json(OrderChangeOut(
-        order_id=change.order_id, status=change.status, position=change.position, released_key_ids=[],
+        order_id=change.order_id, status=order_status(change.status), position=change.position, released_key_ids=[],
         revoked_key_ids=change.revoked_key_ids)))

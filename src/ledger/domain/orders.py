@@ -148,7 +148,8 @@ class Order(LedgerAggregate):
         cost: Decimal
 
         def apply(self, order: Order) -> None:
-            order.status = OrderStatus.FULFILLING
+            if order.status is OrderStatus.DELIVERED:  # until refunded or fulfilled anew
+                order.status = OrderStatus.FULFILLING  # (an order an admin refunded stays refunded)
             order.cost -= self.cost
 
     class Granted(LedgerAggregate.Event):
@@ -299,7 +300,10 @@ class Order(LedgerAggregate):
         self._emit(self.Fulfilled, ctx, attempt_id=attempt_id, supplier=supplier, supplier_ref=supplier_ref, cost=cost)
 
     def fulfilment_reversed(self, ctx: Context, attempt_id: str, supplier: str, cost: Decimal) -> None:
-        self._require(OrderStatus.DELIVERED)
+        """Also after an admin refunded the delivered order: the supplier's reversal still happened."""
+        if self.status not in (OrderStatus.DELIVERED, OrderStatus.REFUNDED):
+            raise InvalidOrderState(f"order {self.id} is {self.status}: only a delivered recharge is reversed",
+                                    status=self.status.value)
         self._emit(self.FulfilmentReversed, ctx, attempt_id=attempt_id, supplier=supplier, cost=cost)
 
     def grant(self, ctx: Context, valid_until: datetime | None) -> None:

@@ -21,7 +21,7 @@ from ledger.domain.errors import AttemptConflict, InvalidInput, UnknownFulfilmen
 from ledger.domain.fulfilment import Fulfilment, FulfilmentStatus, Grant, OpenFulfilments
 from ledger.domain.ids import OPEN_FULFILMENTS_ID, grant_id, product_id, supplier_id
 from ledger.domain.money import parse_amount
-from ledger.domain.orders import Order
+from ledger.domain.orders import Order, OrderStatus
 from ledger.domain.suppliers import Supplier
 from ledger.domain.validity import DueKind
 from ledger.handlers.validity import schedule
@@ -195,7 +195,10 @@ def _reversed(uow: Session, ctx: Context, fulfilment: Fulfilment, supplier: Supp
     supplier.reverse(ctx, attempt_id, charged)
     order = _order(uow, fulfilment)
     order.fulfilment_reversed(ctx, attempt_id, supplier.name, charged)
-    if fulfilment.status is FulfilmentStatus.REQUESTED:  # refulfil
+    if order.status is OrderStatus.REFUNDED:  # an admin gave the money back already: nothing is sent again
+        if fulfilment.status is FulfilmentStatus.REQUESTED:
+            fulfilment.give_up(ctx, "order_refunded")
+    elif fulfilment.status is FulfilmentStatus.REQUESTED:  # refulfil
         open_fulfilments(uow, ctx).add(ctx, fulfilment.id)
     elif order.refundable > 0:
         order.refund(ctx, order.refundable, "recharge_reversed", [], override_redeemed=False, automatic=False)

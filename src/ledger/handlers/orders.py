@@ -135,7 +135,8 @@ def place_order(cmd: PlaceOrder, uow: Session) -> Placed:
         uow.keep()
         rejection.order_id = order_id
         raise
-    return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0)
+    return Placed(order_id, order.status.value, order.amount_due, order.currency, until, keys, 0,
+                  order.recipient["masked"] if order.recipient else None)
 
 
 def name_recipient(uow: Session, ctx: Context, account_hmac: str, order_id: UUID) -> None:
@@ -337,9 +338,11 @@ def refund_order(cmd: RefundOrder, uow: Session) -> OrderChange:
     """Refund money; revoke keys. A full refund revokes every key unless told which."""
     inputs.text(cmd.reason, "reason")
     order = load_order(uow, cmd.order_id)
-    if order.fulfilling:  # a supplier may still deliver it: it ends delivered, or refunded by the fulfilment
-        raise InvalidOrderState(f"order {order.id} is being fulfilled upstream: it can be refunded once that ends "
-                                "(a failed fulfilment refunds it by itself)", status=order.status.value)
+    if order.fulfilling:
+        # A supplier may still recharge the account (an attempt outstanding, or the next one due):
+        # the money cannot go back as well. The fulfilment refunds the order itself if none can.
+        raise InvalidOrderState(f"order {order.id} is being fulfilled by a supplier: it is refunded on its own "
+                                "if no supplier can, and may be refunded once delivered", status=order.status.value)
     refund = parse_amount(cmd.amount, order.currency, "amount", allow_zero=False)
     revoke = list(cmd.key_ids) if cmd.key_ids is not None else (
         [k for k in order.delivered if k not in order.revoked] if refund == order.refundable else []

@@ -1,0 +1,117 @@
+"""The chaos of tests/e2e/test_recharge_chaos.py with fewer orders, and the server SIGKILLed twice
+while attempts are outstanding (recorded as sent, not yet answered), restarted each time. The
+store is the only memory: the restarted worker asks the suppliers about every outstanding
+attempt before it tries anything else, so the same checks hold at the end. Every order ends
+delivered or refunded, no account is recharged twice by the simulators' own records, every
+float is exact, the books balance and the read models equal a rebuild."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.domain.fulfilment import Fulfilment
+from ledger.service.ledger import Ledger
+from tests.recharge_chaos import (
+    Storefront,
+    World,
+    open_fulfilments,
+    settle_and_check,
+    wait_until_settled,
+    world,
+)
+
+pytestmark = pytest.mark.postgres
+
+ORDERS = 300
+KILLS = 2
+
+
+def any_outstanding(ledger: Ledger) -> bool:
+    for fulfilment_id in open_fulfilments(ledger):
+        found = ledger.reads.find(Fulfilment, fulfilment_id)
+        if found is not None and found.current is not None:
+            return True
+    return False
+
+
+def received(chaos: World) -> int:
+    return sum(len(sim.charges()) for sim in chaos.sims.values())
+
+
+class Killer:
+    """Kills the server each time the suppliers have received another share of the requests and
+    an attempt is outstanding in the store; counts, after each kill, the attempts the dead server
+    left outstanding (the store as it was at the kill), then restarts it."""
+
+    def __init__(self, chaos: World) -> None:
+        self.chaos = chaos
+        self.done = threading.Event()
+        self.left_outstanding: list[int] = []
+        self.started = time.monotonic()
+        self.kill_times: list[float] = []  # seconds after the storefront started
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="killer")
+
+    def __enter__(self) -> Killer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        rng = random.Random(7)
+        ledger = self.chaos.ledger()
+        try:
+            for kill in range(KILLS):
+                while not self.done.is_set():
+                    if received(self.chaos) >= (kill + 1) * ORDERS // (KILLS + 1) and any_outstanding(ledger):
+                        break
+                    time.sleep(0.02)
+                else:
+                    return
+                time.sleep(rng.uniform(0, 0.05))
+                self.chaos.server.kill()
+                self.kill_times.append(time.monotonic() - self.started)
+                self.left_outstanding.append(sum(
+                    1 for f in open_fulfilments(ledger)
+                    if (found := ledger.reads.find(Fulfilment, f)) is not None and found.current is not None))
+                self.chaos.server.start()
+        except BaseException as error:  # reported by __exit__, in the test's thread
+            self.error = error
+        finally:
+            ledger.close()
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.left_outstanding) < KILLS and time.monotonic() < deadline and self.thread.is_alive():
+            time.sleep(0.1)
+
+
+@pytest.mark.timeout(600)
+def test_recharges_with_the_server_sigkilled_twice_while_attempts_are_outstanding_end_delivered_once_or_refunded(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with world(pg_url, tmp_path, ORDERS) as chaos:
+        storefront = Storefront(chaos.server, clients=8)
+        with Killer(chaos) as killer:
+            orders = storefront.buy_all(ORDERS)
+            bought = time.monotonic() - killer.started
+            killer.wait(timeout=120)
+        assert len(killer.left_outstanding) == KILLS, f"killed {len(killer.left_outstanding)} times"
+        assert all(n > 0 for n in killer.left_outstanding), killer.left_outstanding
+        settled = wait_until_settled(chaos, timeout=180)
+        figures = settle_and_check(chaos, orders)
+    assert figures.delivered + figures.refunded == ORDERS
+    assert all(figures.requests[name] > 0 for name in ("flaky", "reversing", "slow")), figures
+    print(f"\n{figures}\nkilled at {[round(t, 1) for t in killer.kill_times]} s with {killer.left_outstanding} "
+          f"attempts outstanding; the last order paid at {bought:.1f} s, every one settled {settled:.1f} s later; "
+          f"storefront answers {dict(storefront.statuses)}, {storefront.dropped} requests cut")
