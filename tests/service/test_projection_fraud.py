@@ -599,3 +599,32 @@ def test_postgres_same_rules_and_risk(make_ledger: LedgerFactory, pg_url: str, c
         assert verdict is not None and verdict.rule == "resale" and len(verdict.evidence["positions"]) == 4
     finally:
         store.close()
+
+
+def test_code_guessing_by_one_account_or_ip_is_flagged(loose: Ledger, store: ViewStore, clock: FakeClock) -> None:
+    from ledger.domain.errors import UnknownCode
+
+    limit = FraudRules().max_unknown_codes
+    for n in range(limit + 1):  # one account, one IP, codes that match nothing
+        with pytest.raises(UnknownCode):
+            loose.redeem(loose.context("partner", client_ip="203.0.113.9"), code=f"GUESS-{n:04d}-ZZZZ",
+                         account_id="acct-guesser")
+        clock.advance(seconds=30)
+    run(loose, store)
+    for kind, who in (("account", "acct-guesser"), ("ip", "203.0.113.9")):
+        alert = only_alert(store, "code-guessing", kind, who)
+        assert alert["score"] == FraudRules().code_guessing_score
+        events = [event_at(loose, p) for p in alert["positions"]]
+        assert all(type(e).__qualname__ == "Redeemer.Refused" and e.rule == "unknown-code" for e in events)
+        assert all("GUESS" not in repr(vars(e)) for e in events)  # no code, in clear or otherwise
+
+
+def test_a_few_mistyped_codes_stay_quiet(loose: Ledger, store: ViewStore, clock: FakeClock) -> None:
+    from ledger.domain.errors import UnknownCode
+
+    for n in range(FraudRules().max_unknown_codes):
+        with pytest.raises(UnknownCode):
+            loose.redeem(loose.context("partner"), code=f"TYPO-{n:04d}-ZZZZ", account_id="acct-clumsy")
+        clock.advance(seconds=900)
+    run(loose, store)
+    assert [a for a in alerts(store) if a["rule"] == "code-guessing"] == []

@@ -518,3 +518,21 @@ def check_history(history: list[Op]) -> Counter[str]:
             return outcomes(ledger)
         finally:
             ledger.close()
+
+
+def test_a_settlement_pays_the_supplier_down_from_cash(ledger: Ledger) -> None:
+    from ledger import commands as c
+
+    stocked_product_keys = [(n, f"SETTLE-{n:04d}-XQ7Z") for n in range(1, 4)]
+    ctx = ledger.context("admin")
+    ledger.define_product(ctx, sku="SET-1", name="Settle", face_value="10.00", currency="USD", price="10.00")
+    ledger.import_keys(ctx, sku="SET-1", supplier="acme", unit_cost="6.00", codes=stocked_product_keys)
+    ledger.execute(c.SettleSupplier(ctx=ctx, supplier="acme", amount="12.00", currency="USD",
+                                    reference="wire-77", period="2026-11")).get()
+    runner, store, journal = journal_runner(ledger)
+    runner.catch_up()
+    tb = trial_balance(store, journal)
+    store.close()
+    assert_books_balance(tb)
+    assert nonzero(tb)[("supplier_payable", "USD")] == Decimal("-6.00")  # 18.00 owed, 12.00 paid
+    assert nonzero(tb)[("cash", "USD")] == Decimal("-12.00")

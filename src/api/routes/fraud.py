@@ -14,7 +14,7 @@ from projections.models import fraud, report_queries
 router = APIRouter(prefix="/v1/fraud", tags=["fraud"])
 Risk = Annotated[Caller, Depends(require("risk"))]
 VIEWS = ("fraud",)
-Kind = Literal["customer", "ip", "device"]
+Kind = Literal["customer", "ip", "device", "account"]
 RulePattern = "^(" + "|".join(fraud.RULES) + ")$"
 
 

@@ -24,7 +24,7 @@ from projections.models.fraud import RULES
 
 router = APIRouter(prefix="/risk")
 RiskViewer = Annotated[Viewer, Depends(viewer_for("risk"))]  # as GET /v1/fraud/*
-KINDS = ("customer", "ip", "device")
+KINDS = ("customer", "ip", "device", "account")
 LATEST = 10  # alerts shown per rule on the overview of every rule
 FILTERED = 200  # alerts shown for one rule
 EVIDENCE = 200  # evidence events shown on a subject's page (the latest ones)

@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.domain.orders import Order
-from ledger.domain.supply import Key
+from ledger.domain.supply import Key, Redeemer
 from projections.engine.base import INT, TEXT, Projection, Row, Table, ident
 from projections.engine.events import handles
 from projections.engine.store import ViewStore
@@ -31,10 +31,11 @@ REFUND_AFTER_REDEEM = "refund-after-redeem"
 RESALE = "resale"
 PAYMENT_REJECTED = "payment-rejected"
 RECHARGE_ACCOUNTS = "recharge-accounts"
+CODE_GUESSING = "code-guessing"
 RULES = (VELOCITY, MANY_CUSTOMERS, EXPIRED_HOLDS, COUPON_NEW_CUSTOMERS, REFUND_AFTER_REDEEM, RESALE, PAYMENT_REJECTED,
-         RECHARGE_ACCOUNTS)
+         RECHARGE_ACCOUNTS, CODE_GUESSING)
 
-CUSTOMER, IP, DEVICE = "customer", "ip", "device"
+CUSTOMER, IP, DEVICE, ACCOUNT = "customer", "ip", "device", "account"  # account: a redeeming platform account
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CACHE_LIMIT = 200_000  # rows per table kept in memory after a flush
 
@@ -71,6 +72,11 @@ class FraudRules(BaseSettings):
                                        "recharges or grants for inside the window")
     recharge_accounts_window_s: int = Field(default=86_400, gt=0, description="sliding window, seconds of event time")
     recharge_accounts_score: int = Field(default=20, ge=0)
+
+    max_unknown_codes: int = Field(default=5, ge=1, description="codes that match no key, tried by one redeeming "
+                                   "account or IP inside the window")
+    code_guessing_window_s: int = Field(default=3_600, gt=0, description="sliding window, seconds of event time")
+    code_guessing_score: int = Field(default=25, ge=0)
 
     def score(self, rule: str) -> int:
         return int(getattr(self, rule.replace("-", "_") + "_score"))
@@ -147,6 +153,8 @@ class Fraud(Projection):
             ("customer_id",),
             (("customer_id", TEXT), ("first_order_id", TEXT), ("first_position", INT)),
         ),
+        # Which redeeming account each `Redeemer` aggregate is (its refusals name only the aggregate).
+        Table("redeemers", ("redeemer_id",), (("redeemer_id", TEXT), ("account_id", TEXT))),
     )
 
     def __init__(
@@ -292,6 +300,32 @@ class Fraud(Projection):
         if new_account and len(entries) > limit:
             self._count(RECHARGE_ACCOUNTS, CUSTOMER, customer, limit, e, position, first_at=1,
                         proof=[entry[1] for entry in entries])
+
+    @handles(Redeemer.Refused)
+    def on_Redeemer_Refused(self, e: Redeemer.Refused, position: int) -> None:
+        """Code guessing: redemptions of codes that match no key, by one redeeming account or one IP,
+        inside a sliding window of event time (other refusals, of real keys, are not guesses)."""
+        if e.rule != "unknown-code":
+            return
+        redeemer = self._find("redeemers", (ident(e.originator_id),))
+        subjects = [(ACCOUNT, redeemer["account_id"] if redeemer else None), (IP, e.meta.get("client_ip"))]
+        limit = self.rules.max_unknown_codes
+        now = _micros(e.timestamp)
+        horizon = now - self.rules.code_guessing_window_s * 1_000_000
+        for kind, subject in subjects:
+            if not subject:
+                continue
+            row = self.row("windows", (CODE_GUESSING, kind, str(subject)), {"entries": "[]"})
+            entries = [pair for pair in _loads(row["entries"] or "[]") if pair[0] > horizon]
+            entries.append([now, position])
+            row["entries"] = _json(entries)
+            if len(entries) > limit:
+                self._count(CODE_GUESSING, kind, str(subject), limit, e, position, first_at=1,
+                            proof=[p for _, p in entries])
+
+    @handles(Redeemer.Opened)
+    def on_Redeemer_Opened(self, e: Redeemer.Opened, position: int) -> None:
+        self.row("redeemers", (ident(e.originator_id),), {"account_id": e.account_id})
 
     @handles(Order.Expired)
     def on_Order_Expired(self, e: Order.Expired, position: int) -> None:

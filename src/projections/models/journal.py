@@ -10,7 +10,7 @@ from typing import Any
 
 from ledger.domain.orders import Order
 from ledger.domain.stock import Stock
-from ledger.domain.suppliers import Supplier
+from ledger.domain.suppliers import Settlement, Supplier
 from ledger.domain.supply import Batch, Key
 from projections.engine.base import INT, MONEY, TEXT, Projection, Row, Table, ident, money
 from projections.engine.events import handles
@@ -292,6 +292,13 @@ class Journal(Projection):
             e, position, "Supplier.FloatFunded", str(supplier["currency"]),
             [(supplier_float(str(supplier["name"])), amount, ZERO), (CASH, ZERO, amount)],
         )
+
+    @handles(Settlement.Recorded)
+    def on_Settlement_Recorded(self, e: Settlement.Recorded, position: int) -> None:
+        """A payment to a supplier against what we owe it for keys received: the payable goes down."""
+        amount = money(e.amount)
+        self._post(e, position, "Settlement.Recorded", e.currency,
+                   [(SUPPLIER_PAYABLE, amount, ZERO), (CASH, ZERO, amount)])
 
     # ---- refunds ----
 
