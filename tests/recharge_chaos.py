@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -218,14 +218,12 @@ def outstanding_attempts(ledger: Ledger) -> int:
     return sum(1 for f in found if f is not None and f.current is not None)
 
 
-def wait_until_settled(world: World, timeout: float, on_wait: Callable[[], None] | None = None) -> float:
+def wait_until_settled(world: World, timeout: float) -> float:
     """Until no fulfilment is open (every paid order delivered or refunded); the seconds it took."""
     started = time.monotonic()
     ledger = world.ledger()
     try:
         while open_fulfilments(ledger):
-            if on_wait is not None:
-                on_wait()
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"{len(open_fulfilments(ledger))} fulfilments still open after {timeout} s "
                                      f"({outstanding_attempts(ledger)} with an attempt outstanding)\n"
