@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit.checkpoint import Signer
@@ -140,8 +140,11 @@ def run(case: Case, template: Path, signer: Signer, folder: Path) -> None:
             assert (first.kind, first.leaf_index) == ("truncated", count)
         return
     expected = {"edit": "changed", "delete": "missing", "swap": "changed", "truncate": "truncated", "fork": "changed"}
-    assert (first.kind, first.position, first.leaf_index) == (expected[op], positions[i], i)
-    assert result.checkpoint_status == ("truncated" if op == "truncate" else "forked")
+    # Deleting the newest event leaves a log indistinguishable from one cut short there.
+    shortened = op == "truncate" or (op == "delete" and i == case.size - 1)
+    kind = "truncated" if shortened else expected[op]
+    assert (first.kind, first.position, first.leaf_index) == (kind, positions[i], i)
+    assert result.checkpoint_status == ("truncated" if shortened else "forked")
 
 
 @st.composite
@@ -156,6 +159,7 @@ def cases(draw: st.DrawFn) -> Case:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=cases())
+@example(case=Case(seed=0, size=2, signed_at=[2], op="delete", leaf=1, other=0, tail=1))  # the newest event deleted
 def test_any_tampering_is_found_at_its_first_position(case: Case, template: Path, signer: Signer, fresh: Path) -> None:
     with tempfile.TemporaryDirectory(dir=fresh) as folder:
         run(case, template, signer, Path(folder))
