@@ -57,6 +57,23 @@ class SettlementIn(Strict):
     period: Text | None = Field(default=None, description="the statement it settles, e.g. 2026-11")
 
 
+class StatementDifference(BaseModel):
+    kind: Literal["money_lost", "charged_not_succeeded", "unknown_request", "amount_differs",
+                  "reversed_here_charged_there", "reversed_there_succeeded_here", "claim"]
+    request_id: str
+    here: str = Field(description="what the ledger recorded of the attempt")
+    there: str = Field(description="what the statement says")
+    positions: list[int] = Field(description="log positions of the attempt's events, to look at")
+
+
+class StatementReconciliation(Positioned):
+    """A supplier's statement held against the attempts recorded with it (docs/recharge.md)."""
+
+    supplier: str
+    lines: int
+    differences: list[StatementDifference]
+
+
 class SettlementOut(Positioned):
     supplier: str
     reference: str

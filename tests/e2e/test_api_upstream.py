@@ -267,6 +267,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/v1/suppliers", None, {"admin", "finance"}),
     ("POST", "/v1/suppliers/sup-roles/float", {"amount": "1.00", "reference": "r"}, {"admin"}),
     ("PUT", "/v1/suppliers/sup-roles/low-float", {"threshold": "1.00"}, {"admin"}),
+    ("POST", "/v1/suppliers/sup-roles/reconciliation", None, {"admin", "finance"}),
     ("POST", "/v1/suppliers/sup-roles/settlements", {"amount": "1.00", "currency": "USD", "reference": "r-roles"},
      {"admin", "finance"}),
     ("PUT", "/v1/products/TOPUP-ROLES/offers/sup-roles", {"supplier_product": "p", "cost": "1.00"}, {"admin"}),
@@ -302,6 +303,26 @@ def test_a_low_float_threshold_is_set_and_listed_and_bad_input_writes_nothing(ht
                     headers=auth("admin")).status_code == 200
     listed = {s["name"]: s for s in http.get("/v1/suppliers", headers=auth("finance")).json()["suppliers"]}
     assert listed[cheap]["float"]["low"] is True and listed[cheap]["float"]["low_threshold"] == "150.00"
+
+
+def test_finance_reconciles_a_statement_and_bad_input_names_it(http: TestClient, svc: Services) -> None:
+    sku, cheap, _ = upstream(http)
+    placed = paid(svc, sku)
+    plan = attempt(svc, placed)
+    svc.ledger.execute(c.RecordAttempt(ctx=svc.ledger.context("test"), fulfilment_id=plan.fulfilment_id,
+                                     attempt_id=plan.attempt_id, outcome="succeeded", charged="9.60")).get()
+    header = "request_id,status,charged,currency,completed_at\n"
+    csv = {"Content-Type": "text/csv", **auth("finance")}
+    clean = f"{header}{plan.attempt_id},succeeded,9.60,USD,2026-03-01T12:00:00Z\n"
+    answer = http.post(f"/v1/suppliers/{cheap}/reconciliation", content=clean, headers=csv)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["lines"], answer.json()["differences"]) == (1, [])
+    extra = clean + "never-sent-1,succeeded,9.60,USD,2026-03-01T12:00:00Z\n"
+    found = http.post(f"/v1/suppliers/{cheap}/reconciliation", content=extra, headers=csv).json()["differences"]
+    assert [(d["kind"], d["request_id"]) for d in found] == [("unknown_request", "never-sent-1")]
+    bad = http.post(f"/v1/suppliers/{cheap}/reconciliation", content="id,status\n", headers=csv)
+    assert bad.status_code == 422 and "statement:1:" in bad.text
+    assert http.post("/v1/suppliers/nobody/reconciliation", content=clean, headers=csv).status_code == 404
 
 
 # ---- callbacks ----

@@ -6,8 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from api import upstream_callbacks
 from api.deps import Caller, IdempotencyKey, ServicesDep, idempotency, rate_limited, require, respond
@@ -23,16 +24,21 @@ from api.models_upstream import (
     OfferOut,
     SettlementIn,
     SettlementOut,
+    StatementDifference,
+    StatementReconciliation,
     SupplierIn,
     SupplierOffer,
     SupplierOut,
     SuppliersOut,
     SupplierWritten,
 )
-from api.problems import NOT_FOUND, problem_responses
+from api.problems import NOT_FOUND, invalid, problem_responses
+from api.services import Services
 from ledger import commands as c
+from ledger.domain.ids import supplier_id
 from ledger.domain.suppliers import Supplier
 from ledger.fulfilment.breaker import Breakers
+from projections.models.supplier_statement import StatementError, attempts_with, differences, read_statement
 
 suppliers_router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
 offers_router = APIRouter(prefix="/v1/products", tags=["suppliers"], responses=NOT_FOUND)  # product, supplier
@@ -152,6 +158,43 @@ def remove_offer(sku: SkuPath, supplier: NamePath, request: Request, svc: Servic
     key = idempotency(caller, idempotency_key, f"DELETE /v1/products/{sku}/offers/{supplier}", {})
     return respond(svc.ledger.execute(command, key),
                    lambda written: _json(OfferOut(sku=sku, supplier=supplier, position=written.position)))
+
+
+# ---- a supplier's statement ----
+
+MAX_STATEMENT_BYTES = 16 * 1024 * 1024
+
+
+@suppliers_router.post(
+    "/{name}/reconciliation", response_model=StatementReconciliation,
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+        "type": "string", "description": "the supplier's statement: request_id,status,charged,currency,completed_at",
+    }}}}},
+    responses={**NOT_FOUND, **problem_responses(413, 422)},
+)
+async def reconcile_statement(name: NamePath, request: Request, svc: ServicesDep,
+                              caller: Finance) -> StatementReconciliation:
+    """Hold the supplier's statement (CSV, as docs/upstream.md says) against the attempts recorded
+    with it: each difference (money lost, claim, ...) with its log positions. Reads the whole
+    history of fulfilments: for finance, not for a page that reloads."""
+    body = await request.body()
+    if len(body) > MAX_STATEMENT_BYTES:
+        raise HTTPException(413, f"a statement of at most {MAX_STATEMENT_BYTES} bytes")
+    return await run_in_threadpool(_reconcile_statement, svc, name, body)
+
+
+def _reconcile_statement(svc: Services, name: str, body: bytes) -> StatementReconciliation:
+    if svc.ledger.reads.find(Supplier, supplier_id(name)) is None:
+        raise HTTPException(404, f"no supplier {name}")
+    try:
+        lines = read_statement(body.decode(), "statement")
+    except (StatementError, UnicodeDecodeError) as error:
+        raise invalid("statement", str(error), "body") from None
+    position = svc.reads.head()
+    found = differences(attempts_with(svc.ledger.app, name), lines)
+    return StatementReconciliation(supplier=name, lines=len(lines), position=position, differences=[
+        StatementDifference(kind=d.kind, request_id=d.request_id, here=d.here, there=d.there,  # type: ignore[arg-type]
+                            positions=list(d.positions)) for d in found])
 
 
 # ---- callbacks ----
