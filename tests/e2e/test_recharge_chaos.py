@@ -35,5 +35,7 @@ def test_two_thousand_recharges_through_flaky_slow_and_reversing_suppliers_end_d
     assert figures.delivered + figures.refunded == ORDERS
     assert figures.refunded >= ORDERS // 100  # at least the orders for accounts no supplier knows
     assert all(figures.requests[name] > 0 for name in ("flaky", "reversing", "slow")), figures
+    # Every reversal reached the ledger by the supplier's own callback, none had to be told.
+    assert figures.reversals_seen > 0 and figures.reversals_delivered == 0, figures
     print(f"\n{figures}\nplaced and paid in {bought:.1f} s; settled {settled:.1f} s later; "
           f"storefront answers {dict(storefront.statuses)}, {storefront.dropped} dropped")
