@@ -3,8 +3,7 @@ suppliers' signed callbacks. The supplier's secret goes in and never comes out."
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -37,7 +36,7 @@ from api.services import Services
 from ledger import commands as c
 from ledger.domain.ids import supplier_id
 from ledger.domain.suppliers import Supplier
-from ledger.fulfilment.breaker import Breakers
+from ledger.fulfilment.breaker import Breakers, health
 from projections.models.supplier_statement import StatementError, attempts_with, differences, read_statement
 
 suppliers_router = APIRouter(prefix="/v1/suppliers", tags=["suppliers"])
@@ -70,21 +69,14 @@ def set_supplier(name: NamePath, body: SupplierIn, request: Request, svc: Servic
                    lambda written: _json(SupplierWritten(name=name, position=written.position)))
 
 
-def _breaker(breakers: Breakers | None, name: str) -> Literal["closed", "open", "unknown"]:
-    if breakers is None:
-        return "unknown"
-    return "open" if breakers.is_open(name) else "closed"
-
-
 def _supplier(supplier: Supplier, offers: list[SupplierOffer], breakers: Breakers | None) -> SupplierOut:
-    held = sum(supplier.holds.values(), Decimal(0))
     return SupplierOut(
         name=supplier.name, base_url=supplier.base_url, currency=supplier.currency, timeout_ms=supplier.timeout_ms,
         concurrency=supplier.concurrency,
-        float=FloatState(currency=supplier.currency, funded=supplier.funded, charged=supplier.charged, held=held,
-                         available=supplier.available, low_threshold=supplier.low_float_threshold,
+        float=FloatState(currency=supplier.currency, funded=supplier.funded, charged=supplier.charged,
+                         held=supplier.held, available=supplier.available, low_threshold=supplier.low_float_threshold,
                          low=supplier.low_float),
-        health=Health(breaker=_breaker(breakers, supplier.name), outstanding=len(supplier.holds)),
+        health=Health(breaker=health(breakers, supplier.name), outstanding=len(supplier.holds)),
         offers=offers,
     )
 

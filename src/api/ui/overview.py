@@ -26,6 +26,7 @@ from api.services import Services
 from api.ui.auth import AnyViewer, LoginRequired, Viewer, login_url, viewer_for
 from api.ui.charts import Series, chart, days_between
 from api.ui.render import money, page
+from ledger.fulfilment.breaker import health
 from projections.engine.base import Row
 from projections.models import report_queries
 
@@ -110,8 +111,7 @@ def panels(svc: Services, viewer: Viewer, request_state: Any = None) -> dict[str
         breakers = getattr(request_state, "breakers", None)
         context["suppliers"] = [{
             "name": s.name, "currency": s.currency, "available": s.available, "charged": s.charged,
-            "held": sum(s.holds.values(), Decimal(0)), "outstanding": len(s.holds), "low": s.low_float,
-            "breaker": "unknown" if breakers is None else "open" if breakers.is_open(s.name) else "closed",
+            "held": s.held, "outstanding": len(s.holds), "low": s.low_float, "breaker": health(breakers, s.name),
         } for s in svc.ledger.reads.suppliers()]
     if viewer.may(*FRAUD):
         views.append("fraud")

@@ -134,9 +134,14 @@ class Supplier(LedgerAggregate):
                           concurrency=concurrency)
 
     @property
+    def held(self) -> Decimal:
+        """What outstanding attempts hold on the float."""
+        return sum(self.holds.values(), Decimal(0))
+
+    @property
     def available(self) -> Decimal:
         """What the float can still cover: funded, less charged, less held by outstanding attempts."""
-        return self.funded - self.charged - sum(self.holds.values(), Decimal(0))
+        return self.funded - self.charged - self.held
 
     def change(self, ctx: Context, base_url: str, secret_sealed: str, timeout_ms: int, concurrency: int) -> None:
         self._emit(self.Changed, ctx, base_url=base_url, secret_sealed=secret_sealed, timeout_ms=timeout_ms,

@@ -10,12 +10,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
 class _State:
     failures: int = 0
     opened_at: float | None = None  # when it opened, or when it last let a probe through
+
+
+def health(breakers: Breakers | None, supplier: str) -> Literal["closed", "open", "unknown"]:
+    """A supplier's breaker as the API and the UI show it: unknown where no worker runs in this process."""
+    return "unknown" if breakers is None else breakers.state(supplier)
 
 
 class Breakers:
@@ -52,6 +58,9 @@ class Breakers:
             state.failures += 1
             if state.failures >= self.failures:
                 state.opened_at = self._clock()
+
+    def state(self, supplier: str) -> Literal["closed", "open"]:
+        return "open" if self.is_open(supplier) else "closed"
 
     def is_open(self, supplier: str) -> bool:
         with self._lock:

@@ -75,7 +75,6 @@ class FulfilmentWorker:
         self._busy: set[UUID] = set()
         self._due: dict[UUID, float] = {}  # fulfilment -> when to look at it again
         self._lock = threading.Lock()
-        self.drives = 0  # fulfilments picked up, for tests and status
 
     # ---- the loop ----
 
@@ -129,10 +128,6 @@ class FulfilmentWorker:
                 picked += 1
         return picked
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._busy
-
     def close(self) -> None:
         if self._following is not None:
             listeners, opened = self._following
@@ -145,7 +140,6 @@ class FulfilmentWorker:
     # ---- one fulfilment ----
 
     def _drive(self, fulfilment_id: UUID) -> None:
-        self.drives += 1
         retry_in: float | None = self.settings.fulfilment_poll_s
         try:
             retry_in = self.drive(fulfilment_id)

@@ -17,7 +17,14 @@ from decimal import Decimal
 from ledger.commands import RecordAttempt, StartAttempt
 from ledger.domain.catalog import Offer, Product, ProductKind
 from ledger.domain.context import Context
-from ledger.domain.errors import AttemptConflict, InvalidInput, UnknownFulfilment, UnknownOrder, UnknownProduct
+from ledger.domain.errors import (
+    AttemptConflict,
+    InvalidInput,
+    UnknownFulfilment,
+    UnknownOrder,
+    UnknownProduct,
+    UnknownSupplier,
+)
 from ledger.domain.fulfilment import Fulfilment, FulfilmentStatus, Grant, OpenFulfilments
 from ledger.domain.ids import OPEN_FULFILMENTS_ID, grant_id, product_id, supplier_id
 from ledger.domain.money import parse_amount
@@ -144,8 +151,8 @@ def record_attempt(cmd: RecordAttempt, uow: Session) -> FulfilmentState:
     attempt = fulfilment.attempt(cmd.attempt_id)
     if cmd.supplier is not None and cmd.supplier != attempt["supplier"]:
         raise AttemptConflict(f"attempt {cmd.attempt_id} was sent to another supplier", attempt_id=cmd.attempt_id)
-    supplier = uow.load(Supplier, supplier_id(attempt["supplier"]), UnknownFulfilment(f"no supplier "
-                                                                                       f"{attempt['supplier']}"))
+    supplier = uow.load(Supplier, supplier_id(attempt["supplier"]),
+                        UnknownSupplier(f"no supplier {attempt['supplier']}", supplier=attempt["supplier"]))
     changed = False
     if cmd.outcome == "succeeded":
         charged = parse_amount(cmd.charged, fulfilment.currency, "charged") if cmd.charged is not None \
