@@ -21,6 +21,7 @@ from ledger.fulfilment.breaker import Breakers
 from ledger.fulfilment.connector import Answer, Connector, LostAnswer, Request, parse_answer
 from ledger.fulfilment.worker import FulfilmentWorker
 from ledger.service.ledger import Ledger
+from ledger.writer.writer import Writer
 from tests.service.test_fulfilment import paid_recharge, recharge_product
 
 Script = Callable[[Request], Answer]
@@ -229,3 +230,65 @@ def test_a_success_reversed_before_the_worker_heard_of_it_is_recorded_as_both(le
     worker_for(ledger, suppliers).drive(fulfilment_id(placed.order_id))
     order = ledger.reads.order(placed.order_id)
     assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))  # the product refunds
+
+
+def _delivered(ledger: Ledger, placed: Any, within_s: float = 10.0) -> bool:
+    for _ in range(int(within_s / 0.01)):
+        if str(ledger.reads.order(placed.order_id).status) == "delivered":
+            return True
+        threading.Event().wait(0.01)
+    return False
+
+
+def test_a_worker_beside_the_writer_has_the_payment_start_the_attempt_and_sends_it_at_once(ledger: Ledger) -> None:
+    """One commit fewer between payment and delivery: the payment's transaction holds the first
+    attempt, and the request leaves when it commits, with no status asked first."""
+    recharge_product(ledger)
+    suppliers = {"cheap": ScriptedSupplier("cheap", succeed), "dear": ScriptedSupplier("dear", succeed)}
+    asked: list[str] = []
+    suppliers["cheap"].status = lambda request_id: asked.append(request_id)  # type: ignore[method-assign,func-returns-value]
+    commits: list[list[str]] = []
+    assert isinstance(ledger.writer, Writer)
+    ledger.writer.committed.append(lambda events: commits.append([type(e).__qualname__ for e in events]))
+    worker = worker_for(ledger, suppliers)
+    worker.follow(ledger.writer)
+    try:
+        placed = paid_recharge(ledger)
+        assert _delivered(ledger, placed)
+    finally:
+        worker.close()
+    fid = fulfilment_id(placed.order_id)
+    assert suppliers["cheap"].sent == [f"{fid}-1"] and asked == [] and suppliers["dear"].sent == []
+    payment = next(names for names in commits if "Fulfilment.Requested" in names)
+    assert "Fulfilment.AttemptStarted" in payment and "Supplier.FloatHeld" in payment
+    assert [e.event for e in ledger.reads.stream(fid)] == ["Requested", "AttemptStarted", "AttemptSucceeded"]
+    after = paid_recharge(ledger, account="13812340000")  # the worker closed: the payment leaves the attempt to it
+    assert [e.event for e in ledger.reads.stream(fulfilment_id(after.order_id))] == ["Requested"]
+
+
+def test_an_attempt_the_payment_started_whose_worker_died_before_sending_is_asked_about_then_sent_once(
+        ledger: Ledger) -> None:
+    recharge_product(ledger)
+    suppliers = {"cheap": ScriptedSupplier("cheap", succeed), "dear": ScriptedSupplier("dear", succeed)}
+    dying = {"cheap": ScriptedSupplier("cheap", succeed), "dear": ScriptedSupplier("dear", succeed)}
+    died = threading.Event()
+
+    def dies_before_sending(request: Request) -> Answer:
+        died.set()
+        raise SystemExit  # the process ends between the payment's commit and the request
+
+    dying["cheap"].submit = dies_before_sending  # type: ignore[method-assign]
+    first = worker_for(ledger, dying)
+    first.follow(ledger.writer)
+    try:
+        placed = paid_recharge(ledger)
+        assert died.wait(10)
+    finally:
+        first.close()
+    fid = fulfilment_id(placed.order_id)
+    assert [e.event for e in ledger.reads.stream(fid)] == ["Requested", "AttemptStarted"]
+    assert worker_for(ledger, suppliers).drive(fid) is None  # 404 from the status look-up: the same id is sent
+    assert suppliers["cheap"].sent == [f"{fid}-1"]
+    assert [e.event for e in ledger.reads.stream(fid)] == ["Requested", "AttemptStarted", "AttemptResent",
+                                                            "AttemptSucceeded"]
+    assert str(ledger.reads.order(placed.order_id).status) == "delivered"

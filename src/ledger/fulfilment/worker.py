@@ -27,7 +27,7 @@ from uuid import UUID
 from ledger import commands as c
 from ledger.config import Settings
 from ledger.domain.errors import DomainError
-from ledger.domain.fulfilment import OpenFulfilments
+from ledger.domain.fulfilment import Fulfilment, OpenFulfilments
 from ledger.domain.ids import OPEN_FULFILMENTS_ID, supplier_id
 from ledger.domain.suppliers import Supplier
 from ledger.fulfilment.breaker import Breakers
@@ -64,7 +64,7 @@ class FulfilmentWorker:
         self.ledger = ledger
         self._on_settled = on_settled
         self._wake = threading.Event()
-        self._following: tuple[list[Any], Callable[[list[Any]], None]] | None = None
+        self._following: tuple[Any, Callable[[list[Any]], None]] | None = None
         self.settings = settings
         self.breakers = Breakers(settings.fulfilment_breaker_failures, settings.fulfilment_breaker_open_s, clock)
         self._make_connector = connector
@@ -95,25 +95,29 @@ class FulfilmentWorker:
 
     def follow(self, writer: Any) -> None:
         """Take up each fulfilment `writer` (this process's `ledger.writer.Writer`) opens as soon as
-        it is committed, without waiting for the next look at the index."""
+        it is committed, without waiting for the next look at the index. Payments then start the
+        first attempt themselves (routed with this worker's breakers), and it is sent at once: one
+        commit fewer between a payment and its delivery."""
 
         def opened(events: list[Any]) -> None:  # on the writer's thread: quick, and never raising
             added = [e.fulfilment_id for e in events if isinstance(e, OpenFulfilments.Added)]
             if added:
-                self.take_up(added)
+                self.take_up(added, _first_attempts(events))
 
         listeners = getattr(writer, "committed", None)  # a RemoteWriter's commits happen elsewhere
         if listeners is not None:
             listeners.append(opened)
-            self._following = (listeners, opened)
+            self._following = (writer, opened)
+            writer.route_at_payment = self.breakers.unhealthy
 
     def tick(self) -> int:
         """Pick up every open fulfilment that is due and not in hand; how many were picked up."""
         index = self.ledger.reads.find(OpenFulfilments, OPEN_FULFILMENTS_ID)
         return self.take_up(list(index.ids) if index else [])
 
-    def take_up(self, fulfilment_ids: list[UUID]) -> int:
-        """Drive each of these that is due and not already in hand; how many were taken up."""
+    def take_up(self, fulfilment_ids: list[UUID], first: dict[UUID, AttemptPlan] | None = None) -> int:
+        """Drive each of these that is due and not already in hand; how many were taken up.
+        `first`: attempts just committed and never sent, which are sent without asking first."""
         now, picked = self._clock(), 0
         with self._lock:
             for fulfilment_id in fulfilment_ids:
@@ -121,7 +125,7 @@ class FulfilmentWorker:
                     continue
                 self._busy.add(fulfilment_id)  # before it runs: its end takes it out again
                 try:
-                    self._pool.submit(self._drive, fulfilment_id)
+                    self._pool.submit(self._drive, fulfilment_id, (first or {}).get(fulfilment_id))
                 except RuntimeError:  # closed: the next worker takes it up
                     self._busy.discard(fulfilment_id)
                     break
@@ -130,8 +134,9 @@ class FulfilmentWorker:
 
     def close(self) -> None:
         if self._following is not None:
-            listeners, opened = self._following
-            listeners.remove(opened)
+            writer, opened = self._following
+            writer.committed.remove(opened)
+            writer.route_at_payment = None
             self._following = None
         self._pool.shutdown(wait=True, cancel_futures=True)
         for link in self._links.values():
@@ -139,10 +144,10 @@ class FulfilmentWorker:
 
     # ---- one fulfilment ----
 
-    def _drive(self, fulfilment_id: UUID) -> None:
+    def _drive(self, fulfilment_id: UUID, first: AttemptPlan | None = None) -> None:
         retry_in: float | None = self.settings.fulfilment_poll_s
         try:
-            retry_in = self.drive(fulfilment_id)
+            retry_in = self.drive(fulfilment_id, first)
         except Exception as error:  # never let one fulfilment stop the others: it is tried again
             log.warning("fulfilment %s: %s (%s)", fulfilment_id, type(error).__name__, error)
         finally:
@@ -155,11 +160,14 @@ class FulfilmentWorker:
             if retry_in is None and self._on_settled is not None:
                 self._on_settled(fulfilment_id)
 
-    def drive(self, fulfilment_id: UUID) -> float | None:
+    def drive(self, fulfilment_id: UUID, first: AttemptPlan | None = None) -> float | None:
         """Take one fulfilment as far as it goes now: None when it ended, else seconds until it is
-        to be looked at again (pending, an answer lost, or waiting for a route)."""
+        to be looked at again (pending, an answer lost, or waiting for a route). `first`: its
+        attempt the payment started, committed and never sent."""
         while True:
-            step = self._execute(c.StartAttempt, fulfilment_id=fulfilment_id, unhealthy=self.breakers.unhealthy())
+            step = first or self._execute(c.StartAttempt, fulfilment_id=fulfilment_id,
+                                          unhealthy=self.breakers.unhealthy())
+            first = None
             if isinstance(step, FulfilmentState):
                 return self.settings.fulfilment_poll_s if step.status in ("requested", "submitted") else None
             assert isinstance(step, AttemptPlan)
@@ -235,3 +243,15 @@ class FulfilmentWorker:
                                 threading.BoundedSemaphore(supplier.concurrency), now)
             self._links[name] = link
             return link
+
+
+def _first_attempts(events: list[Any]) -> dict[UUID, AttemptPlan]:
+    """The attempts committed together with their fulfilment's request: started by the payment,
+    so sent by nobody yet."""
+    requested = {e.originator_id: e for e in events if isinstance(e, Fulfilment.Requested)}
+    return {
+        e.originator_id: AttemptPlan(e.originator_id, e.attempt_id, e.supplier, e.supplier_product, r.amount,
+                                     r.currency, r.account_sealed, False, 0)
+        for e in events
+        if isinstance(e, Fulfilment.AttemptStarted) and (r := requested.get(e.originator_id)) is not None
+    }

@@ -59,6 +59,12 @@ def start_fulfilment(uow: Session, ctx: Context, order: Order, product: Product)
     order.start_fulfilment(ctx, fulfilment.id)
     open_fulfilments(uow, ctx).add(ctx, fulfilment.id)
     uow.add(fulfilment)
+    if uow.route_at_payment is not None:  # a worker beside this writer sends it the moment this commits
+        untried = dict(product.offers)
+        if untried and ctx.now < fulfilment.deadline:
+            route, _ = _route(uow, fulfilment, untried, set(uow.route_at_payment()))
+            if route is not None:
+                _start(ctx, fulfilment, *route)
     return fulfilment
 
 
@@ -102,11 +108,15 @@ def start_attempt(cmd: StartAttempt, uow: Session) -> AttemptPlan | FulfilmentSt
     route, waiting = _route(uow, fulfilment, untried, set(cmd.unhealthy))
     if route is None:
         return _state(fulfilment, changed=False, waiting=waiting)
-    supplier, offer = route
+    return _plan(fulfilment, _start(ctx, fulfilment, *route), resolve=False)
+
+
+def _start(ctx: Context, fulfilment: Fulfilment, supplier: Supplier, offer: Offer) -> str:
+    """A new attempt on this route, recorded before it is sent, its cost held on the supplier's float."""
     cost = offer["cost"] * fulfilment.quantity
     attempt_id = fulfilment.start_attempt(ctx, supplier.name, offer["supplier_product"], cost)
     supplier.hold(ctx, attempt_id, cost)
-    return _plan(fulfilment, attempt_id, resolve=False)
+    return attempt_id
 
 
 def _route(uow: Session, fulfilment: Fulfilment, offers: dict[str, Offer],

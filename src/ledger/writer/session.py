@@ -8,6 +8,7 @@ command — the other commands of the batch keep what they did.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -28,13 +29,17 @@ _CREATED = -1
 class Session:
     def __init__(
         self, model: WriteModel, settings: Settings, vault: CodeVault, risk: RiskAssessor | None,
-        *, trust_misses: bool = True,
+        *, trust_misses: bool = True, route_at_payment: Callable[[], Collection[str]] | None = None,
     ) -> None:
+        """`route_at_payment`: set where a fulfilment worker follows this writer's commits; it
+        names the suppliers to skip, and a payment then starts its fulfilment's first attempt in
+        its own transaction (the worker sends it as soon as that commits)."""
         self.model = model
         self.settings = settings
         self.vault = vault
         self.risk = risk
         self.trust_misses = trust_misses
+        self.route_at_payment = route_at_payment
         self.kept = False  # the command's refusal is recorded: commit its events though it raises
         self._before: dict[UUID, int] = {}  # pending events of each touched aggregate before this command
         self._versions: dict[UUID, int] = {}  # and the version committed in the store

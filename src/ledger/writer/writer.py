@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -98,6 +98,8 @@ class Writer:
         # Told each committed batch's events, on the writer thread (so: quick, and never raising):
         # the fulfilment worker in this process wakes when a payment opened a fulfilment.
         self.committed: list[Callable[[list[Any]], None]] = []
+        # Set by that worker: the suppliers routing skips now. Payments then start their first attempt.
+        self.route_at_payment: Callable[[], Collection[str]] | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._held: _Item | None = None  # an exclusive command that ended the last batch
         self._closed = False
@@ -238,7 +240,8 @@ class Writer:
         touched: set[UUID] = set()
         try:
             for item in items:
-                session = Session(self.model, self.settings, self.vault, self.risk, trust_misses=trust_misses)
+                session = Session(self.model, self.settings, self.vault, self.risk, trust_misses=trust_misses,
+                                  route_at_payment=self.route_at_payment)
                 staged.append(self._decide(item, session))
                 touched |= session.seen
         except Exception:  # undoing a command failed: start again from the store
