@@ -108,7 +108,6 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
         app.state.breakers = worker.fulfilment.breakers if worker and worker.fulfilment else None
         if worker:
             worker.start()
-        svc.warm_history()
         if tune_collector:
             tune_for_serving()
         try:

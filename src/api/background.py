@@ -1,16 +1,19 @@
 """The projection runner, the reservation sweeper, the fulfilment worker, the audit log's
-follower and checkpoints (and the Kafka relay, when asked): one of each per deployment."""
+follower and checkpoints, the read models' checkpoints for point-in-time reads, the
+reconciliation job (and the Kafka relay, when asked): one of each per deployment."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from api.services import Services
 from audit.checkpoint import Signer
 from audit.log import AuditLog
 from ledger.domain.errors import DomainError
 from ledger.fulfilment.worker import FulfilmentWorker
+from projections.models.reconcile import READ_MODELS, NotAligned, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ class Background:
         if self.fulfilment is not None:
             self.fulfilment.follow(services.ledger.writer)
             self.threads.append(threading.Thread(target=self._fulfil, name="ledger-fulfilment", daemon=True))
+        self.threads.append(threading.Thread(target=self._as_of_checkpoints, name="ledger-as-of", daemon=True))
+        if settings.reconcile_interval_s > 0:
+            self.threads.append(threading.Thread(target=self._reconcile, name="ledger-reconcile", daemon=True))
         if settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
@@ -106,3 +112,30 @@ class Background:
             except Exception as error:
                 log.error("audit checkpoint failed (%s)", type(error).__name__)
             self.stop.wait(every)
+
+    def _as_of_checkpoints(self) -> None:
+        """Build the read models' checkpoints as the log grows (`projections.engine.checkpoints`)."""
+        while not self.stop.is_set():
+            try:
+                self.services.checkpoints.build(stop=self.stop)
+            except Exception as error:  # supervise: tried again at the next tick
+                log.error("as_of checkpoints failed (%s)", type(error).__name__)
+            self.stop.wait(1.0)
+
+    def _reconcile(self) -> None:
+        """Reconcile at the read models' position whenever they moved and LEDGER_RECONCILE_INTERVAL_S
+        has passed since the last run (the first at once), and store the result with its position."""
+        svc, every = self.services, self.settings.reconcile_interval_s
+        last_run = -float("inf")
+        while not self.stop.is_set():
+            try:
+                due = time.monotonic() - last_run >= every
+                if due and svc.reads.position(READ_MODELS) != svc.reconciliations.position():
+                    svc.reconciliations.save(reconcile(svc.history, svc))
+                    last_run = time.monotonic()
+            except NotAligned:
+                pass  # a rebuild is being swapped in: the next tick
+            except Exception as error:  # supervise: tried again at the next tick
+                log.error("reconciliation failed (%s)", type(error).__name__)
+                last_run = time.monotonic()
+            self.stop.wait(min(every, 1.0))

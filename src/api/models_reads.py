@@ -199,6 +199,7 @@ class ReconciliationException(BaseModel):
 
 
 class ReconciliationOut(Positioned):
+    computed_at: datetime = Field(description="when the background job computed it, at `position`")
     clean: bool
     examined: dict[str, str] = Field(description="per check, what it looked at")
     totals: list[ReconciliationTotal]

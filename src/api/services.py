@@ -17,12 +17,14 @@ from ledger.config import Settings
 from ledger.service.ledger import Ledger
 from projections.engine.as_of import History
 from projections.engine.base import Projection
+from projections.engine.checkpoints import Checkpoints
 from projections.engine.read_side import ReadSide
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from projections.kafka.relay import Relay
 from projections.models.reconcile import FOLDS
+from projections.models.reconcile_store import ReconciliationStore
 
 log = logging.getLogger(__name__)
 TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
@@ -59,6 +61,8 @@ class Services:
     _reads: ReadSide | None = None
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
+    _checkpoints: Checkpoints | None = None
+    _reconciliations: ReconciliationStore | None = None
     _fresh: FreshAnswers | None = None
 
     @classmethod
@@ -130,26 +134,27 @@ class Services:
 
     @property
     def history(self) -> History:
-        """The log as this process has read it, for point-in-time reads (built on first use)."""
+        """The log as this process has read it, for the reconciliation job (built on first use)."""
         with self._views_lock:
             if self._history is None:
                 self._history = History(self.ledger.app, self.settings.as_of_cached_events, folds=FOLDS)
             return self._history
 
-    def warm_history(self) -> threading.Thread:
-        """Decode the log in the background (every serving process has its own `History`), so
-        that the process's first point-in-time read does not pay for it."""
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The read models' checkpoints that point-in-time reads start from (`projections.engine.checkpoints`)."""
+        with self._views_lock:
+            if self._checkpoints is None:
+                self._checkpoints = Checkpoints(self.ledger.app, self.store, self.settings.as_of_checkpoint_events)
+            return self._checkpoints
 
-        def warm() -> None:
-            history = self.history
-            try:
-                history.extend(history.head())
-            except Exception as error:  # only a warm-up: the first as_of read will try again
-                log.warning("as_of history warm-up failed (%s)", type(error).__name__)
-
-        thread = threading.Thread(target=warm, name="ledger-history", daemon=True)
-        thread.start()
-        return thread
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        """The last reconciliation the background job stored (`projections.models.reconcile_store`)."""
+        with self._views_lock:
+            if self._reconciliations is None:
+                self._reconciliations = ReconciliationStore(self.store)
+            return self._reconciliations
 
     def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
         """Poll (up to LEDGER_READ_WAIT_S) until the read models reach `position`; their position,

@@ -58,8 +58,12 @@ class Settings(BaseSettings):
     read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
     ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
     sweep_interval_s: float = Field(default=5.0, gt=0)
-    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events each process keeps for "
-                                     "as_of reads (~2 KB each); events past them are decoded again per read")
+    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events the reconciliation job "
+                                     "keeps (~2 KB each); events past them are decoded again per run")
+    as_of_checkpoint_events: int = Field(default=5_000, gt=0, description="positions between two checkpoints of "
+                                         "the read models: an as_of read folds at most twice this many events")
+    reconcile_interval_s: float = Field(default=60, ge=0, description="ledger serve reconciles when the read "
+                                        "models moved and this long passed since the last run; 0 = never")
     serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
 
