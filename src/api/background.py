@@ -124,13 +124,15 @@ class Background:
 
     def _reconcile(self) -> None:
         """Reconcile at the read models' position whenever they moved and LEDGER_RECONCILE_INTERVAL_S
-        has passed since the last run (the first at once), and store the result with its position."""
+        has passed since the last run, and store the result with its position. The first run waits
+        for the read models to reach the log's head as it was when the job started."""
         svc, every = self.services, self.settings.reconcile_interval_s
-        last_run = -float("inf")
+        last_run, start = -float("inf"), svc.reads.head()
         while not self.stop.is_set():
             try:
-                due = time.monotonic() - last_run >= every
-                if due and svc.reads.position(READ_MODELS) != svc.reconciliations.position():
+                reached = svc.reads.position(READ_MODELS)
+                due = reached >= start and time.monotonic() - last_run >= every
+                if due and reached != svc.reconciliations.position():
                     svc.reconciliations.save(reconcile(svc.history, svc))
                     last_run = time.monotonic()
             except NotAligned:

@@ -15,6 +15,7 @@ from audit.rows import EventReader
 from audit.store import AuditStore
 from ledger.config import Settings
 from ledger.service.ledger import Ledger
+from ledger.storage import positions
 from projections.engine.as_of import History
 from projections.engine.base import Projection
 from projections.engine.checkpoints import Checkpoints
@@ -73,6 +74,7 @@ class Services:
         ledger, store = components.ledger, components.views
         with store.transaction() as cursor:
             store.execute(cursor, TOKENS_DDL)
+        positions.ensure_stream_index(ledger.app)  # one aggregate's events by position: the audit streams
         # Tables exist before the first read, even if the runner has not started yet.
         for projection in build_projections(store):
             with store.transaction() as cursor:

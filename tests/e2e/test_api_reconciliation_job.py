@@ -53,8 +53,7 @@ def test_the_routes_read_the_stored_result_and_the_job_updates_it(tmp_path: Path
 
 
 def test_without_a_stored_result_the_route_answers_503_not_a_fold(tmp_path: Path) -> None:
-    svc = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path, reconcile_interval_s=0,
-                        read_wait_s=0.1)
+    svc = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path, reconcile_interval_s=0)
     try:
         stocked_product(svc.ledger, "GAME-1", 5)
         with TestClient(create_app(svc, background=True), raise_server_exceptions=False) as client:

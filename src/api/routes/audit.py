@@ -73,10 +73,18 @@ def events(
 
 
 @router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
-def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
-    """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
+def stream(
+    stream_id: UUID, svc: ServicesDep, caller: Finance,
+    after: Annotated[int, Query(ge=0, description="the aggregate's events at positions after this one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    min_position: MinPosition = None,
+) -> AuditStreamOut:
+    """One aggregate's events (order, key, batch, ...) in log order, a page at a time (follow `next_after`
+    until it is null); 404 if it has none at all."""
     head = log_head(svc, min_position)
-    found = svc.reads.stream(stream_id)
-    if not found:
+    found = svc.reads.stream_events(stream_id, after=after, stop=head, limit=limit + 1)
+    if not found and (after == 0 or not svc.reads.stream_events(stream_id, after=0, stop=head, limit=1)):
         raise HTTPException(404, f"no events for stream {stream_id}")
-    return AuditStreamOut(position=head, stream_id=str(stream_id), events=[to_audit(e, None) for e in found])
+    items = [to_audit(event, position) for position, event in found[:limit]]
+    return AuditStreamOut(position=head, stream_id=str(stream_id), events=items,
+                          next_after=items[-1].position if len(found) > limit else None)

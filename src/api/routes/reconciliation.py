@@ -27,7 +27,7 @@ def reconciliation(svc: ServicesDep, caller: Finance, min_position: MinPosition 
     log_head(svc, min_position)
     wanted = min_position or 0
     deadline = time.monotonic() + svc.settings.read_wait_s
-    while (store.position() or -1) < wanted:
+    while (stored_at := store.position()) is None or stored_at < wanted:
         if time.monotonic() >= deadline:
             after = "" if min_position is None else f" at or after position {wanted}"
             raise HTTPException(503, f"no reconciliation stored yet{after}; the background job runs one when the "

@@ -96,9 +96,14 @@ class StoreReads:
     def product(self, sku: str) -> Product:
         return self.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
 
-    def products(self) -> list[Product]:
+    def products(self, after: str | None = None, limit: int | None = None) -> list[Product]:
+        """Every product in the catalogue's order; with `after` or `limit`, a page of them in SKU
+        order (SKUs after `after`, at most `limit`), only those loaded."""
         catalog = self.find(Catalog, CATALOG_ID)
-        found = [self.find(Product, product_id(sku)) for sku in (catalog.skus if catalog else [])]
+        skus = list(catalog.skus) if catalog else []
+        if after is not None or limit is not None:
+            skus = sorted(s for s in skus if s > (after or ""))[:limit]
+        found = [self.find(Product, product_id(sku)) for sku in skus]
         return [p for p in found if p is not None]
 
     def stock(self, sku: str) -> StockView:
