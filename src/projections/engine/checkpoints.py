@@ -84,6 +84,8 @@ class Checkpoints:
         self.app, self.store, self.every = app, store, every
         self.tables = {name: tuple(t for t in tables if t.key) for name, tables in _classes().items()}
         self.reads = 0  # events decoded to answer reads, since this object was made (the tests read it)
+        self._tail_lock = threading.Lock()
+        self._tail_events: list[tuple[int, float]] = []
         with store.transaction() as cursor:
             store.execute(cursor, INDEX_DDL)
             for model, tables in self.tables.items():
@@ -233,7 +235,7 @@ class Checkpoints:
         moment = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
         head = event_log.head(self.app)
         last = self._base(head)
-        found = self._last_at_or_before(last, head, moment)
+        found = max((p for p, t in self._tail(last, head) if t <= moment), default=0)
         if found:
             return found
         rows = self.store.query("SELECT position, previous FROM as_of_checkpoints WHERE min_time <= ? "
@@ -241,6 +243,19 @@ class Checkpoints:
         if not rows:
             return 0
         return self._last_at_or_before(int(rows[0][1]), int(rows[0][0]), moment)
+
+    def _tail(self, last: int, head: int) -> list[tuple[int, float]]:
+        """(position, event time) of every event after checkpoint `last` up to `head`: kept between
+        reads and extended at its end, so that a read decodes only the events new since the last."""
+        with self._tail_lock:
+            if self._tail_events and self._tail_events[0][0] <= last:
+                self._tail_events = [(p, t) for p, t in self._tail_events if p > last]
+            start = self._tail_events[-1][0] if self._tail_events else last
+            decode = event_log.decoder(self.app)
+            for notification in event_log.notifications(self.app, max(start, last), stop=head):
+                self.reads += 1
+                self._tail_events.append((notification.id, decode(notification).timestamp.timestamp()))
+            return list(self._tail_events)
 
     def _last_at_or_before(self, after: int, until: int, moment: float) -> int:
         decode, found = event_log.decoder(self.app), 0
