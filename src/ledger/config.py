@@ -62,7 +62,7 @@ class Settings(BaseSettings):
                                      "keeps (~2 KB each); events past them are decoded again per run")
     as_of_checkpoint_events: int = Field(default=5_000, gt=0, description="positions between two checkpoints of "
                                          "the read models: an as_of read folds at most twice this many events")
-    reconcile_interval_s: float = Field(default=60, ge=0, description="ledger serve reconciles when the read "
+    reconcile_interval_s: float = Field(default=300, ge=0, description="ledger serve reconciles when the read "
                                         "models moved and this long passed since the last run; 0 = never")
     serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
