@@ -13,7 +13,8 @@ which is what maps an `as_of_time` to a position without reading the whole log.
 
 A point-in-time read at P (`Checkpoints.point`) takes the greatest checkpoint C <= P, folds the
 events in (C, P] with fresh read-model instances whose misses are looked up in the checkpoint
-(`Projection.lookup`, one indexed query per row not yet in memory), and lays the rows it changed
+(`Projection.lookup`, one indexed query per row not yet in memory, kept for the next reads:
+rows as of a checkpoint never change), and lays the rows it changed
 over the checkpoint's rows of the tables the route reads, in a private in-memory database
 (`MemoryStore`), where the route runs its usual statements. Tables that grow with the history
 (`facts`, `profit`'s order keys) are looked up, never copied, and the append-only ones
@@ -30,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +51,7 @@ FOLDED = ("facts", "inventory", "sales", "profit", "journal")
 LOOKED_UP = {("facts", "orders"), ("facts", "keys"), ("facts", "products"), ("facts", "fulfilments"),
              ("facts", "suppliers"), ("profit", "order_keys")}
 MAX_STEPS = 2  # a read folds at most this many steps' events (else NotReady)
+CACHED_LOOKUPS = 20_000  # rows as of a checkpoint kept per process (looked up by earlier reads)
 INDEX_DDL = (
     "CREATE TABLE IF NOT EXISTS as_of_checkpoints (position BIGINT PRIMARY KEY, previous BIGINT NOT NULL,"
     " min_time DOUBLE PRECISION, built_at TEXT NOT NULL)"
@@ -85,6 +88,9 @@ class Checkpoints:
         self.tables = {name: tuple(t for t in tables if t.key) for name, tables in _classes().items()}
         self.reads = 0  # events decoded to answer reads, since this object was made (the tests read it)
         self._tail_lock = threading.Lock()
+        # Rows as of a checkpoint never change: the lookups of one read serve the next ones near it.
+        self._cache: OrderedDict[tuple[Any, ...], list[Row]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._tail_events: list[tuple[int, float]] = []
         with store.transaction() as cursor:
             store.execute(cursor, INDEX_DDL)
@@ -148,20 +154,34 @@ class Checkpoints:
         """`Projection.lookup` for rows as of checkpoint `at`: per key, its newest row at or before it."""
 
         def stored(projection: Projection, table: str, where: str, params: Sequence[Any]) -> list[Row]:
-            spec = projection._spec(table)
-            values = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {table_name(projection.name, table)} "
-                                      f"WHERE {where} AND since <= ? ORDER BY since DESC", (*params, at))
-            seen: set[tuple[Any, ...]] = set()
-            out = []
-            for v in values:
-                row = spec.decode(v)
-                key = tuple(row[k] for k in spec.key)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(row)
-            return out
+            asked = (at, projection.name, table, where, tuple(params))
+            with self._cache_lock:
+                found = self._cache.get(asked)
+                if found is not None:
+                    self._cache.move_to_end(asked)
+            if found is None:
+                found = self._query(projection, table, where, params, at)
+                with self._cache_lock:
+                    self._cache[asked] = found
+                    while len(self._cache) > CACHED_LOOKUPS:
+                        self._cache.popitem(last=False)
+            return [dict(row) for row in found]  # the fold changes the rows it is given
 
         return stored
+
+    def _query(self, projection: Projection, table: str, where: str, params: Sequence[Any], at: int) -> list[Row]:
+        spec = projection._spec(table)
+        values = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {table_name(projection.name, table)} "
+                                  f"WHERE {where} AND since <= ? ORDER BY since DESC", (*params, at))
+        seen: set[tuple[Any, ...]] = set()
+        out = []
+        for v in values:
+            row = spec.decode(v)
+            key = tuple(row[k] for k in spec.key)
+            if key not in seen:
+                seen.add(key)
+                out.append(row)
+        return out
 
     def rows_at(self, model: str, spec: Table, at: int) -> list[Row]:
         """Every row of one checkpointed table as of checkpoint `at`."""
