@@ -217,7 +217,8 @@ class ReadSide:
                     limit: int = 100) -> list[tuple[int, Any]]:
         """Up to `limit` (position, decoded event) of one aggregate after `after` and before
         `before`, newest first: a timeline's page of a stream that may be long (a SKU's stock)."""
-        found = positions.stream_page(self.app, stream_id, after=after, before=before, limit=limit)
+        stop = None if before is None else before - 1
+        found = positions.stream_range(self.app, stream_id, after=after, stop=stop, limit=limit, newest_first=True)
         return _decoded(self.app, found)
 
 
