@@ -112,24 +112,23 @@ def unlock_store(settings: Settings) -> Unlocked:
 
 
 def _unlock(settings: Settings, given: CipherKey | None) -> Unlocked:
-    where = describe(settings)
     with connect(settings) as conn:
         record = _record(conn)
         sample = _first_event(conn) if record is None else None
         if given is None:
             if record is not None or sample is not None:
                 raise StoreKeyError(
-                    f"the store at {where} holds sealed data and no cipher key was given: set {CIPHER_KEY_VARIABLE} "
+                    f"this store holds data and no cipher key was given: set {CIPHER_KEY_VARIABLE} "
                     f"to the store's key, or put it in {key_file(settings).resolve()} (a new key is only made for "
                     "an empty store)")
             given = CipherKey(new_key(), str(key_file(settings).resolve()), generated=key_file(settings))
         derive_key(given.value, "key-check")  # a malformed key fails here, naming the variable
         if record is not None:
-            return Unlocked(_open(record, given, where), None)
+            return Unlocked(_open(record, given), None)
         if sample is not None:  # a store from before key checks: sealed with the cipher key itself
             if not _decrypts(given.value, sample):
                 raise StoreKeyError(
-                    f"{given.source} does not open the store at {where}: its events were sealed with another key "
+                    f"{given.source} does not open this store: its events were sealed with another key "
                     f"(this one is key id {key_id(given.value)[:16]})")
             store_key = given.value
         else:
@@ -139,7 +138,7 @@ def _unlock(settings: Settings, given: CipherKey | None) -> Unlocked:
         _create(conn, _seal_record(store_key, given.value))
         stored = _record(conn)  # another process may have sealed it first
         assert stored is not None
-        return Unlocked(_open(stored, given, where), given.generated)
+        return Unlocked(_open(stored, given), given.generated)
 
 
 def rotate_cipher_key(settings: Settings, new_file: Path) -> str:
@@ -148,7 +147,6 @@ def rotate_cipher_key(settings: Settings, new_file: Path) -> str:
     if _in_memory(settings):
         raise StoreKeyError("an in-memory store has no key to rotate")
     given = given_key(settings)
-    where = describe(settings)
     if given is None:
         raise StoreKeyError(f"no cipher key to rotate: set {CIPHER_KEY_VARIABLE} or put the key in "
                             f"{key_file(settings).resolve()}")
@@ -158,22 +156,15 @@ def rotate_cipher_key(settings: Settings, new_file: Path) -> str:
     with connect(settings) as conn:
         record = _record(conn)
         assert record is not None
-        store_key = _open(record, given, where)
+        store_key = _open(record, given)
         sealed = _seal_record(store_key, replacement)
         changed = _execute(conn, f"UPDATE {TABLE} SET key_id = ?, sealed_store_key = ?, sealed_at = ? "
                                  "WHERE id = 1 AND key_id = ?",
                            (sealed["key_id"], sealed["sealed_store_key"], sealed["sealed_at"], record["key_id"]))
         if changed != 1:
-            raise StoreKeyError(f"the store at {where} was sealed under another key meanwhile; "
+            raise StoreKeyError(f"this store was sealed under another key meanwhile; "
                                 f"{new_file} is not its key")
     return key_id(replacement)
-
-
-def describe(settings: Settings) -> str:
-    if settings.is_postgres:
-        url = settings.effective_database_url
-        return url.split("@")[-1] if "@" in url else url
-    return str(Path(settings.eventsourcing_env()["SQLITE_DBNAME"]).resolve())
 
 
 # ---- the record ----
@@ -188,19 +179,19 @@ def _seal_record(store_key: str, cipher_key: str) -> dict[str, str]:
     }
 
 
-def _open(record: dict[str, str], given: CipherKey, where: str) -> str:
+def _open(record: dict[str, str], given: CipherKey) -> str:
     mine = key_id(given.value)
     if not hmac.compare_digest(record["key_id"], mine):
         raise StoreKeyError(
-            f"{given.source} does not open the store at {where}: the store is sealed under key id "
+            f"{given.source} does not open this store: the store is sealed under key id "
             f"{record['key_id'][:16]}, this key's id is {mine[:16]} (give the store's key in {CIPHER_KEY_VARIABLE} "
             "or the key file; after `ledger keys rotate`, the new one)")
     try:
         store_key = Seal(given.value, "store-key-seal").unseal(record["sealed_store_key"])
     except ValueError as error:
-        raise StoreKeyError(f"the store key at {where} does not unseal under {given.source}: {error}") from None
+        raise StoreKeyError(f"the store key does not unseal under {given.source}: {error}") from None
     if not hmac.compare_digest(key_id(store_key), record["store_key_id"]):
-        raise StoreKeyError(f"the store key at {where} is not the one recorded beside it")
+        raise StoreKeyError("the store key is not the one recorded beside it")
     return store_key
 
 
