@@ -16,7 +16,7 @@ from ledger.config import Settings
 from ledger.domain.answers import Answer
 from ledger.domain.errors import ImportRejected
 from ledger.service.ledger import Ledger, open_ledger
-from ledger.storage.store_key import StoreKeyError, new_key
+from ledger.storage.store_key import StoreKeyError, new_key, unlock_store
 from ledger.vault import CodeVault
 from ledger.writer.outcomes import Idempotency, IdempotencyKeyReused
 from shell.cli import app as cli
@@ -119,3 +119,12 @@ def test_an_answer_stored_before_fingerprints_were_keyed_is_still_replayed(ledge
     assert ledger.execute(redeem, Idempotency("storefront:t", "k-1", plain)).replayed
     other = ledger.execute(redeem, Idempotency("storefront:t", "k-1", "1" * 64))
     assert isinstance(other.error, IdempotencyKeyReused)
+
+
+def test_processes_opening_a_new_store_at_once_share_one_store_key(pg_url: str, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = _settings(pg_url, tmp_path, TEST_CIPHER_KEY)
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: unlock_store(settings).store_key, range(8)))
+    assert len(keys) == 1 and keys != {TEST_CIPHER_KEY}

@@ -47,6 +47,12 @@ _DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY, key_id TEX
         " sealed_store_key TEXT NOT NULL, store_key_id TEXT NOT NULL, sealed_at TEXT NOT NULL)")
 
 
+# What PostgreSQL answers a CREATE TABLE IF NOT EXISTS racing another ("tuple concurrently updated",
+# a duplicate row type): whoever loses tries again, and then finds the table and the record.
+_RACES = (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.DuplicateTable,
+          psycopg.errors.InternalError, sqlite3.IntegrityError, FileExistsError)  # and a key file made meanwhile
+
+
 class StoreKeyError(ValueError):
     """The cipher key given does not open this store (or none was given for a store with data)."""
 
@@ -104,7 +110,7 @@ def unlock_store(settings: Settings) -> Unlocked:
     for attempt in range(8):
         try:
             return _unlock(settings, given_key(settings))  # again after a race: the key file may be there now
-        except (psycopg.errors.UniqueViolation, psycopg.errors.InternalError, sqlite3.IntegrityError):
+        except _RACES:
             if attempt == 7:  # several processes creating the table at once on PostgreSQL
                 raise
             time.sleep(0.05 * (attempt + 1))
