@@ -128,3 +128,9 @@ def test_processes_opening_a_new_store_at_once_share_one_store_key(pg_url: str, 
     with ThreadPoolExecutor(8) as pool:
         keys = set(pool.map(lambda _: unlock_store(settings).store_key, range(8)))
     assert len(keys) == 1 and keys != {TEST_CIPHER_KEY}
+
+
+def test_a_malformed_key_is_named(tmp_path: Path) -> None:
+    (tmp_path / "cipher.key").write_text("not a key\n")
+    with pytest.raises(StoreKeyError, match=r"cipher\.key is not a key: base64 of 16, 24 or 32 bytes"):
+        unlock_store(Settings(data_dir=tmp_path))

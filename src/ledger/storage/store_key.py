@@ -105,7 +105,7 @@ def unlock_store(settings: Settings) -> Unlocked:
     then a new store records its key (and a new cipher key goes to DATA_DIR/cipher.key)."""
     if _in_memory(settings):  # nothing outlives the process: nothing to check against
         key = given_key(settings) or CipherKey(new_key(), CIPHER_KEY_VARIABLE)
-        derive_key(key.value, "key-check")
+        _well_formed(key)
         return Unlocked(key.value, None)
     for attempt in range(8):
         try:
@@ -128,7 +128,7 @@ def _unlock(settings: Settings, given: CipherKey | None) -> Unlocked:
                     f"to the store's key, or put it in {key_file(settings).resolve()} (a new key is only made for "
                     "an empty store)")
             given = CipherKey(new_key(), str(key_file(settings).resolve()), generated=key_file(settings))
-        derive_key(given.value, "key-check")  # a malformed key fails here, naming the variable
+        _well_formed(given)
         if record is not None:
             return Unlocked(_open(record, given), None)
         if sample is not None:  # a store from before key checks: sealed with the cipher key itself
@@ -199,6 +199,13 @@ def _open(record: dict[str, str], given: CipherKey) -> str:
     if not hmac.compare_digest(key_id(store_key), record["store_key_id"]):
         raise StoreKeyError("the store key is not the one recorded beside it")
     return store_key
+
+
+def _well_formed(given: CipherKey) -> None:
+    try:
+        derive_key(given.value, "key-check")
+    except ValueError:  # binascii.Error included
+        raise StoreKeyError(f"{given.source} is not a key: base64 of 16, 24 or 32 bytes expected") from None
 
 
 def _decrypts(cipher_key: str, state: bytes) -> bool:
