@@ -100,9 +100,9 @@ def given_key(settings: Settings) -> CipherKey | None:
 def unlock_store(settings: Settings) -> Unlocked:
     """The store key of the store `settings` name, unlocked with the cipher key they give.
 
-    StoreKeyError when that key does not open the store, or when none is given and the store
-    holds data; ValueError for a malformed key. Nothing is written before the key is accepted:
-    then a new store records its key (and a new cipher key goes to DATA_DIR/cipher.key)."""
+    StoreKeyError when that key is malformed or does not open the store, or when none is given
+    and the store holds data. Nothing is written before the key is accepted: then a new store
+    records its key (and a new cipher key goes to DATA_DIR/cipher.key first)."""
     if _in_memory(settings):  # nothing outlives the process: nothing to check against
         key = given_key(settings) or CipherKey(new_key(), CIPHER_KEY_VARIABLE)
         _well_formed(key)
