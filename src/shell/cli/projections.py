@@ -12,7 +12,16 @@ from rich.table import Table
 
 from ledger.collector import tune_for_serving
 from projections.engine.sizes import REBUILD_BATCH_SIZE
-from shell.cli.common import composed, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
+from shell.cli.common import (
+    composed,
+    fail,
+    load_settings,
+    out,
+    progress_bar,
+    require_kafka,
+    stop_on_signals,
+    store_and_views,
+)
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
 
@@ -32,7 +41,7 @@ def run_command(
             raise fail("--from-kafka builds every read model: the consumer group splits them among its members")
         _run_from_kafka(batch_size)
         return
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         try:
             runner = parts.runner(names, batch_size=batch_size, poll_interval=poll)
         except ValueError as error:
@@ -88,7 +97,7 @@ def status_command() -> None:
     from projections.engine.read_side import projection_status
     from projections.kafka.relay import relay_status
 
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         app, store = parts.app, parts.views
         table = Table("read model", "version", "position", "head", "lag (events)", "lag (s)", "events/s")
         for s in projection_status(app, store):
@@ -114,7 +123,7 @@ def rebuild_command(
 
     if not names and not all_:
         raise fail("name the read models to rebuild, or pass --all")
-    with composed(load_settings(), build=lambda parts: parts.views) as parts, progress_bar("rebuilding") as update:
+    with composed(load_settings(), build=store_and_views) as parts, progress_bar("rebuilding") as update:
         try:
             versions = rebuild(parts.app, parts.views, None if all_ else names, progress=update, batch_size=batch_size)
         except ValueError as error:
@@ -210,7 +219,7 @@ def reconcile_command(
     from projections.models.reconcile import reconcile as check
     from shell.cli.reconcile_view import reconciliation_tables
 
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         app, store = parts.app, parts.views
         live = build_projections(store)
         if catch_up:
