@@ -1,5 +1,6 @@
 """Secrets at rest: card-key codes and recipient accounts sealed with AES-GCM and looked up by
-a keyed hash (HMAC); suppliers' API secrets sealed.
+a keyed hash (HMAC); suppliers' API secrets and payment providers' signing secrets sealed;
+the keyed pseudonyms analysts see customers by.
 
 Every key is derived from the one master key for its own purpose, so the event cipher, each
 seal and each look-up hash never share key material.
@@ -49,6 +50,8 @@ class CodeVault:
         self._account_hmac_key = derive_key(master_b64, "recipient-account-hmac")
         self.accounts = Seal(master_b64, "recipient-account-seal")
         self.supplier_secrets = Seal(master_b64, "supplier-secret-seal")
+        self.provider_secrets = Seal(master_b64, "payment-provider-secret-seal")
+        self._pseudonym_key = derive_key(master_b64, "analyst-pseudonym-hmac")
 
     def fingerprint(self, code: str) -> str:
         return hmac.new(self._hmac_key, code.encode(), hashlib.sha256).hexdigest()
@@ -62,3 +65,8 @@ class CodeVault:
     def account_fingerprint(self, account: str) -> str:
         """The keyed hash support finds a recipient account by, without the account in clear."""
         return hmac.new(self._account_hmac_key, account.encode(), hashlib.sha256).hexdigest()
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        """A stable keyed hash (hex) of a person's identifier (a customer, an account) for analysts: the
+        same value always gives the same one, and nothing without the key leads back to the value."""
+        return hmac.new(self._pseudonym_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
