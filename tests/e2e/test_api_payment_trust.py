@@ -244,3 +244,8 @@ def test_an_analyst_cannot_open_a_customer_timeline_and_sees_order_timelines_pse
     for value in ("bob@example.com", "198.51.100.9", "pi_bob"):
         assert value not in timeline.text
     assert http.get("/ui/timeline/customer/bob@example.com").status_code == 403
+    # Nor can a guess be confirmed through the event browser's aggregate filter.
+    for guessed in (holder_id("ip", "198.51.100.9"), holder_id("customer", "bob@example.com"), payment_id("pi_bob")):
+        page = http.get("/ui/events", params={"aggregate": str(guessed)})
+        assert page.status_code == 200 and 'data-type="' not in page.text, guessed
+    assert 'data-type="Order.Placed"' in http.get("/ui/events", params={"aggregate": placed["order_id"]}).text
