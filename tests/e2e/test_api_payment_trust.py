@@ -11,20 +11,17 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.services import Services
 from ledger import commands as c
 from ledger.domain.ids import holder_id, payment_id
 from ledger.domain.orders import OrderStatus
-from tests.api_fixtures import TOKENS, auth, open_services
+from tests.api_fixtures import TOKENS, auth
 from tests.helpers import head, stocked_product
 
 KEY = bytes(range(32))
@@ -34,20 +31,18 @@ WEBHOOK = f"/v1/payment-providers/{PROVIDER}/webhooks"
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    services = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path)
-    ledger = services.ledger
+def services(api_services: Services) -> Services:
+    """The API's store (tests/api_fixtures.py) with a product in stock and the provider registered."""
+    ledger = api_services.ledger
     stocked_product(ledger, "GAME-1", keys=6)
     ledger.execute(c.SetPaymentProvider(ctx=ledger.context("admin"), name=PROVIDER, scheme="standard-webhooks",
                                         secret=SECRET)).get()
-    yield services
-    services.close()
+    return api_services
 
 
 @pytest.fixture
-def http(services: Services) -> Iterator[TestClient]:
-    with TestClient(create_app(services, background=True), raise_server_exceptions=False) as client:
-        yield client
+def http(services: Services, client: TestClient) -> TestClient:
+    return client
 
 
 def place(http: TestClient, customer: str = "cust-1", **extra: Any) -> dict[str, Any]:
