@@ -244,3 +244,20 @@ def test_an_analyst_cannot_open_a_customer_timeline_and_sees_order_timelines_pse
         page = http.get("/ui/events", params={"aggregate": str(guessed)})
         assert page.status_code == 200 and 'data-type="' not in page.text, guessed
     assert 'data-type="Order.Placed"' in http.get("/ui/events", params={"aggregate": placed["order_id"]}).text
+
+
+def test_support_sees_one_customer_in_clear_and_no_feed(http: TestClient, services: Services) -> None:
+    placed = place(http, "carol@example.com", client_ip="192.0.2.5")
+    body = confirmation(placed, "pi_carol")
+    assert http.post(WEBHOOK, content=body, headers=signed(body)).status_code == 200
+    found = http.get("/v1/support/orders", params={"customer_id": "carol@example.com"}, headers=auth("support"))
+    assert found.status_code == 200, found.text
+    (order,) = found.json()["orders"]
+    assert (order["customer_id"], order["payment_references"]) == ("carol@example.com", ["pi_carol"])
+    assert http.get("/v1/support/orders", headers=auth("support")).status_code == 422  # one customer at a time
+    assert http.get("/v1/audit/events", headers=auth("support")).status_code == 403
+    signed_in = http.post("/ui/login", data={"token": TOKENS["support"], "next": "/ui/"}, follow_redirects=False)
+    assert signed_in.status_code == 303, signed_in.text
+    timeline = http.get("/ui/timeline/customer/carol@example.com")
+    assert timeline.status_code == 200 and 'data-type="Order.Placed"' in timeline.text
+    assert http.get("/ui/events").status_code == 403
