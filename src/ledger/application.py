@@ -17,7 +17,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.config import Settings, resolve_cipher_key
+from ledger.config import Settings
 from ledger.domain.catalog import Catalog
 from ledger.domain.fulfilment import OpenFulfilments
 from ledger.domain.holders import Holder
@@ -93,10 +93,13 @@ class LedgerApp(Application[UUID]):
 
 
 def build_app(settings: Settings, master_key: str | None = None) -> tuple[LedgerApp, str]:
-    """The application and the master key it was built with: `master_key` as resolved by the
-    caller (`shell.composition` resolves it once per process), else resolved here."""
+    """The application and the store key it was built with: `master_key` as unlocked by the
+    caller (`shell.composition` unlocks it once per process), else unlocked here
+    (`ledger.storage.store_key`: StoreKeyError when the cipher key does not open the store)."""
     if master_key is None:
-        master_key, _ = resolve_cipher_key(settings)
+        from ledger.storage.store_key import unlock_store
+
+        master_key = unlock_store(settings).store_key
     env = settings.eventsourcing_env()
     env.update(
         {

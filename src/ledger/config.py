@@ -6,9 +6,7 @@ a process from one `Settings`."""
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -30,7 +28,8 @@ class Settings(BaseSettings):
     )
     views_database_url: str = Field(default="", description="read models elsewhere; empty: beside the events")
     data_dir: Path = DEFAULT_DATA_DIR
-    cipher_key: str = Field(default="", description="base64 of 32 bytes; generated on first run if empty")
+    cipher_key: str = Field(default="", description="base64 of 32 bytes, the key that opens the store "
+                            "(ledger.storage.store_key); empty: DATA_DIR/cipher.key, generated for an empty store")
     postgres_pool_size: int = Field(default=10, gt=0)
     aggregate_cache_size: int = Field(default=20_000, ge=0, description="the read cache of queries")
 
@@ -159,18 +158,6 @@ class Settings(BaseSettings):
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         }
-
-
-def resolve_cipher_key(settings: Settings) -> tuple[str, Path | None]:
-    """The master key, and the file it was just generated into (None if it was given or existed)."""
-    if settings.cipher_key:
-        return settings.cipher_key, None
-    path = settings.data_dir / "cipher.key"
-    if path.exists():
-        return path.read_text().strip(), None
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    write_new_secret(path, key)
-    return key, path
 
 
 def write_new_secret(path: Path, text: str) -> None:

@@ -3,8 +3,10 @@
 Every `ledger` command and the API's app factory start here. Each part is built on first
 use, so a command that needs only the event store pays only for it:
 
-- `master_key`: the cipher key, resolved once (from LEDGER_CIPHER_KEY or DATA_DIR/cipher.key,
-  generated there on a first run: `generated_key` then says where)
+- `master_key`: the store key every other key is derived from, unlocked once with the cipher
+  key (LEDGER_CIPHER_KEY or DATA_DIR/cipher.key, generated there for an empty store:
+  `generated_key` then says where); a key that does not open the store is refused here
+  (`ledger.storage.store_key`)
 - `app`: the event store (`ledger.application.LedgerApp`)
 - `vault`: the card-key vault, under the master key
 - `ledger`: the write path (writer and queries), with the order-time risk assessor armed
@@ -25,7 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ledger.config import Settings, resolve_cipher_key
+from ledger.config import Settings
 
 if TYPE_CHECKING:  # each loads when its part is first built: the audit commands never load the ledger
     from audit.rows import EventReader
@@ -50,9 +52,13 @@ class Components:
 
     @cached_property
     def master_key(self) -> str:
-        """ValueError / OSError when the key file cannot be read or written."""
-        key, self.generated_key = resolve_cipher_key(self.settings)
-        return key
+        """StoreKeyError (a ValueError) when the cipher key does not open the store; ValueError /
+        OSError when the key file cannot be read or written."""
+        from ledger.storage.store_key import unlock_store
+
+        unlocked = unlock_store(self.settings)
+        self.generated_key = unlocked.generated
+        return unlocked.store_key
 
     @cached_property
     def app(self) -> LedgerApp:

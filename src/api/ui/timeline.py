@@ -1,7 +1,7 @@
 """Timelines of an order, key, SKU or batch (finance and analyst, as the audit feed; analysts see
-people by pseudonyms, `api.pseudonyms`) and of a customer (finance and support), each event
-marked covered or not by the last signed checkpoint; and proof bundles of covered events
-(finance, as the proof routes) for an auditor's offline verifier."""
+people by pseudonyms, `api.pseudonyms`; an order's for support too) and of a customer (finance
+and support), each event marked covered or not by the last signed checkpoint; and proof bundles
+of covered events (finance, as the proof routes) for an auditor's offline verifier."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from projections.models.timeline import Timeline
 router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]  # as GET /v1/audit/events
 Finance = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/audit/proofs/*
+# An order's timeline is also support's: the trace of its payments and supplier attempts.
+OrderReader = Annotated[Viewer, Depends(viewer_for("finance", "analyst", "support"))]
 # A customer by who they are: not for analysts, who know customers only by pseudonyms (api.pseudonyms).
 OneCustomer = Annotated[Viewer, Depends(viewer_for("finance", "support"))]
 PAGE = 100
@@ -56,7 +58,7 @@ def _payload(data: object) -> str:
 
 
 @router.get("/timeline/order/{order_id}", response_class=HTMLResponse)
-def order_timeline(request: Request, svc: ServicesDep, viewer: Auditor, order_id: UUID) -> HTMLResponse:
+def order_timeline(request: Request, svc: ServicesDep, viewer: OrderReader, order_id: UUID) -> HTMLResponse:
     return _show(request, svc, viewer, "order", str(order_id), timeline.order(svc.reads, order_id))
 
 
