@@ -173,8 +173,9 @@ class Storefront:
                                                        headers=auth("storefront"))
         return client
 
-    def send(self, path: str, body: dict[str, Any], deadline_s: float = 180) -> dict[str, Any]:
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
+    def send(self, path: str, body: dict[str, Any], deadline_s: float = 180,
+             role: str = "storefront") -> dict[str, Any]:
+        headers = {**auth(role), "Idempotency-Key": uuid.uuid4().hex}
         deadline = time.monotonic() + deadline_s
         while True:
             assert time.monotonic() < deadline, f"{path} never answered"
@@ -199,7 +200,7 @@ class Storefront:
                                           "recipient_account": account_of(n)})
         assert placed["status"] == "reserved" and placed["amount_due"] == str(PRICE), placed
         paid = self.send(f"/v1/orders/{placed['order_id']}/payments", {
-            "payment_reference": f"chaos-pay-{n}", "amount": placed["amount_due"], "provider": "psp"})
+            "payment_reference": f"chaos-pay-{n}", "amount": placed["amount_due"], "provider": "psp"}, role="payments")
         assert paid["outcome"] == "accepted", paid
         return UUID(placed["order_id"])
 

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from ledger.domain.money import amount_text, format_amount
+from ledger.results import PaymentResult
 
 MONEY_SCHEMA = {
     "type": "string", "pattern": r"^-?\d+(\.\d{2,3})?$", "examples": ["30.00", "2635.20"],
@@ -155,6 +156,12 @@ class PaymentOut(Positioned):
     key_ids: list[UUID]
     reason: str
     replayed: bool
+
+    @classmethod
+    def of(cls, result: PaymentResult) -> PaymentOut:
+        return cls(order_id=result.order_id, payment_reference=result.payment_reference,
+                   outcome=payment_outcome(result.outcome), amount=result.amount, key_ids=result.key_ids,
+                   reason=result.reason, replayed=result.replayed, position=result.position)
 
 
 class TimelineEvent(BaseModel):

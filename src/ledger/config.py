@@ -14,7 +14,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
-ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support")  # of API tokens
+# Of API tokens. `payments`: a trusted back end that confirms payments (the storefront cannot).
+ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support", "payments")
 
 
 class Settings(BaseSettings):

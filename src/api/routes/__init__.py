@@ -17,6 +17,7 @@ from api.routes import (
     fraud,
     inventory,
     orders,
+    payments,
     proofs,
     reads,
     reconciliation,
@@ -30,6 +31,7 @@ ROUTERS: list[APIRouter] = [orders.router, catalog.products_router, catalog.prom
 ROUTERS += [inventory.router, reports.router, books.router, fraud.router, audit.router, reads.router]
 ROUTERS += [reconciliation.router, proofs.router]
 ROUTERS += [upstream.suppliers_router, upstream.offers_router, upstream.callbacks_router, support.router]
+ROUTERS += [payments.router]
 
 
 def _calls(dependant: Dependant) -> Iterator[object]:
