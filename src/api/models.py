@@ -77,7 +77,8 @@ class ReadyOut(BaseModel):
     ready: bool
     head: int | None = None
     lag_events: int | None = None
-    reason: str | None = Field(default=None, description="why the store could not be read")
+    reason: str | None = Field(default=None, description="why not ready: the store could not be read, or the "
+                               "audit checkpoint was refused (the tree does not extend the last one signed)")
     relay: RelayOut | None = Field(default=None, description="reported when a relay is configured; never gating")
 
 

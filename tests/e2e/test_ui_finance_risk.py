@@ -276,7 +276,8 @@ def test_last_checkpoint_and_verification(world: World, monkeypatch: pytest.Monk
         time.sleep(0.05)
     for name in [n for n in os.environ if n.startswith("LEDGER_")]:
         monkeypatch.delenv(name)
-    env = {"LEDGER_DATABASE_URL": world.url, "LEDGER_DATA_DIR": str(world.data_dir)}
+    env = {"LEDGER_DATABASE_URL": world.url, "LEDGER_DATA_DIR": str(world.data_dir),
+           "LEDGER_AUDIT_SIGNING_KEY_FILE": str(world.svc.settings.signing_key_path)}  # the server's key
     runner = CliRunner()
     signed = runner.invoke(audit_cli, ["checkpoint"], env=env)
     assert signed.exit_code == 0, signed.output
