@@ -52,6 +52,7 @@ class Held:
     checkpoint: Checkpoint
     source: str
     status: str
+    against_log: str | None = None  # consistent, forked or truncated, for a checkpoint signed by a pinned key
 
 
 @dataclass
@@ -251,7 +252,7 @@ def _hold(result: Verification, everything: list[tuple[str, Checkpoint]], in_dat
         status = cp.key_status(keys)
         if status == "valid":
             status = "missing" if _identity(cp) not in in_database else against[_identity(cp)]
-        result.held.append(Held(cp, source, status))
+        result.held.append(Held(cp, source, status, against.get(_identity(cp))))
     failed = [cp for cp in signed if against[_identity(cp)] != "consistent"]
     if failed and result.first is None:
         _locate(result, min(failed, key=lambda c: c.tree_size), count, roots, positions, signed)

@@ -166,7 +166,9 @@ def report(result: Verification) -> None:
         where = f"position {first.position}" if first.position is not None else "the stored tree"
         say(f"MISMATCH at {where} (leaf {first.leaf_index}): {first.kind}: {first.detail}")
     for held in result.held:
-        say(f"checkpoint ({describe(held.checkpoint)}) from {held.source}: {VERDICTS[held.status]}")
+        also = f"; against the log: {VERDICTS[held.against_log]}" if held.status == "missing" and held.against_log \
+            else ""
+        say(f"checkpoint ({describe(held.checkpoint)}) from {held.source}: {VERDICTS[held.status]}{also}")
     if not result.pinned:
         say("NOT VERIFIED: no pinned public key (--public-key, LEDGER_AUDIT_PUBLIC_KEYS, or the signing key "
             "LEDGER_AUDIT_SIGNING_KEY_FILE): a checkpoint signed by any key would pass")
