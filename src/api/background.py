@@ -26,6 +26,9 @@ class Background:
         if generated:
             log.warning("generated a new audit signing key in %s; keep it away from the data directory",
                         settings.signing_key_path)
+        if self.signer.public_key not in services.audit_keys():
+            log.warning("LEDGER_AUDIT_PUBLIC_KEYS does not pin this server's signing key (%s): its checkpoints "
+                        "will not show as valid", settings.signing_key_path)
         self.archive = CheckpointArchive(settings.checkpoint_dir)
         self.audit = AuditLog(services.audit(), services.components.event_reader())
         self.threads = [

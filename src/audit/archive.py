@@ -45,6 +45,13 @@ class CheckpointArchive:
                 os.unlink(temporary)
         return path
 
+    def clear(self) -> None:
+        """Forget every kept checkpoint and refusal: only for a store deleted and begun again
+        (`ledger demo --reset`), whose old checkpoints describe a history that is gone."""
+        for path in self.files():
+            path.unlink()
+        self.clear_refusal()
+
     # ---- the signer's refusal ----
 
     def refuse(self, reason: str) -> None:

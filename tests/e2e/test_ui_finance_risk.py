@@ -297,6 +297,7 @@ def test_last_checkpoint_and_verification(world: World, monkeypatch: pytest.Monk
     assert values["timestamp"] == latest["timestamp"]
     assert one(shown.find_all("code", data_col="root_hash")).text() == latest["root_hash"]
     assert one(shown.find_all("code", data_col="key_id")).text() == cp.key_id
+    assert "valid (a pinned key)" in shown.text()  # the server's key: the CLI signed with it
     assert cp.key_id in signed.output
     verification = one(audit.find_all("dl", id="verification"))
     assert verification.attrs["data-ok"] == "true" and "passed" in verification.text()
