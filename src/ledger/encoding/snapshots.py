@@ -62,8 +62,6 @@ class SealedSnapshotMapper(Mapper[UUID]):
 class SealedSnapshotStore(EventStore[UUID]):
     """The snapshot store: snapshots that do not open are logged and skipped, never served."""
 
-    rejected = 0  # snapshots skipped by this process (all stores), for tests and curiosity
-
     def get(
         self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
         limit: int | None = None,
@@ -72,5 +70,4 @@ class SealedSnapshotStore(EventStore[UUID]):
             try:
                 yield self.mapper.to_domain_event(stored)
             except UnsealedSnapshot as error:
-                type(self).rejected += 1
                 log.warning("%s: not used; the aggregate is rebuilt from its events", error)
