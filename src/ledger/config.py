@@ -116,6 +116,18 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return url
 
+    @field_validator("audit_public_keys")
+    @classmethod
+    def _public_keys(cls, keys: str) -> str:
+        for part in filter(None, (p.strip() for p in keys.split(","))):
+            try:
+                raw = base64.b64decode(part, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"{part[:60]!r} is not a base64 Ed25519 public key (32 bytes)")
+        return keys
+
     def token_roles(self) -> dict[str, str]:
         """token -> role from LEDGER_API_TOKENS."""
         found: dict[str, str] = {}

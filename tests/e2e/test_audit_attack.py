@@ -6,6 +6,7 @@ naming why, and the server refuses to sign the rewritten tree and says so in /re
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from dataclasses import dataclass
@@ -192,6 +193,11 @@ def test_a_checkpoint_file_finance_kept_must_still_be_in_the_database(store: Sto
     args = ["verify", "--checkpoint", str(tmp_path / "march.json"), "--public-key", str(tmp_path / "pinned.pub")]
     passed = CliRunner().invoke(audit_cli, args, env=pinned_only)  # an auditor's machine: no private key
     assert passed.exit_code == 0 and "verification passed" in passed.output, passed.output
+    by_setting = CliRunner().invoke(audit_cli, ["verify"], env={**pinned_only, "LEDGER_AUDIT_PUBLIC_KEYS": public})
+    assert by_setting.exit_code == 0, by_setting.output
+    other = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
+    wrong = CliRunner().invoke(audit_cli, ["verify"], env={**store.env, "LEDGER_AUDIT_PUBLIC_KEYS": other})
+    assert wrong.exit_code == 1 and "UNPINNED KEY" in wrong.output  # the pin decides, not the checkpoint
 
     sql(store, "DELETE FROM audit_checkpoints")
     failed = CliRunner().invoke(audit_cli, args, env=pinned_only)
