@@ -117,7 +117,11 @@ class AuditLog:
 
     def _last_signed(self, archive: CheckpointArchive | None, keys: Collection[bytes]) -> Checkpoint | None:
         found = [c for c in self.store.checkpoints() if c.signed_by(keys)]
-        for path, kept in archive.checkpoints() if archive is not None else []:
+        try:
+            kept_ones = archive.checkpoints() if archive is not None else []
+        except ValueError as error:  # a file there that is not a checkpoint: somebody wrote it
+            raise CheckpointRefused(str(error)) from None
+        for path, kept in kept_ones:
             if not kept.signed_by(keys):
                 raise CheckpointRefused(f"{path} is not signed by this deployment's key (key {kept.key_id})")
             found.append(kept)
