@@ -80,6 +80,9 @@ class ReadyOut(BaseModel):
     lag_events: int | None = None
     reason: str | None = Field(default=None, description="why the store could not be read")
     relay: RelayOut | None = Field(default=None, description="reported when a relay is configured; never gating")
+    audit_checkpoint_refused: str | None = Field(
+        default=None, description="why the server refuses to sign the audit tree (it does not extend the last "
+        "checkpoint signed: history rewritten or removed); reported while it lasts, never gating (docs/audit.md)")
 
 
 class Positioned(BaseModel):

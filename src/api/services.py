@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from api.fresh import FreshAnswers
+from audit.keys import pinned_keys
 from audit.rows import EventReader
 from audit.store import AuditStore
 from ledger.config import Settings
@@ -60,6 +61,7 @@ class Services:
     _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
     _fresh: FreshAnswers | None = None
+    _audit_keys: list[bytes] | None = None
 
     @classmethod
     def open(cls, components: Parts) -> Services:
@@ -162,6 +164,13 @@ class Services:
         """The Merkle tree's tables, in the events' database (opened on first use)."""
         with self._views_lock:
             return self.components.audit
+
+    def audit_keys(self) -> list[bytes]:
+        """The pinned public keys a checkpoint must be signed by (audit.keys.pinned_keys); never
+        the key a checkpoint names itself."""
+        if self._audit_keys is None:
+            self._audit_keys = pinned_keys(self.settings)
+        return self._audit_keys
 
     def close(self) -> None:
         self.components.close()

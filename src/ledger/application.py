@@ -14,7 +14,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing import persistence as es_persistence
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import PersistenceError, Recording
+from eventsourcing.persistence import EventStore, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
 from ledger.config import Settings
@@ -27,6 +27,8 @@ from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Redeemer
 from ledger.domain.validity import ValidityDay
+from ledger.encoding.cipher import KeptKeyAESCipher
+from ledger.encoding.snapshots import SealedSnapshotMapper, SealedSnapshotStore
 from ledger.vault import derive_key_b64
 
 
@@ -80,6 +82,14 @@ class LedgerApp(Application[UUID]):
             if interval and new and aggregate.version // interval > (aggregate.version - new) // interval:
                 snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
                 self.snapshots.put([snapshot_class.take(aggregate)])
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Snapshots sealed to their aggregate id and version (ledger.encoding.snapshots); without
+        a cipher (no store of ours has none), the library's own."""
+        if not isinstance(self.mapper.cipher, KeptKeyAESCipher):
+            return super().construct_snapshot_store()
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshotStore(SealedSnapshotMapper(self.mapper, self.mapper.cipher), recorder)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what `Settings` built: the library would otherwise read os.environ, where a

@@ -65,10 +65,15 @@ class Settings(BaseSettings):
 
     # ---- audit ----
     audit_signing_key_file: Path | None = Field(
-        default=None, description="Ed25519 key that signs checkpoints; empty: DATA_DIR/audit-signing.key, generated")
+        default=None, description="Ed25519 key that signs checkpoints, mode 0600, never inside DATA_DIR; empty: "
+        "$XDG_CONFIG_HOME/ledger/audit-signing.key (~/.config/ledger/...), generated on first use")
+    audit_public_keys: str = Field(
+        default="", description="the pinned Ed25519 public keys (base64, comma-separated) checkpoints must be "
+        "signed by; empty: the signing key's own (when this process can read it)")
     audit_checkpoint_interval_s: float = Field(default=3600, ge=0, description="ledger serve signs one; 0 = never")
     audit_checkpoint_dir: Path | None = Field(
-        default=None, description="ledger serve also writes each checkpoint it signs here as JSON")
+        default=None, description="each checkpoint signed is kept here as JSON, and the next must extend the newest;"
+        " empty: DATA_DIR/audit-checkpoints")
     audit_poll_interval_s: float = Field(default=0.5, gt=0, description="how often the tree follower polls")
 
     # ---- kafka ----
@@ -111,6 +116,18 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return url
 
+    @field_validator("audit_public_keys")
+    @classmethod
+    def _public_keys(cls, keys: str) -> str:
+        for part in filter(None, (p.strip() for p in keys.split(","))):
+            try:
+                raw = base64.b64decode(part, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"{part[:60]!r} is not a base64 Ed25519 public key (32 bytes)")
+        return keys
+
     def token_roles(self) -> dict[str, str]:
         """token -> role from LEDGER_API_TOKENS."""
         found: dict[str, str] = {}
@@ -123,8 +140,16 @@ class Settings(BaseSettings):
 
     @property
     def signing_key_path(self) -> Path:
-        """The audit checkpoints' signing key."""
-        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
+        """The audit checkpoints' signing key: outside the data directory by default."""
+        if self.audit_signing_key_file is not None:
+            return self.audit_signing_key_file
+        config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return Path(config_home) / "ledger" / "audit-signing.key"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the checkpoints this deployment signed are kept, outside the database."""
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
     def effective_database_url(self) -> str:

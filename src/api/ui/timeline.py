@@ -36,7 +36,7 @@ _TITLES = {"order": "Order", "key": "Card key", "customer": "Customer", "sku": "
 
 def _show(request: Request, svc: ServicesDep, viewer: Viewer, kind: str, ident: str,
           found: Timeline | None) -> HTMLResponse:
-    checkpoint = svc.audit().latest_checkpoint()
+    checkpoint = svc.audit().latest_checkpoint(svc.audit_keys())
     if found is None:
         return page(request, "timeline_missing.html", viewer, status_code=404, kind=kind, ident=ident,
                     title=_TITLES[kind])
@@ -90,7 +90,7 @@ def proof_bundle(svc: ServicesDep, viewer: Finance, position: int) -> Response:
     """The event at `position` as stored, its inclusion proof and the signed checkpoint, as a file."""
     reader = svc.components.event_reader()
     try:
-        found = bundle(svc.audit(), reader, position)
+        found = bundle(svc.audit(), reader, position, svc.audit_keys())
     except ProofError as error:
         return problem(404, "not-found", "Not found", error.message, field=error.field)
     finally:

@@ -132,6 +132,7 @@ def serve(
         require_kafka()
     settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
                                            "serve_projections": projections and settings.serve_projections})
+    _check_signing_key(settings)
     services = _open_services(settings)
     try:
         if demo:
@@ -156,6 +157,17 @@ def serve(
             background.close()
     finally:
         services.close()
+
+
+def _check_signing_key(settings: Settings) -> None:
+    """Refuse to start with a checkpoint signing key inside the data directory or readable by
+    others (audit.keys), before anything is opened."""
+    from audit.keys import RefusedKey, load_signer
+
+    try:
+        load_signer(settings)
+    except (RefusedKey, OSError) as error:
+        raise fail(str(error)) from None
 
 
 @tokens.command("create")

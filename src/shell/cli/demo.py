@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 def demo(
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same store")] = 7,
     orders: Annotated[int, typer.Option(min=1, help="orders to simulate")] = 2000,
-    reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store first")] = False,
+    reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store (and the checkpoints kept of "
+                                               "it) first")] = False,
 ) -> None:
     """Seed a realistic store on a simulated clock, sell direct recharges through two simulated
     suppliers (one flaky), and print what it adds up to."""
+    from audit.archive import CheckpointArchive
     from shell.demo import DEMO_REJECT_SCORE, SimClock, run_demo, store_is_empty, summarize
 
     settings = load_settings()
@@ -33,6 +35,7 @@ def demo(
         path = Path(describe_store(settings))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        CheckpointArchive(settings.checkpoint_dir).clear()  # they signed the history just deleted
     clock = SimClock()
     # The demo's risk check: the fraud read model's verdict, armed through the settings.
     settings = settings.model_copy(update={"fraud_reject_score": DEMO_REJECT_SCORE})
