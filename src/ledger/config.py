@@ -6,6 +6,7 @@ a process from one `Settings`."""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
