@@ -112,10 +112,13 @@ class Tokens:
                 return
             try:
                 self._revoked = self.store.revoked()
-                self._write_uses()
             except Exception as error:  # the store is away: keep what was read last, try again later
                 log.warning("could not read revoked tokens (%s); trying again in %s s", type(error).__name__,
                             REFRESH_S)
+            try:
+                self._write_uses()
+            except Exception as error:  # only a convenience for `tokens list`
+                log.warning("could not record tokens' last use (%s)", type(error).__name__)
             self._checked = time.monotonic()
 
     def _write_uses(self) -> None:

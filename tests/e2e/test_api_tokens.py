@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -99,10 +100,33 @@ def test_a_stolen_token_an_admin_revokes_is_refused_by_every_worker(
     assert token_id in listed_by_cli.stdout and stolen not in listed_by_cli.stdout
 
 
-def test_a_revocation_in_one_process_reaches_another_on_the_same_store(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+
+
+def _sql(url: str, *statements: tuple[str, tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Run statements on the store's database the way someone with write access would; the last one's rows."""
+    rows: list[tuple[object, ...]] = []
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            for statement, params in statements:
+                rows = db.execute(statement, params).fetchall()
+        return rows
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement, params in statements:
+            cursor = conn.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
+            rows = cursor.fetchall() if cursor.description else []
+    return rows
+
+
+def test_a_revocation_in_one_process_reaches_another_on_the_same_store(store_url: str, tmp_path: Path) -> None:
     """Two serving processes' services over one store: an env token and a stored one, revoked
     through the first, are refused by the second, which had them cached as valid."""
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    url = store_url
     first, second = open_services(url, tmp_path), open_services(url, tmp_path)
     try:
         _, stored = first.tokens.store.create("storefront")
@@ -176,16 +200,14 @@ def test_a_token_written_into_a_read_model_database_is_not_honoured(tmp_path: Pa
         services.close()
 
 
-def test_tokens_of_the_earlier_table_keep_working(tmp_path: Path) -> None:
+def test_tokens_of_the_earlier_table_keep_working(store_url: str, tmp_path: Path) -> None:
     """A store whose tokens were kept by hash in `api_tokens` beside the events: they move to
     the new table with an id each, and the old table is gone."""
-    path = tmp_path / "ledger.sqlite"
     old = "old-" + uuid.uuid4().hex
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)")
-        db.execute("INSERT INTO api_tokens VALUES (?, 'finance', '2026-01-01T00:00:00Z')",
-                   (hashlib.sha256(old.encode()).hexdigest(),))
-    services = open_services(f"sqlite:///{path}", tmp_path)
+    _sql(store_url, ("CREATE TABLE api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)", ()),
+         ("INSERT INTO api_tokens VALUES (?, 'finance', '2026-01-01T00:00:00Z')",
+          (hashlib.sha256(old.encode()).hexdigest(),)))
+    services = open_services(store_url, tmp_path)
     try:
         with TestClient(create_app(services)) as client:
             assert client.get("/v1/reconciliation", headers=_bearer(old)).status_code == 200
@@ -193,8 +215,9 @@ def test_tokens_of_the_earlier_table_keep_working(tmp_path: Path) -> None:
             assert [t["created_at"] for t in listed if t["source"] == "stored"] == ["2026-01-01T00:00:00Z"]
     finally:
         services.close()
-    with sqlite3.connect(path) as db:
-        assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'api_tokens'").fetchall()
+    assert _sql(store_url, ("SELECT COUNT(*) FROM auth_tokens", ())) == [(1,)]
+    with pytest.raises((sqlite3.OperationalError, psycopg.errors.UndefinedTable)):
+        _sql(store_url, ("SELECT * FROM api_tokens", ()))
 
 
 # ---- env tokens ----
