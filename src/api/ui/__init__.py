@@ -7,12 +7,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import events, finance, overview, risk, session, timeline
+from api.ui import events, finance, overview, risk, session, support, timeline
 from api.ui.auth import COOKIE, LoginRequired, NotAllowed, login_url
 from api.ui.render import HERE, page
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-for module in (session, overview, events, timeline, finance, risk):
+for module in (session, overview, events, timeline, finance, risk, support):
     router.include_router(module.router)
 
 

@@ -1,4 +1,5 @@
-"""Timelines of an order, key, customer, SKU or batch (finance and analyst, as the audit feed),
+"""Timelines of an order, key, customer, SKU or batch (finance and analyst, as the audit feed;
+an order's for support too),
 each event marked covered or not by the last signed checkpoint; and proof bundles of covered
 events (finance, as the proof routes) for an auditor's offline verifier."""
 
@@ -23,6 +24,8 @@ from projections.models.timeline import Timeline
 router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]  # as GET /v1/audit/events
 Finance = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/audit/proofs/*
+# An order's timeline is also support's: the trace of its payments and supplier attempts.
+OrderReader = Annotated[Viewer, Depends(viewer_for("finance", "analyst", "support"))]
 PAGE = 100
 
 _TITLES = {"order": "Order", "key": "Card key", "customer": "Customer", "sku": "SKU", "batch": "Batch"}
@@ -50,7 +53,7 @@ def _payload(data: object) -> str:
 
 
 @router.get("/timeline/order/{order_id}", response_class=HTMLResponse)
-def order_timeline(request: Request, svc: ServicesDep, viewer: Auditor, order_id: UUID) -> HTMLResponse:
+def order_timeline(request: Request, svc: ServicesDep, viewer: OrderReader, order_id: UUID) -> HTMLResponse:
     return _show(request, svc, viewer, "order", str(order_id), timeline.order(svc.reads, order_id))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -234,6 +234,9 @@ def reconcile_supplier(
     fetch: Annotated[bool, typer.Option(help="ask the supplier for its statement (GET /v1/statement)")] = False,
     start: Annotated[datetime | None, typer.Option("--from", help="the period's start (UTC)")] = None,
     end: Annotated[datetime | None, typer.Option("--to", help="the period's end, excluded (UTC)")] = None,
+    apply_reversals: Annotated[bool, typer.Option(
+        help="record each reversal the statement shows and the ledger has not heard of (its callback was "
+             "lost), as the callback would have: the order is refunded or fulfilled again")] = False,
 ) -> None:
     """Hold a supplier's statement against the attempts recorded with it: every charge matches one
     success here with the same amount, every success here one charge; each difference is listed
@@ -268,7 +271,12 @@ def reconcile_supplier(
             lines = read_statement(text, source)
         except StatementError as error:
             raise fail(str(error)) from None
-        found = differences(attempts_with(parts.app, name), lines, (start, end) if start and end else None)
+        period = (start, end) if start and end else None
+        found = differences(attempts_with(parts.app, name), lines, period)
+        if apply_reversals:
+            applied = _apply_reversals(parts.ledger, name, found, attempts_with(parts.app, name))
+            found = differences(attempts_with(parts.app, name), lines, period)
+            out.print(f"{applied} reversal(s) recorded from the statement", markup=False, highlight=False)
     table = Table("difference", "request", "here", "there", "positions", title=f"{name}: {len(lines)} lines")
     for d in found:
         table.add_row(d.kind, d.request_id, d.here, d.there, ", ".join(map(str, d.positions)))
@@ -276,6 +284,23 @@ def reconcile_supplier(
     out.print(f"{len(found)} difference(s)" if found else "no differences", markup=False, highlight=False)
     if found:
         raise typer.Exit(1)
+
+
+def _apply_reversals(ledger: Any, supplier: str, found: list[Any], attempts: dict[str, Any]) -> int:
+    """Each `reversed_there_succeeded_here` recorded as the supplier's callback would have done."""
+    from ledger import commands as c
+    from ledger.domain.ids import fulfilment_id
+
+    applied = 0
+    for difference in found:
+        if difference.kind != "reversed_there_succeeded_here":
+            continue
+        record = attempts[difference.request_id]
+        state = ledger.execute(c.RecordAttempt(
+            ctx=ledger.context("cli"), fulfilment_id=fulfilment_id(record.order_id), attempt_id=record.attempt_id,
+            outcome="reversed", supplier=supplier, reason="reversed_on_statement")).get()
+        applied += int(state.changed)
+    return applied
 
 
 def bench_as_of_command(
