@@ -189,8 +189,7 @@ def create_token(
     """Create a token for ROLE; it is stored hashed and printed only this once (its id on stderr)."""
     with _token_store() as (store, _):
         token_id, token = store.create(role)
-    err.print(f"created {role} token {token_id} (stored hashed; it cannot be shown again):", markup=False,
-              highlight=False)
+    say(f"created {role} token {token_id} (stored hashed; it cannot be shown again):", err)
     out.print(token, markup=False, highlight=False, soft_wrap=True)
 
 
