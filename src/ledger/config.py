@@ -7,6 +7,7 @@ a process from one `Settings`."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -17,6 +18,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATA_DIR = Path("data")
 # Of API tokens. `payments`: a trusted back end that confirms payments (the storefront cannot).
 ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support", "payments")
+
+
+MIN_TOKEN_LENGTH = 32  # of a token in LEDGER_API_TOKENS
+MIN_TOKEN_DISTINCT = 8  # different characters in it at least
+
+
+def token_weakness(token: str) -> str | None:
+    """Why `token` is too weak to be a secret, or None. Random tokens of 32 characters or more
+    (hex, base64, `secrets.token_urlsafe`, a UUID's hex) pass; short ones, repeated characters,
+    few distinct characters, repeated pieces and runs like `abcd...` do not."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"has {len(token)} characters, fewer than {MIN_TOKEN_LENGTH}"
+    if len(set(token)) < MIN_TOKEN_DISTINCT:
+        return f"has only {len(set(token))} different characters (at least {MIN_TOKEN_DISTINCT}): not random"
+    triples = [token[i:i + 3] for i in range(len(token) - 2)]
+    if len(set(triples)) * 4 < len(triples) * 3:
+        return "repeats pieces of itself (a quarter of its 3-character pieces are repeats): not random"
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(token))
+    if steps * 3 > len(token) * 2:
+        return "runs through neighbouring characters (abcd..., 1234...) for two thirds of its length: not random"
+    return None
 
 
 class Settings(BaseSettings):
@@ -49,9 +71,15 @@ class Settings(BaseSettings):
     writer_authkey: str = Field(default="", description="set by `ledger serve`: the writer socket's shared secret")
 
     # ---- api (`ledger serve`) ----
-    api_tokens: str = Field(default="", description="role=token,role=token,...")
+    api_tokens: str = Field(default="", description="role=token,role=token,...; each token at least "
+                            f"{MIN_TOKEN_LENGTH} random-looking characters")
     max_request_bytes: int = Field(default=1_048_576, gt=0, description="larger bodies get 413")
-    rate_limit_per_minute: int = Field(default=0, ge=0, description="per client on orders/redemptions; 0 = off")
+    rate_limit_per_minute: int = Field(
+        default=3000, ge=0, description="requests a minute per token (else per client address) on orders, "
+        "redemptions and suppliers' callbacks, per process; 0 = off")
+    auth_failures_per_minute: int = Field(
+        default=10, ge=0, description="unknown tokens and failed UI sign-ins a minute per client address, per "
+        "process; past it the address gets 429 for any token the process does not already hold valid; 0 = off")
     live_read_max_age_ms: int = Field(
         default=50, ge=0, le=10_000,
         description="a live read (no as_of) may answer from what the read models showed this long ago: "
@@ -130,12 +158,17 @@ class Settings(BaseSettings):
         return keys
 
     def token_roles(self) -> dict[str, str]:
-        """token -> role from LEDGER_API_TOKENS."""
+        """token -> role from LEDGER_API_TOKENS; ValueError naming the variable and the role (never
+        the token) for a malformed entry or a token too short or too regular to be a secret."""
         found: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in self.api_tokens.split(","))):
+        for number, part in enumerate(filter(None, (p.strip() for p in self.api_tokens.split(","))), 1):
             role, _, token = part.partition("=")
             if role not in ROLES or not token:
                 raise ValueError(f"LEDGER_API_TOKENS: {part.split('=')[0]!r} is not role=token with a role in {ROLES}")
+            weakness = token_weakness(token)
+            if weakness:
+                raise ValueError(f"LEDGER_API_TOKENS: the {role} token (entry {number}) {weakness}; "
+                                 "make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
             found[token] = role
         return found
 

@@ -15,6 +15,7 @@ use, so a command that needs only the event store pays only for it:
 - `relay(...)`: the Kafka relay, when LEDGER_KAFKA_BOOTSTRAP is set
 - `audit`, `event_reader()`: the audit tree's tables and a reader of the events as stored
   (neither needs the cipher key)
+- `token_store`: the API tokens' table, in the events' database (`api.token_store`)
 
 This module is the top of the stack: it imports the read models (`projections`); the
 domain and the write path never import it.
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 from ledger.config import Settings
 
 if TYPE_CHECKING:  # each loads when its part is first built: the audit commands never load the ledger
+    from api.token_store import TokenStore
     from audit.rows import EventReader
     from audit.store import AuditStore
     from ledger.application import LedgerApp
@@ -124,6 +126,12 @@ class Components:
 
         return AuditStore(self.settings)
 
+    @cached_property
+    def token_store(self) -> TokenStore:
+        from api.token_store import TokenStore
+
+        return TokenStore(self.settings)
+
     def event_reader(self) -> EventReader:
         """A reader of the events as stored, with a connection of its own: the caller closes it."""
         from audit.rows import EventReader
@@ -139,6 +147,8 @@ class Components:
             self.app.close()
         if "audit" in built:
             self.audit.close()
+        if "token_store" in built:
+            self.token_store.close()
         if "views" in built:
             self.views.close()
 

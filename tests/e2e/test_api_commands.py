@@ -45,7 +45,9 @@ class RecordingClient(TestClient):
 @pytest.fixture(scope="module")
 def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     path: Path = tmp_path_factory.mktemp("api-commands")
-    services = open_services(f"sqlite:///{path / 'ledger.sqlite'}", path)
+    # Every route is tried with an unknown token from one address: no limit on those here
+    # (LEDGER_AUTH_FAILURES_PER_MINUTE has tests of its own, test_api_tokens).
+    services = open_services(f"sqlite:///{path / 'ledger.sqlite'}", path, auth_failures_per_minute=0)
     yield services
     services.close()
 
