@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from projections.engine.registry import PROJECTION_NAMES
 from shell.composition import compose
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 
-TOKENS = {role: f"{role}-token" for role in ROLES}
+TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}  # random: LEDGER_API_TOKENS refuses weak ones
 
 
 def auth(role: str) -> dict[str, str]:

@@ -9,8 +9,9 @@ import threading
 import time
 
 from api.services import Services
-from audit.checkpoint import Signer
-from audit.log import AuditLog
+from audit.archive import CheckpointArchive
+from audit.keys import load_signer
+from audit.log import AuditLog, CheckpointRefused
 from ledger.domain.errors import DomainError
 from ledger.fulfilment.worker import FulfilmentWorker
 from projections.models.reconcile import READ_MODELS, NotAligned, reconcile
@@ -24,10 +25,14 @@ class Background:
         self.settings = settings = services.settings
         self.stop = threading.Event()
         self.runner = services.components.runner(poll_interval=poll_interval)
-        self.signer, generated = Signer.load(settings.signing_key_path)
+        self.signer, generated = load_signer(settings)  # RefusedKey: inside the data directory, or readable by others
         if generated:
-            log.warning("generated a new audit signing key in %s; keep it beside the cipher key",
+            log.warning("generated a new audit signing key in %s; keep it away from the data directory",
                         settings.signing_key_path)
+        if self.signer.public_key not in services.audit_keys():
+            log.warning("LEDGER_AUDIT_PUBLIC_KEYS does not pin this server's signing key (%s): its checkpoints "
+                        "will not show as valid", settings.signing_key_path)
+        self.archive = CheckpointArchive(settings.checkpoint_dir)
         self.audit = AuditLog(services.audit(), services.components.event_reader())
         self.threads = [
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
@@ -102,16 +107,18 @@ class Background:
                 self.stop.wait(1.0)
 
     def _checkpoint(self) -> None:
-        """Sign the tree head at start and every interval; also export it when configured."""
-        every, folder = self.settings.audit_checkpoint_interval_s, self.settings.audit_checkpoint_dir
+        """Sign the tree head at start and every interval, once it is proven to extend the last
+        checkpoint signed (kept in the checkpoint directory); else say why, and sign nothing."""
         while not self.stop.is_set():
             try:
-                signed = self.audit.checkpoint(self.signer)
-                if folder is not None:
-                    signed.write(folder / f"checkpoint-{signed.tree_size:012d}.json")
+                self.audit.checkpoint(self.signer, self.archive, self.services.audit_keys())
+                self.archive.clear_refusal()
+            except CheckpointRefused as refusal:
+                log.error("audit checkpoint refused: %s", refusal)
+                self.archive.refuse(str(refusal))  # /readyz and /metrics of every worker tell
             except Exception as error:
                 log.error("audit checkpoint failed (%s)", type(error).__name__)
-            self.stop.wait(every)
+            self.stop.wait(self.settings.audit_checkpoint_interval_s)
 
     def _as_of_checkpoints(self) -> None:
         """Build the read models' checkpoints as the log grows (`projections.engine.checkpoints`)."""

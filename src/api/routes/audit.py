@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from api.deps import Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.problems import NOT_FOUND
+from api.pseudonyms import Pseudonyms, pseudonymous
 from api.routes.reads import invalid
 from api.services import Services
 from ledger.encoding.event_json import scrub
@@ -65,10 +66,14 @@ def events(
                                             description="comma list such as Order.Placed,Order.Refunded")] = None,
     min_position: MinPosition = None,
 ) -> AuditFeedOut:
-    """The complete history in log order; follow `next_after` until it is null."""
+    """The complete history in log order; follow `next_after` until it is null. An analyst sees
+    customers and accounts by keyed pseudonyms, and no IP addresses, devices or payment references."""
     topics = event_topics(event_type.split(",") if event_type else [])
     head = log_head(svc, min_position)
     items, next_after = feed_page(svc, after, limit, head, topics)
+    if pseudonymous(caller.role):  # analysts: customers by keyed pseudonyms; no IPs, devices, payment references
+        shown = Pseudonyms(svc.ledger.vault)
+        items = [shown.audit_event(item) for item in items]
     return AuditFeedOut(position=head, events=items, next_after=next_after)
 
 

@@ -68,15 +68,15 @@ class Audit:
     tree_size: int
     tree_position: int
     checkpoint: Checkpoint | None
-    signature_valid: bool
+    signature: str  # Checkpoint.key_status under the pinned keys: valid, unpinned-key, bad-signature
     verification: VerificationRecord | None
 
 
 def _audit(svc: Services) -> Audit:
     store = svc.audit()
     size, position = store.head()
-    checkpoint = store.latest_checkpoint()
-    return Audit(size, position, checkpoint, checkpoint is not None and checkpoint.signature_valid(),
+    checkpoint = store.latest_checkpoint()  # the newest row, whoever wrote it: its key is checked
+    return Audit(size, position, checkpoint, "none" if checkpoint is None else checkpoint.key_status(svc.audit_keys()),
                  store.latest_verification())
 
 

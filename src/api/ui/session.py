@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, client_address
+from api.tokens import TooManyFailures
 from api.ui.auth import COOKIE, current_viewer
 from api.ui.render import page
 
@@ -28,9 +29,15 @@ def login_form(request: Request, svc: ServicesDep, next: str = "/ui/") -> HTMLRe
 def login(request: Request, svc: ServicesDep, token: Annotated[str, Form(max_length=500)],
           next: Annotated[str, Form(max_length=2000)] = "/ui/") -> Response:
     token = token.strip()
-    if not token or svc.role_of(token) is None:
+    try:
+        known = bool(token) and svc.tokens.authenticate(token, client_address(request)) is not None
+    except TooManyFailures:
+        return page(request, "login.html", None, status_code=429, next=_safe_next(next),
+                    error="Too many unknown tokens from this address: wait a minute and try again.")
+    if not known:
         return page(request, "login.html", None, status_code=401, next=_safe_next(next),
-                    error="That token is not known: use a token of LEDGER_API_TOKENS or `ledger tokens create`.")
+                    error="That token is not known or was revoked: use a token of LEDGER_API_TOKENS or "
+                    "`ledger tokens create`.")
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/ui",
                         secure=request.url.scheme == "https")

@@ -38,11 +38,12 @@ from ledger.domain.promotions import Coupon
 from ledger.domain.recipients import Recipient
 from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier, SupplierList
-from ledger.domain.supply import Batch, Key
+from ledger.domain.supply import Batch, Key, KeyStatus
 from ledger.encoding.fields import event_data
 from ledger.vault import CodeVault
 
 T = TypeVar("T", bound=LedgerAggregate)
+WITHDRAWN = frozenset({KeyStatus.REVOKED, KeyStatus.VOIDED})  # keys whose codes are never shown again
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,13 @@ class StoreReads:
         return found.order_id if found else None
 
     def order_keys(self, order_id: UUID) -> list[DeliveredKey]:
-        """The codes delivered by an order, unsealed: for the buyer's storefront only."""
+        """The codes delivered by an order, unsealed: for the buyer's storefront only. A key taken
+        back (revoked by a refund, voided by a recall) is left out, its code not even unsealed."""
         order = self.order(order_id)
         keys = []
         for key_id in order.delivered:
             key = self.find(Key, key_id)
-            if key is not None:
+            if key is not None and key.status not in WITHDRAWN:
                 keys.append(DeliveredKey(key.id, self.vault.unseal(key.sealed_code), key.status.value))
         return keys
 
