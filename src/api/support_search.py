@@ -15,10 +15,12 @@ from ledger.domain.orders import Order
 SEARCH_KEYS = ("order_id", "customer_id", "account", "payment_reference", "key")
 
 
-def find_orders(svc: Services, by: str, value: UUID | str, in_clear: bool) -> list[SupportOrder]:
-    """The orders `by` (one of SEARCH_KEYS) names, newest first. `in_clear`: the recipient account
+def find_orders(svc: Services, by: str, value: UUID | str, in_clear: bool, limit: int = 100) -> list[SupportOrder]:
+    """The newest `limit` orders `by` (one of SEARCH_KEYS) names, newest first (only those are
+    loaded: the ids come in the order they were placed). `in_clear`: the recipient account
     unmasked (the support role only)."""
-    orders = [svc.ledger.reads.find(Order, order_id) for order_id in dict.fromkeys(_order_ids(svc, by, value))]
+    ids = list(dict.fromkeys(_order_ids(svc, by, value)))[-limit:]
+    orders = [svc.ledger.reads.find(Order, order_id) for order_id in ids]
     found = sorted((o for o in orders if o is not None), key=lambda o: o.created_on, reverse=True)
     return [_order(svc, o, in_clear) for o in found]
 

@@ -30,21 +30,23 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 
 STOCK = str(stock_id("SKU-0"))
-LISTS = [  # route, role, largest limit
-    ("/v1/audit/events", "finance", 1000),
-    (f"/v1/audit/streams/{STOCK}", "finance", 1000),
-    ("/v1/fraud/alerts", "risk", 1000),
-    ("/v1/ledger/accounts/revenue", "finance", 1000),
-    ("/v1/inventory", "storefront", 1000),
-    ("/v1/products", "storefront", 1000),
+LISTS = [  # route, what it needs besides, role, largest limit
+    ("/v1/audit/events", {}, "finance", 1000),
+    (f"/v1/audit/streams/{STOCK}", {}, "finance", 1000),
+    ("/v1/fraud/alerts", {}, "risk", 1000),
+    ("/v1/ledger/accounts/revenue", {}, "finance", 1000),
+    ("/v1/inventory", {}, "storefront", 1000),
+    ("/v1/products", {}, "storefront", 1000),
+    ("/v1/support/orders", {"customer_id": "alice"}, "support", 1000),
 ]
 
 
-@pytest.mark.parametrize(("path", "role", "largest"), LISTS)
-def test_a_limit_above_the_maximum_is_refused(client: TestClient, path: str, role: str, largest: int) -> None:
-    assert client.get(path, params={"limit": largest}, headers=auth(role)).status_code == 200
+@pytest.mark.parametrize(("path", "needs", "role", "largest"), LISTS)
+def test_a_limit_above_the_maximum_is_refused(client: TestClient, path: str, needs: dict[str, str], role: str,
+                                              largest: int) -> None:
+    assert client.get(path, params={**needs, "limit": largest}, headers=auth(role)).status_code == 200
     for limit in (largest + 1, 10**9, 0):
-        refused = client.get(path, params={"limit": limit}, headers=auth(role))
+        refused = client.get(path, params={**needs, "limit": limit}, headers=auth(role))
         assert refused.status_code == 422, (path, limit, refused.text)
         assert [e["field"] for e in refused.json()["errors"]] == ["query.limit"]
 
@@ -71,6 +73,13 @@ def test_pages_walk_the_whole_list(client: TestClient) -> None:
     assert len(positions) >= 5 and positions == sorted(positions) and whole["next_after"] is None
     assert _walk(client, f"/v1/audit/streams/{STOCK}", "finance", "events", "position") == positions
     assert {e["stream_id"] for e in whole["events"]} == {STOCK}
+
+
+def test_support_finds_the_newest_orders_first(client: TestClient) -> None:
+    every = client.get("/v1/support/orders", params={"customer_id": "alice"}, headers=auth("support")).json()
+    newest = client.get("/v1/support/orders", params={"customer_id": "alice", "limit": 2},
+                        headers=auth("support")).json()
+    assert len(every["orders"]) == 4 and newest["orders"] == every["orders"][:2]
 
 
 def test_an_unknown_stream_is_404(client: TestClient) -> None:

@@ -34,12 +34,14 @@ def search_orders(
     account: Annotated[SearchKey | None, Query(description="a recipient account, found by its keyed hash")] = None,
     payment_reference: Annotated[SearchKey | None, Query()] = None,
     key: Annotated[SearchKey | None, Query(description="a card key's code or its key id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="the newest this many orders")] = 100,
 ) -> SupportOrdersOut:
-    """The orders matching exactly one of the search keys (none: an empty list), newest first, each
+    """The newest `limit` orders matching exactly one of the search keys (none: an empty list), each
     with its status, money, payments, keys, recipient account and every fulfilment attempt. The
     recipient account is in clear for the support role only; any other role sees it masked."""
     by, value = _exactly_one({"order_id": order_id, "customer_id": customer_id, "account": account,
                               "payment_reference": payment_reference, "key": key})
     position = svc.reads.head()
     assert isinstance(value, UUID | str)
-    return SupportOrdersOut(orders=find_orders(svc, by, value, in_clear=caller.role == "support"), position=position)
+    return SupportOrdersOut(orders=find_orders(svc, by, value, in_clear=caller.role == "support", limit=limit),
+                            position=position)
