@@ -162,6 +162,7 @@ class Storefront:
     server: Served
     clients: int = 16
     dropped: int = 0
+    paid: int = 0  # orders whose payment was accepted so far
     statuses: Counter[int] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _local: threading.local = field(default_factory=threading.local)
@@ -202,6 +203,8 @@ class Storefront:
         paid = self.send(f"/v1/orders/{placed['order_id']}/payments", {
             "payment_reference": f"chaos-pay-{n}", "amount": placed["amount_due"], "provider": "psp"}, role="payments")
         assert paid["outcome"] == "accepted", paid
+        with self._lock:
+            self.paid += 1
         return UUID(placed["order_id"])
 
     def buy_all(self, n: int) -> list[UUID]:

@@ -65,7 +65,8 @@ class Simulator:
 
     def assert_no_errors(self) -> None:
         log = self.log.read_text(errors="replace")
-        assert "Traceback" not in log and " ERROR " not in log, log[-4000:]
+        first = min((i for i in (log.find("Traceback"), log.find(" ERROR ")) if i >= 0), default=-1)
+        assert first < 0, log[max(0, first - 1000):first + 3000]  # the first error, with what led to it
 
     def post(self, body: dict[str, Any] | bytes, timeout: float = 10, signature: str | None = None) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()

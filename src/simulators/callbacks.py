@@ -40,7 +40,8 @@ class Callbacks:
             await asyncio.sleep(pause)
             try:
                 answer = await self._client.post(url, content=raw, headers=headers)
-            except httpx.HTTPError as error:
+            except Exception as error:  # httpx's errors, and its transport's when the peer is
+                # killed mid-request (seen: AttributeError from a socket already gone): tried again either way
                 outcome = type(error).__name__
                 continue
             if answer.is_success:
