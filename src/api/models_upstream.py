@@ -206,4 +206,4 @@ class SupportOrdersOut(Positioned):
     orders: list[SupportOrder]
 
 
-SearchKey = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+SearchKey = Text

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, OrderRejected
 
@@ -127,6 +128,18 @@ def domain_problem(error: DomainError) -> JSONResponse:
     return problem(error.status, error.code, type(error).__name__, error.message, **extra)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path. Starlette's own 405 names only the
+    methods of the first route that matched the path, and `GET /v1/products` and `POST
+    /v1/products` are two routes."""
+    return [method for method in METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in request.app.router.routes)]
+
+
 def install(app: FastAPI) -> None:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -144,10 +157,13 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid-input", "InvalidInput", f"{first['field']}: {first['message']}", errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(error.status_code, "http-error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(error.status_code, code, code.replace("-", " ").capitalize(), str(error.detail),
-                       headers=dict(error.headers or {}))
+                       headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
