@@ -128,6 +128,7 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
     app.state.metrics = metrics
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(problems.Unexpected)  # added last: outermost of the app's own middleware
 
     for router in ROUTERS:
         app.include_router(router)

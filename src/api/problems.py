@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, OrderRejected
 
@@ -167,6 +168,37 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-        # Never echo the exception: it could hold a code. The log gets the type only.
-        log.error("unexpected %s while serving a request", type(error).__name__)
-        return problem(500, "internal-error", "Internal error", "the request failed; it is safe to retry")
+        return internal_error(error)  # only for an error outside `Unexpected` (create_app adds it last)
+
+
+def internal_error(error: Exception) -> JSONResponse:
+    # Never echo the exception: it could hold a code. The log gets the type only.
+    log.error("unexpected %s while serving a request", type(error).__name__)
+    return problem(500, "internal-error", "Internal error", "the request failed; it is safe to retry")
+
+
+class Unexpected:
+    """An exception no handler took answers 500 (a problem) here, and goes no further. Starlette's
+    own catch-all answers too, but then re-raises for the server, and uvicorn logs the traceback
+    ("Exception in ASGI application") at the default level."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            answer = internal_error(error)
+            if not started:  # else the client sees the response cut short, and the log one line
+                await answer(scope, receive, send)

@@ -41,11 +41,11 @@ def refused_character(value: str) -> str | None:
 
 def problem(value: str) -> str | None:
     """Why `value` breaks the rule (it must already be NFC), or None when it keeps it."""
-    if not 1 <= len(value) <= MAX_TEXT or value != value.strip():
-        return RULE
     bad = refused_character(value)
     if bad is not None:
         return f"{bad} is a control, zero-width or bidi character; {RULE}"
+    if not 1 <= len(value) <= MAX_TEXT or value != value.strip():
+        return RULE
     if not unicodedata.is_normalized("NFC", value):
         return "must be in Unicode normal form NFC"
     return None

@@ -124,8 +124,11 @@ def serve(
     from api.app import create_app
     from api.background import Background
     from ledger.collector import tune_for_serving
+    from shell import logs
 
     settings = _api_settings()
+    if log_level.lower() not in ("debug", "trace"):
+        logs.quiet_thread_deaths()
     if relay and not settings.kafka_bootstrap:
         raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
     if relay or settings.serve_relay:
@@ -138,7 +141,7 @@ def serve(
             _print_demo_tokens({role: services.create_token(role) for role in ROLES}, host, port)
         if workers == 1:
             config = uvicorn.Config(create_app(services, background=True, tune_collector=True), host=host,
-                                    port=port, log_level=log_level)
+                                    port=port, log_level=log_level, log_config=logs.uvicorn_config(log_level))
             server = _quiet_server(config)
             server.run()  # the app's lifespan stops the runner and the sweeper
             if not server.started:
@@ -150,7 +153,7 @@ def serve(
         tune_for_serving()  # this process runs the writer, the runner and the sweeper
         try:
             uvicorn.run("shell.worker:worker_app", factory=True, host=host, port=port, workers=workers,
-                        log_level=log_level)
+                        log_level=log_level, log_config=logs.uvicorn_config(log_level))
         finally:
             commands.close()
             background.close()

@@ -3,6 +3,7 @@ replay|as-of`: the read models."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from ledger.collector import tune_for_serving
 from projections.engine.sizes import REBUILD_BATCH_SIZE
+from shell import logs
 from shell.cli.common import composed, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
@@ -27,6 +29,7 @@ def run_command(
                              "(LEDGER_KAFKA_*); the group splits the read models among its members")] = False,
 ) -> None:
     """Keep read models up to date until stopped (Ctrl-C / SIGTERM); resumes where it stopped."""
+    logs.configure(logging.WARNING)  # the runner's and the consumer's warnings, one line each
     if from_kafka:
         if names:
             raise fail("--from-kafka builds every read model: the consumer group splits them among its members")
