@@ -16,6 +16,7 @@ from api.background import Background
 from api.metrics import Metrics
 from api.models import ReadyOut
 from api.routes import ROUTERS
+from api.security_headers import SecurityHeaders
 from api.services import Services
 from ledger.collector import tune_for_serving
 from projections.kafka.relay import relay_status
@@ -128,7 +129,8 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
     app.state.metrics = metrics
 
     app.add_middleware(BodyLimit)
-    app.add_middleware(problems.Unexpected)  # added last: outermost of the app's own middleware
+    app.add_middleware(problems.Unexpected)  # outermost of the app's own middleware but the headers
+    app.add_middleware(SecurityHeaders)  # on every answer, a 500 included
 
     for router in ROUTERS:
         app.include_router(router)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
                                      "as_of reads (~2 KB each); events past them are decoded again per read")
     serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
+    ui_secure_cookie: bool = Field(
+        default=True, description="the UI's cookies carry `Secure` (sent over HTTPS only); false only for a UI "
+        "served over plain HTTP, such as a local demo (docs/ui.md)")
 
     # ---- audit ----
     audit_signing_key_file: Path | None = Field(
