@@ -10,9 +10,10 @@ import base64
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -88,6 +89,19 @@ class Settings(BaseSettings):
     kafka_max_message_bytes: int = Field(
         default=1_048_576, ge=1024, description="the largest message the relay sends (the producer's "
         "max_request_size); above Kafka's default, the topic's max.message.bytes must be at least this (docs/kafka.md)")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every Kafka client reaches the brokers: SSL (TLS), SASL_SSL (TLS and "
+        "a user), SASL_PLAINTEXT (a user, no TLS: a trusted network only) or PLAINTEXT (docs/kafka.md)")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA certificates (PEM) the brokers' certificates "
+                                          "are checked against; empty: the system's")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="a client certificate (PEM), for brokers "
+                                            "that authenticate clients by TLS; with LEDGER_KAFKA_SSL_KEYFILE")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="the client certificate's private key (PEM)")
+    kafka_ssl_check_hostname: bool = Field(default=True, description="the broker's certificate must name its host")
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="", description="SASL mechanism with a SASL_* protocol")
+    kafka_sasl_username: str = Field(default="", description="the SASL user")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="the SASL user's password; never logged")
 
     # ---- upstream fulfilment (direct recharge, platform grants) ----
     fulfilment_deadline_s: int = Field(default=900, gt=0, description="how long after payment an upstream "

@@ -132,6 +132,12 @@ def serve(
     if relay and not settings.kafka_bootstrap:
         raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
     if relay or settings.serve_relay:
+        from projections.kafka.connection import require_bootstrap
+
+        try:
+            require_bootstrap(settings)  # TLS and SASL settings too, before the store is opened
+        except ValueError as error:
+            raise fail(str(error)) from None
         require_kafka()
     settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
                                            "serve_projections": projections and settings.serve_projections})

@@ -19,7 +19,7 @@ def relay_command(
     """Publish every event of the log to Kafka (LEDGER_KAFKA_BOOTSTRAP) in log order, at least once;
     resumes from the last position the broker acknowledged. Ctrl-C / SIGTERM stop it."""
     logs.configure(logging.WARNING, "%(asctime)s %(levelname)s %(message)s")
-    from projections.kafka.relay import require_bootstrap
+    from projections.kafka.connection import require_bootstrap
     from shell.composition import compose
 
     settings = load_settings()

@@ -49,7 +49,7 @@ def run_command(
 
 
 def _run_from_kafka(batch_size: int) -> None:
-    from projections.kafka.relay import require_bootstrap
+    from projections.kafka.connection import require_bootstrap
     from shell.composition import compose
 
     settings = load_settings()
