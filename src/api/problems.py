@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.middleware import HttpMiddleware
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, OrderRejected
 
 log = logging.getLogger(__name__)
@@ -177,18 +178,12 @@ def internal_error(error: Exception) -> JSONResponse:
     return problem(500, "internal-error", "Internal error", "the request failed; it is safe to retry")
 
 
-class Unexpected:
+class Unexpected(HttpMiddleware):
     """An exception no handler took answers 500 (a problem) here, and goes no further. Starlette's
     own catch-all answers too, but then re-raises for the server, and uvicorn logs the traceback
     ("Exception in ASGI application") at the default level."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracked(message: Message) -> None:

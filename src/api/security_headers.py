@@ -10,7 +10,9 @@ UI's only."""
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from api.middleware import HttpMiddleware
 
 UI_PREFIX = "/ui"
 CONTENT_SECURITY_POLICY = (
@@ -25,14 +27,8 @@ ON_THE_UI = {
 }
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeaders(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         extra = {**EVERYWHERE, **(ON_THE_UI if path == UI_PREFIX or path.startswith(UI_PREFIX + "/") else {})}
 

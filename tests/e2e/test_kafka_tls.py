@@ -24,7 +24,7 @@ from ledger.service.ledger import open_ledger
 from projections.kafka.connection import connection
 from projections.kafka.relay import Relay, events_topic
 from tests.helpers import buy, stocked_product
-from tests.kafka_broker import Broker, _free_port
+from tests.kafka_broker import Broker, _free_port, running
 from tests.kafka_helpers import kafka_settings
 
 
@@ -123,12 +123,8 @@ class TlsBroker(Broker):
 
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
-    broker = TlsBroker(tmp_path)
-    broker.start()
-    try:
+    with running(TlsBroker(tmp_path)) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def test_the_relay_and_a_consumer_speak_tls_to_a_broker_that_only_speaks_tls(tls_broker: TlsBroker,
