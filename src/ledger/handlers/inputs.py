@@ -17,7 +17,7 @@ def sku(value: str, field: str = "sku") -> str:
     return value
 
 
-def text(value: str | None, field: str, *, required: bool = True) -> str:
+def text(value: str | None, field: str, *, required: bool = True, normal_form: bool = True) -> str:
     """Free text, as `ledger.domain.text` says: no control, zero-width or bidi characters, and
     already NFC (the API normalises what clients send; a caller of the ledger itself must too),
     so that one customer, channel or reference is never two."""
@@ -27,7 +27,7 @@ def text(value: str | None, field: str, *, required: bool = True) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidInput(field, text_rule.RULE)
-    problem = text_rule.problem(value)
+    problem = text_rule.problem(value, normal_form=normal_form)
     if problem is not None:
         raise InvalidInput(field, problem)
     return value
