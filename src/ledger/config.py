@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         default="", description="SASL mechanism with a SASL_* protocol")
     kafka_sasl_username: str = Field(default="", description="the SASL user")
     kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="the SASL user's password; never logged")
+    kafka_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) the relay signs every message with; empty: unsigned")
+    kafka_verify_key_file: Path | None = Field(
+        default=None, description="the relay's Ed25519 public key (PEM): `project run --from-kafka` then refuses every "
+        "message without a valid signature; empty: every message is taken")
 
     # ---- upstream fulfilment (direct recharge, platform grants) ----
     fulfilment_deadline_s: int = Field(default=900, gt=0, description="how long after payment an upstream "

@@ -27,6 +27,7 @@ from ledger.helper_processes import helper_pool
 from ledger.storage import event_log
 from ledger.storage.positions import events_through
 from projections.kafka.connection import connection
+from projections.kafka.signing import MessageSigner
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.max_in_flight_batches = max_in_flight_batches
         self.source = settings.kafka_source.encode()
+        self.signer = MessageSigner.from_settings(settings, self.topic)  # None: unsigned messages
         self.store = RelayPosition(app, self.topic)
         self.position = self.store.position()  # acknowledged and recorded
         self._sent = self.position  # handed to the producer
@@ -352,6 +354,8 @@ class Relay:
         self._read_ahead()
         from kafka.errors import MessageSizeTooLargeError
 
+        if self.signer is not None:
+            messages = [(key, value, self.signer.signed(key, value, headers)) for key, value, headers in messages]
         producer, futures = self._producer, []
         for key, value, headers in messages:
             try:

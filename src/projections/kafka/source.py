@@ -53,6 +53,7 @@ from projections.kafka.relay import (
     ensure_topic,
     events_topic,
 )
+from projections.kafka.signing import MessageVerifier
 from projections.models.facts import Facts
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class LaneWorker:
         self.store = store
         self.lane = lane
         self.batch_size = batch_size
+        self.topic = events_topic(settings)
+        self.verifier = MessageVerifier.from_settings(settings)  # None: every message is taken
         self.projections = lane_projections(store, lane)
         with store.transaction() as cursor:
             store.execute(cursor, LANES_DDL)
@@ -165,6 +168,12 @@ class LaneWorker:
         """Read what the broker has, apply the events that continue the log; return how many."""
         for tp, records in self.consumer.poll(timeout_ms=timeout_ms, max_records=self.batch_size).items():
             for record in records:
+                if self.verifier is not None:
+                    refused = self.verifier.problem(self.topic, record.key, record.value, record.headers)
+                    if refused is not None:  # before it can stand in for the genuine event at its place
+                        log.warning("lane %s: refused the message at partition %d offset %d: %s", self.lane,
+                                    tp.partition, record.offset, refused)
+                        continue
                 headers = dict(record.headers)
                 position = int(headers[POSITION])
                 if position > self.position:  # a re-delivery of what is applied already is dropped here

@@ -133,9 +133,12 @@ def serve(
         raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
     if relay or settings.serve_relay:
         from projections.kafka.connection import require_bootstrap
+        from projections.kafka.relay import events_topic
+        from projections.kafka.signing import MessageSigner
 
         try:
             require_bootstrap(settings)  # TLS and SASL settings too, before the store is opened
+            MessageSigner.from_settings(settings, events_topic(settings))
         except ValueError as error:
             raise fail(str(error)) from None
         require_kafka()

@@ -58,6 +58,12 @@ def _run_from_kafka(batch_size: int) -> None:
     except ValueError as error:
         raise fail(str(error)) from None
     require_kafka()
+    from projections.kafka.signing import MessageVerifier
+
+    try:
+        MessageVerifier.from_settings(settings)  # a key that cannot be read stops it here, not in a lane
+    except ValueError as error:
+        raise fail(str(error)) from None
     from kafka.errors import KafkaError
 
     from projections.kafka.source import KafkaViews
