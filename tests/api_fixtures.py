@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from projections.engine.registry import PROJECTION_NAMES
 from shell.composition import compose
 from tests.conftest import TEST_CIPHER_KEY, FakeClock
 
-TOKENS = {role: f"{role}-token" for role in ROLES}
+TOKENS = {role: f"{role}-{uuid.uuid4().hex}" for role in ROLES}  # random: LEDGER_API_TOKENS refuses weak ones
 
 
 def auth(role: str) -> dict[str, str]:

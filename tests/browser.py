@@ -88,7 +88,7 @@ def _probe(served: Served, api: httpx.Client) -> UiSite:
     batch = api_post(api, "admin", f"/v1/products/{PROBE_SKU}/batches",
                      {"supplier": "ui-probe", "unit_cost": "5.00", "codes": probe_codes})
     order = api_post(api, "storefront", "/v1/orders", {"customer_id": "ui-probe", "sku": PROBE_SKU, "quantity": 1})
-    paid = api_post(api, "storefront", f"/v1/orders/{order['order_id']}/payments",
+    paid = api_post(api, "payments", f"/v1/orders/{order['order_id']}/payments",
                     {"payment_reference": "ui-probe-1", "amount": order["amount_due"], "provider": "cardpay"})
     assert paid["key_ids"], paid
     shown = {k["code"] for k in api_get(api, "storefront", f"/v1/orders/{order['order_id']}/keys")["keys"]}

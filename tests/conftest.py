@@ -22,6 +22,25 @@ PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127
 TEST_CIPHER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # base64 of 32 fixed bytes
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The checkpoint signing key lives outside any data directory (audit.keys): one for the
+    session, in a folder of its own, for every store, server and CLI the tests start (they
+    inherit the environment). XDG_CONFIG_HOME too, so that a test clearing LEDGER_* never
+    writes the real ~/.config/ledger."""
+    folder = tmp_path_factory.mktemp("audit-keys")
+    folder.chmod(0o700)
+    saved = {name: os.environ.get(name) for name in ("LEDGER_AUDIT_SIGNING_KEY_FILE", "XDG_CONFIG_HOME")}
+    os.environ["LEDGER_AUDIT_SIGNING_KEY_FILE"] = str(folder / "audit-signing.key")
+    os.environ["XDG_CONFIG_HOME"] = str(folder / "config")
+    yield folder / "audit-signing.key"
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @dataclass
 class FakeClock:
     now: datetime = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

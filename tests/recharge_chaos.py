@@ -92,6 +92,7 @@ class World:
     server: Served
     tmp_path: Path
     orders: int  # what the suppliers' floats are sized for
+    specs: tuple[SupplierSpec, ...] = SUPPLIERS
 
     def ledger(self) -> Ledger:
         """A ledger over the same store (closed by the caller): to read it, or, with the server
@@ -100,14 +101,15 @@ class World:
 
 
 @contextmanager
-def world(pg_url: str, tmp_path: Path, orders: int, *, poll_s: float = 0.05) -> Iterator[World]:
+def world(pg_url: str, tmp_path: Path, orders: int, *, poll_s: float = 0.05,
+          specs: tuple[SupplierSpec, ...] = SUPPLIERS) -> Iterator[World]:
     sims: dict[str, Simulator] = {}
     server: Served | None = None
     try:
-        for n, spec in enumerate(SUPPLIERS):
+        for n, spec in enumerate(specs):
             sims[spec.name] = Simulator(tmp_path / f"sim-{spec.name}.log", "--seed", str(11 + n), *spec.options).start()
         settings = Settings(database_url=pg_url, cipher_key=TEST_CIPHER_KEY, data_dir=tmp_path)
-        set_up_store(settings, sims, orders)
+        set_up_store(settings, sims, orders, specs)
         env = serve_env(pg_url, tmp_path, pool_size=8)
         env.update({
             # The code under test, whatever the environment installed.
@@ -121,7 +123,7 @@ def world(pg_url: str, tmp_path: Path, orders: int, *, poll_s: float = 0.05) -> 
         # The suppliers call back: a reversal of a completed recharge reaches the ledger only so.
         env["LEDGER_PUBLIC_URL"] = server.base_url
         server.start()
-        yield World(settings, sims, server, tmp_path, orders)
+        yield World(settings, sims, server, tmp_path, orders, specs)
     finally:
         if server is not None:
             server.stop()
@@ -129,14 +131,15 @@ def world(pg_url: str, tmp_path: Path, orders: int, *, poll_s: float = 0.05) -> 
             sim.kill()
 
 
-def set_up_store(settings: Settings, sims: dict[str, Simulator], orders: int) -> None:
+def set_up_store(settings: Settings, sims: dict[str, Simulator], orders: int,
+                 specs: tuple[SupplierSpec, ...] = SUPPLIERS) -> None:
     ledger = open_ledger(settings)
     try:
         ctx = ledger.context("admin")
         ledger.execute(c.DefineProduct(ctx=ctx, sku=SKU, name="Top-up 10", kind="direct_recharge",
                                        face_value=str(FACE), currency="USD", price=str(PRICE),
                                        fulfilment_deadline_s=3600)).get()
-        for spec in SUPPLIERS:
+        for spec in specs:
             ledger.execute(c.SetSupplier(ctx=ctx, name=spec.name, base_url=sims[spec.name].url, secret=SECRET,
                                          currency="USD", timeout_ms=TIMEOUT_MS,
                                          concurrency=spec.concurrency)).get()
@@ -170,8 +173,9 @@ class Storefront:
                                                        headers=auth("storefront"))
         return client
 
-    def send(self, path: str, body: dict[str, Any], deadline_s: float = 180) -> dict[str, Any]:
-        headers = {"Idempotency-Key": uuid.uuid4().hex}
+    def send(self, path: str, body: dict[str, Any], deadline_s: float = 180,
+             role: str = "storefront") -> dict[str, Any]:
+        headers = {**auth(role), "Idempotency-Key": uuid.uuid4().hex}
         deadline = time.monotonic() + deadline_s
         while True:
             assert time.monotonic() < deadline, f"{path} never answered"
@@ -196,7 +200,7 @@ class Storefront:
                                           "recipient_account": account_of(n)})
         assert placed["status"] == "reserved" and placed["amount_due"] == str(PRICE), placed
         paid = self.send(f"/v1/orders/{placed['order_id']}/payments", {
-            "payment_reference": f"chaos-pay-{n}", "amount": placed["amount_due"], "provider": "psp"})
+            "payment_reference": f"chaos-pay-{n}", "amount": placed["amount_due"], "provider": "psp"}, role="payments")
         assert paid["outcome"] == "accepted", paid
         return UUID(placed["order_id"])
 
@@ -381,7 +385,7 @@ def check_orders(world: World, ledger: Ledger, orders: list[UUID], figures: Figu
 def check_floats(world: World, ledger: Ledger) -> None:
     """Each supplier's float: funded, less what it charged for successes that stand, nothing held."""
     records = charges(world)
-    for spec in SUPPLIERS:
+    for spec in world.specs:
         supplier = ledger.reads.find(Supplier, supplier_id(spec.name))
         assert supplier is not None
         charged = sum((Decimal(ch["charged"]) for name, ch in records.values()

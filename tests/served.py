@@ -24,7 +24,9 @@ def auth(role: str) -> dict[str, str]:
 
 
 def serve_env(pg_url: str, data_dir: Path, pool_size: int) -> dict[str, str]:
-    """The environment of a `ledger serve` on a test database, with `TOKENS`."""
+    """The environment of a `ledger serve` on a test database, with `TOKENS`. The per-token rate
+    limit is off: these servers take a storefront's whole load from one token (the limit has its
+    own tests)."""
     from tests.conftest import TEST_CIPHER_KEY
 
     return {
@@ -34,6 +36,7 @@ def serve_env(pg_url: str, data_dir: Path, pool_size: int) -> dict[str, str]:
         "LEDGER_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
         "LEDGER_DATA_DIR": str(data_dir),
         "LEDGER_POSTGRES_POOL_SIZE": str(pool_size),
+        "LEDGER_RATE_LIMIT_PER_MINUTE": "0",
     }
 
 

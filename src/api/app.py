@@ -19,6 +19,7 @@ from api.models import ReadyOut
 from api.routes import ROUTERS
 from api.security_headers import SecurityHeaders
 from api.services import Services
+from audit.archive import CheckpointArchive
 from ledger.collector import tune_for_serving
 from projections.kafka.relay import relay_status
 
@@ -104,7 +105,6 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
         app.state.breakers = worker.fulfilment.breakers if worker and worker.fulfilment else None
         if worker:
             worker.start()
-        svc.warm_history()
         if tune_collector:
             tune_for_serving()
         try:
@@ -145,6 +145,9 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
             return JSONResponse({"ready": False, "reason": type(error).__name__}, status_code=503)
         ready = lag.events <= svc.settings.ready_max_lag_events
         body: dict[str, object] = {"ready": ready, "head": lag.head, "lag_events": lag.events}
+        refused = CheckpointArchive(svc.settings.checkpoint_dir).refusal()
+        if refused is not None:  # reported, not gating: else whoever can write the database could stop the shop
+            body["audit_checkpoint_refused"] = refused
         relay = relay_status(svc.ledger.app, svc.settings)
         if relay is not None:  # reported, not gating: a Kafka outage does not take the API out of service
             body["relay"] = {"position": relay.position, "lag_events": relay.lag_events, "error": relay.error,

@@ -1,16 +1,20 @@
 """The projection runner, the reservation sweeper, the fulfilment worker, the audit log's
-follower and checkpoints (and the Kafka relay, when asked): one of each per deployment."""
+follower and checkpoints, the read models' checkpoints for point-in-time reads, the
+reconciliation job (and the Kafka relay, when asked): one of each per deployment."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from api.services import Services
-from audit.checkpoint import Signer
-from audit.log import AuditLog
+from audit.archive import CheckpointArchive
+from audit.keys import load_signer
+from audit.log import AuditLog, CheckpointRefused
 from ledger.domain.errors import DomainError
 from ledger.fulfilment.worker import FulfilmentWorker
+from projections.models.reconcile import READ_MODELS, NotAligned, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +25,14 @@ class Background:
         self.settings = settings = services.settings
         self.stop = threading.Event()
         self.runner = services.components.runner(poll_interval=poll_interval)
-        self.signer, generated = Signer.load(settings.signing_key_path)
+        self.signer, generated = load_signer(settings)  # RefusedKey: inside the data directory, or readable by others
         if generated:
-            log.warning("generated a new audit signing key in %s; keep it beside the cipher key",
+            log.warning("generated a new audit signing key in %s; keep it away from the data directory",
                         settings.signing_key_path)
+        if self.signer.public_key not in services.audit_keys():
+            log.warning("LEDGER_AUDIT_PUBLIC_KEYS does not pin this server's signing key (%s): its checkpoints "
+                        "will not show as valid", settings.signing_key_path)
+        self.archive = CheckpointArchive(settings.checkpoint_dir)
         self.audit = AuditLog(services.audit(), services.components.event_reader())
         self.threads = [
             threading.Thread(target=self._sweep, name="ledger-sweeper", daemon=True),
@@ -38,6 +46,9 @@ class Background:
         if self.fulfilment is not None:
             self.fulfilment.follow(services.ledger.writer)
             self.threads.append(threading.Thread(target=self._fulfil, name="ledger-fulfilment", daemon=True))
+        self.threads.append(threading.Thread(target=self._as_of_checkpoints, name="ledger-as-of", daemon=True))
+        if settings.reconcile_interval_s > 0:
+            self.threads.append(threading.Thread(target=self._reconcile, name="ledger-reconcile", daemon=True))
         if settings.audit_checkpoint_interval_s > 0:
             self.threads.append(threading.Thread(target=self._checkpoint, name="ledger-checkpoints", daemon=True))
 
@@ -96,13 +107,44 @@ class Background:
                 self.stop.wait(1.0)
 
     def _checkpoint(self) -> None:
-        """Sign the tree head at start and every interval; also export it when configured."""
-        every, folder = self.settings.audit_checkpoint_interval_s, self.settings.audit_checkpoint_dir
+        """Sign the tree head at start and every interval, once it is proven to extend the last
+        checkpoint signed (kept in the checkpoint directory); else say why, and sign nothing."""
         while not self.stop.is_set():
             try:
-                signed = self.audit.checkpoint(self.signer)
-                if folder is not None:
-                    signed.write(folder / f"checkpoint-{signed.tree_size:012d}.json")
+                self.audit.checkpoint(self.signer, self.archive, self.services.audit_keys())
+                self.archive.clear_refusal()
+            except CheckpointRefused as refusal:
+                log.error("audit checkpoint refused: %s", refusal)
+                self.archive.refuse(str(refusal))  # /readyz and /metrics of every worker tell
             except Exception as error:
                 log.error("audit checkpoint failed (%s)", type(error).__name__)
-            self.stop.wait(every)
+            self.stop.wait(self.settings.audit_checkpoint_interval_s)
+
+    def _as_of_checkpoints(self) -> None:
+        """Build the read models' checkpoints as the log grows (`projections.engine.checkpoints`)."""
+        while not self.stop.is_set():
+            try:
+                self.services.checkpoints.build(stop=self.stop)
+            except Exception as error:  # supervise: tried again at the next tick
+                log.error("as_of checkpoints failed (%s)", type(error).__name__)
+            self.stop.wait(1.0)
+
+    def _reconcile(self) -> None:
+        """Reconcile at the read models' position whenever they moved and LEDGER_RECONCILE_INTERVAL_S
+        has passed since the last run, and store the result with its position. The first run waits
+        for the read models to reach the log's head as it was when the job started."""
+        svc, every = self.services, self.settings.reconcile_interval_s
+        last_run, start = -float("inf"), svc.reads.head()
+        while not self.stop.is_set():
+            try:
+                reached = svc.reads.position(READ_MODELS)
+                due = reached >= start and time.monotonic() - last_run >= every
+                if due and reached != svc.reconciliations.position():
+                    svc.reconciliations.save(reconcile(svc.history, svc))
+                    last_run = time.monotonic()
+            except NotAligned:
+                pass  # a rebuild is being swapped in: the next tick
+            except Exception as error:  # supervise: tried again at the next tick
+                log.error("reconciliation failed (%s)", type(error).__name__)
+                last_run = time.monotonic()
+            self.stop.wait(min(every, 1.0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -15,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import domain_problem, invalid
-from api.services import Services, token_hash
+from api.services import Services
+from api.tokens import Identity, TooManyFailures
 from ledger.domain.context import Context
 from ledger.writer.outcomes import Done, Idempotency, IdempotencyKeyReused
 
@@ -25,7 +25,7 @@ R = TypeVar("R")
 @dataclass(frozen=True)
 class Caller:
     role: str
-    token_id: str  # a short hash: recorded as the actor, never the token itself
+    token_id: str  # the token's id (api.tokens): recorded as the actor, never the token nor a hash of it
 
     def context(self, services: Services, request: Request) -> Context:
         correlation = request.headers.get("x-correlation-id", "")[:100]
@@ -45,7 +45,36 @@ async def services(request: Request) -> Services:
 
 ServicesDep = Annotated[Services, Depends(services)]
 # Declares the scheme in the OpenAPI document; `require` reads and checks the header itself.
-bearer = HTTPBearer(auto_error=False, description="a token of LEDGER_API_TOKENS; its role decides the routes")
+bearer = HTTPBearer(auto_error=False, description="a token of LEDGER_API_TOKENS or `ledger tokens create`; "
+                    "its role decides the routes")
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer` header (the scheme in any case), or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def too_many_failures(svc: Services) -> HTTPException:
+    return HTTPException(429, f"more than {svc.settings.auth_failures_per_minute} unknown tokens a minute from "
+                         "this address (LEDGER_AUTH_FAILURES_PER_MINUTE)", headers={"Retry-After": "60"})
+
+
+async def identify(request: Request, svc: Services, token: str) -> Identity | None:
+    """The token's identity: at once if this process holds it valid, else looked up (a query,
+    in the thread pool). 429 when the client's address sent too many unknown tokens."""
+    identity = svc.tokens.known(token)
+    if identity is None:
+        try:
+            identity = await run_in_threadpool(svc.tokens.authenticate, token, client_address(request))
+        except TooManyFailures:
+            raise too_many_failures(svc) from None
+    return identity
 
 
 def permits(role: str, roles: Iterable[str]) -> bool:
@@ -54,21 +83,20 @@ def permits(role: str, roles: Iterable[str]) -> bool:
 
 
 def require(*roles: str) -> Callable[..., Awaitable[Caller]]:
-    """A dependency that lets only `roles` (and admin) through: 401 without a token, 403 with the wrong one."""
+    """A dependency that lets only `roles` (and admin) through: 401 without a token or with an
+    unknown or revoked one, 403 with the wrong one, 429 after too many unknown ones from an address."""
 
     async def check(request: Request, svc: ServicesDep,
                     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> Caller:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request)
+        if token is None:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        token = token.strip()
-        role = svc.known_role(token) or await run_in_threadpool(svc.role_of, token)  # a stored token: a query
-        if role is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        if not permits(role, roles):
-            raise HTTPException(403, f"role {role} may not call this route")
-        return Caller(role, token_hash(token)[:12])
+        identity = await identify(request, svc, token)
+        if identity is None:
+            raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        if not permits(identity.role, roles):
+            raise HTTPException(403, f"role {identity.role} may not call this route")
+        return Caller(identity.role, identity.token_id)
 
     return check
 
@@ -134,30 +162,15 @@ def respond(done: Done[R], render: Callable[[R], Response]) -> Response:
     return response
 
 
-class RateLimiter:
-    """A fixed one-minute window per caller (token, else client address), per process."""
-
-    def __init__(self) -> None:
-        self.windows: dict[str, tuple[int, int]] = {}
-
-    def allow(self, client: str, per_minute: int) -> bool:
-        minute = int(time.time() // 60)
-        window, count = self.windows.get(client, (minute, 0))
-        if window != minute:
-            window, count = minute, 0
-        self.windows[client] = (window, count + 1)
-        if len(self.windows) > 100_000:
-            self.windows = {k: v for k, v in self.windows.items() if v[0] == minute}
-        return count < per_minute
-
-
-_limiter = RateLimiter()
-
-
 async def rate_limited(request: Request, svc: ServicesDep) -> None:
+    """At most LEDGER_RATE_LIMIT_PER_MINUTE requests a minute per token (by its id: however the
+    header is written), or per client address for a token this process has not found valid yet
+    (no look-up here: `require` looks the token up and counts it if it is unknown); per process."""
     per_minute = svc.settings.rate_limit_per_minute
     if not per_minute:
         return
-    client = request.headers.get("authorization") or (request.client.host if request.client else "unknown")
-    if not _limiter.allow(hashlib.sha256(client.encode()).hexdigest(), per_minute):
+    token = bearer_token(request)
+    identity = svc.tokens.held(token) if token else None
+    key = f"token:{identity.token_id}" if identity else f"address:{client_address(request)}"
+    if not svc.requests.allow(key, per_minute):
         raise HTTPException(429, f"more than {per_minute} requests a minute", headers={"Retry-After": "60"})

@@ -10,6 +10,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.services import Services
+from audit.archive import CheckpointArchive
 from projections.engine.registry import PROJECTION_NAMES
 from projections.kafka.relay import relay_status
 
@@ -67,6 +68,9 @@ class Metrics:
                                  registry=self.registry)
         self.relay_up = Gauge("ledger_relay_up", "0 while the Kafka relay reports an outage, else 1",
                               registry=self.registry)
+        self.audit_refused = Gauge("ledger_audit_checkpoint_refused", "1 while the signer refuses to sign the "
+                                   "audit tree (it does not extend the last checkpoint signed; see the log), else 0",
+                                   registry=self.registry)
 
     def install(self, app: FastAPI) -> None:
         app.add_middleware(Measured, metrics=self)
@@ -81,4 +85,5 @@ class Metrics:
             self.relay_position.set(relay.position)
             self.relay_lag.set(relay.lag_events)
             self.relay_up.set(0 if relay.error else 1)
+        self.audit_refused.set(CheckpointArchive(services.settings.checkpoint_dir).refusal() is not None)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

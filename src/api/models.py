@@ -23,6 +23,7 @@ from pydantic import (
 
 from ledger.domain import text as text_rule
 from ledger.domain.money import amount_text, format_amount
+from ledger.results import PaymentResult
 
 MONEY_SCHEMA = {
     "type": "string", "pattern": r"^-?\d+(\.\d{2,3})?$", "examples": ["30.00", "2635.20"],
@@ -102,6 +103,9 @@ class ReadyOut(BaseModel):
     lag_events: int | None = None
     reason: str | None = Field(default=None, description="why the store could not be read")
     relay: RelayOut | None = Field(default=None, description="reported when a relay is configured; never gating")
+    audit_checkpoint_refused: str | None = Field(
+        default=None, description="why the server refuses to sign the audit tree (it does not extend the last "
+        "checkpoint signed: history rewritten or removed); reported while it lasts, never gating (docs/audit.md)")
 
 
 class Positioned(BaseModel):
@@ -178,6 +182,12 @@ class PaymentOut(Positioned):
     key_ids: list[UUID]
     reason: str
     replayed: bool
+
+    @classmethod
+    def of(cls, result: PaymentResult) -> PaymentOut:
+        return cls(order_id=result.order_id, payment_reference=result.payment_reference,
+                   outcome=payment_outcome(result.outcome), amount=result.amount, key_ids=result.key_ids,
+                   reason=result.reason, replayed=result.replayed, position=result.position)
 
 
 class TimelineEvent(BaseModel):

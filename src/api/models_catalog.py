@@ -84,6 +84,7 @@ class ProductOut(ProductFields, Positioned):
 
 class ProductsOut(Positioned):
     products: list[ProductFields]
+    next_after: str | None = Field(default=None, description="pass as `after` for the next page; null on the last page")
 
 
 # ---- batches ----

@@ -42,6 +42,7 @@ class SkuStock(StockCounts):
 
 class InventoryOut(Positioned):
     items: list[SkuStock]
+    next_after: str | None = Field(default=None, description="pass as `after` for the next page; null on the last page")
 
 
 class SkuInventoryOut(Positioned, SkuStock):
@@ -171,6 +172,7 @@ class AuditFeedOut(Positioned):
 class AuditStreamOut(Positioned):
     stream_id: str
     events: list[AuditEvent]
+    next_after: int | None = Field(description="pass as `after` for the next page; null on the last page")
 
 
 # ---- projections ----
@@ -199,6 +201,7 @@ class ReconciliationException(BaseModel):
 
 
 class ReconciliationOut(Positioned):
+    computed_at: datetime = Field(description="when the background job computed it, at `position`")
     clean: bool
     examined: dict[str, str] = Field(description="per check, what it looked at")
     totals: list[ReconciliationTotal]

@@ -166,6 +166,7 @@ class AttemptTrace(Priced):
     cost: Money = Field(description="the offer's cost it was sent at")
     status: str = Field(description="submitted, succeeded, failed or reversed")
     unknown: bool = Field(description="an answer was lost at least once (timeout, broken connection, garbage)")
+    lost_answer: str | None = Field(default=None, description="how its answer was first lost, when it was")
     reason: str | None
     supplier_ref: str | None
     charged: Money | None

@@ -66,13 +66,14 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
 _STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("the body could not be read (e.g. not UTF-8)", {}),
-    401: ("no bearer token, or an unknown one", {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    401: ("no bearer token, or an unknown or revoked one", {"WWW-Authenticate": {"schema": {"type": "string"}}}),
     403: ("the token's role may not call this route", {}),
     404: ("what the request names does not exist", {}),
     409: ("a rule of the ledger refused the command, or the Idempotency-Key was used with another request", {}),
     413: ("the body is larger than LEDGER_MAX_REQUEST_BYTES", {}),
     422: ("invalid input; `errors` names every bad field (or line)", {}),
-    429: ("more requests a minute than LEDGER_RATE_LIMIT_PER_MINUTE", _RETRY_AFTER),
+    429: ("more requests a minute than LEDGER_RATE_LIMIT_PER_MINUTE, or more unknown tokens from the address "
+          "than LEDGER_AUTH_FAILURES_PER_MINUTE", _RETRY_AFTER),
     503: ("not yet: contention, or the read models have not reached `min_position` in time", _RETRY_AFTER),
 }
 

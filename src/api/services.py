@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from api.fresh import FreshAnswers
+from api.limits import Windows
+from api.token_store import TokenStore
+from api.tokens import Tokens, env_token_ids
+from audit.keys import pinned_keys
 from audit.rows import EventReader
 from audit.store import AuditStore
 from ledger.config import Settings
 from ledger.service.ledger import Ledger
+from ledger.storage import positions
 from projections.engine.as_of import History
 from projections.engine.base import Projection
+from projections.engine.checkpoints import Checkpoints
 from projections.engine.read_side import ReadSide
 from projections.engine.registry import build_projections
 from projections.engine.runner import Runner
 from projections.engine.store import ViewStore
 from projections.kafka.relay import Relay
 from projections.models.reconcile import FOLDS
+from projections.models.reconcile_store import ReconciliationStore
 
 log = logging.getLogger(__name__)
-TOKENS_DDL = "CREATE TABLE IF NOT EXISTS api_tokens (token_hash TEXT PRIMARY KEY, role TEXT NOT NULL, created_at TEXT)"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
 
 class Parts(Protocol):
     """What the API is built over, made by the composition root (`shell.composition.Components`)."""
@@ -38,11 +36,15 @@ class Parts(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
+    def master_key(self) -> str: ...
+    @property
     def ledger(self) -> Ledger: ...
     @property
     def views(self) -> ViewStore: ...
     @property
     def audit(self) -> AuditStore: ...
+    @property
+    def token_store(self) -> TokenStore: ...
     def runner(self, *, poll_interval: float = ...) -> Runner: ...
     def relay(self) -> Relay: ...
     def event_reader(self) -> EventReader: ...
@@ -54,57 +56,36 @@ class Services:
     components: Parts
     ledger: Ledger
     store: ViewStore
-    env_tokens: dict[str, str]
+    tokens: Tokens
+    requests: Windows = field(default_factory=Windows)  # LEDGER_RATE_LIMIT_PER_MINUTE's counts (api.deps)
     _views_lock: threading.Lock = field(default_factory=threading.Lock)
     _reads: ReadSide | None = None
-    _stored_tokens: dict[str, str] = field(default_factory=dict)
     _history: History | None = None
+    _checkpoints: Checkpoints | None = None
+    _reconciliations: ReconciliationStore | None = None
     _fresh: FreshAnswers | None = None
+    _audit_keys: list[bytes] | None = None
 
     @classmethod
     def open(cls, components: Parts) -> Services:
         """Over a process's parts (`shell.composition` builds them): the token table and every
-        read model's tables are made here, before the first request."""
-        env_tokens = components.settings.token_roles()
+        read model's tables are made here, before the first request. ValueError naming
+        LEDGER_API_TOKENS when one of its tokens is malformed or weak."""
+        settings = components.settings
+        env_tokens = settings.token_roles()
         ledger, store = components.ledger, components.views
-        with store.transaction() as cursor:
-            store.execute(cursor, TOKENS_DDL)
+        tokens = Tokens(components.token_store, env_token_ids(components.master_key, env_tokens),
+                        settings.auth_failures_per_minute)
+        positions.ensure_stream_index(ledger.app)  # one aggregate's events by position: the audit streams
         # Tables exist before the first read, even if the runner has not started yet.
         for projection in build_projections(store):
             with store.transaction() as cursor:
                 projection.create_tables(cursor)
-        return cls(components, ledger, store, env_tokens)
+        return cls(components, ledger, store, tokens)
 
     @property
     def settings(self) -> Settings:
         return self.components.settings
-
-    # ---- tokens ----
-
-    def known_role(self, token: str) -> str | None:
-        """The token's role if this process knows it already (no I/O), else None."""
-        role = self.env_tokens.get(token)
-        if role is not None:
-            return role
-        return self._stored_tokens.get(token_hash(token))
-
-    def role_of(self, token: str) -> str | None:
-        role = self.known_role(token)
-        if role is None:
-            digest = token_hash(token)  # tokens are never changed: a found one is kept
-            rows = self.store.query("SELECT role FROM api_tokens WHERE token_hash = ?", (digest,))
-            if rows:
-                role = self._stored_tokens[digest] = str(rows[0][0])
-        return role
-
-    def create_token(self, role: str) -> str:
-        token = secrets.token_urlsafe(32)
-        with self.store.transaction() as cursor:
-            self.store.execute(
-                cursor, "INSERT INTO api_tokens (token_hash, role, created_at) VALUES (?, ?, ?)",
-                (token_hash(token), role, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-            )
-        return token
 
     # ---- read models ----
 
@@ -130,26 +111,27 @@ class Services:
 
     @property
     def history(self) -> History:
-        """The log as this process has read it, for point-in-time reads (built on first use)."""
+        """The log as this process has read it, for the reconciliation job (built on first use)."""
         with self._views_lock:
             if self._history is None:
                 self._history = History(self.ledger.app, self.settings.as_of_cached_events, folds=FOLDS)
             return self._history
 
-    def warm_history(self) -> threading.Thread:
-        """Decode the log in the background (every serving process has its own `History`), so
-        that the process's first point-in-time read does not pay for it."""
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The read models' checkpoints that point-in-time reads start from (`projections.engine.checkpoints`)."""
+        with self._views_lock:
+            if self._checkpoints is None:
+                self._checkpoints = Checkpoints(self.ledger.app, self.store, self.settings.as_of_checkpoint_events)
+            return self._checkpoints
 
-        def warm() -> None:
-            history = self.history
-            try:
-                history.extend(history.head())
-            except Exception as error:  # only a warm-up: the first as_of read will try again
-                log.warning("as_of history warm-up failed (%s)", type(error).__name__)
-
-        thread = threading.Thread(target=warm, name="ledger-history", daemon=True)
-        thread.start()
-        return thread
+    @property
+    def reconciliations(self) -> ReconciliationStore:
+        """The last reconciliation the background job stored (`projections.models.reconcile_store`)."""
+        with self._views_lock:
+            if self._reconciliations is None:
+                self._reconciliations = ReconciliationStore(self.store)
+            return self._reconciliations
 
     def wait_for(self, names: tuple[str, ...], position: int) -> int | None:
         """Poll (up to LEDGER_READ_WAIT_S) until the read models reach `position`; their position,
@@ -162,6 +144,13 @@ class Services:
         """The Merkle tree's tables, in the events' database (opened on first use)."""
         with self._views_lock:
             return self.components.audit
+
+    def audit_keys(self) -> list[bytes]:
+        """The pinned public keys a checkpoint must be signed by (audit.keys.pinned_keys); never
+        the key a checkpoint names itself."""
+        if self._audit_keys is None:
+            self._audit_keys = pinned_keys(self.settings)
+        return self._audit_keys
 
     def close(self) -> None:
         self.components.close()

@@ -41,21 +41,21 @@ def _problem(status: int, code: str, title: str, detail: str) -> Response:
     return problem(status, code, title, detail)
 
 
-async def _body(request: Request) -> bytes | None:
-    """The raw body, or None once it is known to be over the limit (never buffered past it)."""
+async def limited_body(request: Request, limit: int = LIMIT) -> bytes | None:
+    """The raw body, or None once it is known to be over `limit` bytes (never buffered past it)."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > LIMIT):
+    if length is not None and (not length.isdigit() or int(length) > limit):
         return None
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > LIMIT:
+        if len(body) > limit:
             return None
     return bytes(body)
 
 
 async def receive(request: Request, svc: Services, name: str) -> Response:
-    body = await _body(request)
+    body = await limited_body(request)
     if body is None:
         known = await run_in_threadpool(svc.ledger.reads.find, Supplier, supplier_id(name))
         outcome = Outcome("too_large", _problem(413, "request-too-large", "Request too large",

@@ -1,5 +1,5 @@
-"""Signed tree heads: the signing key beside the cipher key (never in the database), and the
-JSON file finance keeps."""
+"""Signed tree heads: the signing key (never in the database, see `audit.keys`), and the JSON
+file finance keeps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,12 +39,21 @@ class Checkpoint:
     def message(self) -> bytes:
         return checkpoint_message(self.tree_size, self.root_hash, self.timestamp, self.last_position)
 
-    def signature_valid(self) -> bool:
+    def signed_by(self, keys: Collection[bytes]) -> bool:
+        """Is the signature valid under one of `keys` (the pinned ones)? The key the checkpoint
+        names itself proves nothing: anyone can make a key and sign with it."""
+        return self.key_status(keys) == "valid"
+
+    def key_status(self, keys: Collection[bytes]) -> str:
+        """valid (signed by one of `keys`), unpinned-key (it names a key not among them), or
+        bad-signature (it names a pinned key, but the signature does not verify)."""
+        if self.public_key not in keys:
+            return "unpinned-key"
         try:
             Ed25519PublicKey.from_public_bytes(self.public_key).verify(self.signature, self.message())
         except (InvalidSignature, ValueError):
-            return False
-        return True
+            return "bad-signature"
+        return "valid"
 
     def to_json(self) -> dict[str, Any]:
         return {

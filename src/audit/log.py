@@ -7,18 +7,26 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Collection
 
 import psycopg
 from eventsourcing import persistence as es_persistence
 
+from audit.archive import CheckpointArchive
 from audit.checkpoint import Checkpoint, Signer
 from audit.merkle import CompactRange
+from audit.offline_verifier import verify_consistency
+from audit.proofs import ProofError, consistency
 from audit.rows import EventReader, leaf_hashes
 from audit.store import AuditStore
 from ledger.application import TRANSIENT_DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 CONFLICT = (es_persistence.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+class CheckpointRefused(Exception):
+    """The tree is not one this deployment may sign; the message says why."""
 
 
 class AuditLog:
@@ -76,17 +84,65 @@ class AuditLog:
                 total += read
             return total
 
-    def checkpoint(self, signer: Signer) -> Checkpoint:
-        """Catch up, then sign the tree head and keep it. A tree that has not grown since its
-        last checkpoint keeps that one."""
+    def checkpoint(self, signer: Signer, archive: CheckpointArchive | None = None,
+                   trusted: Collection[bytes] = ()) -> Checkpoint:
+        """Catch up, prove the tree extends the last checkpoint this deployment signed (RFC 9162
+        consistency proof), then sign its head, store it and keep it in `archive`. A tree that
+        has not grown keeps its checkpoint. CheckpointRefused, saying why, when the tree does
+        not extend the last checkpoint: then nothing is signed.
+
+        The last checkpoint is the newest of those in `archive` and those in the database signed
+        by this key or one of `trusted` (deleting them from the database does not hide them)."""
         self.catch_up()
+        keys = {signer.public_key, *trusted}
         with self.lock:
-            existing = self.store.checkpoints(self.size)
-            if existing:
-                return existing[0]
-            signed = signer.sign(self.size, self.root(), self.position)
-            self.store.add_checkpoint(signed)
-            return self.store.checkpoints(self.size)[0]
+            size, root = self.size, self.root()
+            last = self._last_signed(archive, keys)
+            if last is not None:
+                self._prove_extends(last, size, root)
+            existing = self.store.checkpoints(size)
+            if not existing:
+                self.store.add_checkpoint(signer.sign(size, root, self.position))
+                existing = self.store.checkpoints(size)
+            signed = existing[0]
+            if not signed.signed_by(keys):
+                raise CheckpointRefused(f"audit_checkpoints holds a checkpoint of {size} leaves signed by key "
+                                        f"{signed.key_id}, not this deployment's: inserted into the database")
+            if signed.root_hash != root:
+                raise CheckpointRefused(f"audit_checkpoints holds a signed checkpoint of {size} leaves whose root "
+                                        f"{signed.root_hash.hex()[:16]} is not the tree's {root.hex()[:16]}")
+            if archive is not None:
+                archive.keep(signed)
+            return signed
+
+    def _last_signed(self, archive: CheckpointArchive | None, keys: Collection[bytes]) -> Checkpoint | None:
+        found = [c for c in self.store.checkpoints() if c.signed_by(keys)]
+        try:
+            kept_ones = archive.checkpoints() if archive is not None else []
+        except ValueError as error:  # a file there that is not a checkpoint: somebody wrote it
+            raise CheckpointRefused(str(error)) from None
+        for path, kept in kept_ones:
+            if not kept.signed_by(keys):
+                raise CheckpointRefused(f"{path} is not signed by this deployment's key (key {kept.key_id})")
+            found.append(kept)
+        return max(found, key=lambda c: c.tree_size, default=None)
+
+    def _prove_extends(self, last: Checkpoint, size: int, root: bytes) -> None:
+        since = f"the last checkpoint signed ({last.tree_size} leaves, root {last.root_hash.hex()[:16]}, " \
+                f"{last.timestamp})"
+        if last.tree_size > size:
+            raise CheckpointRefused(f"the tree holds {size} leaves, fewer than {since}: events were removed")
+        if last.tree_size == 0:
+            return
+        try:
+            proof = consistency(self.store, last.tree_size, size)
+        except (ProofError, LookupError) as error:
+            raise CheckpointRefused(f"no consistency proof from {since} to {size} leaves: {error}") from None
+        if proof.second_root != root:
+            raise CheckpointRefused("the stored tree's root is not the follower's: the audit tables changed under it")
+        if not verify_consistency(last.tree_size, size, last.root_hash, root, proof.path):
+            raise CheckpointRefused(f"the tree of {size} leaves is not consistent with {since}: the history it "
+                                    "signed was rewritten (RFC 9162 consistency proof fails)")
 
     def run_forever(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
         """Follow the log until `stop`; on a lost database, back off and resume."""

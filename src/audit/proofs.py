@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -80,12 +81,12 @@ def consistency(store: AuditStore, first: int, second: int | None = None) -> Con
     return ConsistencyProof(first, size2, root1, root2, path)
 
 
-def bundle(store: AuditStore, reader: EventReader, position: int) -> dict[str, Any]:
+def bundle(store: AuditStore, reader: EventReader, position: int, keys: Collection[bytes]) -> dict[str, Any]:
     """Everything an auditor needs to check offline that the event at `position` is in the
     history finance signed (docs/audit.md "Proof bundles"): the event as stored (its leaf bytes,
     base64), its inclusion proof against the newest signed checkpoint, and that checkpoint.
     ProofError (not found) when no checkpoint covers the event yet."""
-    checkpoint = store.latest_checkpoint()
+    checkpoint = store.latest_checkpoint(keys)  # signed by a pinned key, not merely the newest row
     if checkpoint is None or position > checkpoint.last_position:
         raise ProofError("position", f"no signed checkpoint covers position {position} yet", not_found=True)
     row = reader.row(position)

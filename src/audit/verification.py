@@ -8,9 +8,9 @@ signed checkpoint is then checked: the log must still hold its tree as a prefix.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from audit.checkpoint import Checkpoint
@@ -37,6 +37,24 @@ class Finding:
     detail: str
 
 
+# Checkpoint statuses, worst first.
+STATUSES = ("unpinned-key", "bad-signature", "missing", "forked", "truncated", "consistent")
+
+
+@dataclass(frozen=True)
+class Held:
+    """One checkpoint the log was held to. source: `audit_checkpoints` or the file it came
+    from. status: consistent (the log still holds its tree as a prefix), truncated (the log
+    is shorter), forked (its leaves no longer hash to the signed root), bad-signature (it names
+    a pinned key but is not signed by it), unpinned-key (signed by a key not pinned: forged),
+    missing (a file's checkpoint that the database no longer holds: deleted)."""
+
+    checkpoint: Checkpoint
+    source: str
+    status: str
+    against_log: str | None = None  # consistent, forked or truncated, for a checkpoint signed by a pinned key
+
+
 @dataclass
 class Verification:
     events: int = 0  # events read and hashed
@@ -44,13 +62,29 @@ class Verification:
     root: bytes = b""  # recomputed root of the stored tree's size
     not_in_tree: int = 0  # events after the tree's last leaf (the follower's lag)
     first: Finding | None = None
-    checkpoint: Checkpoint | None = None
-    checkpoint_status: str | None = None  # consistent, truncated, forked, bad-signature
+    held: list[Held] = field(default_factory=list)  # every checkpoint the log was held to
+    pinned: int = 0  # public keys the checkpoints had to be signed by
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.first is None and self.checkpoint_status in (None, "consistent")
+        """Everything agrees, and with something signed: with no pinned key or no checkpoint
+        the stored tree alone proves nothing (a database writer rebuilds it at will)."""
+        return self.first is None and bool(self.held) and self.pinned > 0 and all(
+            h.status == "consistent" for h in self.held)
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint that speaks for the outcome: the first that failed, else the newest."""
+        failed = [h for h in self.held if h.status != "consistent"]
+        chosen = failed[0] if failed else max(self.held, key=lambda h: h.checkpoint.tree_size, default=None)
+        return None if chosen is None else chosen.checkpoint
+
+    @property
+    def checkpoint_status(self) -> str | None:
+        """The worst status of any checkpoint held (None: there was none)."""
+        statuses = {h.status for h in self.held}
+        return next((s for s in STATUSES if s in statuses), None)
 
     @property
     def events_per_s(self) -> float:
@@ -138,16 +172,20 @@ def _prefetched(reader: EventReader, stop: int, batch_size: int) -> Iterator[lis
 
 
 def verify(
-    store: AuditStore, reader: EventReader, checkpoint: Checkpoint | None = None,
-    signed: list[Checkpoint] | None = None, progress: Progress | None = None, batch_size: int = 20_000,
+    store: AuditStore, reader: EventReader, files: Sequence[tuple[str, Checkpoint]] = (),
+    keys: Collection[bytes] = (), progress: Progress | None = None, batch_size: int = 20_000,
 ) -> Verification:
-    """`checkpoint`: the tree head to hold the log to. `signed`: stored checkpoints trusted by
-    the caller (signature checked), used to narrow down where a fork begins."""
+    """Hold the log to every checkpoint in `files` ((source, checkpoint): given, or found in
+    the checkpoint directory) and every one stored in `audit_checkpoints`, each to be signed
+    by one of `keys` (the pinned public keys). A file's checkpoint that the database no longer
+    holds is `missing`."""
     began = time.perf_counter()
     size, _ = store.head()
     head = reader.max_position()
-    result = Verification(tree_size=size, checkpoint=checkpoint)
-    wanted = {0, size} | {c.tree_size for c in signed or ()} | ({checkpoint.tree_size} if checkpoint else set())
+    stored = store.checkpoints()
+    result = Verification(tree_size=size, pinned=len(keys))
+    everything = [("audit_checkpoints", c) for c in stored] + list(files)
+    wanted = {0, size} | {c.tree_size for _, c in everything}
     roots: dict[int, bytes] = {}
     positions_at: dict[int, int] = {}  # leaf index -> position, at the sizes wanted
     compare = _Comparison(store, size)
@@ -191,8 +229,7 @@ def verify(
     if compare.first is None and size in roots and roots[size] != fold_stored(store, size):
         compare.first = Finding("nodes", None, None, "the stored tree's root disagrees with its leaves")
     result.first = compare.first
-    if checkpoint is not None:
-        _check(result, checkpoint, tree.size, roots, positions_at, signed or [])
+    _hold(result, everything, {_identity(c) for c in stored}, keys, tree.size, roots, positions_at)
     result.seconds = time.perf_counter() - began
     return result
 
@@ -201,26 +238,44 @@ def fold_stored(store: AuditStore, size: int) -> bytes:
     return fold(store.frontier(size)) if size else CompactRange().root()
 
 
-def _check(result: Verification, cp: Checkpoint, count: int, roots: dict[int, bytes], positions: dict[int, int],
-           signed: list[Checkpoint]) -> None:
-    """Hold the log of `count` events to the checkpoint `cp`."""
-    if not cp.signature_valid():
-        result.checkpoint_status = "bad-signature"
-        return
-    trusted = [c for c in signed if c.public_key == cp.public_key and c.tree_size <= min(count, cp.tree_size)
-               and c.signature_valid()]
-    disagreeing = [c for c in trusted if roots.get(c.tree_size) != c.root_hash]
+def _identity(cp: Checkpoint) -> tuple[int, bytes, bytes]:
+    return cp.tree_size, cp.root_hash, cp.signature
+
+
+def _hold(result: Verification, everything: list[tuple[str, Checkpoint]], in_database: set[tuple[int, bytes, bytes]],
+          keys: Collection[bytes], count: int, roots: dict[int, bytes], positions: dict[int, int]) -> None:
+    """Hold the log of `count` events to each checkpoint (once each, whatever its sources)."""
+    unique = list({_identity(cp): (source, cp) for source, cp in reversed(everything)}.values())[::-1]
+    signed = [cp for _, cp in unique if cp.key_status(keys) == "valid"]
+    against = {_identity(cp): _against(result, cp, count, roots, signed) for cp in signed}
+    for source, cp in unique:
+        status = cp.key_status(keys)
+        if status == "valid":
+            status = "missing" if _identity(cp) not in in_database else against[_identity(cp)]
+        result.held.append(Held(cp, source, status, against.get(_identity(cp))))
+    failed = [cp for cp in signed if against[_identity(cp)] != "consistent"]
+    if failed and result.first is None:
+        _locate(result, min(failed, key=lambda c: c.tree_size), count, roots, positions, signed)
+
+
+def _against(result: Verification, cp: Checkpoint, count: int, roots: dict[int, bytes],
+             signed: list[Checkpoint]) -> str:
+    """consistent, forked or truncated: the log of `count` events against the signed `cp`."""
     if cp.tree_size <= count:
-        result.checkpoint_status = "consistent" if roots[cp.tree_size] == cp.root_hash else "forked"
-    else:
-        changed_before = result.first is not None and result.first.kind != "truncated"
-        result.checkpoint_status = "forked" if changed_before or disagreeing else "truncated"
-    if result.checkpoint_status == "consistent" or result.first is not None:
-        return  # consistent, or the stored tree already located the first difference
-    # The stored tree was rebuilt along with the events: only signed checkpoints bound where
-    # the history changed. The newest one that still agrees marks the earliest possible leaf.
-    start = max((c.tree_size for c in trusted if c not in disagreeing and c.tree_size < cp.tree_size), default=0)
-    if result.checkpoint_status == "forked":
+        return "consistent" if roots[cp.tree_size] == cp.root_hash else "forked"
+    changed_before = result.first is not None and result.first.kind != "truncated"
+    disagreeing = any(roots.get(c.tree_size) != c.root_hash for c in signed if c.tree_size <= count)
+    return "forked" if changed_before or disagreeing else "truncated"
+
+
+def _locate(result: Verification, cp: Checkpoint, count: int, roots: dict[int, bytes], positions: dict[int, int],
+            signed: list[Checkpoint]) -> None:
+    """The events and the stored tree were rewritten consistently: only signed checkpoints
+    bound where the history changed. The newest one that still agrees marks the earliest
+    possible leaf."""
+    agreeing = [c.tree_size for c in signed if c.tree_size <= count and roots.get(c.tree_size) == c.root_hash]
+    start = max((s for s in agreeing if s < cp.tree_size), default=0)
+    if cp.tree_size <= count or any(roots.get(c.tree_size) != c.root_hash for c in signed if c.tree_size <= count):
         position = positions.get(start)
         result.first = Finding("forked", position, start, f"the log differs from the checkpoint of {cp.tree_size} "
                                f"leaves; the first {start} leaves agree with a signed checkpoint, so the history "

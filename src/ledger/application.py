@@ -14,10 +14,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing import persistence as es_persistence
 from eventsourcing.application import Application, ProcessingEvent
-from eventsourcing.persistence import PersistenceError, Recording
+from eventsourcing.persistence import EventStore, PersistenceError, Recording
 from eventsourcing.utils import Environment, EnvType
 
-from ledger.config import Settings, resolve_cipher_key
+from ledger.config import Settings
 from ledger.domain.catalog import Catalog
 from ledger.domain.fulfilment import OpenFulfilments
 from ledger.domain.holders import Holder
@@ -27,6 +27,8 @@ from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier
 from ledger.domain.supply import Redeemer
 from ledger.domain.validity import ValidityDay
+from ledger.encoding.cipher import KeptKeyAESCipher
+from ledger.encoding.snapshots import SealedSnapshotMapper, SealedSnapshotStore
 from ledger.vault import derive_key_b64
 
 
@@ -81,6 +83,14 @@ class LedgerApp(Application[UUID]):
                 snapshot_class: Any = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
                 self.snapshots.put([snapshot_class.take(aggregate)])
 
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """Snapshots sealed to their aggregate id and version (ledger.encoding.snapshots); without
+        a cipher (no store of ours has none), the library's own."""
+        if not isinstance(self.mapper.cipher, KeptKeyAESCipher):
+            return super().construct_snapshot_store()
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return SealedSnapshotStore(SealedSnapshotMapper(self.mapper, self.mapper.cipher), recorder)
+
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only what `Settings` built: the library would otherwise read os.environ, where a
         key prefixed with this application's name ("LEDGER_") wins, so LEDGER_CIPHER_KEY,
@@ -93,10 +103,13 @@ class LedgerApp(Application[UUID]):
 
 
 def build_app(settings: Settings, master_key: str | None = None) -> tuple[LedgerApp, str]:
-    """The application and the master key it was built with: `master_key` as resolved by the
-    caller (`shell.composition` resolves it once per process), else resolved here."""
+    """The application and the store key it was built with: `master_key` as unlocked by the
+    caller (`shell.composition` unlocks it once per process), else unlocked here
+    (`ledger.storage.store_key`: StoreKeyError when the cipher key does not open the store)."""
     if master_key is None:
-        master_key, _ = resolve_cipher_key(settings)
+        from ledger.storage.store_key import unlock_store
+
+        master_key = unlock_store(settings).store_key
     env = settings.eventsourcing_env()
     env.update(
         {

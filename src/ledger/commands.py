@@ -131,6 +131,15 @@ class CapturePayment(Command[PaymentResult]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SetPaymentProvider(Command[Written]):
+    """Register a payment provider whose signed callbacks confirm payments, or change its secret."""
+
+    name: str
+    scheme: str
+    secret: str = field(repr=False)  # sealed before it is recorded
+
+
+@dataclass(frozen=True, kw_only=True)
 class CancelOrder(Command[OrderChange]):
     order_id: UUID
     reason: str = "cancelled_by_customer"

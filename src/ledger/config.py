@@ -7,8 +7,8 @@ a process from one `Settings`."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
-import secrets
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
@@ -17,7 +17,29 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
-ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support")  # of API tokens
+# Of API tokens. `payments`: a trusted back end that confirms payments (the storefront cannot).
+ROLES = ("admin", "storefront", "finance", "risk", "analyst", "partner", "support", "payments")
+
+
+MIN_TOKEN_LENGTH = 32  # of a token in LEDGER_API_TOKENS
+MIN_TOKEN_DISTINCT = 8  # different characters in it at least
+
+
+def token_weakness(token: str) -> str | None:
+    """Why `token` is too weak to be a secret, or None. Random tokens of 32 characters or more
+    (hex, base64, `secrets.token_urlsafe`, a UUID's hex) pass; short ones, repeated characters,
+    few distinct characters, repeated pieces and runs like `abcd...` do not."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"has {len(token)} characters, fewer than {MIN_TOKEN_LENGTH}"
+    if len(set(token)) < MIN_TOKEN_DISTINCT:
+        return f"has only {len(set(token))} different characters (at least {MIN_TOKEN_DISTINCT}): not random"
+    triples = [token[i:i + 3] for i in range(len(token) - 2)]
+    if len(set(triples)) * 4 < len(triples) * 3:
+        return "repeats pieces of itself (a quarter of its 3-character pieces are repeats): not random"
+    steps = sum(abs(ord(a) - ord(b)) <= 1 for a, b in itertools.pairwise(token))
+    if steps * 3 > len(token) * 2:
+        return "runs through neighbouring characters (abcd..., 1234...) for two thirds of its length: not random"
+    return None
 
 
 class Settings(BaseSettings):
@@ -30,7 +52,8 @@ class Settings(BaseSettings):
     )
     views_database_url: str = Field(default="", description="read models elsewhere; empty: beside the events")
     data_dir: Path = DEFAULT_DATA_DIR
-    cipher_key: str = Field(default="", description="base64 of 32 bytes; generated on first run if empty")
+    cipher_key: str = Field(default="", description="base64 of 32 bytes, the key that opens the store "
+                            "(ledger.storage.store_key); empty: DATA_DIR/cipher.key, generated for an empty store")
     postgres_pool_size: int = Field(default=10, gt=0)
     aggregate_cache_size: int = Field(default=20_000, ge=0, description="the read cache of queries")
 
@@ -49,9 +72,15 @@ class Settings(BaseSettings):
     writer_authkey: str = Field(default="", description="set by `ledger serve`: the writer socket's shared secret")
 
     # ---- api (`ledger serve`) ----
-    api_tokens: str = Field(default="", description="role=token,role=token,...")
+    api_tokens: str = Field(default="", description="role=token,role=token,...; each token at least "
+                            f"{MIN_TOKEN_LENGTH} random-looking characters")
     max_request_bytes: int = Field(default=1_048_576, gt=0, description="larger bodies get 413")
-    rate_limit_per_minute: int = Field(default=0, ge=0, description="per client on orders/redemptions; 0 = off")
+    rate_limit_per_minute: int = Field(
+        default=3000, ge=0, description="requests a minute per token (else per client address) on orders, "
+        "redemptions and suppliers' callbacks, per process; 0 = off")
+    auth_failures_per_minute: int = Field(
+        default=10, ge=0, description="unknown tokens and failed UI sign-ins a minute per client address, per "
+        "process; past it the address gets 429 for any token the process does not already hold valid; 0 = off")
     live_read_max_age_ms: int = Field(
         default=50, ge=0, le=10_000,
         description="a live read (no as_of) may answer from what the read models showed this long ago: "
@@ -59,8 +88,12 @@ class Settings(BaseSettings):
     read_wait_s: float = Field(default=2.0, gt=0, description="how long a read waits for min_position")
     ready_max_lag_events: int = Field(default=10_000, ge=0, description="readyz fails beyond this lag")
     sweep_interval_s: float = Field(default=5.0, gt=0)
-    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events each process keeps for "
-                                     "as_of reads (~2 KB each); events past them are decoded again per read")
+    as_of_cached_events: int = Field(default=50_000, ge=0, description="decoded events the reconciliation job "
+                                     "keeps (~2 KB each); events past them are decoded again per run")
+    as_of_checkpoint_events: int = Field(default=5_000, gt=0, description="positions between two checkpoints of "
+                                         "the read models: an as_of read folds at most twice this many events")
+    reconcile_interval_s: float = Field(default=300, ge=0, description="ledger serve reconciles when the read "
+                                        "models moved and this long passed since the last run; 0 = never")
     serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
     ui_secure_cookie: bool = Field(
@@ -69,10 +102,15 @@ class Settings(BaseSettings):
 
     # ---- audit ----
     audit_signing_key_file: Path | None = Field(
-        default=None, description="Ed25519 key that signs checkpoints; empty: DATA_DIR/audit-signing.key, generated")
+        default=None, description="Ed25519 key that signs checkpoints, mode 0600, never inside DATA_DIR; empty: "
+        "$XDG_CONFIG_HOME/ledger/audit-signing.key (~/.config/ledger/...), generated on first use")
+    audit_public_keys: str = Field(
+        default="", description="the pinned Ed25519 public keys (base64, comma-separated) checkpoints must be "
+        "signed by; empty: the signing key's own (when this process can read it)")
     audit_checkpoint_interval_s: float = Field(default=3600, ge=0, description="ledger serve signs one; 0 = never")
     audit_checkpoint_dir: Path | None = Field(
-        default=None, description="ledger serve also writes each checkpoint it signs here as JSON")
+        default=None, description="each checkpoint signed is kept here as JSON, and the next must extend the newest;"
+        " empty: DATA_DIR/audit-checkpoints")
     audit_poll_interval_s: float = Field(default=0.5, gt=0, description="how often the tree follower polls")
 
     # ---- kafka ----
@@ -133,20 +171,45 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return url
 
+    @field_validator("audit_public_keys")
+    @classmethod
+    def _public_keys(cls, keys: str) -> str:
+        for part in filter(None, (p.strip() for p in keys.split(","))):
+            try:
+                raw = base64.b64decode(part, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"{part[:60]!r} is not a base64 Ed25519 public key (32 bytes)")
+        return keys
+
     def token_roles(self) -> dict[str, str]:
-        """token -> role from LEDGER_API_TOKENS."""
+        """token -> role from LEDGER_API_TOKENS; ValueError naming the variable and the role (never
+        the token) for a malformed entry or a token too short or too regular to be a secret."""
         found: dict[str, str] = {}
-        for part in filter(None, (p.strip() for p in self.api_tokens.split(","))):
+        for number, part in enumerate(filter(None, (p.strip() for p in self.api_tokens.split(","))), 1):
             role, _, token = part.partition("=")
             if role not in ROLES or not token:
                 raise ValueError(f"LEDGER_API_TOKENS: {part.split('=')[0]!r} is not role=token with a role in {ROLES}")
+            weakness = token_weakness(token)
+            if weakness:
+                raise ValueError(f"LEDGER_API_TOKENS: the {role} token (entry {number}) {weakness}; "
+                                 "make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
             found[token] = role
         return found
 
     @property
     def signing_key_path(self) -> Path:
-        """The audit checkpoints' signing key."""
-        return self.audit_signing_key_file or self.data_dir / "audit-signing.key"
+        """The audit checkpoints' signing key: outside the data directory by default."""
+        if self.audit_signing_key_file is not None:
+            return self.audit_signing_key_file
+        config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+        return Path(config_home) / "ledger" / "audit-signing.key"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the checkpoints this deployment signed are kept, outside the database."""
+        return self.audit_checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
     def effective_database_url(self) -> str:
@@ -180,18 +243,6 @@ class Settings(BaseSettings):
             "POSTGRES_CONNECT_TIMEOUT": "5",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         }
-
-
-def resolve_cipher_key(settings: Settings) -> tuple[str, Path | None]:
-    """The master key, and the file it was just generated into (None if it was given or existed)."""
-    if settings.cipher_key:
-        return settings.cipher_key, None
-    path = settings.data_dir / "cipher.key"
-    if path.exists():
-        return path.read_text().strip(), None
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
-    write_new_secret(path, key)
-    return key, path
 
 
 def write_new_secret(path: Path, text: str) -> None:

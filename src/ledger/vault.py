@@ -1,8 +1,9 @@
 """Secrets at rest: card-key codes and recipient accounts sealed with AES-GCM and looked up by
-a keyed hash (HMAC); suppliers' API secrets sealed.
+a keyed hash (HMAC); suppliers' API secrets and payment providers' signing secrets sealed;
+requests fingerprinted by a keyed hash; the keyed pseudonyms analysts see customers by.
 
-Every key is derived from the one master key for its own purpose, so the event cipher, each
-seal and each look-up hash never share key material.
+Every key is derived from the one store key (`ledger.storage.store_key`; "master" below) for
+its own purpose, so the event cipher, each seal and each keyed hash never share key material.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class CodeVault:
         self._account_hmac_key = derive_key(master_b64, "recipient-account-hmac")
         self.accounts = Seal(master_b64, "recipient-account-seal")
         self.supplier_secrets = Seal(master_b64, "supplier-secret-seal")
+        self.provider_secrets = Seal(master_b64, "payment-provider-secret-seal")
+        self._pseudonym_key = derive_key(master_b64, "analyst-pseudonym-hmac")
+        self._request_hmac_key = derive_key(master_b64, "request-fingerprint-hmac")
 
     def fingerprint(self, code: str) -> str:
         return hmac.new(self._hmac_key, code.encode(), hashlib.sha256).hexdigest()
@@ -62,3 +66,13 @@ class CodeVault:
     def account_fingerprint(self, account: str) -> str:
         """The keyed hash support finds a recipient account by, without the account in clear."""
         return hmac.new(self._account_hmac_key, account.encode(), hashlib.sha256).hexdigest()
+
+    def pseudonym(self, kind: str, value: str) -> str:
+        """A stable keyed hash (hex) of a person's identifier (a customer, an account) for analysts: the
+        same value always gives the same one, and nothing without the key leads back to the value."""
+        return hmac.new(self._pseudonym_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def request_fingerprint(self, digest: str) -> str:
+        """The keyed form of a request's digest, as an idempotency answer keeps it: a body (a
+        redeemed code, a batch of codes) cannot be guessed and checked against it without the key."""
+        return hmac.new(self._request_hmac_key, digest.encode(), hashlib.sha256).hexdigest()

@@ -3,8 +3,10 @@
 Every `ledger` command and the API's app factory start here. Each part is built on first
 use, so a command that needs only the event store pays only for it:
 
-- `master_key`: the cipher key, resolved once (from LEDGER_CIPHER_KEY or DATA_DIR/cipher.key,
-  generated there on a first run: `generated_key` then says where)
+- `master_key`: the store key every other key is derived from, unlocked once with the cipher
+  key (LEDGER_CIPHER_KEY or DATA_DIR/cipher.key, generated there for an empty store:
+  `generated_key` then says where); a key that does not open the store is refused here
+  (`ledger.storage.store_key`)
 - `app`: the event store (`ledger.application.LedgerApp`)
 - `vault`: the card-key vault, under the master key
 - `ledger`: the write path (writer and queries), with the order-time risk assessor armed
@@ -13,6 +15,7 @@ use, so a command that needs only the event store pays only for it:
 - `relay(...)`: the Kafka relay, when LEDGER_KAFKA_BOOTSTRAP is set
 - `audit`, `event_reader()`: the audit tree's tables and a reader of the events as stored
   (neither needs the cipher key)
+- `token_store`: the API tokens' table, in the events' database (`api.token_store`)
 
 This module is the top of the stack: it imports the read models (`projections`); the
 domain and the write path never import it.
@@ -25,9 +28,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ledger.config import Settings, resolve_cipher_key
+from ledger.config import Settings
 
 if TYPE_CHECKING:  # each loads when its part is first built: the audit commands never load the ledger
+    from api.token_store import TokenStore
     from audit.rows import EventReader
     from audit.store import AuditStore
     from ledger.application import LedgerApp
@@ -50,9 +54,13 @@ class Components:
 
     @cached_property
     def master_key(self) -> str:
-        """ValueError / OSError when the key file cannot be read or written."""
-        key, self.generated_key = resolve_cipher_key(self.settings)
-        return key
+        """StoreKeyError (a ValueError) when the cipher key does not open the store; ValueError /
+        OSError when the key file cannot be read or written."""
+        from ledger.storage.store_key import unlock_store
+
+        unlocked = unlock_store(self.settings)
+        self.generated_key = unlocked.generated
+        return unlocked.store_key
 
     @cached_property
     def app(self) -> LedgerApp:
@@ -119,6 +127,12 @@ class Components:
 
         return AuditStore(self.settings)
 
+    @cached_property
+    def token_store(self) -> TokenStore:
+        from api.token_store import TokenStore
+
+        return TokenStore(self.settings)
+
     def event_reader(self) -> EventReader:
         """A reader of the events as stored, with a connection of its own: the caller closes it."""
         from audit.rows import EventReader
@@ -134,6 +148,8 @@ class Components:
             self.app.close()
         if "audit" in built:
             self.audit.close()
+        if "token_store" in built:
+            self.token_store.close()
         if "views" in built:
             self.views.close()
 

@@ -46,7 +46,9 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("as-of")
     clock = FakeClock()
-    svc = open_services(f"sqlite:///{tmp / 'ledger.sqlite'}", tmp, clock=clock, read_wait_s=2.0)
+    # Checkpoints every 4 positions: the routes answer from a checkpoint and the few events since.
+    svc = open_services(f"sqlite:///{tmp / 'ledger.sqlite'}", tmp, clock=clock, read_wait_s=2.0,
+                        as_of_checkpoint_events=4)
     ledger = svc.ledger
     stocked_product(ledger, "GAME-1", 10, price="10.00", unit_cost="6.00")
     stocked = head(ledger)
@@ -58,6 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     at_second = head(ledger)
     clock.advance(hours=1)
     ledger.refund_order(ledger.context("admin"), first.order_id, amount="10.00", reason="asked")
+    assert svc.checkpoints.build() == head(ledger) // 4
     with TestClient(create_app(svc, background=True), raise_server_exceptions=False) as client:
         assert svc.wait_for(VIEWS, head(ledger)) is not None
         yield World(client, svc, clock, stocked, at_first, at_second)
@@ -148,3 +151,15 @@ def test_as_of_time_answers_at_the_last_event_before_it(world: World) -> None:
     assert _get(world, "/v1/ledger/trial-balance", as_of_time=naive)["position"] == world.first
     early = _get(world, "/v1/inventory", "storefront", as_of_time="2000-01-01T00:00:00Z")
     assert early["position"] == 0 and early["items"] == []
+
+
+def test_a_storefront_looping_as_of_1970_costs_no_fold_of_the_history(world: World) -> None:
+    """The attack of issue 21: a storefront token asking again and again for the stock as of 1970.
+    Each answer reads at most the events past the last checkpoint, once; none folds the log."""
+    checkpoints = world.svc.checkpoints
+    world.client.get("/v1/inventory", params={"as_of_time": "1970-01-01T00:00:00Z"}, headers=auth("storefront"))
+    before = checkpoints.reads
+    for _ in range(20):
+        body = _get(world, "/v1/inventory", "storefront", as_of_time="1970-01-01T00:00:00Z")
+        assert body["position"] == 0 and body["items"] == []
+    assert checkpoints.reads - before <= 2 * world.svc.settings.as_of_checkpoint_events

@@ -45,7 +45,9 @@ class RecordingClient(TestClient):
 @pytest.fixture(scope="module")
 def module_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     path: Path = tmp_path_factory.mktemp("api-commands")
-    services = open_services(f"sqlite:///{path / 'ledger.sqlite'}", path)
+    # Every route is tried with an unknown token from one address: no limit on those here
+    # (LEDGER_AUTH_FAILURES_PER_MINUTE has tests of its own, test_api_tokens).
+    services = open_services(f"sqlite:///{path / 'ledger.sqlite'}", path, auth_failures_per_minute=0)
     yield services
     services.close()
 
@@ -99,7 +101,7 @@ def pay(http: TestClient, placed: dict[str, Any], reference: str | None = None,
         amount: str | None = None) -> httpx.Response:
     body = {"payment_reference": reference or uid("pay"), "amount": amount or placed["amount_due"], "provider": "psp"}
     response: httpx.Response = http.post(f"/v1/orders/{placed['order_id']}/payments", json=body,
-                                         headers=auth("storefront"))
+                                         headers=auth("payments"))
     return response
 
 
@@ -164,7 +166,7 @@ ROUTES: list[tuple[str, str, Setup, str, str, Callable[[dict[str, Any]], Any], i
     ("POST", "/v1/orders", _product_ctx, "storefront", "analyst",
      lambda c: {"customer_id": uid("c"), "sku": c["sku"], "quantity": 1}, 201,
      {"customer_id": "c", "sku": "X", "quantity": 0}, "quantity"),
-    ("POST", "/v1/orders/{id}/payments", _order_ctx, "storefront", "finance",
+    ("POST", "/v1/orders/{id}/payments", _order_ctx, "payments", "storefront",
      lambda c: {"payment_reference": uid("p"), "amount": c["placed"]["amount_due"], "provider": "psp"}, 200,
      {"payment_reference": "p", "amount": "1.2.3", "provider": "psp"}, "amount"),
     ("GET", "/v1/orders/{id}", _order_ctx, "storefront", "partner", lambda c: None, 200,

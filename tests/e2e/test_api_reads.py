@@ -37,7 +37,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("reads")
-    svc = open_services(f"sqlite:///{tmp / 'ledger.sqlite'}", tmp, read_wait_s=1.0)
+    # Every route is tried with an unknown token from one address: no limit on those here
+    # (LEDGER_AUTH_FAILURES_PER_MINUTE has tests of its own, test_api_tokens).
+    svc = open_services(f"sqlite:///{tmp / 'ledger.sqlite'}", tmp, read_wait_s=1.0, auth_failures_per_minute=0)
     ledger = svc.ledger
     codes = stocked_product(ledger, "GAME-1", 20, price="10.00", unit_cost="6.00", low_stock_threshold=3)
     first, _ = buy(ledger, "alice", "GAME-1", 1)

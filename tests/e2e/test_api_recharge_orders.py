@@ -51,7 +51,7 @@ def test_a_recharge_is_ordered_for_an_account_shown_masked_and_paid_as_accepted(
     assert placed.status_code == 201, placed.text
     body = placed.json()
     assert (body["status"], body["amount_due"], body["recipient_account_masked"]) == ("reserved", "10.50", MASKED)
-    paid = http.post(f"/v1/orders/{body['order_id']}/payments", headers=auth("storefront"),
+    paid = http.post(f"/v1/orders/{body['order_id']}/payments", headers=auth("payments"),
                      json={"payment_reference": "psp-1", "amount": "10.50", "provider": "psp"})
     assert paid.status_code == 200, paid.text
     assert (paid.json()["outcome"], paid.json()["key_ids"]) == ("accepted", [])
@@ -130,7 +130,7 @@ def test_an_admin_refund_of_a_fulfilling_recharge_is_a_conflict_and_writes_nothi
     http: TestClient, services: Services
 ) -> None:
     placed = order(http, recipient_account=ACCOUNT).json()
-    paid = http.post(f"/v1/orders/{placed['order_id']}/payments", headers=auth("storefront"),
+    paid = http.post(f"/v1/orders/{placed['order_id']}/payments", headers=auth("payments"),
                      json={"payment_reference": "psp-2", "amount": "10.50", "provider": "psp"})
     assert paid.json()["outcome"] == "accepted"
     before = head(services.ledger)

@@ -81,11 +81,11 @@ def test_flash_sale_over_http_sells_each_key_once(server: Served, pg_url: str, t
 
     contention: list[str] = []
 
-    def post(client: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+    def post(client: httpx.Client, path: str, body: dict[str, Any], role: str = "storefront") -> httpx.Response:
         """A client that honours the 503 `contention` answer (nothing was written, and nothing is kept under an
         Idempotency-Key): retry after a short random pause."""
         for _ in range(50):
-            response = client.post(path, json=body)
+            response = client.post(path, json=body, headers=auth(role))
             if response.status_code != 503:
                 return response
             assert response.json()["type"].endswith("/contention"), response.text
@@ -109,7 +109,7 @@ def test_flash_sale_over_http_sells_each_key_once(server: Served, pg_url: str, t
             return
         order = placed.json()
         paid = post(client, f"/v1/orders/{order['order_id']}/payments", {
-            "payment_reference": f"pay-{n}", "amount": order["amount_due"], "provider": "test"})
+            "payment_reference": f"pay-{n}", "amount": order["amount_due"], "provider": "test"}, "payments")
         assert paid.status_code == 200, paid.text
         body = paid.json()
         assert body["outcome"] == "delivered", body

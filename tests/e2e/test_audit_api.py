@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.services import Services
-from audit.checkpoint import Checkpoint
+from audit.checkpoint import Checkpoint, Signer
 from audit.offline_verifier import verify_consistency, verify_inclusion
 from audit.rows import EventReader, leaf_hashes
 from ledger.config import Settings
@@ -114,9 +114,9 @@ def test_serve_signs_checkpoints_periodically_and_exports_them(tmp_path: Path, m
     finally:
         svc.close()
     exported = Checkpoint.read(folder / f"checkpoint-{size:012d}.json")
-    assert exported.signature_valid() and exported.to_json() == latest
+    assert exported.signed_by([svc.audit_keys()[0]]) and exported.to_json() == latest
     assert exported.root_hash == mth(_leaves(svc.settings)[1])
-    assert oct((tmp_path / "audit-signing.key").stat().st_mode & 0o777) == "0o600"
+    assert oct(svc.settings.signing_key_path.stat().st_mode & 0o777) == "0o600"
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         _history(ledger, orders=3)
     finally:
         ledger.close()
-    return {"LEDGER_DATA_DIR": str(data)}
+    return {"LEDGER_DATA_DIR": str(data), "LEDGER_AUDIT_SIGNING_KEY_FILE": str(tmp_path / "keys" / "signing.key")}
 
 
 def test_cli_checkpoint_then_verify_passes_and_tampering_fails(tmp_path: Path, env: dict[str, str]) -> None:
@@ -138,7 +138,8 @@ def test_cli_checkpoint_then_verify_passes_and_tampering_fails(tmp_path: Path, e
     made = runner.invoke(audit_cli, ["checkpoint", "--out", "cp.json"], env=env)
     assert made.exit_code == 0, made.output
     checkpoint = Checkpoint.read(tmp_path / "cp.json")
-    assert f"tree size {checkpoint.tree_size}" in made.output and checkpoint.signature_valid()
+    assert f"tree size {checkpoint.tree_size}" in made.output
+    assert checkpoint.signed_by([Signer.load(tmp_path / "keys" / "signing.key")[0].public_key])
     passed = runner.invoke(audit_cli, ["verify", "--from-checkpoint", "cp.json"], env=env)
     assert passed.exit_code == 0 and "verification passed" in passed.output, passed.output
     assert runner.invoke(audit_cli, ["verify"], env=env).exit_code == 0  # the stored checkpoint, same key

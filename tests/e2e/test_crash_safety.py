@@ -58,10 +58,10 @@ class Requests:
         self.up = threading.Event()
         self.up.set()
 
-    def send(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def send(self, path: str, body: dict[str, Any], role: str = "storefront") -> tuple[int, dict[str, Any]]:
         """Until answered: a dropped connection or a 5xx is sent again, with the same key."""
         key = uuid.uuid4().hex
-        headers = {**auth("storefront"), "Idempotency-Key": key}
+        headers = {**auth(role), "Idempotency-Key": key}
         deadline = time.monotonic() + 120
         while True:
             assert time.monotonic() < deadline, f"{path} never answered"
@@ -103,7 +103,7 @@ def test_sigkill_during_orders_and_payments_loses_and_repeats_nothing(
         if status != 201:
             return "refused", status, placed
         status, paid = requests.send(f"/v1/orders/{placed['order_id']}/payments", {
-            "payment_reference": f"crash-pay-{n}", "amount": placed["amount_due"], "provider": "psp"})
+            "payment_reference": f"crash-pay-{n}", "amount": placed["amount_due"], "provider": "psp"}, "payments")
         return placed["order_id"], status, paid
 
     def killer() -> None:
@@ -140,7 +140,8 @@ def test_sigkill_during_orders_and_payments_loses_and_repeats_nothing(
     served.kill()
     served.start()
     for key, (path, body, status, answer) in requests.answers.items():
-        again = httpx.post(served.base_url + path, json=body, headers={**auth("storefront"), "Idempotency-Key": key})
+        role = "payments" if path.endswith("/payments") else "storefront"
+        again = httpx.post(served.base_url + path, json=body, headers={**auth(role), "Idempotency-Key": key})
         assert (again.status_code, again.json()) == (status, answer), path
         assert again.headers["idempotent-replayed"] == "true"
     for order_id, _, _ in placed:

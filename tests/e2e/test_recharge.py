@@ -178,3 +178,36 @@ def test_a_suppliers_statement_reconciles_with_no_difference_and_a_tampered_one_
     statement.write_text("request_id,status\nx,succeeded\n")
     result = CliRunner().invoke(cli, ["reconcile", "supplier", "flaky", "--statement", str(statement)], env=env)
     assert result.exit_code == 1 and f"{statement}:1:" in result.output
+
+
+def test_reversals_whose_callbacks_were_lost_are_found_on_the_statement_and_applied(
+    ledger: Ledger, simulators: Callable[..., Simulator]
+) -> None:
+    """No callback reaches the ledger (it gives no callback URL): the supplier's reversals show on
+    its statement, and `--apply-reversals` records them as the callback would have."""
+    from typer.testing import CliRunner
+
+    from shell.cli import app as cli
+
+    reversing = simulators("reversing", "--reverse-rate", "1", "--reverse-delay-ms", "100")
+    supplier(ledger, "reversing", reversing, "9.50")
+    orders = paid_orders(ledger, 3)
+    run_until_settled(FulfilmentWorker(ledger, ledger.settings.model_copy(update={"fulfilment_poll_s": 0.05})),
+                      ledger, orders)
+    assert [str(ledger.reads.order(o.order_id).status) for o in orders] == ["delivered"] * 3
+    deadline = time.monotonic() + 10
+    while reversing.get("/v1/statement").text.count(",reversed,") < 3:
+        assert time.monotonic() < deadline, reversing.get("/v1/statement").text
+        time.sleep(0.05)
+    env = {"LEDGER_DATABASE_URL": ledger.settings.database_url, "LEDGER_DATA_DIR": str(ledger.settings.data_dir),
+           "LEDGER_CIPHER_KEY": ledger.settings.cipher_key}
+    result = CliRunner().invoke(cli, ["reconcile", "supplier", "reversing", "--fetch"], env=env)
+    assert result.exit_code == 1 and result.output.count("reversed_there_succeeded_here") == 3, result.output
+    assert [str(ledger.reads.order(o.order_id).status) for o in orders] == ["delivered"] * 3  # a report changes nothing
+    result = CliRunner().invoke(cli, ["reconcile", "supplier", "reversing", "--fetch", "--apply-reversals"], env=env)
+    assert result.exit_code == 0 and "3 reversal(s) recorded" in result.output, result.output
+    for placed in orders:
+        order = ledger.reads.order(placed.order_id)
+        assert (str(order.status), order.amount_refunded) == ("refunded", Decimal("10.50"))
+    result = CliRunner().invoke(cli, ["reconcile", "supplier", "reversing", "--fetch", "--apply-reversals"], env=env)
+    assert result.exit_code == 0 and "0 reversal(s) recorded" in result.output and "no differences" in result.output

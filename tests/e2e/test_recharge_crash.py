@@ -1,5 +1,7 @@
 """The chaos of tests/e2e/test_recharge_chaos.py with fewer orders, and the server SIGKILLed twice
-while attempts are outstanding (recorded as sent, not yet answered), restarted each time. The
+while attempts are outstanding (recorded as sent, not yet answered), restarted each time; then a
+supplier that answers "pending" and calls back later, and the server killed while its callbacks
+stream in. The
 store is the only memory: the restarted worker asks the suppliers about every outstanding
 attempt before it tries anything else, so the same checks hold at the end. Every order ends
 delivered or refunded, no account is recharged twice by the simulators' own records, every
@@ -10,6 +12,8 @@ from __future__ import annotations
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,8 +22,10 @@ from ledger.domain.fulfilment import Fulfilment
 from ledger.service.ledger import Ledger
 from tests.recharge_chaos import (
     Storefront,
+    SupplierSpec,
     World,
     open_fulfilments,
+    outstanding_attempts,
     settle_and_check,
     wait_until_settled,
     world,
@@ -115,3 +121,46 @@ def test_recharges_with_the_server_sigkilled_twice_while_attempts_are_outstandin
     print(f"\n{figures}\nkilled at {[round(t, 1) for t in killer.kill_times]} s with {killer.left_outstanding} "
           f"attempts outstanding; the last order paid at {bought:.1f} s, every one settled {settled:.1f} s later; "
           f"storefront answers {dict(storefront.statuses)}, {storefront.dropped} requests cut")
+
+
+# Answers "pending", decides 300 ms later and calls back: the ledger learns outcomes by callback
+# (it polls only every 5 s), so callbacks are arriving, and being applied, all the time.
+CALLING_BACK = (SupplierSpec("calling-back", ("--callback-delay-ms", "300", "--fail-rate", "0.1", "--cost-rate",
+                                              "0.95"), "9.50", Decimal(1), 16),)
+CALLBACK_ORDERS = 200
+
+
+def callbacks_sent(chaos: World) -> list[str]:
+    return [line for line in chaos.sims["calling-back"].log.read_text(errors="replace").splitlines()
+            if " callback " in line]
+
+
+@pytest.mark.timeout(600)
+def test_recharges_with_the_server_sigkilled_while_callbacks_are_applied_end_delivered_once_or_refunded(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with world(pg_url, tmp_path, CALLBACK_ORDERS, poll_s=5, specs=CALLING_BACK) as chaos, \
+            ThreadPoolExecutor(1) as background:
+        storefront = Storefront(chaos.server, clients=8)
+        buying = background.submit(storefront.buy_all, CALLBACK_ORDERS)
+        ledger = chaos.ledger()
+        try:
+            deadline = time.monotonic() + 120
+            while sum("-> 204" in line for line in callbacks_sent(chaos)) < CALLBACK_ORDERS // 4 \
+                    or not outstanding_attempts(ledger):
+                assert time.monotonic() < deadline, "no callbacks arrived\n" + chaos.server.output()
+                time.sleep(0.01)
+            chaos.server.kill()  # with callbacks in flight: some cut mid-request, some mid-commit
+            left = outstanding_attempts(ledger)
+            chaos.server.start()
+        finally:
+            ledger.close()
+        orders = buying.result(timeout=180)
+        assert left > 0
+        settled = wait_until_settled(chaos, timeout=180)
+        figures = settle_and_check(chaos, orders)
+    cut = [line for line in callbacks_sent(chaos) if "(attempt 1)" not in line]
+    assert cut, "no callback was cut by the kill"  # the supplier had to try again, or gave up: it was in flight
+    assert figures.delivered + figures.refunded == CALLBACK_ORDERS
+    print(f"\n{figures}\nkilled with {left} attempts outstanding; {len(cut)} callbacks needed another try or "
+          f"were given up; every order settled {settled:.1f} s after the storefront finished")

@@ -276,7 +276,8 @@ def test_last_checkpoint_and_verification(world: World, monkeypatch: pytest.Monk
         time.sleep(0.05)
     for name in [n for n in os.environ if n.startswith("LEDGER_")]:
         monkeypatch.delenv(name)
-    env = {"LEDGER_DATABASE_URL": world.url, "LEDGER_DATA_DIR": str(world.data_dir)}
+    env = {"LEDGER_DATABASE_URL": world.url, "LEDGER_DATA_DIR": str(world.data_dir),
+           "LEDGER_AUDIT_SIGNING_KEY_FILE": str(world.svc.settings.signing_key_path)}  # the server's key
     runner = CliRunner()
     signed = runner.invoke(audit_cli, ["checkpoint"], env=env)
     assert signed.exit_code == 0, signed.output
@@ -296,6 +297,7 @@ def test_last_checkpoint_and_verification(world: World, monkeypatch: pytest.Monk
     assert values["timestamp"] == latest["timestamp"]
     assert one(shown.find_all("code", data_col="root_hash")).text() == latest["root_hash"]
     assert one(shown.find_all("code", data_col="key_id")).text() == cp.key_id
+    assert "valid (a pinned key)" in shown.text()  # the server's key: the CLI signed with it
     assert cp.key_id in signed.output
     verification = one(audit.find_all("dl", id="verification"))
     assert verification.attrs["data-ok"] == "true" and "passed" in verification.text()

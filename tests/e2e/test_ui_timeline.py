@@ -58,7 +58,7 @@ def positions(html: str) -> list[int]:
 
 def sign(svc: Services) -> int:
     """Sign a checkpoint of the whole log, as `ledger audit checkpoint` does; its last position."""
-    signer, _ = Signer.load(svc.settings.data_dir / "audit-signing.key")
+    signer, _ = Signer.load(svc.settings.signing_key_path)
     return build(svc.settings, signer).last_position
 
 

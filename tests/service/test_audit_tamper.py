@@ -1,6 +1,7 @@
 """Tamper evidence on random histories (SQLite): editing any stored event's bytes, deleting
 one, swapping two, cutting off the tail or rewriting it (a fork) is always detected and the
-first differing position reported; an untouched log always verifies."""
+first differing position reported; an untouched log always verifies; and a fork covered up by
+rebuilding the tree is never signed (it does not extend the last checkpoint)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from audit.checkpoint import Signer
+from audit.log import CheckpointRefused
 from ledger.service.ledger import open_ledger
 from tests.audit_helpers import build, check, rebuild_tree, settings_for
 
@@ -138,6 +140,8 @@ def run(case: Case, template: Path, signer: Signer, folder: Path) -> None:
         else:  # shorter than the checkpoint, and no signed checkpoint inside it disagrees
             assert result.checkpoint_status == "truncated"
             assert (first.kind, first.leaf_index) == ("truncated", count)
+        with pytest.raises(CheckpointRefused, match=r"events were removed|not consistent with the last checkpoint"):
+            build(settings_, signer)  # the signer will not sign the rewritten tree
         return
     expected = {"edit": "changed", "delete": "missing", "swap": "changed", "truncate": "truncated", "fork": "changed"}
     # Deleting the newest event leaves a log indistinguishable from one cut short there.

@@ -60,3 +60,19 @@ def test_bench_replay_refuses_an_unknown_read_model_before_seeding(env: dict[str
     assert result.exit_code == 1
     assert "--read-models: unknown ledgers; known: facts, inventory, fraud, journal, sales, profit" in result.output
     assert "store:" not in result.output
+
+
+def test_bench_scale_tiny_times_every_read_route_on_both_stores(env: dict[str, str]) -> None:
+    """Both servers answered every read route and UI page (no 5xx), and each has its p99 line."""
+    from shell.bench.scale import GOAL
+
+    result = CliRunner().invoke(app, ["bench", "scale", "--small", "1000", "--large", "2000", "--requests", "10"],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    lines = re.findall(r"^  (\S+): p99 [\d.]+ ms vs [\d.]+ ms, ratio [\d.]+ \(([^)]*)\)$", result.output, re.M)
+    routes = {route for route, _ in lines}
+    assert {"/v1/reconciliation", "/v1/inventory/{sku}?as_of=N", "/ui/risk", "/ui/events?aggregate={id}"} <= routes
+    assert len(lines) >= 30, result.output
+    for route, statuses in lines:
+        assert all(code in ("200", "404") for code in re.findall(r"(\d{3}):", statuses)), (route, statuses)
+    assert re.search(rf"worst p99 ratio [\d.]+ \(\S+\); goal at most {GOAL}: (met|MISSED)$", result.output, re.M)

@@ -292,3 +292,32 @@ def test_an_attempt_the_payment_started_whose_worker_died_before_sending_is_aske
     assert [e.event for e in ledger.reads.stream(fid)] == ["Requested", "AttemptStarted", "AttemptResent",
                                                             "AttemptSucceeded"]
     assert str(ledger.reads.order(placed.order_id).status) == "delivered"
+
+
+def test_a_restarted_worker_keeps_a_failing_suppliers_breaker_open_from_the_log(ledger: Ledger) -> None:
+    recharge_product(ledger)
+    suppliers = {"cheap": ScriptedSupplier("cheap", fail), "dear": ScriptedSupplier("dear", succeed)}
+    first = worker_for(ledger, suppliers)
+    for n in range(ledger.settings.fulfilment_breaker_failures):
+        first.drive(fulfilment_id(paid_recharge(ledger, account=f"1381234{n:04d}").order_id))
+    assert first.breakers.is_open("cheap")
+    first.close()
+    restarted = worker_for(ledger, suppliers)  # a new process: nothing in memory but the log
+    assert restarted.breakers.is_open("cheap") and not restarted.breakers.is_open("dear")
+    placed = paid_recharge(ledger, account="13899990000")
+    assert restarted.drive(fulfilment_id(placed.order_id)) is None
+    assert suppliers["cheap"].sent[-1] != f"{fulfilment_id(placed.order_id)}-1"  # not sent to the open breaker
+    assert suppliers["dear"].sent[-1] == f"{fulfilment_id(placed.order_id)}-1"
+
+
+def test_a_success_after_the_failures_leaves_a_restarted_workers_breaker_closed(ledger: Ledger) -> None:
+    recharge_product(ledger)
+    suppliers = {"cheap": ScriptedSupplier("cheap", fail), "dear": ScriptedSupplier("dear", succeed)}
+    first = worker_for(ledger, suppliers)
+    for n in range(ledger.settings.fulfilment_breaker_failures):
+        first.drive(fulfilment_id(paid_recharge(ledger, account=f"1381234{n:04d}").order_id))
+    suppliers["cheap"].decide = succeed
+    first.breakers.succeeded("cheap")  # a probe went through
+    first.drive(fulfilment_id(paid_recharge(ledger, account="13899990000").order_id))
+    assert suppliers["cheap"].book[suppliers["cheap"].sent[-1]].status == "succeeded"
+    assert not worker_for(ledger, suppliers).breakers.is_open("cheap")

@@ -17,12 +17,14 @@ from api.routes import (
     fraud,
     inventory,
     orders,
+    payments,
     proofs,
     reads,
     reconciliation,
     redemptions,
     reports,
     support,
+    tokens,
     upstream,
 )
 
@@ -30,6 +32,7 @@ ROUTERS: list[APIRouter] = [orders.router, catalog.products_router, catalog.prom
 ROUTERS += [inventory.router, reports.router, books.router, fraud.router, audit.router, reads.router]
 ROUTERS += [reconciliation.router, proofs.router]
 ROUTERS += [upstream.suppliers_router, upstream.offers_router, upstream.callbacks_router, support.router]
+ROUTERS += [payments.router, tokens.router]
 
 
 def _calls(dependant: Dependant) -> Iterator[object]:
@@ -40,7 +43,8 @@ def _calls(dependant: Dependant) -> Iterator[object]:
 
 def problem_statuses(route: APIRoute) -> set[int]:
     """The problems a route can answer, read off its dependencies and parameters:
-    401/403 behind a bearer token, 429 when rate limited, 422 for any parameter or body,
+    401/403/429 behind a bearer token (429: too many unknown tokens from one address), 429 when
+    rate limited, 422 for any parameter or body,
     400/409/413/503 for a command (a body: unreadable, refused, too large, contention),
     503 for a read that waits for `min_position`. A route's own 404 is declared on it."""
     dependant, calls = route.dependant, set(_calls(route.dependant))
@@ -50,7 +54,7 @@ def problem_statuses(route: APIRoute) -> set[int]:
         params += [*sub.query_params, *sub.header_params]
     statuses: set[int] = set()
     if bearer in calls:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 429}
     if rate_limited in calls:
         statuses.add(429)
     if params or has_body:

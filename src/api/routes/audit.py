@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from api.deps import MAX_POSITION, Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.problems import NOT_FOUND
+from api.pseudonyms import Pseudonyms, pseudonymous
 from api.routes.reads import invalid
 from api.services import Services
 from ledger.encoding.event_json import scrub
@@ -65,18 +66,31 @@ def events(
                                             description="comma list such as Order.Placed,Order.Refunded")] = None,
     min_position: MinPosition = None,
 ) -> AuditFeedOut:
-    """The complete history in log order; follow `next_after` until it is null."""
+    """The complete history in log order; follow `next_after` until it is null. An analyst sees
+    customers and accounts by keyed pseudonyms, and no IP addresses, devices or payment references."""
     topics = event_topics(event_type.split(",") if event_type else [])
     head = log_head(svc, min_position)
     items, next_after = feed_page(svc, after, limit, head, topics)
+    if pseudonymous(caller.role):  # analysts: customers by keyed pseudonyms; no IPs, devices, payment references
+        shown = Pseudonyms(svc.ledger.vault)
+        items = [shown.audit_event(item) for item in items]
     return AuditFeedOut(position=head, events=items, next_after=next_after)
 
 
 @router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
-def stream(stream_id: UUID, svc: ServicesDep, caller: Finance, min_position: MinPosition = None) -> AuditStreamOut:
-    """Every event of one aggregate (order, key, batch, ...) in version order; 404 if it has none."""
+def stream(
+    stream_id: UUID, svc: ServicesDep, caller: Finance,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION,
+                                description="the aggregate's events at positions after this one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    min_position: MinPosition = None,
+) -> AuditStreamOut:
+    """One aggregate's events (order, key, batch, ...) in log order, a page at a time (follow `next_after`
+    until it is null); 404 if it has none at all."""
     head = log_head(svc, min_position)
-    found = svc.reads.stream(stream_id)
-    if not found:
+    found = svc.reads.stream_events(stream_id, after=after, stop=head, limit=limit + 1)
+    if not found and (after == 0 or not svc.reads.stream_events(stream_id, after=0, stop=head, limit=1)):
         raise HTTPException(404, f"no events for stream {stream_id}")
-    return AuditStreamOut(position=head, stream_id=str(stream_id), events=[to_audit(e, None) for e in found])
+    items = [to_audit(event, position) for position, event in found[:limit]]
+    return AuditStreamOut(position=head, stream_id=str(stream_id), events=items,
+                          next_after=items[-1].position if len(found) > limit else None)

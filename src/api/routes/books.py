@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from api.deps import MAX_POSITION, Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
-from api.point_in_time import AsOf, AsOfTime, reading
+from api.point_in_time import AsOf, AsOfTime, entries_source, reading
 from api.problems import NOT_FOUND
 from projections.models import report_queries
 from projections.models.journal import ACCOUNTS, TrialBalance, account_info
@@ -70,8 +70,9 @@ def account(
         raise HTTPException(404, f"no account {account}; the chart has {', '.join(ACCOUNTS)} and "
                                  "supplier_float:<supplier>")
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        rows, more = report_queries.account_entries(source, account, after, position, limit)
         tb = report_queries.trial_balance(source)
+        rows, more = report_queries.account_entries(entries_source(svc, source, position), account, after,
+                                                    position, limit)
     held = account_held(tb, account)
     kind, description = info
     return AccountOut(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -39,6 +39,7 @@ products_router = APIRouter(prefix="/v1/products", tags=["catalog"])
 promotions_router = APIRouter(prefix="/v1/promotions", tags=["promotions"])
 Admin = Annotated[Caller, Depends(require("admin"))]
 Reader = Annotated[Caller, Depends(require("storefront", "analyst", "finance"))]
+MAX_LIMIT = 1000  # products a page lists at most
 Storefront = Annotated[Caller, Depends(require("storefront"))]
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 CouponPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
@@ -79,9 +80,17 @@ def define_product(body: ProductIn, request: Request, svc: ServicesDep, caller: 
 
 
 @products_router.get("", response_model=ProductsOut)
-def list_products(svc: ServicesDep, caller: Reader) -> ProductsOut:
+def list_products(
+    svc: ServicesDep, caller: Reader,
+    after: Annotated[str, Query(max_length=100, description="products after this SKU (in SKU order)")] = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> ProductsOut:
+    """The catalogue, a page of products at a time in SKU order (follow `next_after`)."""
     position = _head(svc)
-    return ProductsOut(products=[ProductFields(**_fields(p)) for p in svc.ledger.reads.products()], position=position)
+    found = svc.ledger.reads.products(after=after, limit=limit + 1)
+    shown = found[:limit]
+    return ProductsOut(products=[ProductFields(**_fields(p)) for p in shown], position=position,
+                       next_after=shown[-1].sku if len(found) > limit and shown else None)
 
 
 @products_router.get("/{sku}", response_model=ProductOut, responses=NOT_FOUND)

@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 Reader = Annotated[Caller, Depends(require("storefront", "analyst"))]
 By = Annotated[Literal["sku", "batch"], Query(description="`batch` adds each SKU's batches")]
 VIEWS = ("inventory",)
+MAX_LIMIT = 1000
 
 
 def _counts(row: Row) -> dict[str, int]:
@@ -32,9 +33,9 @@ def _batch(row: Row, currency: str) -> BatchStock:
                       unit_cost=row["unit_cost"], **_counts(row))
 
 
-def _currencies(svc: Services) -> dict[str, str]:
+def _currencies(svc: Services, skus: list[str]) -> dict[str, str]:
     """Each SKU's currency, which its batches' unit costs are in (a product's currency never changes)."""
-    return {p.sku: p.currency for p in svc.ledger.reads.products()}
+    return {sku: svc.ledger.reads.product(sku).currency for sku in skus}
 
 
 def _sku(row: Row, batches: list[Row] | None, currencies: dict[str, str]) -> SkuStock:
@@ -47,13 +48,19 @@ def _sku(row: Row, batches: list[Row] | None, currencies: dict[str, str]) -> Sku
 
 
 @router.get("", response_model=InventoryOut, response_model_exclude_none=True)
-def inventory(svc: ServicesDep, caller: Reader, by: By = "sku", min_position: MinPosition = None,
-              as_of: AsOf = None, as_of_time: AsOfTime = None) -> InventoryOut:
-    """Every SKU's keys by state."""
+def inventory(svc: ServicesDep, caller: Reader, by: By = "sku",
+              after: Annotated[str, Query(max_length=100, description="SKUs after this one (in SKU order)")] = "",
+              limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+              min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None) -> InventoryOut:
+    """Each SKU's keys by state, a page of SKUs at a time in SKU order (follow `next_after`)."""
     with reading(svc, VIEWS, min_position, as_of, as_of_time) as (source, position):
-        skus, batches = report_queries.inventory(source, batches=by == "batch")
-    currencies = _currencies(svc) if by == "batch" else {}
-    return InventoryOut(position=position, items=[_sku(r, batches, currencies) for r in skus])
+        skus, batches = report_queries.inventory(source, batches=by == "batch", after=after, limit=limit + 1)
+    more, skus = len(skus) > limit, skus[:limit]
+    if batches is not None and skus:
+        batches = [b for b in batches if b["sku"] <= skus[-1]["sku"]]
+    currencies = _currencies(svc, [r["sku"] for r in skus]) if by == "batch" else {}
+    return InventoryOut(position=position, items=[_sku(r, batches, currencies) for r in skus],
+                        next_after=skus[-1]["sku"] if more and skus else None)
 
 
 @router.get("/{sku}", response_model=SkuInventoryOut, response_model_exclude_none=True, responses=NOT_FOUND)
@@ -79,5 +86,5 @@ def _sku_inventory(sku: str, svc: Services, by: str, min_position: int | None, a
         rows, batches = report_queries.inventory(source, sku, batches=by == "batch")
     if not rows:
         raise HTTPException(404, f"no inventory for SKU {sku}")
-    currencies = _currencies(svc) if by == "batch" else {}
+    currencies = _currencies(svc, [sku]) if by == "batch" else {}
     return SkuInventoryOut(position=position, **_sku(rows[0], batches, currencies).model_dump())

@@ -23,7 +23,6 @@ from api.models import (
     RefundIn,
     TimelineEvent,
     order_status,
-    payment_outcome,
 )
 from api.problems import NOT_FOUND
 from ledger import commands as c
@@ -31,6 +30,7 @@ from ledger import commands as c
 router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=NOT_FOUND)  # an unknown order or product
 Storefront = Annotated[Caller, Depends(require("storefront"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
+Payments = Annotated[Caller, Depends(require("payments"))]  # a trusted back end; never the storefront
 
 
 def _json(model: OrderOut | PaymentOut | OrderChangeOut, status: int = 200) -> JSONResponse:
@@ -52,14 +52,14 @@ def place_order(body: OrderIn, request: Request, svc: ServicesDep, caller: Store
 
 
 @router.post("/{order_id}/payments", response_model=PaymentOut)
-def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: ServicesDep, caller: Storefront,
+def capture_payment(order_id: UUID, body: PaymentIn, request: Request, svc: ServicesDep, caller: Payments,
                     idempotency_key: IdempotencyKey = None) -> Response:
+    """A payment confirmed by a trusted back end (the `payments` role), idempotent by `payment_reference`.
+    A storefront token may not confirm a payment (403); a provider's own callback comes signed to
+    POST /v1/payment-providers/{name}/webhooks."""
     command = c.CapturePayment(ctx=caller.context(svc, request), order_id=order_id, **body.model_dump())
     key = idempotency(caller, idempotency_key, f"POST /v1/orders/{order_id}/payments", body.model_dump())
-    return respond(svc.ledger.execute(command, key), lambda result: _json(PaymentOut(
-        order_id=result.order_id, payment_reference=result.payment_reference, outcome=payment_outcome(result.outcome),
-        amount=result.amount, key_ids=result.key_ids, reason=result.reason, replayed=result.replayed,
-        position=result.position)))
+    return respond(svc.ledger.execute(command, key), lambda result: _json(PaymentOut.of(result)))
 
 
 @router.get("/{order_id}", response_model=OrderView)
@@ -80,7 +80,8 @@ def get_order(order_id: UUID, svc: ServicesDep, caller: Storefront) -> OrderView
 
 @router.get("/{order_id}/keys", response_model=KeysOut)
 def get_keys(order_id: UUID, svc: ServicesDep, caller: Annotated[Caller, Depends(require("storefront"))]) -> KeysOut:
-    """The delivered codes: the only route that ever returns a code."""
+    """The delivered codes: the only route that ever returns a code. A revoked key (a refund) or a
+    voided one (a recall) is never shown."""
     keys = [KeyOut(key_id=k.key_id, code=k.code, status=k.status) for k in svc.ledger.reads.order_keys(order_id)]
     return KeysOut(keys=keys, position=svc.reads.head())
 

@@ -86,7 +86,7 @@ def consistency_proof(
 @router.get("/checkpoints/latest", response_model=CheckpointOut)
 def latest_checkpoint(svc: ServicesDep, caller: Finance) -> CheckpointOut:
     """The newest signed tree head, in the same JSON as `ledger audit checkpoint --out`."""
-    found = svc.audit().latest_checkpoint()
+    found = svc.audit().latest_checkpoint(svc.audit_keys())
     if found is None:
         raise HTTPException(404, "no checkpoint has been signed yet")
     return CheckpointOut.model_validate(found.to_json())

@@ -7,18 +7,21 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.ui import events, finance, overview, risk, session, timeline
-from api.ui.auth import LoginRequired, NotAllowed, login_url
+from api.ui import events, finance, overview, risk, session, support, timeline
+from api.ui.auth import COOKIE, LoginRequired, NotAllowed, login_url
 from api.ui.render import HERE, page
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-for module in (session, overview, events, timeline, finance, risk):
+for module in (session, overview, events, timeline, finance, risk, support):
     router.include_router(module.router)
 
 
 async def _login_required(request: Request, error: Exception) -> RedirectResponse:
     assert isinstance(error, LoginRequired)
-    return RedirectResponse(login_url(error.next_url), status_code=303)
+    response = RedirectResponse(login_url(error.next_url), status_code=303)
+    if COOKIE in request.cookies:  # an unknown or revoked token: dropped, not tried again on the sign-in page
+        response.delete_cookie(COOKIE, path="/ui")
+    return response
 
 
 async def _not_allowed(request: Request, error: Exception) -> HTMLResponse:

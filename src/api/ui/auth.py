@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from api.deps import ServicesDep, permits
-from api.services import token_hash
+from api.deps import ServicesDep, client_address, permits
+from api.tokens import TooManyFailures
 
 COOKIE = "ledger_ui"
 
@@ -19,7 +19,7 @@ COOKIE = "ledger_ui"
 @dataclass(frozen=True)
 class Viewer:
     role: str
-    token_id: str  # a short hash of the token, shown on the page; never the token
+    token_id: str  # the token's id (api.tokens), shown on the page; never the token
 
     def may(self, *roles: str) -> bool:
         return permits(self.role, roles)
@@ -42,9 +42,16 @@ class NotAllowed(Exception):
 
 
 def current_viewer(request: Request, svc: ServicesDep) -> Viewer | None:
+    """The viewer of the cookie's token; None without one, with an unknown or revoked one (each
+    counted as a failure of the client's address), or when the address failed too often."""
     token = request.cookies.get(COOKIE, "")
-    role = svc.role_of(token) if token else None
-    return None if role is None else Viewer(role, token_hash(token)[:12])
+    if not token:
+        return None
+    try:
+        identity = svc.tokens.authenticate(token, client_address(request))
+    except TooManyFailures:
+        return None
+    return None if identity is None else Viewer(identity.role, identity.token_id)
 
 
 def viewer_for(*roles: str) -> Callable[..., Viewer]:

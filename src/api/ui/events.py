@@ -1,7 +1,8 @@
 """The event browser: the global log paged by position, filtered by event type and aggregate,
 and one event's detail (its decrypted payload without codes, its metadata, links to the
 timelines it belongs to). The roles of GET /v1/audit/events; the same paging and decoding
-(`api.routes.audit.feed_page`, `to_audit`, which scrubs codes, sealed codes and code hashes).
+(`api.routes.audit.feed_page`, `to_audit`, which scrubs codes, sealed codes and code hashes), and
+the same pseudonyms for analysts (`api.pseudonyms`).
 
 Query and path values are parsed here, not by FastAPI, so bad input gets a page naming the
 field (422) instead of the API's JSON problem."""
@@ -20,7 +21,9 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import ServicesDep
 from api.models_reads import AuditEvent
+from api.pseudonyms import NAMED_BY_PEOPLE, Pseudonyms, pseudonymous
 from api.routes.audit import MAX_LIMIT, event_topics, feed_page
+from api.services import Services
 from api.ui import inputs
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
@@ -50,14 +53,16 @@ def timeline_of(item: AuditEvent) -> str | None:
     return timeline("sku", sku) if aggregate in SKU_AGGREGATES and isinstance(sku, str) else None
 
 
-def related(item: AuditEvent) -> list[tuple[str, str]]:
-    """(label, href) of the timelines the event's fields name: its order, batch, SKU, customer, keys."""
+def related(item: AuditEvent, customers: bool = True) -> list[tuple[str, str]]:
+    """(label, href) of the timelines the event's fields name: its order, batch, SKU, customer
+    (unless not `customers`: an analyst's pseudonym has no timeline), keys."""
     data = item.data
     links = []
     own = timeline_of(item)
     if own is not None:
         links.append((f"{item.type.partition('.')[0].lower()} timeline", own))
-    for field, kind in (("order_id", "order"), ("batch_id", "batch"), ("sku", "sku"), ("customer_id", "customer")):
+    named = (("order_id", "order"), ("batch_id", "batch"), ("sku", "sku"), ("customer_id", "customer"))
+    for field, kind in named if customers else named[:3]:
         value = data.get(field)
         href = timeline(kind, value) if isinstance(value, str) and value else None
         if href is not None and href != own:
@@ -66,6 +71,18 @@ def related(item: AuditEvent) -> list[tuple[str, str]]:
         if field.endswith("key_ids") and isinstance(value, list):
             links += [(f"key {key}", timeline("key", key)) for key in value if isinstance(key, str)]
     return links
+
+
+def _named_by_people(item: AuditEvent) -> bool:
+    return item.type.partition(".")[0] in NAMED_BY_PEOPLE
+
+
+def shown_to(viewer: Viewer, svc: Services, items: list[AuditEvent]) -> list[AuditEvent]:
+    """The events as the viewer may see them: an analyst's with people pseudonymised (`api.pseudonyms`)."""
+    if not pseudonymous(viewer.role):
+        return items
+    shown = Pseudonyms(svc.ledger.vault)
+    return [shown.audit_event(item) for item in items]
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,11 @@ def events(
         head = svc.reads.head()
         items, next_after = feed_page(svc, start, size, head, topics, stream)
         previous = svc.reads.previous_after(start, size, topics, stream) if start else None
+        if pseudonymous(viewer.role) and stream is not None and any(_named_by_people(i) for i in items):
+            # An id an analyst computed from a guessed IP, device, customer or payment reference
+            # finds nothing: no guess is confirmed.
+            items, next_after, previous = [], None, None
+        items = shown_to(viewer, svc, items)
         filters = {k: v for k, v in (("type", ",".join(names)), ("aggregate", str(stream or "")),
                                      ("limit", "" if size == DEFAULT_LIMIT else str(size))) if v}
 
@@ -139,10 +161,11 @@ def event_detail(request: Request, svc: ServicesDep, viewer: Auditor, position: 
         if not items:
             return page(request, "problem.html", viewer, status_code=404, title="No such event", field=None,
                         message=f"There is no event at position {wanted} (the log's head is {head}).", **BACK)
-        item = items[0]
+        item = shown_to(viewer, svc, items)[0]
         row = EventRow(item, timeline_of(item))
         payload = {k: v for k, v in item.data.items() if k != "meta"}
-        return page(request, "event.html", viewer, row=row, head=head, links=related(item),
+        return page(request, "event.html", viewer, row=row, head=head,
+                    links=related(item, customers=not pseudonymous(viewer.role)),
                     payload=json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
     return _parsed(request, viewer, shown)

@@ -3,7 +3,8 @@ the reconciliation's exceptions, the last signed checkpoint and the last verific
 
 The numbers come from what the API's routes use: `api.point_in_time.reading`, the books' queries
 (`projections.engine.read_side.trial_balance`, `account_entries`) and `api.routes.books.balances`,
-`projections.models.reconcile.reconcile`, and the audit tables (`Services.audit`)."""
+the last reconciliation the background job stored (`Services.reconciliations`), and the audit
+tables (`Services.audit`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 
 from api.deps import ServicesDep
-from api.point_in_time import reading
+from api.point_in_time import entries_source, reading
 from api.routes import books
 from api.services import Services
 from api.ui import inputs
@@ -30,11 +31,12 @@ from audit.store import VerificationRecord
 from projections.engine.as_of import ReadSource
 from projections.models import report_queries
 from projections.models.journal import ACCOUNTS, account_info
-from projections.models.reconcile import NotAligned, Reconciliation, reconcile
+from projections.models.reconcile_store import Stored
 
 router = APIRouter(prefix="/finance")
 FinanceViewer = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/ledger/*, /v1/reconciliation
 ENTRIES = 100  # an account page's entries (an event's entries are never split over two pages)
+SHOWN_FINDINGS = 50  # the reconciliation's exceptions shown (all of them: GET /v1/reconciliation)
 
 
 @dataclass(frozen=True)
@@ -66,24 +68,24 @@ class Audit:
     tree_size: int
     tree_position: int
     checkpoint: Checkpoint | None
-    signature_valid: bool
+    signature: str  # Checkpoint.key_status under the pinned keys: valid, unpinned-key, bad-signature
     verification: VerificationRecord | None
 
 
 def _audit(svc: Services) -> Audit:
     store = svc.audit()
     size, position = store.head()
-    checkpoint = store.latest_checkpoint()
-    return Audit(size, position, checkpoint, checkpoint is not None and checkpoint.signature_valid(),
+    checkpoint = store.latest_checkpoint()  # the newest row, whoever wrote it: its key is checked
+    return Audit(size, position, checkpoint, "none" if checkpoint is None else checkpoint.key_status(svc.audit_keys()),
                  store.latest_verification())
 
 
-def _reconciliation(svc: Services) -> tuple[Reconciliation | None, str | None]:
-    """GET /v1/reconciliation's checks (at the read models' position), or why not now."""
-    try:
-        return reconcile(svc.history, svc), None
-    except NotAligned as error:
-        return None, f"not now: {error}; reload in a moment"
+def _reconciliation(svc: Services) -> tuple[Stored | None, str | None]:
+    """What GET /v1/reconciliation answers: the background job's last result, or why there is none."""
+    stored = svc.reconciliations.latest()
+    if stored is None:
+        return None, "no reconciliation has run yet (ledger serve runs one in the background); reload in a moment"
+    return stored, None
 
 
 @router.get("", response_class=HTMLResponse)
@@ -96,10 +98,11 @@ def finance(request: Request, svc: ServicesDep, viewer: FinanceViewer, as_of: st
             live = source is svc
     except BadInput as error:
         return page(request, "finance.html", viewer, status_code=error.status, error=error, moment=moment)
-    recon, recon_note = _reconciliation(svc)
+    stored, recon_note = _reconciliation(svc)
     return page(
         request, "finance.html", viewer, moment=moment, position=position, live=live, balanced=tb.balanced,
-        accounts=books.balances(tb), totals=sorted(tb.totals.items()), recon=recon, recon_note=recon_note,
+        accounts=books.balances(tb), totals=sorted(tb.totals.items()), recon=stored and stored.result,
+        recon_at=stored and stored.computed_at, recon_note=recon_note, shown_findings=SHOWN_FINDINGS,
         audit=_audit(svc),
     )
 
@@ -115,8 +118,9 @@ def account(request: Request, svc: ServicesDep, viewer: FinanceViewer, account: 
                                       "supplier_float:<supplier>", 404)
         start = inputs.position("after", after) or 0
         with _reading(svc, moment) as (source, position):
-            rows, more = report_queries.account_entries(source, account, start, position, ENTRIES)
             tb = report_queries.trial_balance(source)
+            rows, more = report_queries.account_entries(entries_source(svc, source, position), account, start,
+                                                        position, ENTRIES)
             live = source is svc
     except BadInput as error:
         return page(request, "finance_account.html", viewer, status_code=error.status, error=error, moment=moment,

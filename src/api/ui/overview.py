@@ -33,6 +33,7 @@ from projections.models import report_queries
 router = APIRouter()
 DAYS = 31  # the charts show the last month that has any rows
 LATEST_ALERTS = 10
+SKUS = 100  # SKUs the stock panel shows (in SKU order; all of them: GET /v1/inventory, paged)
 STOCK, REPORTS, FRAUD = ("storefront", "analyst"), ("finance", "analyst"), ("risk",)
 SUPPLIERS = ("finance",)  # as GET /v1/suppliers: the float and health of each upstream supplier
 
@@ -52,6 +53,14 @@ def _window(rows: Sequence[Row]) -> list[str]:
     return days_between(first, last)
 
 
+def _last_days(svc: Services, report: report_queries.DailyReport) -> list[Row]:
+    """The report per day over the DAYS up to its last day with a row: only those rows are read."""
+    last = report_queries.last_day(svc.reads, report)
+    if last is None:
+        return []
+    return report_queries.daily_report(svc.reads, report, ["day"], last - timedelta(days=DAYS - 1), last)
+
+
 def _by_currency(rows: Sequence[Row]) -> dict[str, list[Row]]:
     found: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
@@ -66,7 +75,7 @@ def _money(currency: str, amount: Decimal) -> str:
 def sales_charts(svc: Services) -> list[CurrencyChart]:
     """Per currency: sales (gross less discounts) on each day with deliveries, and refunds."""
     charts = []
-    for currency, rows in _by_currency(report_queries.daily_report(svc.reads, report_queries.SALES, ["day"])).items():
+    for currency, rows in _by_currency(_last_days(svc, report_queries.SALES)).items():
         days = _window(rows)
         shown = [r for r in rows if r["day"] in days]
         sales = Series("sales", {r["day"]: r["gross"] - r["discounts"] for r in shown if r["orders"]})
@@ -79,7 +88,7 @@ def sales_charts(svc: Services) -> list[CurrencyChart]:
 
 def margin_chart(svc: Services) -> Markup | None:
     """Gross margin (profit over net revenue, in %) per day: one line per currency."""
-    rows = report_queries.daily_report(svc.reads, report_queries.PROFIT, ["day"])
+    rows = _last_days(svc, report_queries.PROFIT)
     days = _window(rows)
     if not days:
         return None
@@ -102,7 +111,7 @@ def panels(svc: Services, viewer: Viewer, request_state: Any = None) -> dict[str
     context: dict[str, Any] = {"skus": None, "sales_charts": None, "margin": None, "alerts": None, "suppliers": None}
     if viewer.may(*STOCK):
         views.append("inventory")
-        context["skus"] = report_queries.inventory(svc.reads)[0]
+        context["skus"] = report_queries.inventory(svc.reads, limit=SKUS)[0]
     if viewer.may(*REPORTS):
         views += ["sales", "profit"]
         context["sales_charts"] = sales_charts(svc)
@@ -116,7 +125,7 @@ def panels(svc: Services, viewer: Viewer, request_state: Any = None) -> dict[str
     if viewer.may(*FRAUD):
         views.append("fraud")
         position = svc.reads.position(("fraud",))
-        latest = report_queries.fraud_alerts(svc.reads, until=position)[-LATEST_ALERTS:][::-1]
+        latest = report_queries.latest_fraud_alerts(svc.reads, until=position, limit=LATEST_ALERTS)
         context["alerts"] = [{**row, "occurred_at": _moment(row["occurred_at"])} for row in latest]
     lag = svc.reads.lag()
     return {

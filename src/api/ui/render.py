@@ -23,6 +23,7 @@ NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Events", "/ui/events", ("finance", "analyst")),
     ("Finance", "/ui/finance", ("finance",)),
     ("Risk", "/ui/risk", ("risk",)),
+    ("Support", "/ui/support", ("support",)),
 )
 
 

@@ -38,15 +38,13 @@ class RuleAlerts:
     latest: list[Row]  # newest first
 
 
-def by_rule(alerts: list[Row], rules: tuple[str, ...], shown: int) -> list[RuleAlerts]:
-    """Alerts (in log order) grouped under each of `rules`, with the `shown` latest of each."""
-    grouped: dict[str, list[Row]] = {rule: [] for rule in rules}
-    for alert in alerts:
-        grouped.setdefault(alert["rule"], []).append(alert)
-    return [
-        RuleAlerts(rule, len(found), len({(a["subject_kind"], a["subject_id"]) for a in found}), found[::-1][:shown])
-        for rule, found in grouped.items() if rule in rules
-    ]
+def by_rule(svc: Services, rules: tuple[str, ...], shown: int, until: int) -> list[RuleAlerts]:
+    """Each of `rules` with its alert and subject counts and its `shown` newest alerts: a count and
+    a LIMIT query per rule, never every alert."""
+    counts = report_queries.fraud_alert_counts(svc, until=until)
+    return [RuleAlerts(rule, *counts.get(rule, (0, 0)),
+                       report_queries.latest_fraud_alerts(svc, rule=rule, until=until, limit=shown))
+            for rule in rules]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -58,10 +56,9 @@ def risk(request: Request, svc: ServicesDep, viewer: RiskViewer, rule: str = "")
     except BadInput as error:
         return page(request, "risk.html", viewer, status_code=error.status, error=error, rules=RULES, chosen=None)
     position = svc.reads.position(VIEWS)
-    alerts = report_queries.fraud_alerts(svc, rule=chosen, until=position)
-    groups = by_rule(alerts, RULES if chosen is None else (chosen,), LATEST if chosen is None else FILTERED)
+    groups = by_rule(svc, RULES if chosen is None else (chosen,), LATEST if chosen is None else FILTERED, position)
     return page(request, "risk.html", viewer, rules=RULES, chosen=chosen, position=position, groups=groups,
-                total=len(alerts))
+                total=sum(g.count for g in groups))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, client_address
 from api.services import Services
+from api.tokens import TooManyFailures
 from api.ui.auth import COOKIE, current_viewer
 from api.ui.render import page
 
@@ -59,9 +60,14 @@ def login(request: Request, svc: ServicesDep, token: Annotated[str, Form(max_len
     if expected is None or not secrets.compare_digest(csrf.encode(), expected.encode()):
         return _form(request, svc, next, EXPIRED, status_code=403)
     token = token.strip()
-    if not token or svc.role_of(token) is None:
-        return _form(request, svc, next, "That token is not known: use a token of LEDGER_API_TOKENS or "
-                                         "`ledger tokens create`.", status_code=401)
+    try:
+        known = bool(token) and svc.tokens.authenticate(token, client_address(request)) is not None
+    except TooManyFailures:
+        return _form(request, svc, next, "Too many unknown tokens from this address: wait a minute and try again.",
+                     status_code=429)
+    if not known:
+        return _form(request, svc, next, "That token is not known or was revoked: use a token of "
+                                         "LEDGER_API_TOKENS or `ledger tokens create`.", status_code=401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/ui",
                         secure=svc.settings.ui_secure_cookie)

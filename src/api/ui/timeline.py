@@ -1,6 +1,7 @@
-"""Timelines of an order, key, customer, SKU or batch (finance and analyst, as the audit feed),
-each event marked covered or not by the last signed checkpoint; and proof bundles of covered
-events (finance, as the proof routes) for an auditor's offline verifier."""
+"""Timelines of an order, key, SKU or batch (finance and analyst, as the audit feed; analysts see
+people by pseudonyms, `api.pseudonyms`; an order's for support too) and of a customer (finance
+and support), each event marked covered or not by the last signed checkpoint; and proof bundles
+of covered events (finance, as the proof routes) for an auditor's offline verifier."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.deps import MAX_POSITION, ServicesDep
 from api.problems import problem
+from api.pseudonyms import Pseudonyms, pseudonymous
 from api.ui.auth import Viewer, viewer_for
 from api.ui.render import page
 from audit.proofs import ProofError, bundle
@@ -23,6 +25,10 @@ from projections.models.timeline import Timeline
 router = APIRouter()
 Auditor = Annotated[Viewer, Depends(viewer_for("finance", "analyst"))]  # as GET /v1/audit/events
 Finance = Annotated[Viewer, Depends(viewer_for("finance"))]  # as GET /v1/audit/proofs/*
+# An order's timeline is also support's: the trace of its payments and supplier attempts.
+OrderReader = Annotated[Viewer, Depends(viewer_for("finance", "analyst", "support"))]
+# A customer by who they are: not for analysts, who know customers only by pseudonyms (api.pseudonyms).
+OneCustomer = Annotated[Viewer, Depends(viewer_for("finance", "support"))]
 PAGE = 100
 
 _TITLES = {"order": "Order", "key": "Card key", "customer": "Customer", "sku": "SKU", "batch": "Batch"}
@@ -30,10 +36,12 @@ _TITLES = {"order": "Order", "key": "Card key", "customer": "Customer", "sku": "
 
 def _show(request: Request, svc: ServicesDep, viewer: Viewer, kind: str, ident: str,
           found: Timeline | None) -> HTMLResponse:
-    checkpoint = svc.audit().latest_checkpoint()
+    checkpoint = svc.audit().latest_checkpoint(svc.audit_keys())
     if found is None:
         return page(request, "timeline_missing.html", viewer, status_code=404, kind=kind, ident=ident,
                     title=_TITLES[kind])
+    if pseudonymous(viewer.role):  # analysts: customers by keyed pseudonyms; no IPs, devices, payment references
+        found = Pseudonyms(svc.ledger.vault).timeline(found)
     return page(request, "timeline.html", viewer, timeline=found, title=_TITLES[kind], checkpoint=checkpoint,
                 covered_to=checkpoint.last_position if checkpoint else 0, proofs=viewer.may("finance"),
                 links=_links(), payload=_payload)
@@ -50,7 +58,7 @@ def _payload(data: object) -> str:
 
 
 @router.get("/timeline/order/{order_id}", response_class=HTMLResponse)
-def order_timeline(request: Request, svc: ServicesDep, viewer: Auditor, order_id: UUID) -> HTMLResponse:
+def order_timeline(request: Request, svc: ServicesDep, viewer: OrderReader, order_id: UUID) -> HTMLResponse:
     return _show(request, svc, viewer, "order", str(order_id), timeline.order(svc.reads, order_id))
 
 
@@ -65,7 +73,7 @@ def batch_timeline(request: Request, svc: ServicesDep, viewer: Auditor, batch_id
 
 
 @router.get("/timeline/customer/{customer_id}", response_class=HTMLResponse)
-def customer_timeline(request: Request, svc: ServicesDep, viewer: Auditor,
+def customer_timeline(request: Request, svc: ServicesDep, viewer: OneCustomer,
                       customer_id: Annotated[str, Path(max_length=200)]) -> HTMLResponse:
     return _show(request, svc, viewer, "customer", customer_id, timeline.customer(svc.reads, customer_id))
 
@@ -82,7 +90,7 @@ def proof_bundle(svc: ServicesDep, viewer: Finance, position: int) -> Response:
     """The event at `position` as stored, its inclusion proof and the signed checkpoint, as a file."""
     reader = svc.components.event_reader()
     try:
-        found = bundle(svc.audit(), reader, position)
+        found = bundle(svc.audit(), reader, position, svc.audit_keys())
     except ProofError as error:
         return problem(404, "not-found", "Not found", error.message, field=error.field)
     finally:

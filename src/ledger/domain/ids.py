@@ -77,6 +77,10 @@ def supplier_id(name: str) -> UUID:
     return uuid5(f"supplier:{name}")
 
 
+def payment_provider_id(name: str) -> UUID:
+    return uuid5(f"payment-provider:{name}")
+
+
 def fulfilment_id(order_id: UUID) -> UUID:
     """An order's one fulfilment: paying twice can never start two."""
     return uuid5(f"fulfilment:{order_id}")

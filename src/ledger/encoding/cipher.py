@@ -24,16 +24,18 @@ class KeptKeyAESCipher(AESCipher):
         super().__init__(environment)
         self._aesgcm = AESGCM(self.key)  # immutable: safe to share between threads
 
-    def encrypt(self, plaintext: bytes) -> bytes:
+    def encrypt(self, plaintext: bytes, associated_data: bytes | None = None) -> bytes:
+        """Sealed; with `associated_data` (bound to, not stored in, the ciphertext), it opens only
+        when given the same again (ledger.encoding.snapshots)."""
         nonce = random_bytes(NONCE)
-        sealed = self._aesgcm.encrypt(nonce, plaintext, None)
+        sealed = self._aesgcm.encrypt(nonce, plaintext, associated_data)
         return nonce + sealed[-TAG:] + sealed[:-TAG]
 
-    def decrypt(self, ciphertext: bytes) -> bytes:
+    def decrypt(self, ciphertext: bytes, associated_data: bytes | None = None) -> bytes:
         if len(ciphertext) < NONCE + TAG:
             raise ValueError("Damaged cipher text: shorter than nonce and tag")
         try:
             nonce, tag, sealed = ciphertext[:NONCE], ciphertext[NONCE : NONCE + TAG], ciphertext[NONCE + TAG :]
-            return self._aesgcm.decrypt(nonce, sealed + tag, None)
+            return self._aesgcm.decrypt(nonce, sealed + tag, associated_data)
         except InvalidTag as error:
             raise ValueError("Invalid cipher tag") from error

@@ -21,6 +21,7 @@ from ledger.domain import (
     fulfilment,
     holders,
     orders,
+    payment_providers,
     promotions,
     recipients,
     stock,
@@ -32,6 +33,7 @@ from ledger.domain.base import LedgerAggregate
 
 MODULES: tuple[ModuleType, ...] = (
     catalog, supply, stock, orders, fulfilment, validity, suppliers, recipients, holders, promotions, answers,
+    payment_providers,
 )
 _BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
 

@@ -2,13 +2,17 @@
 
 Closed, it lets every attempt through. After `failures` consecutive failures or lost
 answers it opens: routing skips the supplier while another route remains. After `open_s`
-it lets one probe through (half-open): a success closes it, a failure opens it again."""
+it lets one probe through (half-open): a success closes it, a failure opens it again.
+
+A worker starts from the outcomes of the attempts recorded in the log's recent past
+(`replay`), so a restart does not send a burst of requests to a supplier it had stopped
+trusting."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +50,20 @@ class Breakers:
                     continue
                 skipped.append(name)
             return tuple(sorted(skipped))
+
+    def replay(self, outcomes: Iterable[tuple[str, bool, float]]) -> None:
+        """Outcomes recorded before this process started, oldest first: (supplier, failed, how many
+        seconds ago). A breaker they opened stays open for what remains of its wait."""
+        now = self._clock()
+        with self._lock:
+            for supplier, failed, age_s in outcomes:
+                state = self._states.setdefault(supplier, _State())
+                if not failed:
+                    state.failures, state.opened_at = 0, None
+                    continue
+                state.failures += 1
+                if state.failures >= self.failures:
+                    state.opened_at = now - age_s
 
     def succeeded(self, supplier: str) -> None:
         with self._lock:

@@ -32,11 +32,13 @@ from ledger.domain.ids import OPEN_FULFILMENTS_ID, supplier_id
 from ledger.domain.suppliers import Supplier
 from ledger.fulfilment.breaker import Breakers
 from ledger.fulfilment.connector import Answer, Connector, HttpConnector, LostAnswer, Request
+from ledger.fulfilment.health import recent_outcomes
 from ledger.results import AttemptPlan, FulfilmentState
 from ledger.service.ledger import Ledger
 
 log = logging.getLogger(__name__)
 LINK_CHECK_S = 2.0  # how often a supplier's connection settings are read again
+HEALTH_WINDOW = 20_000  # the last events of the log a starting worker reads its breakers' state from
 
 
 @dataclass
@@ -67,6 +69,7 @@ class FulfilmentWorker:
         self._following: tuple[Any, Callable[[list[Any]], None]] | None = None
         self.settings = settings
         self.breakers = Breakers(settings.fulfilment_breaker_failures, settings.fulfilment_breaker_open_s, clock)
+        self.breakers.replay(recent_outcomes(ledger.app, ledger.clock(), HEALTH_WINDOW))
         self._make_connector = connector
         self._clock = clock
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ledger-fulfil")

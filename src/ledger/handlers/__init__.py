@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger import commands as c
-from ledger.handlers import catalog, fulfilment, orders, suppliers, supply, validity
+from ledger.handlers import catalog, fulfilment, orders, payment_providers, suppliers, supply, validity
 from ledger.writer.session import Session
 
 R = TypeVar("R")
@@ -21,6 +21,7 @@ HANDLERS: dict[type[c.Command[Any]], Handler] = {
     c.CreateFlashSale: catalog.create_flash_sale,
     c.PlaceOrder: orders.place_order,
     c.CapturePayment: orders.capture_payment,
+    c.SetPaymentProvider: payment_providers.set_payment_provider,
     c.CancelOrder: orders.cancel_order,
     c.ExpireOrder: orders.expire_order,
     c.RefundOrder: orders.refund_order,

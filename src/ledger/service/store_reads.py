@@ -38,11 +38,12 @@ from ledger.domain.promotions import Coupon
 from ledger.domain.recipients import Recipient
 from ledger.domain.stock import Stock
 from ledger.domain.suppliers import Supplier, SupplierList
-from ledger.domain.supply import Batch, Key
+from ledger.domain.supply import Batch, Key, KeyStatus
 from ledger.encoding.fields import event_data
 from ledger.vault import CodeVault
 
 T = TypeVar("T", bound=LedgerAggregate)
+WITHDRAWN = frozenset({KeyStatus.REVOKED, KeyStatus.VOIDED})  # keys whose codes are never shown again
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,14 @@ class StoreReads:
     def product(self, sku: str) -> Product:
         return self.load(Product, product_id(sku), UnknownProduct(f"no product {sku}", sku=sku))
 
-    def products(self) -> list[Product]:
+    def products(self, after: str | None = None, limit: int | None = None) -> list[Product]:
+        """Every product in the catalogue's order; with `after` or `limit`, a page of them in SKU
+        order (SKUs after `after`, at most `limit`), only those loaded."""
         catalog = self.find(Catalog, CATALOG_ID)
-        found = [self.find(Product, product_id(sku)) for sku in (catalog.skus if catalog else [])]
+        skus = list(catalog.skus) if catalog else []
+        if after is not None or limit is not None:
+            skus = sorted(s for s in skus if s > (after or ""))[:limit]
+        found = [self.find(Product, product_id(sku)) for sku in skus]
         return [p for p in found if p is not None]
 
     def stock(self, sku: str) -> StockView:
@@ -153,12 +159,13 @@ class StoreReads:
         return found.order_id if found else None
 
     def order_keys(self, order_id: UUID) -> list[DeliveredKey]:
-        """The codes delivered by an order, unsealed: for the buyer's storefront only."""
+        """The codes delivered by an order, unsealed: for the buyer's storefront only. A key taken
+        back (revoked by a refund, voided by a recall) is left out, its code not even unsealed."""
         order = self.order(order_id)
         keys = []
         for key_id in order.delivered:
             key = self.find(Key, key_id)
-            if key is not None:
+            if key is not None and key.status not in WITHDRAWN:
                 keys.append(DeliveredKey(key.id, self.vault.unseal(key.sealed_code), key.status.value))
         return keys
 

@@ -9,6 +9,7 @@ stored answer, which is the last event its command wrote.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -40,14 +41,29 @@ def _error_classes(base: type[DomainError]) -> dict[str, type[DomainError]]:
 _ERRORS = _error_classes(DomainError)
 
 
+KEYED = "hmac-sha256:"  # the mark of a keyed request fingerprint, as `Answer.request` keeps it
+
+
 @dataclass(frozen=True)
 class Idempotency:
     """A caller's idempotency key, and a fingerprint of the request it names: handed to the
-    writer beside the command (`Writer.execute(command, idempotency)`), never inside it."""
+    writer beside the command (`Writer.execute(command, idempotency)`), never inside it.
+
+    The API hands a plain digest of the route and body; the writer keys it (`keyed`) before
+    it is stored or compared, so a stored answer tells nothing about a body (a redeemed code)
+    to whoever lacks the store's key. `unkeyed` keeps the plain digest, in memory only, for
+    answers stored before fingerprints were keyed."""
 
     scope: str
     key: str
     request: str
+    unkeyed: str = ""
+
+    def keyed(self, fingerprint: Callable[[str], str]) -> Idempotency:
+        """This key with its request fingerprinted by `fingerprint` (an HMAC under the store's key)."""
+        if self.request.startswith(KEYED):
+            return self
+        return Idempotency(self.scope, self.key, KEYED + fingerprint(self.request), unkeyed=self.request)
 
     @property
     def answer_id(self) -> UUID:
@@ -130,6 +146,8 @@ def decode(outcome: dict[str, Any], position: int) -> Done[Result]:
 
 
 def replay(answer: Answer, idempotency: Idempotency, position: int) -> Done[Result]:
-    if answer.request != idempotency.request:
+    # An answer stored before fingerprints were keyed holds the plain digest: compared with it.
+    expected = idempotency.request if answer.request.startswith(KEYED) else idempotency.unkeyed
+    if not expected or answer.request != expected:
         raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
     return decode(answer.outcome, position)

@@ -111,6 +111,8 @@ class Writer:
     def submit(self, command: Command[Any], idempotency: Idempotency | None = None) -> Future[Done[Any]]:
         if self._closed:
             raise RuntimeError("the writer is closed")
+        if idempotency is not None:  # stored and compared keyed only (`Idempotency.keyed`)
+            idempotency = idempotency.keyed(self.vault.request_fingerprint)
         item = _Item(command, idempotency)
         self._queue.put(item)
         return item.future

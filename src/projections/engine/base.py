@@ -131,6 +131,8 @@ class Projection(Handlers):
     def __init__(self, store: ViewStore, version: int | None = None) -> None:
         self.store = store
         self.version = version if version is not None else store.active_versions()[self.name]
+        # Where `stored` looks rows up instead of this version's tables (a checkpoint), if anywhere.
+        self.lookup: Callable[[Projection, str, str, Sequence[Any]], list[Row]] | None = None
         self.handlers = self.bound_handlers()  # topic -> bound method, built once
         self._specs = {t.name: t for t in self.tables}
         self.topics = frozenset(self.handlers)  # read for every event: built once
@@ -202,13 +204,24 @@ class Projection(Handlers):
             return found
         spec = self._spec(table)
         where = " AND ".join(f"{k} = ?" for k in spec.key)
-        rows = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {where}", key)
+        rows = self.stored(table, where, key)
         if not rows:
             self.absent[table].add(key)
             return None
-        row = spec.decode(rows[0])
+        row = rows[0]
         self.rows[table][key] = row
         return row
+
+    def stored(self, table: str, where: str, params: Sequence[Any]) -> list[Row]:
+        """The stored rows of `table` that match `where`, decoded: where a row missing from memory
+        is looked up. A point-in-time fold reads them from a checkpoint instead (`lookup`,
+        `projections.engine.checkpoints`)."""
+        if self.lookup is not None:
+            return self.lookup(self, table, where, params)
+        spec = self._spec(table)
+        values = self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} WHERE {where}",
+                                  params)
+        return [spec.decode(v) for v in values]
 
     def prefetch(self, table: str, keys: Sequence[tuple[Any, ...]]) -> None:
         """Bring the stored rows of `keys` (a one-column key) into memory in a query per
@@ -225,9 +238,7 @@ class Projection(Handlers):
         for start in range(0, len(wanted), PREFETCH_CHUNK):
             chunk = wanted[start:start + PREFETCH_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for values in self.store.query(f"SELECT {', '.join(spec.all_columns)} FROM {self.table(table)} "
-                                           f"WHERE {column} IN ({marks})", [k[0] for k in chunk]):
-                row = spec.decode(values)
+            for row in self.stored(table, f"{column} IN ({marks})", [k[0] for k in chunk]):
                 rows[(row[column],)] = row
             absent.update(k for k in chunk if k not in rows)
 

@@ -185,44 +185,40 @@ class ReadSide:
 
     def _stream_page(self, after: int, limit: int, stop: int, topics: Sequence[str],
                      stream_id: UUID) -> list[Notification]:
-        """One aggregate's notifications after `after`: the log has no index by aggregate, so it
-        is read page by page, up to the aggregate's newest event at most."""
-        newest = self.app.recorder.select_events(stream_id, desc=True, limit=1)
-        if not newest:
-            return []
-        found = []
-        for n in event_log.notifications(self.app, after, stop=stop, topics=topics):
-            if n.originator_id == stream_id:
-                found.append(n)
-                if len(found) == limit or n.originator_version >= newest[0].originator_version:
-                    break
-        return found
+        """One aggregate's notifications after `after`: one query on the events' index by aggregate
+        and position (`positions.ensure_stream_index`), never a read of the log."""
+        return positions.stream_range(self.app, stream_id, after=after, stop=stop, limit=limit, topics=topics)
 
     def previous_after(self, after: int, limit: int, topics: Sequence[str] = (),
                        stream_id: UUID | None = None) -> int | None:
         """Where the page before the one after `after` starts (`log_page`'s `after` for the
         `limit` events with the same filters at positions up to `after`); None if there are none.
-        Read backwards in growing windows, since the log is only read forwards."""
+        One aggregate's: one query on its index. The whole log's: read backwards in growing
+        windows, since the log is only read forwards."""
+        if stream_id is not None:
+            found = positions.stream_range(self.app, stream_id, stop=after, limit=limit, topics=topics,
+                                           newest_first=True)
+            return found[-1].id - 1 if found else None
         window = 2 * limit
         while True:
             start = max(0, after - window)
             last: deque[int] = deque(maxlen=limit)
             for n in event_log.notifications(self.app, start, stop=after, topics=topics):
-                if stream_id is None or n.originator_id == stream_id:
-                    last.append(n.id)
+                last.append(n.id)
             if len(last) == limit or start == 0:
                 return last[0] - 1 if last else None
             window *= 4
 
-    def stream(self, stream_id: UUID) -> list[Any]:
-        """Every event of one aggregate, in version order ([] if it has none)."""
-        return list(self.app.events.get(stream_id))
+    def stream_events(self, stream_id: UUID, *, after: int, stop: int, limit: int) -> list[tuple[int, Any]]:
+        """Up to `limit` (position, decoded event) of one aggregate after `after`, at most `stop`, in order."""
+        return _decoded(self.app, positions.stream_range(self.app, stream_id, after=after, stop=stop, limit=limit))
 
     def stream_page(self, stream_id: UUID, *, after: int = 0, before: int | None = None,
                     limit: int = 100) -> list[tuple[int, Any]]:
         """Up to `limit` (position, decoded event) of one aggregate after `after` and before
         `before`, newest first: a timeline's page of a stream that may be long (a SKU's stock)."""
-        found = positions.stream_page(self.app, stream_id, after=after, before=before, limit=limit)
+        stop = None if before is None else before - 1
+        found = positions.stream_range(self.app, stream_id, after=after, stop=stop, limit=limit, newest_first=True)
         return _decoded(self.app, found)
 
 

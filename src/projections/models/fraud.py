@@ -116,6 +116,8 @@ class Fraud(Projection):
                 ("rule", TEXT), ("subject_kind", TEXT), ("subject_id", TEXT), ("score", INT), ("count", INT),
                 ("positions", TEXT), ("position", INT), ("occurred_at", TEXT),
             ),
+            # The newest alerts (overall, of a rule, of a subject) are read with LIMIT: each an index.
+            indexes=(("position",), ("rule", "position"), ("subject_kind", "subject_id", "position")),
         ),
         Table(
             "subjects",
@@ -399,6 +401,36 @@ def alerts(
     if limit is not None:
         query += f" LIMIT {int(limit)}"
     return [_alert_row(values) for values in store.query(query, params)]
+
+
+def latest_alerts(
+    store: ViewStore, projection: Fraud | None = None, *, rule: str | None = None, subject_kind: str | None = None,
+    subject_id: str | None = None, until: int | None = None, limit: int = 10,
+) -> list[Row]:
+    """The newest `limit` alerts at positions up to `until`, newest first, filtered: one query
+    with LIMIT, whatever the number of alerts (the overview and risk pages, a subject's page)."""
+    fraud = _fraud(store, projection)
+    spec = fraud.tables[0]
+    where: list[str] = ["position <= ?"] if until is not None else []
+    params: list[Any] = [until] if until is not None else []
+    for column, value in (("rule", rule), ("subject_kind", subject_kind), ("subject_id", subject_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    query = (f"SELECT {', '.join(spec.all_columns)} FROM {fraud.table('alerts')}"
+             f"{' WHERE ' + ' AND '.join(where) if where else ''} "
+             f"ORDER BY position DESC, rule DESC, subject_kind DESC, subject_id DESC LIMIT {int(limit)}")
+    return [_alert_row(values) for values in store.query(query, params)]
+
+
+def alert_counts(store: ViewStore, projection: Fraud | None = None, *,
+                 until: int | None = None) -> dict[str, tuple[int, int]]:
+    """Per rule: alerts raised up to `until`, and distinct subjects alerted (counted by the database)."""
+    fraud = _fraud(store, projection)
+    where, params = ("WHERE position <= ? ", (until,)) if until is not None else ("", ())
+    rows = store.query(f"SELECT rule, COUNT(*), COUNT(DISTINCT subject_kind || ':' || subject_id) "
+                       f"FROM {fraud.table('alerts')} {where}GROUP BY rule", params)
+    return {str(rule): (int(count), int(subjects)) for rule, count, subjects in rows}
 
 
 def subject(store: ViewStore, projection: Fraud | None, kind: str, ident: str) -> Row | None:

@@ -129,14 +129,7 @@ class Profit(Projection):
             return found
         if self.complete["order_keys"]:
             return []  # every delivered key is in memory: this order has none
-        spec = self._spec("order_keys")
-        rows = [
-            spec.decode(values)
-            for values in self.store.query(
-                f"SELECT {', '.join(spec.all_columns)} FROM {self.table('order_keys')} WHERE order_id = ?",
-                (order_id,),
-            )
-        ]
+        rows = self.stored("order_keys", "order_id = ?", (order_id,))
         rows.sort(key=lambda r: int(r["seq"]))
         for row in rows:
             self.rows["order_keys"][(row["order_id"], row["key_id"])] = row

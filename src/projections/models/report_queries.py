@@ -12,7 +12,7 @@ from typing import Any
 
 from projections.engine.as_of import ReadSource
 from projections.engine.base import Row
-from projections.models.fraud import Fraud, alerts, subject
+from projections.models.fraud import Fraud, alert_counts, alerts, latest_alerts, subject
 from projections.models.journal import Journal, TrialBalance
 from projections.models.journal import trial_balance as journal_trial_balance
 from projections.models.profit import margin
@@ -24,15 +24,17 @@ ZERO = Decimal(0)
 
 
 def inventory(
-    source: ReadSource, sku: str | None = None, *, batches: bool = False
+    source: ReadSource, sku: str | None = None, *, batches: bool = False, after: str = "", limit: int | None = None
 ) -> tuple[list[Row], list[Row] | None]:
-    """Every SKU's row (or one SKU's), and with `batches` their batches' rows; each with its
-    `expired` count (kept in a table of its own: `projections.models.inventory`)."""
+    """The rows of SKUs after `after` in SKU order (at most `limit`), or one SKU's row, and with
+    `batches` their batches' rows; each with its `expired` count (kept in a table of its own:
+    `projections.models.inventory`)."""
     view = source.view("inventory")
     if sku is None:
-        skus = view.select("skus", order="sku")
-        found = view.select("batches", order="sku, batch_id") if batches else None
-        expired = view.select("expired")
+        skus = view.select("skus", "sku > ?", (after,), order="sku", limit=limit)
+        span: tuple[str, ...] = (after, skus[-1]["sku"]) if skus else (after, after)
+        found = view.select("batches", "sku > ? AND sku <= ?", span, order="sku, batch_id") if batches else None
+        expired = view.select("expired", "sku > ? AND sku <= ?", span)
     else:
         skus = view.select("skus", "sku = ?", (sku,))
         found = view.select("batches", "sku = ?", (sku,), order="batch_id") if batches and skus else None
@@ -92,6 +94,13 @@ def daily_report(source: ReadSource, report: DailyReport, group_by: Sequence[str
         params.append(date_to.isoformat())
     rows = source.view(report.name).select("daily", " AND ".join(where), params)
     return _summed(report, rows, list(group_by))
+
+
+def last_day(source: ReadSource, report: DailyReport) -> date | None:
+    """The last day the report has a row for (None: no rows)."""
+    view = source.view(report.name)
+    rows = source.store.query(f"SELECT MAX(day) FROM {view.table('daily')}")
+    return date.fromisoformat(str(rows[0][0])) if rows and rows[0][0] else None
 
 
 def _summed(report: DailyReport, rows: Sequence[Row], group_by: list[str]) -> list[Row]:
@@ -164,6 +173,17 @@ def fraud_alerts(source: ReadSource, *, rule: str | None = None, subject_kind: s
                   since=since, until=until, limit=limit)
 
 
+def latest_fraud_alerts(source: ReadSource, *, rule: str | None = None, until: int | None = None,
+                        limit: int = 10) -> list[Row]:
+    """The newest `limit` alerts up to `until`, newest first (SQL LIMIT: the pages that show a few)."""
+    return latest_alerts(source.store, _fraud(source), rule=rule, until=until, limit=limit)
+
+
+def fraud_alert_counts(source: ReadSource, until: int | None = None) -> dict[str, tuple[int, int]]:
+    """Per rule: (alerts raised, distinct subjects alerted) up to `until`."""
+    return alert_counts(source.store, _fraud(source), until=until)
+
+
 def fraud_counters(source: ReadSource, kind: str, ident: str) -> list[Row]:
     """One subject's count per rule and how many alerts each count raised (`level`), by rule."""
     return _fraud(source).select("counters", "subject_kind = ? AND subject_id = ?", (kind, ident), order="rule")
@@ -173,5 +193,5 @@ def fraud_subject(source: ReadSource, kind: str, ident: str, recent: int = 50) -
     """One subject's scores (None if never alerted) and its latest `recent` alerts."""
     view = _fraud(source)
     found = subject(source.store, view, kind, ident)
-    latest = alerts(source.store, view, subject_kind=kind, subject_id=ident)[-recent:]
+    latest = latest_alerts(source.store, view, subject_kind=kind, subject_id=ident, limit=recent)[::-1]
     return found, latest

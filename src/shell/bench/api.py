@@ -10,8 +10,9 @@ Phases and what a request does:
 
 * flash sale: `attempts` order attempts (POST /v1/orders, quantity 1, each by a distinct
   customer) on one SKU holding `keys` keys; an attempt that reserves a key pays at once
-  (POST /v1/orders/{id}/payments). The baseline repeats the same request mix (two POSTs for
-  the first `keys` attempts, one for the rest), each POST one `INSERT ... RETURNING`.
+  (POST /v1/orders/{id}/payments, with the `payments` role's token: the storefront's may not).
+  The baseline repeats the same request mix (two POSTs for the first `keys` attempts, one for
+  the rest), each POST one `INSERT ... RETURNING`.
   A 503 `contention` answer is retried after a short pause (counted; the attempt's latency
   includes the retries).
 * reads: GET /v1/inventory/{sku} (storefront token) against GET /read/{id}, one
@@ -214,15 +215,17 @@ def baseline_command(port: int, workers: int = 1) -> list[str]:
 
 @dataclass
 class Sale:
+    payments: str = ""  # the Authorization of the trusted back end that confirms payments (not the storefront)
     sold: list[tuple[str, list[str]]] = field(default_factory=list)  # (order id, key ids)
     position: int = 0
 
     @staticmethod
-    async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str]) -> Reply:
+    async def post(client: Connection, path: str, body: dict[str, Any], statuses: Counter[str],
+                   authorization: str | None = None) -> Reply:
         """POST, retrying the 503 `contention` answer (nothing was written) after a short random pause, as a
         client honouring Retry-After would (without an Idempotency-Key: the API would replay the 503)."""
         for _ in range(CONTENTION_RETRIES):
-            reply = await client.post(path, body)
+            reply = await client.post(path, body, authorization)
             if reply.status != 503:
                 break
             statuses["retried 503 contention"] += 1
@@ -237,7 +240,8 @@ class Sale:
             return
         order = placed.json()
         paid = await self.post(client, f"/v1/orders/{order['order_id']}/payments", {
-            "payment_reference": f"pay-{n}", "amount": order["amount_due"], "provider": "bench"}, statuses)
+            "payment_reference": f"pay-{n}", "amount": order["amount_due"], "provider": "bench"}, statuses,
+            self.payments)
         if paid.status != 200:
             statuses[f"payment {paid.problem()}"] += 1
             return
@@ -300,7 +304,7 @@ def run_bench_api(settings: Settings, *, clients: int, keys: int, attempts: int,
     with throwaway_store(settings) as (url, description), tempfile.TemporaryDirectory(prefix="ledger-api-") as tmp:
         data_dir = Path(tmp)
         cipher_key = base64.b64encode(secrets.token_bytes(32)).decode()
-        storefront = secrets.token_urlsafe(24)
+        storefront, payments = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         say(f"store: {description}; {clients} clients, {keys:,} keys, {attempts:,} attempts, {reads:,} reads, "
             f"{workers} worker process(es) for both servers")
         began = time.perf_counter()
@@ -308,12 +312,13 @@ def run_bench_api(settings: Settings, *, clients: int, keys: int, attempts: int,
         say(f"seeded {SKU} with {keys:,} keys in {time.perf_counter() - began:.1f} s")
         env = {
             "LEDGER_DATABASE_URL": url, "LEDGER_DATA_DIR": str(data_dir), "LEDGER_CIPHER_KEY": cipher_key,
-            "LEDGER_API_TOKENS": f"storefront={storefront}", "LEDGER_POSTGRES_POOL_SIZE": str(POOL_SIZE),
+            "LEDGER_API_TOKENS": f"storefront={storefront},payments={payments}",
+            "LEDGER_POSTGRES_POOL_SIZE": str(POOL_SIZE),
             "LEDGER_RATE_LIMIT_PER_MINUTE": "0",
         }
         auth = {"Authorization": f"Bearer {storefront}"}
         port = free_port()
-        sale = Sale()
+        sale = Sale(payments=f"Bearer {payments}")
         with serving(ledger_serve_command(port, workers), env, port, data_dir, "ledger-serve") as server:
             try:
                 flash = drive("flash sale, ledger API (place + pay)", server.base_url, auth, attempts, clients,

@@ -71,9 +71,13 @@ class Connection:
     async def get(self, path: str) -> Reply:
         return await self._send(f"GET {path} HTTP/1.1\r\n{self._common}\r\n".encode())
 
-    async def post(self, path: str, body: Any) -> Reply:
+    async def post(self, path: str, body: Any, authorization: str | None = None) -> Reply:
+        """POST `body` as JSON; `authorization`: this request's Authorization instead of the common one."""
         data = _JSON.encode(body)
-        head = (f"POST {path} HTTP/1.1\r\n{self._common}Content-Type: application/json\r\n"
+        common = self._common if authorization is None else "".join(
+            line + "\r\n" for line in self._common.split("\r\n")
+            if line and not line.lower().startswith("authorization:")) + f"Authorization: {authorization}\r\n"
+        head = (f"POST {path} HTTP/1.1\r\n{common}Content-Type: application/json\r\n"
                 f"Content-Length: {len(data)}\r\n\r\n")
         return await self._send(head.encode() + data)
 

@@ -15,9 +15,11 @@ if TYPE_CHECKING:  # fastapi and uvicorn load only when a command needs them
     import uvicorn
 
     from api.services import Services
+    from api.token_store import TokenStore
     from ledger.writer.remote import CommandServer
 
-tokens = typer.Typer(help="API tokens: stored hashed, shown once.", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens: stored hashed in the events' database, shown once; listed and revoked by id.",
+                     no_args_is_help=True)
 
 
 def _api_settings() -> Settings:
@@ -144,10 +146,11 @@ def serve(
         require_kafka()
     settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
                                            "serve_projections": projections and settings.serve_projections})
+    _check_signing_key(settings)
     services = _open_services(settings)
     try:
         if demo:
-            _print_demo_tokens({role: services.create_token(role) for role in ROLES}, host, port)
+            _print_demo_tokens({role: services.tokens.store.create(role)[1] for role in ROLES}, host, port)
         if workers == 1:
             config = uvicorn.Config(create_app(services, background=True, tune_collector=True), host=host,
                                     port=port, log_level=log_level, log_config=logs.uvicorn_config(log_level))
@@ -170,18 +173,72 @@ def serve(
         services.close()
 
 
+def _check_signing_key(settings: Settings) -> None:
+    """Refuse to start with a checkpoint signing key inside the data directory or readable by
+    others (audit.keys), before anything is opened."""
+    from audit.keys import RefusedKey, load_signer
+
+    try:
+        load_signer(settings)
+    except (RefusedKey, OSError) as error:
+        raise fail(str(error)) from None
+
+
+@contextlib.contextmanager
+def _token_store() -> Iterator[tuple[TokenStore, dict[str, str]]]:
+    """The token table (in the events' database) and the ids -> roles of LEDGER_API_TOKENS: no
+    read model is opened."""
+    from api.tokens import env_token_ids
+    from shell.composition import compose
+
+    settings = _api_settings()
+    parts = compose(settings)
+    try:
+        try:
+            store = parts.token_store
+            env = settings.token_roles()
+            ids = {i.token_id: i.role for i in env_token_ids(parts.master_key, env).values()} if env else {}
+        except (ValueError, OSError) as error:
+            raise fail(f"cannot open the store at {describe_store(settings)}: {error}") from None
+        note_generated_key(parts.generated_key)
+        yield store, ids
+    finally:
+        parts.close()
+
+
 @tokens.command("create")
 def create_token(
     role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}", callback=_check_role)],
 ) -> None:
-    """Create a token for ROLE; it is stored hashed and printed only this once."""
-    services = _open_services(_api_settings())
-    try:
-        token = services.create_token(role)
-    finally:
-        services.close()
-    err.print(f"created a {role} token (stored hashed; it cannot be shown again):", markup=False, highlight=False)
+    """Create a token for ROLE; it is stored hashed and printed only this once (its id on stderr)."""
+    with _token_store() as (store, _):
+        token_id, token = store.create(role)
+    say(f"created {role} token {token_id} (stored hashed; it cannot be shown again):", err)
     out.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@tokens.command("list")
+def list_tokens() -> None:
+    """Every token: id, role, where it comes from, created, last used, revoked. Never a secret."""
+    from rich.table import Table
+
+    with _token_store() as (store, env):
+        rows = store.rows(env)
+    table = Table("id", "role", "source", "created", "last used", "revoked")
+    for row in rows:
+        table.add_row(row.token_id, row.role, row.source, row.created_at or "", row.last_used_at or "",
+                      row.revoked_at or "")
+    out.print(table)
+
+
+@tokens.command("revoke")
+def revoke_token(token_id: Annotated[str, typer.Argument(help="the id `tokens list` shows")]) -> None:
+    """Revoke a token by its id: every serving process refuses it within about a second."""
+    with _token_store() as (store, env):
+        row = store.revoke(token_id, env)
+    if row is None:
+        raise fail(f"no token {token_id} (see `ledger tokens list`)")
+    say(f"revoked {row.role} token {row.token_id} at {row.revoked_at}")
 
 
 def bench_api(

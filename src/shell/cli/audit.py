@@ -15,7 +15,7 @@ from ledger.config import Settings
 from shell.cli.common import composed, err, fail, load_settings, progress_bar, say, stop_on_signals
 
 if TYPE_CHECKING:
-    from audit.checkpoint import Checkpoint
+    from audit.checkpoint import Checkpoint, Signer
     from audit.rows import EventReader
     from audit.store import AuditStore
     from audit.verification import Verification
@@ -47,20 +47,20 @@ def checkpoint_command(
 ) -> None:
     """Sign the tree head (size, root, time) and keep it; --out exports it for finance.
 
-    The tree is first brought up to the log's head."""
-    from audit.checkpoint import Signer
-    from audit.log import AuditLog
+    The tree is first brought up to the log's head, and proven consistent with the last
+    checkpoint signed (LEDGER_AUDIT_CHECKPOINT_DIR, and the database's): a tree that is not
+    is refused, saying why, and nothing is signed."""
+    from audit.archive import CheckpointArchive
+    from audit.log import AuditLog, CheckpointRefused
 
+    settings = load_settings()
+    signer = _signer(settings)
     with _opened() as (settings, store, reader):
-        try:
-            signer, generated = Signer.load(settings.signing_key_path)
-        except (ValueError, OSError) as error:
-            raise fail(str(error)) from None
-        if generated:
-            say(f"note: generated a new audit signing key in {settings.signing_key_path.resolve()} "
-                 "(mode 0600); keep it beside the cipher key", err)
         log = AuditLog(store, reader)
-        cp = log.checkpoint(signer)
+        try:
+            cp = log.checkpoint(signer, CheckpointArchive(settings.checkpoint_dir), _pinned(settings))
+        except CheckpointRefused as refusal:
+            raise fail(f"refused to sign: {refusal}") from None
     say(f"checkpoint: {describe(cp)}")
     if out_file is not None:
         try:
@@ -70,46 +70,89 @@ def checkpoint_command(
         say(f"written to {out_file}")
 
 
+@audit.command("public-key")
+def public_key_command() -> None:
+    """Print the signing key's public key (base64): pin it where checkpoints are verified
+    (LEDGER_AUDIT_PUBLIC_KEYS, or a file for `ledger audit verify --public-key`)."""
+    import base64
+
+    signer = _signer(load_settings())
+    say(base64.b64encode(signer.public_key).decode())
+
+
+def _signer(settings: Settings) -> Signer:
+    from audit.keys import RefusedKey, load_signer
+
+    try:
+        signer, generated = load_signer(settings)
+    except (RefusedKey, OSError) as error:
+        raise fail(str(error)) from None
+    if generated:
+        say(f"note: generated a new audit signing key in {settings.signing_key_path.resolve()} (mode 0600); keep "
+            "it away from the data directory and the database", err)
+    return signer
+
+
+def _pinned(settings: Settings, files: list[Path] | None = None) -> list[bytes]:
+    from audit.keys import RefusedKey, pinned_keys
+
+    try:
+        return pinned_keys(settings, files or [])
+    except RefusedKey as error:
+        raise fail(str(error)) from None
+
+
 @audit.command("verify")
 def verify_command(
-    from_checkpoint: Annotated[Path | None, typer.Option(
-        "--from-checkpoint", help="a checkpoint file kept outside the database (default: the newest stored one "
-        "signed by this deployment's key)")] = None,
+    checkpoint_files: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", "--from-checkpoint", help="a checkpoint file kept outside the database (repeatable); the "
+        "database must still hold each one")] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option(
+        "--checkpoint-dir", help="also every checkpoint-*.json here (default: LEDGER_AUDIT_CHECKPOINT_DIR, "
+        "DATA_DIR/audit-checkpoints)")] = None,
+    public_keys: Annotated[list[Path] | None, typer.Option(
+        "--public-key", help="a file of pinned public keys (base64, one a line; repeatable); default: "
+        "LEDGER_AUDIT_PUBLIC_KEYS, else the signing key's own")] = None,
 ) -> None:
-    """Recompute the Merkle tree from the stored events; exit 1 on any mismatch.
+    """Recompute the Merkle tree from the stored events; hold it to every checkpoint; exit 1 on
+    any mismatch, and when nothing signed was there to hold it to.
 
     Hashes the events as stored (never decrypts), reports the first position whose content,
-    order or presence differs from the stored tree, and whether the log was truncated or
-    forked since the checkpoint."""
+    order or presence differs from the stored tree, and holds the log to every checkpoint it is
+    given, finds in the checkpoint directory or finds in the database: each must be signed by a
+    pinned key, still be a prefix of the log, and (for a file's) still be in the database."""
     from audit.verification import verify
 
     with _opened() as (settings, store, reader):
-        signed = store.checkpoints()
-        checkpoint = _checkpoint(from_checkpoint, signed, settings.signing_key_path)
+        keys = _pinned(settings, public_keys)
+        files = _checkpoint_files(checkpoint_files or [], checkpoint_dir or settings.checkpoint_dir)
         with progress_bar("verifying") as update:
-            result = verify(store, reader, checkpoint, signed, progress=update)
+            result = verify(store, reader, files, keys, progress=update)
         store.add_verification(result.record())  # the outcome finance sees on /ui/finance
     report(result)
     if not result.ok:
         raise typer.Exit(1)
 
 
-def _checkpoint(path: Path | None, signed: list[Checkpoint], key_path: Path) -> Checkpoint | None:
-    from audit.checkpoint import Checkpoint, Signer
+def _checkpoint_files(given: list[Path], folder: Path) -> list[tuple[str, Checkpoint]]:
+    from audit.archive import CheckpointArchive
+    from audit.checkpoint import Checkpoint
 
-    if path is not None:
-        try:
-            return Checkpoint.read(path)
-        except ValueError as error:
-            raise fail(str(error)) from None
-    if not key_path.exists():
-        return None
     try:
-        public_key = Signer.load(key_path)[0].public_key
-    except (ValueError, OSError) as error:
+        found = [(str(path), Checkpoint.read(path)) for path in given]
+        return found + [(str(path), cp) for path, cp in CheckpointArchive(folder).checkpoints()]
+    except ValueError as error:
         raise fail(str(error)) from None
-    ours = [c for c in signed if c.public_key == public_key]
-    return ours[-1] if ours else None
+
+
+VERDICTS = {
+    "consistent": "the log still holds it as a prefix",
+    "truncated": "TRUNCATED: the log holds fewer events than the checkpoint",
+    "forked": "FORKED: the log's first leaves no longer hash to the checkpoint's root",
+    "bad-signature": "BAD SIGNATURE: it names a pinned key but is not signed by it (altered)",
+    "unpinned-key": "UNPINNED KEY: not signed by a pinned key (forged, or pin the key that signed it)",
+    "missing": "MISSING from audit_checkpoints: deleted from the database",
+}
 
 
 def report(result: Verification) -> None:
@@ -122,17 +165,16 @@ def report(result: Verification) -> None:
         first = result.first
         where = f"position {first.position}" if first.position is not None else "the stored tree"
         say(f"MISMATCH at {where} (leaf {first.leaf_index}): {first.kind}: {first.detail}")
-    cp = result.checkpoint
-    if cp is None:
-        say("checkpoint: none given and none stored; checked against the stored tree only")
-        return
-    verdicts = {
-        "consistent": "the log still holds it as a prefix",
-        "truncated": "TRUNCATED: the log holds fewer events than the checkpoint",
-        "forked": "FORKED: the log's first leaves no longer hash to the checkpoint's root",
-        "bad-signature": "BAD SIGNATURE: the checkpoint file was altered or is not signed by its key",
-    }
-    say(f"checkpoint ({describe(cp)}): {verdicts[result.checkpoint_status or 'consistent']}")
+    for held in result.held:
+        also = f"; against the log: {VERDICTS[held.against_log]}" if held.status == "missing" and held.against_log \
+            else ""
+        say(f"checkpoint ({describe(held.checkpoint)}) from {held.source}: {VERDICTS[held.status]}{also}")
+    if not result.pinned:
+        say("NOT VERIFIED: no pinned public key (--public-key, LEDGER_AUDIT_PUBLIC_KEYS, or the signing key "
+            "LEDGER_AUDIT_SIGNING_KEY_FILE): a checkpoint signed by any key would pass")
+    elif not result.held:
+        say("NOT VERIFIED: no signed checkpoint given or found; the stored tree alone proves nothing "
+            "(whoever can write the database can rebuild it)")
     say("verification " + ("passed" if result.ok else "FAILED"))
 
 

@@ -1,4 +1,4 @@
-"""`ledger bench write|growth|import|codec`: the write path's throughput on a throwaway store.
+"""`ledger bench write|growth|import|codec|recharge|scale`: measurements on throwaway stores.
 (The other `ledger bench` commands are beside the commands of their part.)"""
 
 from __future__ import annotations
@@ -125,3 +125,22 @@ def bench_recharge(
               markup=False, highlight=False, soft_wrap=True)
     out.print(f"p99 ratio (payment to delivered / raw request): median {p99[0]:.2f} (min {p99[1]:.2f}, "
               f"max {p99[2]:.2f})", markup=False, highlight=False, soft_wrap=True)
+
+
+def bench_scale(
+    small: Annotated[int, typer.Option(min=1000, help="events in the small store")] = 20_000,
+    large: Annotated[int, typer.Option(min=1000, help="events in the large store (200000: a quick look)")] = 2_000_000,
+    requests: Annotated[int, typer.Option(min=10, help="timed requests per route and store")] = 200,
+) -> None:
+    """p99 of every read route and UI page on a store of LARGE events against one of SMALL events, same run;
+    the goal is at most 1.25 times on every route (a measurement: it says whether the goal was met)."""
+    from shell.bench.scale import GOAL, run_bench_scale
+
+    def say(line: str) -> None:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    result = run_bench_scale(load_settings(), small=small, large=large, requests=requests, say=say)
+    worst = result.worst
+    say(f"{result.small.events:,} against {result.large.events:,} events, {requests} requests per route and store: "
+        f"worst p99 ratio {worst.ratio:.2f} ({worst.route}); goal at most {GOAL}: "
+        f"{'met' if result.met else 'MISSED'}")

@@ -84,6 +84,12 @@ def composed(settings: Settings, clock: Clock | None = None,
         components.close()
 
 
+def store_and_views(parts: Components) -> object:
+    """`composed`'s `build` for commands over the events and the read models: the store first, so
+    that a cipher key that does not open it is refused before a read-model table is made."""
+    return parts.app, parts.views
+
+
 def require_kafka() -> None:
     """Exit 1 saying how to install it when the optional `kafka` extra is missing."""
     try:

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 def demo(
     seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same store")] = 7,
     orders: Annotated[int, typer.Option(min=1, help="orders to simulate")] = 2000,
-    reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store first")] = False,
+    reset: Annotated[bool, typer.Option(help="delete an existing SQLite demo store (and the checkpoints kept of "
+                                               "it) first")] = False,
 ) -> None:
     """Seed a realistic store on a simulated clock, sell direct recharges through two simulated
     suppliers (one flaky), and print what it adds up to."""
+    from audit.archive import CheckpointArchive
     from shell.demo import DEMO_REJECT_SCORE, SimClock, run_demo, store_is_empty, summarize
 
     settings = load_settings()
@@ -33,6 +35,7 @@ def demo(
         path = Path(describe_store(settings))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        CheckpointArchive(settings.checkpoint_dir).clear()  # they signed the history just deleted
     clock = SimClock()
     # The demo's risk check: the fraud read model's verdict, armed through the settings.
     settings = settings.model_copy(update={"fraud_reject_score": DEMO_REJECT_SCORE})
@@ -55,11 +58,14 @@ def demo(
             task = progress.add_task("orders", total=orders)
             run = run_demo(ledger, clock, seed, orders, lambda n: progress.advance(task, n), refresh_risk)
         out.print("selling direct recharges through two simulated suppliers ...", markup=False, highlight=False)
-        _recharge(ledger, clock, seed, orders, settings)
+        reconciled = _recharge(ledger, clock, seed, orders, settings)
         elapsed = time.perf_counter() - started
         fraud.close()
         summary = summarize(ledger, run.scalper_ids)
     _print_summary(summary, seed, orders, elapsed)
+    out.print("supplier statements reconciled: " + ", ".join(
+        f"{name} {n} difference{'' if n == 1 else 's'}" for name, n in reconciled.items()), markup=False,
+        highlight=False)
     out.print(f"data: {describe_store(settings)}", markup=False, highlight=False, soft_wrap=True)
     if generated is not None:
         out.print(
@@ -69,13 +75,13 @@ def demo(
     out.print("try: ledger history scalper-01", markup=False, highlight=False)
 
 
-def _recharge(ledger: Ledger, clock: SimClock, seed: int, orders: int, settings: Settings) -> None:
+def _recharge(ledger: Ledger, clock: SimClock, seed: int, orders: int, settings: Settings) -> dict[str, int]:
     """Start the simulated suppliers (real `ledger upstream simulate` processes, seeded), sell
-    through them, and stop them."""
+    through them, reconcile each one's statement, and stop them: differences per supplier."""
     import secrets
     from contextlib import ExitStack
 
-    from shell.demo import SIMULATED_SUPPLIERS, run_upstream
+    from shell.demo import SIMULATED_SUPPLIERS, reconcile_suppliers, run_upstream
     from shell.simulated import simulated_supplier
 
     secret = secrets.token_hex(32)  # the demo's suppliers' shared secret: sealed in the store, shown nowhere
@@ -86,6 +92,7 @@ def _recharge(ledger: Ledger, clock: SimClock, seed: int, orders: int, settings:
             run_upstream(ledger, clock, seed, orders, urls, secret, settings)
         except RuntimeError as error:
             raise fail(f"the simulated suppliers did not settle every recharge: {error}") from None
+        return reconcile_suppliers(ledger, urls, secret)
 
 
 def _money(amount: Decimal) -> str:

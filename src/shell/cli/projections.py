@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,7 +14,16 @@ from rich.table import Table
 from ledger.collector import tune_for_serving
 from projections.engine.sizes import REBUILD_BATCH_SIZE
 from shell import logs
-from shell.cli.common import composed, fail, load_settings, out, progress_bar, require_kafka, stop_on_signals
+from shell.cli.common import (
+    composed,
+    fail,
+    load_settings,
+    out,
+    progress_bar,
+    require_kafka,
+    stop_on_signals,
+    store_and_views,
+)
 
 project = typer.Typer(help="Read models: run, status, rebuild.", no_args_is_help=True)
 
@@ -35,7 +44,7 @@ def run_command(
             raise fail("--from-kafka builds every read model: the consumer group splits them among its members")
         _run_from_kafka(batch_size)
         return
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         try:
             runner = parts.runner(names, batch_size=batch_size, poll_interval=poll)
         except ValueError as error:
@@ -97,7 +106,7 @@ def status_command() -> None:
     from projections.engine.read_side import projection_status
     from projections.kafka.relay import relay_status
 
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         app, store = parts.app, parts.views
         table = Table("read model", "version", "position", "head", "lag (events)", "lag (s)", "events/s")
         for s in projection_status(app, store):
@@ -123,7 +132,7 @@ def rebuild_command(
 
     if not names and not all_:
         raise fail("name the read models to rebuild, or pass --all")
-    with composed(load_settings(), build=lambda parts: parts.views) as parts, progress_bar("rebuilding") as update:
+    with composed(load_settings(), build=store_and_views) as parts, progress_bar("rebuilding") as update:
         try:
             versions = rebuild(parts.app, parts.views, None if all_ else names, progress=update, batch_size=batch_size)
         except ValueError as error:
@@ -219,7 +228,7 @@ def reconcile_command(
     from projections.models.reconcile import reconcile as check
     from shell.cli.reconcile_view import reconciliation_tables
 
-    with composed(load_settings(), build=lambda parts: parts.views) as parts:
+    with composed(load_settings(), build=store_and_views) as parts:
         app, store = parts.app, parts.views
         live = build_projections(store)
         if catch_up:
@@ -243,6 +252,9 @@ def reconcile_supplier(
     fetch: Annotated[bool, typer.Option(help="ask the supplier for its statement (GET /v1/statement)")] = False,
     start: Annotated[datetime | None, typer.Option("--from", help="the period's start (UTC)")] = None,
     end: Annotated[datetime | None, typer.Option("--to", help="the period's end, excluded (UTC)")] = None,
+    apply_reversals: Annotated[bool, typer.Option(
+        help="record each reversal the statement shows and the ledger has not heard of (its callback was "
+             "lost), as the callback would have: the order is refunded or fulfilled again")] = False,
 ) -> None:
     """Hold a supplier's statement against the attempts recorded with it: every charge matches one
     success here with the same amount, every success here one charge; each difference is listed
@@ -277,7 +289,12 @@ def reconcile_supplier(
             lines = read_statement(text, source)
         except StatementError as error:
             raise fail(str(error)) from None
-        found = differences(attempts_with(parts.app, name), lines, (start, end) if start and end else None)
+        period = (start, end) if start and end else None
+        found = differences(attempts_with(parts.app, name), lines, period)
+        if apply_reversals:
+            applied = _apply_reversals(parts.ledger, name, found, attempts_with(parts.app, name))
+            found = differences(attempts_with(parts.app, name), lines, period)
+            out.print(f"{applied} reversal(s) recorded from the statement", markup=False, highlight=False)
     table = Table("difference", "request", "here", "there", "positions", title=f"{name}: {len(lines)} lines")
     for d in found:
         table.add_row(d.kind, d.request_id, d.here, d.there, ", ".join(map(str, d.positions)))
@@ -285,6 +302,23 @@ def reconcile_supplier(
     out.print(f"{len(found)} difference(s)" if found else "no differences", markup=False, highlight=False)
     if found:
         raise typer.Exit(1)
+
+
+def _apply_reversals(ledger: Any, supplier: str, found: list[Any], attempts: dict[str, Any]) -> int:
+    """Each `reversed_there_succeeded_here` recorded as the supplier's callback would have done."""
+    from ledger import commands as c
+    from ledger.domain.ids import fulfilment_id
+
+    applied = 0
+    for difference in found:
+        if difference.kind != "reversed_there_succeeded_here":
+            continue
+        record = attempts[difference.request_id]
+        state = ledger.execute(c.RecordAttempt(
+            ctx=ledger.context("cli"), fulfilment_id=fulfilment_id(record.order_id), attempt_id=record.attempt_id,
+            outcome="reversed", supplier=supplier, reason="reversed_on_statement")).get()
+        applied += int(state.changed)
+    return applied
 
 
 def bench_as_of_command(
