@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,9 +27,21 @@ def auth(role: str) -> dict[str, str]:
 
 
 def open_services(url: str, data_dir: Path, clock: FakeClock | None = None, **api: object) -> Services:
+    # The TestClient speaks http://testserver, to which no client sends a `Secure` cookie back:
+    # the UI's cookies go without it here, unless a test asks (tests/e2e/test_ui_security.py).
+    api.setdefault("ui_secure_cookie", False)
     settings = Settings(database_url=url, data_dir=data_dir, cipher_key=TEST_CIPHER_KEY,
                         api_tokens=",".join(f"{r}={t}" for r, t in TOKENS.items()), **api)  # type: ignore[arg-type]
     return Services.open(compose(settings, clock))
+
+
+def ui_sign_in(client: TestClient, token: str, next_url: str = "/ui/", **kwargs: Any) -> httpx.Response:
+    """Sign in to the UI as a browser does: the sign-in page first (its CSRF cookie and field),
+    then the form with the token."""
+    form = client.get("/ui/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert found, f"no CSRF field on the sign-in page: {form.status_code}"
+    return client.post("/ui/login", data={"token": token, "next": next_url, "csrf": found.group(1)}, **kwargs)
 
 
 def caught_up(svc: Services, names: tuple[str, ...] = PROJECTION_NAMES) -> int:

@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api import problems, ui
 from api.background import Background
 from api.metrics import Metrics
+from api.middleware import HttpMiddleware
 from api.models import ReadyOut
 from api.routes import ROUTERS
+from api.security_headers import SecurityHeaders
 from api.services import Services
 from audit.archive import CheckpointArchive
 from ledger.collector import tune_for_serving
@@ -43,17 +45,11 @@ def scrub_access_log() -> None:
         access.addFilter(ScrubbedAccessLog())
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Refuse bodies over LEDGER_MAX_REQUEST_BYTES with 413: at once when Content-Length says
     so, else as the bytes arrive, so a chunked body is never buffered whole first."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"].startswith(CALLBACKS):
             # Suppliers' callbacks have a smaller limit of their own, which their route enforces
             # the same way, so that each refusal is counted against its supplier.
@@ -128,6 +124,8 @@ def create_app(services: Services | None = None, *, open_services: Callable[[], 
     app.state.metrics = metrics
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(problems.Unexpected)  # outermost of the app's own middleware but the headers
+    app.add_middleware(SecurityHeaders)  # on every answer, a 500 included
 
     for router in ROUTERS:
         app.include_router(router)

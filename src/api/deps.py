@@ -101,8 +101,12 @@ def require(*roles: str) -> Callable[..., Awaitable[Caller]]:
     return check
 
 
+# The largest log position (or tree size, or cursor) a parameter may name: PostgreSQL's bigint,
+# which SQLite's integers share. A larger number is refused with 422 naming the parameter, before
+# any query would fail on it.
+MAX_POSITION = 2**63 - 1
 MinPosition = Annotated[int | None, Query(
-    ge=0, description="a position a write returned: wait (bounded) until the read models reached it; "
+    ge=0, le=MAX_POSITION, description="a position a write returned: wait (bounded) until the read models reached it; "
     "422 if it is beyond the log's head")]
 
 

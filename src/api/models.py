@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal, cast, get_args
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -19,6 +21,7 @@ from pydantic import (
     model_serializer,
 )
 
+from ledger.domain import text as text_rule
 from ledger.domain.money import amount_text, format_amount
 from ledger.results import PaymentResult
 
@@ -32,9 +35,29 @@ MONEY_SCHEMA = {
 Money = Annotated[Decimal, PlainSerializer(amount_text, return_type=str, when_used="json"),
                   WithJsonSchema(MONEY_SCHEMA, mode="serialization")]
 MoneyIn = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,4})?$", examples=["9.99"])]
-# As the ledger checks text (ledger.handlers.inputs.text): printable, no surrounding spaces.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f\s]([^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s])?$"
-Text = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+# As the ledger checks text (ledger.domain.text): printable, no control, zero-width or bidi
+# characters, no surrounding spaces. What a client sends is NFC-normalised first, so `é` in either
+# of its spellings is one value; the schema states the rule as a pattern.
+TEXT_PATTERN = text_rule.PATTERN
+
+
+def _nfc(value: object) -> object:
+    return text_rule.normalised(value) if isinstance(value, str) else value
+
+
+def _text_rule(value: str) -> str:
+    problem = text_rule.problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+NFC = BeforeValidator(_nfc)
+TEXT_RULE = AfterValidator(_text_rule)
+# Free text as the ledger takes it (`Channel` is the same, shorter): in every request model,
+# query and path parameter that names something.
+Text = Annotated[str, NFC, Field(min_length=1, max_length=text_rule.MAX_TEXT,
+                                 json_schema_extra={"pattern": TEXT_PATTERN}), TEXT_RULE]
 Sku = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["GAME-1"])]
 
 

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Sku, Strict, Text
+from api.dates import IsoAwareDateTime
+from api.models import NFC, TEXT_PATTERN, TEXT_RULE, Money, MoneyIn, Positioned, Priced, Sku, Strict, Text
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
-Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
+Channel = Annotated[str, NFC, Field(min_length=1, max_length=64, json_schema_extra={"pattern": TEXT_PATTERN}),
+                    TEXT_RULE]
 Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
 ProductKindIn = Literal["card_key", "gift_card", "direct_recharge", "platform_grant", "digital_access"]
 
@@ -115,8 +117,8 @@ class CouponIn(Strict):
     kind: Literal["amount", "percent"]
     value: MoneyIn
     currency: Currency
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: IsoAwareDateTime
+    ends_at: IsoAwareDateTime
     min_spend: MoneyIn = "0"
     skus: Annotated[list[Sku], Field(max_length=1000)] = []
     total_cap: Count | None = None
@@ -127,8 +129,8 @@ class FlashSaleIn(Strict):
     type: Literal["flash_sale"]
     sale_id: Text
     sku: Sku
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: IsoAwareDateTime
+    ends_at: IsoAwareDateTime
     price: MoneyIn
     total_quantity: Count
     per_customer_limit: Count | None = None

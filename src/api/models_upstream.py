@@ -12,22 +12,25 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from api.models import TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Strict, Text
+from api.models import NFC, TEXT_PATTERN, Money, MoneyIn, Positioned, Priced, Strict, Text
 from api.models_catalog import Currency
+from ledger.domain.text import REFUSED_CLASS
 
 # A supplier's name names topics, routes and metrics: the shape of a SKU.
 SUPPLIER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 SupplierName = Annotated[str, Field(pattern=SUPPLIER_NAME, examples=["sup-a"])]
 # An http(s) URL without query or fragment: an ASCII host name or IPv4 address, an optional port, a path.
 # (An IPv6 literal is left out: whether one is well formed is more than a pattern can say.)
-BASE_URL = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]{1,5})?(/[^\x00-\x20\x7f?#]*)?$"
+# The path keeps the ledger's text rule (ledger.domain.text): no control, zero-width or bidi character.
+BASE_URL = rf"^https?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:[0-9]{{1,5}})?(/[^{REFUSED_CLASS}\s?#]*)?$"
 
 
 # ---- suppliers ----
 
 
 class SupplierIn(Strict):
-    base_url: Annotated[str, Field(max_length=200, pattern=BASE_URL, examples=["https://supplier.example/api"])]
+    # NFC after the Field: before it, pydantic leaves the pattern out of the schema.
+    base_url: Annotated[str, Field(max_length=200, pattern=BASE_URL, examples=["https://supplier.example/api"]), NFC]
     secret: Annotated[str, Field(
         min_length=16, max_length=200, pattern=TEXT_PATTERN, repr=False,
         json_schema_extra={"writeOnly": True, "format": "password"},
@@ -207,4 +210,4 @@ class SupportOrdersOut(Positioned):
     orders: list[SupportOrder]
 
 
-SearchKey = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+SearchKey = Text

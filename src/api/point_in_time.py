@@ -10,16 +10,20 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query
 
-from api.deps import read_position
+from api.dates import IsoDateTime
+from api.deps import MAX_POSITION, read_position
 from api.problems import invalid
 from api.services import Services
 from projections.engine.as_of import ReadSource
 from projections.engine.checkpoints import NotReady
 
-AsOf = Annotated[int | None, Query(ge=0, description="answer as the read models stood once every event up to this "
-                                   "log position was applied; not with as_of_time")]
-AsOfTime = Annotated[datetime | None, Query(description="answer as of the last event at or before this time (ISO 8601; "
-                                            "UTC when no zone is given); not with as_of")]
+AsOf = Annotated[int | None, Query(
+    ge=0, le=MAX_POSITION,
+    description="answer as the read models stood once every event up to this log position was applied; not with "
+                "as_of_time")]
+AsOfTime = Annotated[IsoDateTime | None, Query(
+    description="answer as of the last event at or before this time (ISO 8601; UTC when no zone is given); not with "
+                "as_of")]
 
 
 @contextmanager

@@ -10,7 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import Message, Receive, Scope, Send
 
+from api.middleware import HttpMiddleware
 from ledger.domain.errors import DomainError, ImportRejected, InvalidInput, OrderRejected
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,18 @@ def domain_problem(error: DomainError) -> JSONResponse:
     return problem(error.status, error.code, type(error).__name__, error.message, **extra)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path. Starlette's own 405 names only the
+    methods of the first route that matched the path, and `GET /v1/products` and `POST
+    /v1/products` are two routes."""
+    return [method for method in METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
+                   for route in request.app.router.routes)]
+
+
 def install(app: FastAPI) -> None:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -145,13 +160,41 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid-input", "InvalidInput", f"{first['field']}: {first['message']}", errors=errors)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, error: HTTPException) -> JSONResponse:
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
         code = HTTP_CODES.get(error.status_code, "http-error")
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem(error.status_code, code, code.replace("-", " ").capitalize(), str(error.detail),
-                       headers=dict(error.headers or {}))
+                       headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-        # Never echo the exception: it could hold a code. The log gets the type only.
-        log.error("unexpected %s while serving a request", type(error).__name__)
-        return problem(500, "internal-error", "Internal error", "the request failed; it is safe to retry")
+        return internal_error(error)  # only for an error outside `Unexpected` (create_app adds it last)
+
+
+def internal_error(error: Exception) -> JSONResponse:
+    # Never echo the exception: it could hold a code. The log gets the type only.
+    log.error("unexpected %s while serving a request", type(error).__name__)
+    return problem(500, "internal-error", "Internal error", "the request failed; it is safe to retry")
+
+
+class Unexpected(HttpMiddleware):
+    """An exception no handler took answers 500 (a problem) here, and goes no further. Starlette's
+    own catch-all answers too, but then re-raises for the server, and uvicorn logs the traceback
+    ("Exception in ASGI application") at the default level."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            answer = internal_error(error)
+            if not started:  # else the client sees the response cut short, and the log one line
+                await answer(scope, receive, send)

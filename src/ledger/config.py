@@ -10,9 +10,10 @@ import base64
 import itertools
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -95,6 +96,9 @@ class Settings(BaseSettings):
                                         "models moved and this long passed since the last run; 0 = never")
     serve_projections: bool = Field(default=True, description="run the projection runner in `serve`")
     serve_relay: bool = Field(default=False, description="run the Kafka relay beside the API (`serve --relay`)")
+    ui_secure_cookie: bool = Field(
+        default=True, description="the UI's cookies carry `Secure` (sent over HTTPS only); false only for a UI "
+        "served over plain HTTP, such as a local demo (docs/ui.md)")
 
     # ---- audit ----
     audit_signing_key_file: Path | None = Field(
@@ -123,6 +127,24 @@ class Settings(BaseSettings):
     kafka_max_message_bytes: int = Field(
         default=1_048_576, ge=1024, description="the largest message the relay sends (the producer's "
         "max_request_size); above Kafka's default, the topic's max.message.bytes must be at least this (docs/kafka.md)")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every Kafka client reaches the brokers: SSL (TLS), SASL_SSL (TLS and "
+        "a user), SASL_PLAINTEXT (a user, no TLS: a trusted network only) or PLAINTEXT (docs/kafka.md)")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA certificates (PEM) the brokers' certificates "
+                                          "are checked against; empty: the system's")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="a client certificate (PEM), for brokers "
+                                            "that authenticate clients by TLS; with LEDGER_KAFKA_SSL_KEYFILE")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="the client certificate's private key (PEM)")
+    kafka_ssl_check_hostname: bool = Field(default=True, description="the broker's certificate must name its host")
+    kafka_sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="", description="SASL mechanism with a SASL_* protocol")
+    kafka_sasl_username: str = Field(default="", description="the SASL user")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="the SASL user's password; never logged")
+    kafka_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM) the relay signs every message with; empty: unsigned")
+    kafka_verify_key_file: Path | None = Field(
+        default=None, description="the relay's Ed25519 public key (PEM): `project run --from-kafka` then refuses every "
+        "message without a valid signature; empty: every message is taken")
 
     # ---- upstream fulfilment (direct recharge, platform grants) ----
     fulfilment_deadline_s: int = Field(default=900, gt=0, description="how long after payment an upstream "

@@ -115,7 +115,8 @@ class Components:
     def relay(self, *, batch_size: int = 2000, poll_interval: float = 0.1) -> Relay:
         """A relay of the log to Kafka, resuming from the recorded position; ValueError naming
         LEDGER_KAFKA_BOOTSTRAP when no cluster is configured."""
-        from projections.kafka.relay import Relay, require_bootstrap
+        from projections.kafka.connection import require_bootstrap
+        from projections.kafka.relay import Relay
 
         require_bootstrap(self.settings)
         return Relay(self.app, self.settings, batch_size=batch_size, poll_interval=poll_interval)

@@ -21,7 +21,7 @@ from api.services import Services
 from ledger import commands as c
 from ledger.domain.ids import holder_id, payment_id
 from ledger.domain.orders import OrderStatus
-from tests.api_fixtures import TOKENS, auth
+from tests.api_fixtures import TOKENS, auth, ui_sign_in
 from tests.helpers import head, stocked_product
 
 KEY = bytes(range(32))
@@ -232,7 +232,7 @@ def test_an_analyst_cannot_open_a_customer_timeline_and_sees_order_timelines_pse
     placed = place(http, "bob@example.com", client_ip="198.51.100.9")
     body = confirmation(placed, "pi_bob")
     assert http.post(WEBHOOK, content=body, headers=signed(body)).status_code == 200
-    signed_in = http.post("/ui/login", data={"token": TOKENS["analyst"], "next": "/ui/"}, follow_redirects=False)
+    signed_in = ui_sign_in(http, TOKENS["analyst"], follow_redirects=False)
     assert signed_in.status_code == 303, signed_in.text
     timeline = http.get(f"/ui/timeline/order/{placed['order_id']}")
     assert timeline.status_code == 200, timeline.text
@@ -256,7 +256,7 @@ def test_support_sees_one_customer_in_clear_and_no_feed(http: TestClient, servic
     assert (order["customer_id"], order["payment_references"]) == ("carol@example.com", ["pi_carol"])
     assert http.get("/v1/support/orders", headers=auth("support")).status_code == 422  # one customer at a time
     assert http.get("/v1/audit/events", headers=auth("support")).status_code == 403
-    signed_in = http.post("/ui/login", data={"token": TOKENS["support"], "next": "/ui/"}, follow_redirects=False)
+    signed_in = ui_sign_in(http, TOKENS["support"], follow_redirects=False)
     assert signed_in.status_code == 303, signed_in.text
     timeline = http.get("/ui/timeline/customer/carol@example.com")
     assert timeline.status_code == 200 and 'data-type="Order.Placed"' in timeline.text

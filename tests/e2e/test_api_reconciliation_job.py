@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from projections.models.reconcile import Finding, reconcile
 from projections.models.reconcile_store import ReconciliationStore
-from tests.api_fixtures import TOKENS, auth, caught_up, open_services
+from tests.api_fixtures import TOKENS, auth, caught_up, open_services, ui_sign_in
 from tests.helpers import buy, stocked_product
 
 
 def _finance_page(client: TestClient) -> str:
-    signed = client.post("/ui/login", data={"token": TOKENS["finance"], "next": "/ui/"}, follow_redirects=False)
+    signed = ui_sign_in(client, TOKENS["finance"], follow_redirects=False)
     assert signed.status_code == 303, signed.text
     page = client.get("/ui/finance")
     assert page.status_code == 200, page.text

@@ -29,7 +29,7 @@ from api.services import Services
 from ledger.config import Settings
 from shell.cli import app as cli_app
 from shell.composition import compose
-from tests.api_fixtures import TOKENS, auth, open_services
+from tests.api_fixtures import TOKENS, auth, open_services, ui_sign_in
 from tests.conftest import TEST_CIPHER_KEY
 from tests.served import Served
 
@@ -303,8 +303,7 @@ def test_repeated_unknown_tokens_from_one_address_get_429(limited: Services) -> 
 
 def test_failed_ui_sign_ins_from_one_address_get_429(limited: Services) -> None:
     with TestClient(create_app(limited), client=("203.0.113.10", 4000)) as browser:
-        tries = [browser.post("/ui/login", data={"token": uuid.uuid4().hex}, follow_redirects=False)
-                 for _ in range(5)]
+        tries = [ui_sign_in(browser, uuid.uuid4().hex, follow_redirects=False) for _ in range(5)]
         assert [t.status_code for t in tries] == [401, 401, 401, 429, 429]
         assert "Too many unknown tokens" in tries[-1].text
 

@@ -22,7 +22,7 @@ from api.app import create_app
 from api.services import Services
 from audit.checkpoint import Signer
 from shell.cli.audit import audit as audit_cli
-from tests.api_fixtures import TOKENS, auth, open_services
+from tests.api_fixtures import TOKENS, auth, open_services, ui_sign_in
 from tests.audit_helpers import audit_log, rebuild_tree, settings_for
 from tests.helpers import buy, stocked_product
 
@@ -161,8 +161,7 @@ def test_a_checkpoint_signed_by_the_attackers_own_key_is_refused(store: Store) -
                 refused(client)
             latest = client.get("/v1/audit/checkpoints/latest", headers=auth("finance")).json()
             assert genuine is not None and latest["tree_size"] == genuine.tree_size < forged.tree_size
-            signed_in = client.post("/ui/login", data={"token": TOKENS["finance"], "next": "/ui/"},
-                                    follow_redirects=False)
+            signed_in = ui_sign_in(client, TOKENS["finance"], follow_redirects=False)
             assert signed_in.status_code == 303
             page = client.get("/ui/finance").text
             assert "NOT SIGNED BY A PINNED KEY" in page and forged.key_id in page

@@ -125,3 +125,52 @@ def test_the_overview_follows_a_sale_without_a_reload(ui_site: UiSite, browser: 
             ? now : null;""", timeout=15)
     assert seen, f"the stock panel still shows {driver.execute_script(STOCK)[PROBE_SKU]}, want {want}"
     assert driver.execute_script("return window.stayedOnThisPage === true"), "the page was reloaded"
+
+
+HEADERS = """
+const done = arguments[arguments.length - 1];
+fetch(arguments[0], {credentials: 'same-origin'}).then(r => done({
+    csp: r.headers.get('content-security-policy'), frame: r.headers.get('x-frame-options'),
+    nosniff: r.headers.get('x-content-type-options')}));
+"""
+INLINE_SCRIPT = """
+const script = document.createElement('script');
+script.textContent = 'window.inlineRan = true;';
+document.body.appendChild(script);
+return window.inlineRan === true;
+"""
+FRAMED = """
+const done = arguments[arguments.length - 1];
+const frame = document.createElement('iframe');
+frame.onload = () => {
+    let shown = false;  // blocked: the frame holds the browser's error page, which the UI cannot read
+    try { shown = frame.contentDocument !== null && frame.contentDocument.querySelector('header .brand') !== null; }
+    catch (error) { shown = false; }
+    done(shown);
+};
+frame.src = '/ui/';
+document.body.appendChild(frame);
+"""
+
+
+def test_signing_in_carries_the_csrf_token_and_the_pages_keep_the_policy(ui_site: UiSite, browser: Browser) -> None:
+    """The form has its CSRF field and the browser signs in with it (a post without it is refused:
+    tests/e2e/test_ui_security.py); the page's answers carry the policy, and Chromium enforces it:
+    an injected inline script does not run and the UI does not show inside a frame, even its own."""
+    driver = browser.driver
+    driver.delete_all_cookies()
+    driver.get(ui_site.base_url + "/ui/login")
+    csrf = driver.find_element("css selector", "form input[name=csrf]").get_attribute("value") or ""
+    assert len(csrf) == 43, "no CSRF token in the sign-in form"
+    assert "ledger_ui_csrf" not in driver.execute_script("return document.cookie"), "the CSRF cookie is HttpOnly"
+    browser.sign_in(TOKENS["finance"], path="/ui/finance")
+    assert browser.role() == "finance"
+    cookies = {c["name"]: c for c in driver.get_cookies()}
+    assert cookies[COOKIE]["httpOnly"] and cookies[COOKIE]["secure"] and cookies[COOKIE]["sameSite"] == "Strict"
+
+    for path in ("/ui/finance", "/ui/login", "/ui/static/ui.css"):
+        headers = driver.execute_async_script(HEADERS, path)
+        assert "frame-ancestors 'none'" in headers["csp"] and "script-src 'self'" in headers["csp"], (path, headers)
+        assert headers["frame"] == "DENY" and headers["nosniff"] == "nosniff", (path, headers)
+    assert driver.execute_script(INLINE_SCRIPT) is False, "an inline script ran despite the policy"
+    assert driver.execute_async_script(FRAMED) is False, "the UI showed inside a frame"

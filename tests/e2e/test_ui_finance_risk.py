@@ -25,7 +25,7 @@ from api.services import Services
 from api.ui import finance
 from audit.verification import Finding, Verification
 from shell.cli.audit import audit as audit_cli
-from tests.api_fixtures import TOKENS, auth, open_services
+from tests.api_fixtures import TOKENS, auth, open_services, ui_sign_in
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, stocked_product
 
@@ -141,7 +141,7 @@ def cells(row: Node) -> dict[str, str]:
 
 
 def sign_in(world: World, role: str) -> None:
-    response = world.client.post("/ui/login", data={"token": TOKENS[role], "next": "/ui/"}, follow_redirects=False)
+    response = ui_sign_in(world.client, TOKENS[role], follow_redirects=False)
     assert response.status_code == 303, response.text
 
 

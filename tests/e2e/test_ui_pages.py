@@ -24,7 +24,7 @@ from api.app import create_app
 from api.services import Services
 from api.ui.charts import Series, chart, days_between, ticks
 from projections.engine.registry import PROJECTION_NAMES
-from tests.api_fixtures import TOKENS, auth, caught_up, open_services
+from tests.api_fixtures import TOKENS, auth, caught_up, open_services, ui_sign_in
 from tests.conftest import FakeClock
 from tests.helpers import buy, head, place, stocked_product
 
@@ -69,7 +69,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def signed_in(world: World, role: str) -> TestClient:
     """A browser of its own (cookies), signed in with the role's token."""
     browser = TestClient(world.app, raise_server_exceptions=False)
-    response = browser.post("/ui/login", data={"token": TOKENS[role]})
+    response = ui_sign_in(browser, TOKENS[role])
     assert response.status_code == 200 and response.url.path == "/ui/", response.text
     return browser
 

@@ -24,7 +24,7 @@ from audit.offline_verifier import checkpoint_message, leaf_hash, verify_inclusi
 from ledger.domain.ids import stock_id
 from ledger.results import Placed
 from ledger.storage import event_log
-from tests.api_fixtures import TOKENS, open_services
+from tests.api_fixtures import TOKENS, open_services, ui_sign_in
 from tests.audit_helpers import build
 from tests.helpers import buy, delivered_codes, head, import_batch, place, stocked_product
 
@@ -45,7 +45,7 @@ def clients(svc: Services) -> Iterator[Callable[[str | None], TestClient]]:
         def signed_in(role: str | None) -> TestClient:
             client = stack.enter_context(TestClient(create_app(svc)))
             if role is not None:
-                got = client.post("/ui/login", data={"token": TOKENS[role], "next": "/ui/"}, follow_redirects=False)
+                got = ui_sign_in(client, TOKENS[role], follow_redirects=False)
                 assert got.status_code == 303, got.text
             return client
 

@@ -193,7 +193,8 @@ def test_bad_sku_pattern_is_refused(ledger: Ledger, sku: str) -> None:
     assert head(ledger) == before
 
 
-@pytest.mark.parametrize("customer", ["", None, " alice", "al\x00ice"])
+@pytest.mark.parametrize("customer", ["", None, " alice", "al\x00ice", "alice\u200b", "\u202eecila", "ali\u2066ce",
+                                      "caf\u0065\u0301"])
 def test_empty_or_malformed_customer_id_is_refused(ledger: Ledger, customer: object) -> None:
     stocked_product(ledger, keys=1)
     before = head(ledger)

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, log_head, require
+from api.deps import MAX_POSITION, Caller, MinPosition, ServicesDep, log_head, require
 from api.models_reads import AuditEvent, AuditFeedOut, AuditStreamOut
 from api.problems import NOT_FOUND
 from api.pseudonyms import Pseudonyms, pseudonymous
@@ -60,7 +60,7 @@ def feed_page(svc: Services, after: int, limit: int, head: int, topics: Sequence
 @router.get("/events", response_model=AuditFeedOut)
 def events(
     svc: ServicesDep, caller: Auditor,
-    after: Annotated[int, Query(ge=0, description="events at positions after this one")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="events at positions after this one")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     event_type: Annotated[str | None, Query(alias="type", max_length=2000, pattern=TYPE_PATTERN,
                                             description="comma list such as Order.Placed,Order.Refunded")] = None,
@@ -80,7 +80,8 @@ def events(
 @router.get("/streams/{stream_id}", response_model=AuditStreamOut, responses=NOT_FOUND)
 def stream(
     stream_id: UUID, svc: ServicesDep, caller: Finance,
-    after: Annotated[int, Query(ge=0, description="the aggregate's events at positions after this one")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION,
+                                description="the aggregate's events at positions after this one")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     min_position: MinPosition = None,
 ) -> AuditStreamOut:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, require
+from api.deps import MAX_POSITION, Caller, MinPosition, ServicesDep, require
 from api.models_reads import AccountBalance, AccountOut, CurrencyTotal, JournalEntry, TrialBalanceOut
 from api.point_in_time import AsOf, AsOfTime, entries_source, reading
 from api.problems import NOT_FOUND
@@ -60,7 +60,7 @@ def trial(
 def account(
     svc: ServicesDep, caller: Finance,
     account: Annotated[str, Path(max_length=100)],
-    after: Annotated[int, Query(ge=0, description="entries at positions after this one")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION, description="entries at positions after this one")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     min_position: MinPosition = None, as_of: AsOf = None, as_of_time: AsOfTime = None,
 ) -> AccountOut:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import Caller, MinPosition, ServicesDep, read_position, require
+from api.deps import MAX_POSITION, Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import AlertsOut, FraudAlert, SubjectOut
 from projections.engine.base import Row
 from projections.models import fraud, report_queries
@@ -27,7 +27,7 @@ def alerts(
     svc: ServicesDep, caller: Risk,
     rule: Annotated[str | None, Query(pattern=RulePattern, description=", ".join(fraud.RULES))] = None,
     subject_kind: Annotated[Kind | None, Query()] = None,
-    since: Annotated[int, Query(ge=0, description="alerts raised at positions after this one")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_POSITION, description="alerts raised at positions after this one")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     min_position: MinPosition = None,
 ) -> AlertsOut:

@@ -8,14 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, ServicesDep, require
+from api.deps import MAX_POSITION, Caller, ServicesDep, require
 from api.problems import NOT_FOUND
 from api.routes.reads import invalid
 from audit.proofs import ProofError, consistency, inclusion
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=NOT_FOUND)  # beyond the tree, no checkpoint
 Finance = Annotated[Caller, Depends(require("finance"))]
-Size = Annotated[int | None, Query(ge=1, description="leaves in the tree (default: the whole tree now)")]
+Size = Annotated[int | None, Query(ge=1, le=MAX_POSITION,
+                                   description="leaves in the tree (default: the whole tree now)")]
 
 
 class InclusionOut(BaseModel):
@@ -53,7 +54,8 @@ def _problem(error: ProofError) -> Exception:
 
 @router.get("/proofs/inclusion", response_model=InclusionOut)
 def inclusion_proof(
-    svc: ServicesDep, caller: Finance, position: Annotated[int, Query(ge=1, description="the event's position")],
+    svc: ServicesDep, caller: Finance,
+    position: Annotated[int, Query(ge=1, le=MAX_POSITION, description="the event's position")],
     tree_size: Size = None,
 ) -> InclusionOut:
     """The audit path proving the event at `position` is leaf `leaf_index` of the tree of
@@ -67,7 +69,8 @@ def inclusion_proof(
 
 @router.get("/proofs/consistency", response_model=ConsistencyOut)
 def consistency_proof(
-    svc: ServicesDep, caller: Finance, first: Annotated[int, Query(ge=1, description="the older tree size")],
+    svc: ServicesDep, caller: Finance,
+    first: Annotated[int, Query(ge=1, le=MAX_POSITION, description="the older tree size")],
     second: Size = None,
 ) -> ConsistencyOut:
     """The proof that the tree of `first` leaves is a prefix of the tree of `second`; check it

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends
 from api.deps import Caller, MinPosition, ServicesDep, read_position, require
 from api.models_reads import ProjectionsOut
 from api.problems import invalid as invalid  # re-exported: the read routes' 422 naming a field
+from ledger.csv_cells import cell
 from ledger.domain.money import format_amount
 from projections.engine.base import Row
 from projections.engine.registry import PROJECTION_NAMES
@@ -28,7 +29,7 @@ def csv_text(columns: Sequence[str], rows: Sequence[Row]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else str(row[c]) for c in columns])
+        writer.writerow([cell(row.get(c)) for c in columns])  # no cell a spreadsheet would run
     return out.getvalue()
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.dates import IsoDate
 from api.deps import Caller, MinPosition, ServicesDep, require
 from api.models_reads import ReportOut
 from api.point_in_time import AsOf, AsOfTime, reading
@@ -23,8 +24,8 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 Reader = Annotated[Caller, Depends(require("finance", "analyst"))]
 SALES, PROFIT = report_queries.SALES, report_queries.PROFIT
 
-From = Annotated[date | None, Query(alias="from", description="first day, inclusive (ISO date, UTC)")]
-To = Annotated[date | None, Query(alias="to", description="last day, inclusive (ISO date, UTC)")]
+From = Annotated[IsoDate | None, Query(alias="from", description="first day, inclusive (ISO date, UTC)")]
+To = Annotated[IsoDate | None, Query(alias="to", description="last day, inclusive (ISO date, UTC)")]
 
 
 def _report(report: DailyReport, request: Request, svc: ServicesDep, date_from: date | None, date_to: date | None,

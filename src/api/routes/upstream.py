@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import upstream_callbacks
 from api.deps import Caller, IdempotencyKey, ServicesDep, idempotency, rate_limited, require, respond
-from api.models import TEXT_PATTERN
+from api.models import NFC, TEXT_PATTERN, TEXT_RULE
 from api.models_upstream import (
     CALLBACK_BODY,
     SUPPLIER_NAME,
@@ -47,7 +47,8 @@ Finance = Annotated[Caller, Depends(require("finance"))]  # and admin, as every 
 NamePath = Annotated[str, Path(pattern=SUPPLIER_NAME)]
 SkuPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 # A settlement may be for a card-key supplier too ("Keystone Wholesale"): any name the books know.
-PayeePath = Annotated[str, Path(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
+PayeePath = Annotated[str, NFC, Path(min_length=1, max_length=200, json_schema_extra={"pattern": TEXT_PATTERN}),
+                      TEXT_RULE]
 
 
 def _json(model: SupplierWritten | SettlementOut | OfferOut, status: int = 200) -> JSONResponse:

@@ -10,8 +10,11 @@ from uuid import UUID
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
+from api.dates import IsoDateTime
+from api.deps import MAX_POSITION
+
 MAX_TEXT = 200
-_MOMENT = TypeAdapter(datetime)
+_MOMENT = TypeAdapter(IsoDateTime)
 
 
 class BadInput(Exception):
@@ -39,7 +42,7 @@ def text(field: str, value: str, longest: int = MAX_TEXT) -> str | None:
     return value or None
 
 
-def number(field: str, value: str, low: int, high: int | None = None) -> int | None:
+def number(field: str, value: str, low: int, high: int = MAX_POSITION) -> int | None:
     """A whole number from `low` to `high` (None when empty)."""
     found = text(field, value)
     if found is None:
@@ -48,8 +51,8 @@ def number(field: str, value: str, low: int, high: int | None = None) -> int | N
         number = int(found)
     except ValueError:
         raise BadInput(field, f"{found[:50]!r} is not a whole number") from None
-    if number < low or (high is not None and number > high):
-        raise BadInput(field, f"must be {low} or more" + (f" and at most {high}" if high is not None else ""))
+    if number < low or number > high:
+        raise BadInput(field, f"must be {low} or more and at most {high}")
     return number
 
 
@@ -69,8 +72,8 @@ def position(field: str, value: str) -> int | None:
     found = text(field, value)
     if found is None:
         return None
-    if not found.isdigit() or not found.isascii():
-        raise BadInput(field, f"{found!r} is not a log position (a whole number >= 0)")
+    if not found.isdigit() or not found.isascii() or int(found) > MAX_POSITION:
+        raise BadInput(field, f"{found[:50]!r} is not a log position (a whole number from 0 to {MAX_POSITION})")
     return int(found)
 
 

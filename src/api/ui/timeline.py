@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import ServicesDep
+from api.deps import MAX_POSITION, ServicesDep
 from api.problems import problem
 from api.pseudonyms import Pseudonyms, pseudonymous
 from api.ui.auth import Viewer, viewer_for
@@ -80,8 +80,8 @@ def customer_timeline(request: Request, svc: ServicesDep, viewer: OneCustomer,
 
 @router.get("/timeline/sku/{sku}", response_class=HTMLResponse)
 def sku_timeline(request: Request, svc: ServicesDep, viewer: Auditor, sku: Annotated[str, Path(max_length=200)],
-                 before: Annotated[int | None, Query(ge=1, description="older than this position")] = None
-                 ) -> HTMLResponse:
+                 before: Annotated[int | None, Query(ge=1, le=MAX_POSITION,
+                                                     description="older than this position")] = None) -> HTMLResponse:
     return _show(request, svc, viewer, "sku", sku, timeline.sku(svc.reads, sku, before, PAGE))
 
 

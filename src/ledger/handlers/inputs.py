@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from ledger.domain import text as text_rule
 from ledger.domain.errors import InvalidInput
 
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TOKEN = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
 
 def sku(value: str, field: str = "sku") -> str:
@@ -17,13 +17,19 @@ def sku(value: str, field: str = "sku") -> str:
     return value
 
 
-def text(value: str | None, field: str, *, required: bool = True) -> str:
+def text(value: str | None, field: str, *, required: bool = True, normal_form: bool = True) -> str:
+    """Free text, as `ledger.domain.text` says: no control, zero-width or bidi characters, and
+    already NFC (the API normalises what clients send; a caller of the ledger itself must too),
+    so that one customer, channel or reference is never two."""
     if value is None or value == "":
         if required:
             raise InvalidInput(field, "is required")
         return ""
-    if not isinstance(value, str) or not _TOKEN.match(value) or value != value.strip():
-        raise InvalidInput(field, "1-200 printable characters without surrounding spaces")
+    if not isinstance(value, str):
+        raise InvalidInput(field, text_rule.RULE)
+    problem = text_rule.problem(value, normal_form=normal_form)
+    if problem is not None:
+        raise InvalidInput(field, problem)
     return value
 
 

@@ -36,7 +36,7 @@ def set_supplier(cmd: SetSupplier, uow: Session) -> Written:
         url = urlparse("")
     if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
         raise InvalidInput("base_url", "an http(s) URL without query or fragment, e.g. https://api.example.com")
-    secret = inputs.text(cmd.secret, "secret")
+    secret = inputs.text(cmd.secret, "secret", normal_form=False)  # compared as bytes: not a name
     if len(secret) < 16:
         raise InvalidInput("secret", "at least 16 characters")
     check_currency(cmd.currency)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application import LedgerApp
+from ledger.csv_cells import cell
 from ledger.storage import event_log
 from projections.engine.events import Handlers
 
@@ -106,6 +107,6 @@ def write_csv(rows: Iterable[dict[str, Any]], out: Path) -> int:
             if writer is None:
                 writer = csv.DictWriter(f, fieldnames=list(row))
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({k: cell(v) for k, v in row.items()})  # no cell a spreadsheet would run
             count += 1
     return count

@@ -26,6 +26,8 @@ from ledger.encoding.event_json import dumps, kafka_json
 from ledger.helper_processes import helper_pool
 from ledger.storage import event_log
 from ledger.storage.positions import events_through
+from projections.kafka.connection import connection
+from projections.kafka.signing import MessageSigner
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +57,14 @@ def events_topic(settings: Settings) -> str:
     return f"{settings.kafka_topic_prefix}events"
 
 
-def require_bootstrap(settings: Settings) -> str:
-    if not settings.kafka_bootstrap:
-        raise ValueError("LEDGER_KAFKA_BOOTSTRAP is not set (host:port of the Kafka cluster)")
-    return settings.kafka_bootstrap
-
-
 def ensure_topic(
-    bootstrap: str, name: str, partitions: int, replication: int, configs: dict[str, str] | None = None
+    settings: Settings, name: str, partitions: int, replication: int, configs: dict[str, str] | None = None
 ) -> None:
     """Create the topic (with `configs`) unless it exists; an existing topic is left as it is."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledger-admin", request_timeout_ms=10_000)
+    admin = KafkaAdminClient(**connection(settings), client_id="ledger-admin", request_timeout_ms=10_000)
     try:
         if name in admin.list_topics():
             return
@@ -230,7 +226,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     retries); batches of up to 256 KiB, each waiting at most 5 ms to fill (measured: docs/kafka.md);
     no message over LEDGER_KAFKA_MAX_MESSAGE_BYTES (Kafka's default: 1 MiB)."""
     return {
-        "bootstrap_servers": require_bootstrap(settings),
+        **connection(settings),
         "client_id": "ledger-relay",
         "acks": "all",
         "enable_idempotence": True,
@@ -293,6 +289,7 @@ class Relay:
         self.poll_interval = poll_interval
         self.max_in_flight_batches = max_in_flight_batches
         self.source = settings.kafka_source.encode()
+        self.signer = MessageSigner.from_settings(settings, self.topic)  # None: unsigned messages
         self.store = RelayPosition(app, self.topic)
         self.position = self.store.position()  # acknowledged and recorded
         self._sent = self.position  # handed to the producer
@@ -312,7 +309,7 @@ class Relay:
         from kafka import KafkaProducer
 
         if self._producer is None:
-            ensure_topic(require_bootstrap(self.settings), self.topic, self.settings.kafka_partitions,
+            ensure_topic(self.settings, self.topic, self.settings.kafka_partitions,
                          self.settings.kafka_replication, events_topic_configs(self.settings))
             self._producer = KafkaProducer(**producer_config(self.settings))
             self._producer.partitions_for(self.topic)  # metadata now, not inside the first batch
@@ -357,6 +354,8 @@ class Relay:
         self._read_ahead()
         from kafka.errors import MessageSizeTooLargeError
 
+        if self.signer is not None:
+            messages = [(key, value, self.signer.signed(key, value, headers)) for key, value, headers in messages]
         producer, futures = self._producer, []
         for key, value, headers in messages:
             try:

@@ -44,6 +44,7 @@ from projections.engine.base import Projection
 from projections.engine.events import EVENT_CLASSES
 from projections.engine.registry import DEPENDENT, PROJECTION_NAMES
 from projections.engine.store import ViewStore
+from projections.kafka.connection import connection
 from projections.kafka.relay import (
     POSITION,
     PREVIOUS,
@@ -51,8 +52,8 @@ from projections.kafka.relay import (
     VERSION,
     ensure_topic,
     events_topic,
-    require_bootstrap,
 )
+from projections.kafka.signing import MessageVerifier
 from projections.models.facts import Facts
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class LaneWorker:
         self.store = store
         self.lane = lane
         self.batch_size = batch_size
+        self.topic = events_topic(settings)
+        self.verifier = MessageVerifier.from_settings(settings)  # None: every message is taken
         self.projections = lane_projections(store, lane)
         with store.transaction() as cursor:
             store.execute(cursor, LANES_DDL)
@@ -140,10 +143,9 @@ class LaneWorker:
         for projection in self.projections:
             projection.load()
         topic = events_topic(settings)
-        bootstrap = require_bootstrap(settings)
-        ensure_topic(bootstrap, topic, settings.kafka_partitions, settings.kafka_replication)
+        ensure_topic(settings, topic, settings.kafka_partitions, settings.kafka_replication)
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            **connection(settings), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             client_id=f"ledger-views-{lane}", max_poll_records=batch_size,
             # The broker checked each batch's CRC when it was produced; kafka-python's pure-Python
             # CRC32C cost more than all the rest of a lane's work together (16 of 44 s, profiled).
@@ -166,6 +168,12 @@ class LaneWorker:
         """Read what the broker has, apply the events that continue the log; return how many."""
         for tp, records in self.consumer.poll(timeout_ms=timeout_ms, max_records=self.batch_size).items():
             for record in records:
+                if self.verifier is not None:
+                    refused = self.verifier.problem(self.topic, record.key, record.value, record.headers)
+                    if refused is not None:  # before it can stand in for the genuine event at its place
+                        log.warning("lane %s: refused the message at partition %d offset %d: %s", self.lane,
+                                    tp.partition, record.offset, refused)
+                        continue
                 headers = dict(record.headers)
                 position = int(headers[POSITION])
                 if position > self.position:  # a re-delivery of what is applied already is dropped here
@@ -277,12 +285,11 @@ class KafkaViews:
         self._owned: set[str] = set()
         self.store = store
         self.batch_size = batch_size
-        bootstrap = require_bootstrap(settings)
         topic = lanes_topic(settings)
-        ensure_topic(bootstrap, topic, len(LANES), settings.kafka_replication)
+        ensure_topic(settings, topic, len(LANES), settings.kafka_replication)
         session = settings.kafka_session_timeout_ms
         self.group = KafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=settings.kafka_group, enable_auto_commit=False,
+            topic, **connection(settings), group_id=settings.kafka_group, enable_auto_commit=False,
             session_timeout_ms=session, heartbeat_interval_ms=max(100, session // 6), client_id="ledger-views",
         )
         self.workers: dict[str, LaneWorker] = {}

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from ledger.collector import tuned_for_serving
 from ledger.config import Settings
 from ledger.storage import event_log
-from projections.kafka.relay import Relay, encode, ensure_topic, events_topic, producer_config, require_bootstrap
+from projections.kafka.connection import connection, require_bootstrap
+from projections.kafka.relay import Relay, encode, ensure_topic, events_topic, producer_config
 from shell.bench.replay import seeded_store
 
 
@@ -60,10 +61,10 @@ def _raw_send(settings: Settings, topic: str, messages: list[tuple[bytes, bytes,
         producer.close()
 
 
-def _delete_topics(bootstrap: str, names: list[str]) -> None:
+def _delete_topics(settings: Settings, names: list[str]) -> None:
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledger-bench")
+    admin = KafkaAdminClient(**connection(settings), client_id="ledger-bench")
     try:
         admin.delete_topics(names)
     except Exception:  # a broker that cannot delete keeps them: the names are unique anyway
@@ -73,7 +74,7 @@ def _delete_topics(bootstrap: str, names: list[str]) -> None:
 
 
 def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000, rounds: int = 2) -> RelayBench:
-    bootstrap = require_bootstrap(settings)
+    require_bootstrap(settings)
     with seeded_store(settings, events) as (ledger, where, seeded):
         app = ledger.app
         notifications = list(event_log.notifications(app))
@@ -88,7 +89,7 @@ def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000
             raw_topic = f"{run.kafka_topic_prefix}raw"
             topics += [raw_topic, events_topic(run)]
             for topic in (raw_topic, events_topic(run)):
-                ensure_topic(bootstrap, topic, run.kafka_partitions, run.kafka_replication)
+                ensure_topic(run, topic, run.kafka_partitions, run.kafka_replication)
             with tuned_for_serving():  # both sides with the collector as `ledger relay` runs
                 raw = _raw_send(run, raw_topic, messages)
                 relay = Relay(app, run, batch_size=batch_size)
@@ -98,7 +99,7 @@ def bench_relay(settings: Settings, events: int = 50_000, batch_size: int = 2000
                 relayed = time.perf_counter() - began
                 relay.close()
             results.append(RelayRound(raw, relayed))
-        _delete_topics(bootstrap, topics)
+        _delete_topics(settings, topics)
     return RelayBench(where, len(messages), seeded, results)
 
 

@@ -233,6 +233,7 @@ def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int
                 "LEDGER_API_TOKENS": ",".join(f"{role}={token}" for role, token in tokens.items()),
                 "LEDGER_RECONCILE_INTERVAL_S": "86400", "LEDGER_AUDIT_CHECKPOINT_INTERVAL_S": "0",
                 "LEDGER_SERVE_FULFILMENT": "false",
+                "LEDGER_UI_SECURE_COOKIE": "false",  # its clients speak plain HTTP to 127.0.0.1
             }
             server = stack.enter_context(serving(ledger_serve_command(port), env, port, store.data_dir,
                                                  f"serve-{store.name}"))

@@ -126,11 +126,23 @@ def serve(
     from api.app import create_app
     from api.background import Background
     from ledger.collector import tune_for_serving
+    from shell import logs
 
     settings = _api_settings()
+    if log_level.lower() not in ("debug", "trace"):
+        logs.quiet_thread_deaths()
     if relay and not settings.kafka_bootstrap:
         raise fail("--relay needs LEDGER_KAFKA_BOOTSTRAP (host:port of the Kafka cluster)")
     if relay or settings.serve_relay:
+        from projections.kafka.connection import require_bootstrap
+        from projections.kafka.relay import events_topic
+        from projections.kafka.signing import MessageSigner
+
+        try:
+            require_bootstrap(settings)  # TLS and SASL settings too, before the store is opened
+            MessageSigner.from_settings(settings, events_topic(settings))
+        except ValueError as error:
+            raise fail(str(error)) from None
         require_kafka()
     settings = settings.model_copy(update={"serve_relay": relay or settings.serve_relay,
                                            "serve_projections": projections and settings.serve_projections})
@@ -141,7 +153,7 @@ def serve(
             _print_demo_tokens({role: services.tokens.store.create(role)[1] for role in ROLES}, host, port)
         if workers == 1:
             config = uvicorn.Config(create_app(services, background=True, tune_collector=True), host=host,
-                                    port=port, log_level=log_level)
+                                    port=port, log_level=log_level, log_config=logs.uvicorn_config(log_level))
             server = _quiet_server(config)
             server.run()  # the app's lifespan stops the runner and the sweeper
             if not server.started:
@@ -153,7 +165,7 @@ def serve(
         tune_for_serving()  # this process runs the writer, the runner and the sweeper
         try:
             uvicorn.run("shell.worker:worker_app", factory=True, host=host, port=port, workers=workers,
-                        log_level=log_level)
+                        log_level=log_level, log_config=logs.uvicorn_config(log_level))
         finally:
             commands.close()
             background.close()

@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from shell import logs
 from shell.cli.common import composed, load_settings, say, stop_on_signals
 
 fulfil = typer.Typer(help="Upstream fulfilment: direct recharges and platform grants sent to suppliers.",
@@ -20,7 +21,7 @@ def run() -> None:
     from ledger.collector import tune_for_serving
     from ledger.fulfilment.worker import FulfilmentWorker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.INFO)
     stop = stop_on_signals()
     with composed(load_settings(), build=lambda parts: parts.ledger) as parts:
         worker = FulfilmentWorker(parts.ledger, parts.settings)

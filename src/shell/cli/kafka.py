@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ledger.collector import tune_for_serving
+from shell import logs
 from shell.cli.common import fail, load_settings, require_kafka, say, stop_on_signals
 
 
@@ -17,8 +18,8 @@ def relay_command(
 ) -> None:
     """Publish every event of the log to Kafka (LEDGER_KAFKA_BOOTSTRAP) in log order, at least once;
     resumes from the last position the broker acknowledged. Ctrl-C / SIGTERM stop it."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    from projections.kafka.relay import require_bootstrap
+    logs.configure(logging.WARNING, "%(asctime)s %(levelname)s %(message)s")
+    from projections.kafka.connection import require_bootstrap
     from shell.composition import compose
 
     settings = load_settings()

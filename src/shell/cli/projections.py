@@ -3,6 +3,7 @@ replay|as-of`: the read models."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from ledger.collector import tune_for_serving
 from projections.engine.sizes import REBUILD_BATCH_SIZE
+from shell import logs
 from shell.cli.common import (
     composed,
     fail,
@@ -36,6 +38,7 @@ def run_command(
                              "(LEDGER_KAFKA_*); the group splits the read models among its members")] = False,
 ) -> None:
     """Keep read models up to date until stopped (Ctrl-C / SIGTERM); resumes where it stopped."""
+    logs.configure(logging.WARNING)  # the runner's and the consumer's warnings, one line each
     if from_kafka:
         if names:
             raise fail("--from-kafka builds every read model: the consumer group splits them among its members")
@@ -55,7 +58,7 @@ def run_command(
 
 
 def _run_from_kafka(batch_size: int) -> None:
-    from projections.kafka.relay import require_bootstrap
+    from projections.kafka.connection import require_bootstrap
     from shell.composition import compose
 
     settings = load_settings()
@@ -64,6 +67,12 @@ def _run_from_kafka(batch_size: int) -> None:
     except ValueError as error:
         raise fail(str(error)) from None
     require_kafka()
+    from projections.kafka.signing import MessageVerifier
+
+    try:
+        MessageVerifier.from_settings(settings)  # a key that cannot be read stops it here, not in a lane
+    except ValueError as error:
+        raise fail(str(error)) from None
     from kafka.errors import KafkaError
 
     from projections.kafka.source import KafkaViews
