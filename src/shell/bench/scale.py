@@ -64,6 +64,8 @@ class RouteTiming:
     small_p99_ms: float
     large_p99_ms: float
     statuses: str
+    small_p50_ms: float = 0.0
+    large_p50_ms: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -166,12 +168,19 @@ def _store(settings: Settings, name: str, events: int, say: Callable[[str], None
         yield Store(name, url, description, data_dir, cipher_key, head, order_id, time.perf_counter() - began)
 
 
+def _middle(store: Store) -> int:
+    """A position about halfway, as far past a point-in-time checkpoint in either store (half a
+    step): a read as of it folds as many events on both, and only the history's length differs."""
+    step: int = Settings.model_fields["as_of_checkpoint_events"].default
+    return store.events // 2 // step * step + step // 2
+
+
 def _routes(store: Store) -> list[tuple[str, str]]:
     """(role, path) of every read route and UI page, over what this store holds."""
     # One aggregate's events: an order's. A stock's first page holds its imports, each naming up to
     # IMPORT_CHUNK keys, and a larger store has more of them on that page: it weighs more, whatever
     # the history's length (docs/performance.md).
-    half = store.events // 2
+    half = _middle(store)
     return [
         ("storefront", "/v1/inventory"), ("storefront", "/v1/inventory/SCALE-0"),
         ("storefront", f"/v1/inventory/SCALE-0?as_of={half}"),
@@ -204,13 +213,14 @@ def _sign_in(server: Server, token: str) -> httpx.Client:
     return client
 
 
-def _p99(samples: list[float]) -> float:
+def _quantile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
 def _time(client: httpx.Client, path: str, headers: dict[str, str], requests: int,
-          statuses: dict[int, int]) -> float:
+          statuses: dict[int, int]) -> tuple[float, float]:
+    """(p50, p99) in milliseconds."""
     for _ in range(max(1, requests // 20)):  # warm-up: caches and connections, not counted
         client.get(path, headers=headers)
     samples = []
@@ -219,7 +229,7 @@ def _time(client: httpx.Client, path: str, headers: dict[str, str], requests: in
         response = client.get(path, headers=headers)
         samples.append(time.perf_counter() - began)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-    return _p99(samples)
+    return _quantile(samples, 0.5), _quantile(samples, 0.99)
 
 
 def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int,
@@ -248,20 +258,22 @@ def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int
             uis.append(ui)
         timings = []
         for (role, small_path), (_, large_path) in zip(_routes(stores[0]), _routes(stores[1]), strict=True):
-            p99s: list[float] = []
+            times: list[tuple[float, float]] = []
             statuses: dict[int, int] = {}
             for client, ui, path in ((clients[0], uis[0], small_path), (clients[1], uis[1], large_path)):
                 seen: dict[int, int] = {}
                 if role == "ui":
-                    p99s.append(_time(ui, path, {}, requests, seen))
+                    times.append(_time(ui, path, {}, requests, seen))
                 else:
-                    p99s.append(_time(client, path, {"Authorization": f"Bearer {tokens[role]}"}, requests, seen))
+                    times.append(_time(client, path, {"Authorization": f"Bearer {tokens[role]}"}, requests, seen))
                 statuses.update({code: statuses.get(code, 0) + count for code, count in seen.items()})
             shown = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", small_path.replace("SCALE-0", "{sku}"))
-            shown = re.sub(r"(as_of|after|position)=\d+", r"\1=N", shown).replace(f"/events/{stores[0].events // 2}",
+            shown = re.sub(r"(as_of|after|position)=\d+", r"\1=N", shown).replace(f"/events/{_middle(stores[0])}",
                                                                                    "/events/N")
-            timing = RouteTiming(shown, p99s[0], p99s[1], ", ".join(f"{c}: {n}" for c, n in sorted(statuses.items())))
+            timing = RouteTiming(shown, times[0][1], times[1][1],
+                                 ", ".join(f"{c}: {n}" for c, n in sorted(statuses.items())), times[0][0], times[1][0])
             say(f"  {timing.route}: p99 {timing.small_p99_ms:.1f} ms vs {timing.large_p99_ms:.1f} ms, "
-                f"ratio {timing.ratio:.2f} ({timing.statuses})")
+                f"ratio {timing.ratio:.2f} (p50 {timing.small_p50_ms:.1f} vs {timing.large_p50_ms:.1f} ms; "
+                f"{timing.statuses})")
             timings.append(timing)
         return ScaleResult(stores[0], stores[1], timings)
