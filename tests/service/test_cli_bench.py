@@ -69,7 +69,8 @@ def test_bench_scale_tiny_times_every_read_route_on_both_stores(env: dict[str, s
     result = CliRunner().invoke(app, ["bench", "scale", "--small", "1000", "--large", "2000", "--requests", "10"],
                                 env=env)
     assert result.exit_code == 0, result.output
-    lines = re.findall(r"^  (\S+): p99 [\d.]+ ms vs [\d.]+ ms, ratio [\d.]+ \(([^)]*)\)$", result.output, re.M)
+    lines = re.findall(r"^  (\S+): p99 [\d.]+ ms vs [\d.]+ ms, ratio [\d.]+ \(p50 [\d.]+ vs [\d.]+ ms; ([^)]*)\)$",
+                       result.output, re.M)
     routes = {route for route, _ in lines}
     assert {"/v1/reconciliation", "/v1/inventory/{sku}?as_of=N", "/ui/risk", "/ui/events?aggregate={id}"} <= routes
     assert len(lines) >= 30, result.output

@@ -172,7 +172,8 @@ def _middle(store: Store) -> int:
     """A position about halfway, as far past a point-in-time checkpoint in either store (half a
     step): a read as of it folds as many events on both, and only the history's length differs."""
     step: int = Settings.model_fields["as_of_checkpoint_events"].default
-    return store.events // 2 // step * step + step // 2
+    middle = store.events // 2 // step * step + step // 2
+    return middle if middle <= store.events else store.events // 2  # a store smaller than a step
 
 
 def _routes(store: Store) -> list[tuple[str, str]]:
