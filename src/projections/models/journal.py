@@ -88,6 +88,7 @@ class Journal(Projection):
                 ("account", TEXT), ("currency", TEXT), ("debit", MONEY), ("credit", MONEY),
                 ("order_id", TEXT), ("batch_id", TEXT), ("key_id", TEXT),
             ),
+            (("account", "position", "entry_no"),),  # an account's page: an index range, whatever the journal's size
         ),
         Table(
             "balances",
