@@ -294,12 +294,18 @@ def test_an_attempt_the_payment_started_whose_worker_died_before_sending_is_aske
     assert str(ledger.reads.order(placed.order_id).status) == "delivered"
 
 
-def test_a_restarted_worker_keeps_a_failing_suppliers_breaker_open_from_the_log(ledger: Ledger) -> None:
+def cheap_failed_enough_to_open_its_breaker(ledger: Ledger) -> tuple[dict[str, ScriptedSupplier], FulfilmentWorker]:
+    """The cheap supplier fails as many recharges in a row as open its breaker (the dear one delivers them)."""
     recharge_product(ledger)
     suppliers = {"cheap": ScriptedSupplier("cheap", fail), "dear": ScriptedSupplier("dear", succeed)}
     first = worker_for(ledger, suppliers)
     for n in range(ledger.settings.fulfilment_breaker_failures):
         first.drive(fulfilment_id(paid_recharge(ledger, account=f"1381234{n:04d}").order_id))
+    return suppliers, first
+
+
+def test_a_restarted_worker_keeps_a_failing_suppliers_breaker_open_from_the_log(ledger: Ledger) -> None:
+    suppliers, first = cheap_failed_enough_to_open_its_breaker(ledger)
     assert first.breakers.is_open("cheap")
     first.close()
     restarted = worker_for(ledger, suppliers)  # a new process: nothing in memory but the log
@@ -311,11 +317,7 @@ def test_a_restarted_worker_keeps_a_failing_suppliers_breaker_open_from_the_log(
 
 
 def test_a_success_after_the_failures_leaves_a_restarted_workers_breaker_closed(ledger: Ledger) -> None:
-    recharge_product(ledger)
-    suppliers = {"cheap": ScriptedSupplier("cheap", fail), "dear": ScriptedSupplier("dear", succeed)}
-    first = worker_for(ledger, suppliers)
-    for n in range(ledger.settings.fulfilment_breaker_failures):
-        first.drive(fulfilment_id(paid_recharge(ledger, account=f"1381234{n:04d}").order_id))
+    suppliers, first = cheap_failed_enough_to_open_its_breaker(ledger)
     suppliers["cheap"].decide = succeed
     first.breakers.succeeded("cheap")  # a probe went through
     first.drive(fulfilment_id(paid_recharge(ledger, account="13899990000").order_id))
