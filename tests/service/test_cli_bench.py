@@ -66,8 +66,8 @@ def test_bench_scale_tiny_times_every_read_route_on_both_stores(env: dict[str, s
     """Both servers answered every read route and UI page (no 5xx), and each has its p99 line."""
     from shell.bench.scale import GOAL
 
-    result = CliRunner().invoke(app, ["bench", "scale", "--small", "1000", "--large", "2000", "--requests", "10"],
-                                env=env)
+    result = CliRunner().invoke(app, ["bench", "scale", "--small", "1000", "--large", "2000", "--requests", "10",
+                                      "--rounds", "1"], env=env)
     assert result.exit_code == 0, result.output
     lines = re.findall(r"^  (\S+): p99 [\d.]+ ms vs [\d.]+ ms, ratio [\d.]+ \(p50 [\d.]+ vs [\d.]+ ms; ([^)]*)\)$",
                        result.output, re.M)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import statistics
 import tempfile
 import time
 import uuid
@@ -60,16 +61,16 @@ class Store:
 
 @dataclass(frozen=True)
 class RouteTiming:
+    """One route over every round: the medians of its p50 and p99 on each store, and the median of
+    the rounds' p99 ratios (one scheduler pause moves one round's p99, not the median)."""
+
     route: str
     small_p99_ms: float
     large_p99_ms: float
     statuses: str
-    small_p50_ms: float = 0.0
-    large_p50_ms: float = 0.0
-
-    @property
-    def ratio(self) -> float:
-        return self.large_p99_ms / self.small_p99_ms if self.small_p99_ms else 0.0
+    small_p50_ms: float
+    large_p50_ms: float
+    ratio: float
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def _time(client: httpx.Client, path: str, headers: dict[str, str], requests: in
     return _quantile(samples, 0.5), _quantile(samples, 0.99)
 
 
-def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int,
+def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int, rounds: int = 3,
                     say: Callable[[str], None]) -> ScaleResult:
     tokens = {role: secrets.token_urlsafe(32) for role in ROLES}
     with ExitStack() as stack:
@@ -257,22 +258,32 @@ def run_bench_scale(settings: Settings, *, small: int, large: int, requests: int
             ui = _sign_in(server, tokens["admin"])
             stack.callback(ui.close)
             uis.append(ui)
+        routes = list(zip(_routes(stores[0]), _routes(stores[1]), strict=True))
+        # rounds x routes x (small, large) -> (p50, p99): every round asks every route, so that the
+        # machine's drift spreads over all of them; each route alternates between the stores.
+        measured: list[list[list[tuple[float, float]]]] = [[] for _ in routes]
+        statuses: list[dict[int, int]] = [{} for _ in routes]
+        for _ in range(rounds):
+            for n, ((role, small_path), (_, large_path)) in enumerate(routes):
+                pair = []
+                for client, ui, path in ((clients[0], uis[0], small_path), (clients[1], uis[1], large_path)):
+                    headers = {} if role == "ui" else {"Authorization": f"Bearer {tokens[role]}"}
+                    pair.append(_time(ui if role == "ui" else client, path, headers, requests, statuses[n]))
+                measured[n].append(pair)
         timings = []
-        for (role, small_path), (_, large_path) in zip(_routes(stores[0]), _routes(stores[1]), strict=True):
-            times: list[tuple[float, float]] = []
-            statuses: dict[int, int] = {}
-            for client, ui, path in ((clients[0], uis[0], small_path), (clients[1], uis[1], large_path)):
-                seen: dict[int, int] = {}
-                if role == "ui":
-                    times.append(_time(ui, path, {}, requests, seen))
-                else:
-                    times.append(_time(client, path, {"Authorization": f"Bearer {tokens[role]}"}, requests, seen))
-                statuses.update({code: statuses.get(code, 0) + count for code, count in seen.items()})
+        for ((_, small_path), _), rounds_of, seen in zip(routes, measured, statuses, strict=True):
             shown = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", small_path.replace("SCALE-0", "{sku}"))
             shown = re.sub(r"(as_of|after|position)=\d+", r"\1=N", shown).replace(f"/events/{_middle(stores[0])}",
                                                                                    "/events/N")
-            timing = RouteTiming(shown, times[0][1], times[1][1],
-                                 ", ".join(f"{c}: {n}" for c, n in sorted(statuses.items())), times[0][0], times[1][0])
+
+            def median(values: list[float]) -> float:
+                return statistics.median(values)
+
+            timing = RouteTiming(
+                shown, median([r[0][1] for r in rounds_of]), median([r[1][1] for r in rounds_of]),
+                ", ".join(f"{c}: {k}" for c, k in sorted(seen.items())), median([r[0][0] for r in rounds_of]),
+                median([r[1][0] for r in rounds_of]),
+                median([r[1][1] / r[0][1] if r[0][1] else 0.0 for r in rounds_of]))
             say(f"  {timing.route}: p99 {timing.small_p99_ms:.1f} ms vs {timing.large_p99_ms:.1f} ms, "
                 f"ratio {timing.ratio:.2f} (p50 {timing.small_p50_ms:.1f} vs {timing.large_p50_ms:.1f} ms; "
                 f"{timing.statuses})")
