@@ -314,3 +314,18 @@ def test_the_rate_limit_counts_a_token_once_however_its_header_is_written(limite
         answers = [client.post("/v1/redemptions", json={"code": "NOPE-1", "account_id": "a"},
                                headers=_bearer(TOKENS["partner"], scheme)) for scheme in ("Bearer", "bearer", "BEARER")]
     assert [a.status_code for a in answers] == [404, 404, 429]
+
+
+@pytest.mark.parametrize("role", sorted(set(TOKENS) - {"admin"}))
+def test_a_stolen_token_of_another_role_can_neither_list_nor_revoke_tokens(tmp_path: Path, role: str) -> None:
+    services = open_services(f"sqlite:///{tmp_path / 'ledger.sqlite'}", tmp_path)
+    try:
+        with TestClient(create_app(services)) as http:
+            listed = http.get("/v1/tokens", headers=auth("admin")).json()["tokens"]
+            admin_id = next(t["token_id"] for t in listed if t["role"] == "admin")
+            assert http.get("/v1/tokens", headers=auth(role)).status_code == 403
+            assert http.post(f"/v1/tokens/{admin_id}/revoke", headers=auth(role)).status_code == 403
+            assert http.get("/v1/tokens", headers=auth("admin")).status_code == 200  # the admin's still works
+            assert not any(t["revoked_at"] for t in http.get("/v1/tokens", headers=auth("admin")).json()["tokens"])
+    finally:
+        services.close()
