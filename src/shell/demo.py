@@ -34,11 +34,10 @@ from ledger.domain.ids import OPEN_FULFILMENTS_ID
 from ledger.domain.orders import Order, OrderStatus, Payment
 from ledger.domain.stock import Stock
 from ledger.domain.supply import Key
-from ledger.fulfilment.connector import HttpConnector
 from ledger.fulfilment.worker import FulfilmentWorker
 from ledger.service.ledger import Ledger
 from ledger.storage import event_log
-from projections.models.supplier_statement import attempts_with, differences, read_statement
+from shell.statements import fetch_statement, held_against_log
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 CURRENCY = "USD"
@@ -475,15 +474,8 @@ def run_upstream(ledger: Ledger, clock: SimClock, seed: int, orders: int, suppli
 def reconcile_suppliers(ledger: Ledger, suppliers: dict[str, str], secret: str) -> dict[str, int]:
     """Each supplier's statement (asked of it, `GET /v1/statement`) held against the attempts
     recorded with it, as `ledger reconcile supplier NAME --fetch` does: differences per supplier."""
-    found = {}
-    for name, url in sorted(suppliers.items()):
-        connector = HttpConnector(url, secret, 5000, 1)
-        try:
-            lines = read_statement(connector.statement(None, None), f"{url}/v1/statement")
-        finally:
-            connector.close()
-        found[name] = len(differences(attempts_with(ledger.app, name), lines))
-    return found
+    return {name: len(held_against_log(ledger.app, name, *fetch_statement(url, secret, 5000))[1])
+            for name, url in sorted(suppliers.items())}
 
 
 def open_fulfilments(ledger: Ledger) -> int:

@@ -60,11 +60,9 @@ def start_fulfilment(uow: Session, ctx: Context, order: Order, product: Product)
     open_fulfilments(uow, ctx).add(ctx, fulfilment.id)
     uow.add(fulfilment)
     if uow.route_at_payment is not None:  # a worker beside this writer sends it the moment this commits
-        untried = dict(product.offers)
-        if untried and ctx.now < fulfilment.deadline:
-            route, _ = _route(uow, fulfilment, untried, set(uow.route_at_payment()))
-            if route is not None:
-                _start(ctx, fulfilment, *route)
+        route, _ = _route(uow, fulfilment, _untried(fulfilment, product), set(uow.route_at_payment()))
+        if route is not None:  # else the worker's StartAttempt waits or gives up, as for any other
+            _start(ctx, fulfilment, *route)
     return fulfilment
 
 
@@ -102,13 +100,18 @@ def start_attempt(cmd: StartAttempt, uow: Session) -> AttemptPlan | FulfilmentSt
     if ctx.now >= fulfilment.deadline:
         return _give_up(uow, ctx, fulfilment, "deadline_passed")
     product = uow.load(Product, product_id(fulfilment.sku), UnknownProduct(f"no product {fulfilment.sku}"))
-    untried = {name: offer for name, offer in product.offers.items() if name not in fulfilment.failed_suppliers}
+    untried = _untried(fulfilment, product)
     if not untried:
         return _give_up(uow, ctx, fulfilment, "every_route_failed" if product.offers else "no_route")
     route, waiting = _route(uow, fulfilment, untried, set(cmd.unhealthy))
     if route is None:
         return _state(fulfilment, changed=False, waiting=waiting)
     return _plan(fulfilment, _start(ctx, fulfilment, *route), resolve=False)
+
+
+def _untried(fulfilment: Fulfilment, product: Product) -> dict[str, Offer]:
+    """The product's offers whose suppliers have not failed this fulfilment."""
+    return {name: offer for name, offer in product.offers.items() if name not in fulfilment.failed_suppliers}
 
 
 def _start(ctx: Context, fulfilment: Fulfilment, supplier: Supplier, offer: Offer) -> str:

@@ -261,8 +261,9 @@ def reconcile_supplier(
     with its log positions. Exit 1 on any."""
     from ledger.domain.ids import supplier_id
     from ledger.domain.suppliers import Supplier
-    from ledger.fulfilment.connector import HttpConnector, LostAnswer
-    from projections.models.supplier_statement import StatementError, attempts_with, differences, read_statement
+    from ledger.fulfilment.connector import LostAnswer
+    from projections.models.supplier_statement import StatementError, attempts_with, differences
+    from shell.statements import fetch_statement, held_against_log
 
     if (statement is None) == (not fetch):
         raise fail("give the statement: --statement FILE, or --fetch to ask the supplier")
@@ -277,20 +278,17 @@ def reconcile_supplier(
             except OSError as error:
                 raise fail(f"cannot read {statement}: {error.strerror}") from None
         else:
-            connector = HttpConnector(supplier.base_url, parts.vault.supplier_secrets.unseal(supplier.secret_sealed),
-                                      supplier.timeout_ms, 1)
             try:
-                text, source = connector.statement(start, end), f"{supplier.base_url}/v1/statement"
+                text, source = fetch_statement(supplier.base_url,
+                                               parts.vault.supplier_secrets.unseal(supplier.secret_sealed),
+                                               supplier.timeout_ms, start, end)
             except LostAnswer as error:
                 raise fail(f"the supplier's statement could not be had: {error}") from None
-            finally:
-                connector.close()
+        period = (start, end) if start and end else None
         try:
-            lines = read_statement(text, source)
+            lines, found = held_against_log(parts.app, name, text, source, period)
         except StatementError as error:
             raise fail(str(error)) from None
-        period = (start, end) if start and end else None
-        found = differences(attempts_with(parts.app, name), lines, period)
         if apply_reversals:
             applied = _apply_reversals(parts.ledger, name, found, attempts_with(parts.app, name))
             found = differences(attempts_with(parts.app, name), lines, period)
