@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ FOLDED = ("facts", "inventory", "sales", "profit", "journal")
 LOOKED_UP = {("facts", "orders"), ("facts", "keys"), ("facts", "products"), ("facts", "fulfilments"),
              ("facts", "suppliers"), ("profit", "order_keys")}
 MAX_STEPS = 2  # a read folds at most this many steps' events (else NotReady)
+REST_EVERY = 500  # events folded between two rests of a background build
 CACHED_LOOKUPS = 20_000  # rows as of a checkpoint kept per process (looked up by earlier reads)
 INDEX_DDL = (
     "CREATE TABLE IF NOT EXISTS as_of_checkpoints (position BIGINT PRIMARY KEY, previous BIGINT NOT NULL,"
@@ -116,24 +118,30 @@ class Checkpoints:
 
     # ---- building ----
 
-    def build(self, until: int | None = None, stop: threading.Event | None = None) -> int:
+    def build(self, until: int | None = None, stop: threading.Event | None = None, rest: float = 0.0) -> int:
         """Build every checkpoint whose step lies wholly at or before `until` (default: the log's
-        head), until `stop` is set; return how many were built."""
+        head), until `stop` is set; return how many were built. `rest`: after each stretch of
+        events folded, wait `rest` times as long as it took (a background builder in a serving
+        process keeps its share of the CPU small: its order path runs in the same interpreter)."""
         top = event_log.head(self.app) if until is None else until
         built = 0
         while stop is None or not stop.is_set():
             last = self.latest()
             if top - last < self.every:
                 return built
-            self._step(last, last + self.every)
+            self._step(last, last + self.every, rest)
             built += 1
         return built
 
-    def _step(self, last: int, target: int) -> None:
+    def _step(self, last: int, target: int, rest: float = 0.0) -> None:
         projections = self._projections(FOLDED, last)
         earliest = math.inf
-        for _, event in self._events(last, target, projections, every_topic=True):
+        began = time.perf_counter()
+        for n, (_, event) in enumerate(self._events(last, target, projections, every_topic=True), start=1):
             earliest = min(earliest, event.timestamp.timestamp())
+            if rest and n % REST_EVERY == 0:
+                time.sleep((time.perf_counter() - began) * rest)
+                began = time.perf_counter()
         with self.store.transaction() as cursor:
             for projection in projections:
                 for t in self.tables[projection.name]:
